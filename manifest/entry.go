@@ -1,0 +1,232 @@
+// Package manifest describes a file tree as a sorted stream of entries and
+// stores such streams in a compact, versioned, checksummed file format.
+//
+// Entries are ordered by path components (see Compare), so that a directory
+// is immediately followed by its contents and two manifests can be compared
+// with a single merge-join pass (see Diff) in O(n) time and O(1) memory.
+package manifest
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"strings"
+)
+
+// Type is the kind of a file system object.
+type Type uint8
+
+// The types an Entry can have. The numeric values are part of the file
+// format and must never change.
+const (
+	TypeFile    Type = 1
+	TypeDir     Type = 2
+	TypeSymlink Type = 3
+	TypeFifo    Type = 4
+	TypeChar    Type = 5
+	TypeBlock   Type = 6
+	TypeSocket  Type = 7
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeFile:
+		return "file"
+	case TypeDir:
+		return "dir"
+	case TypeSymlink:
+		return "symlink"
+	case TypeFifo:
+		return "fifo"
+	case TypeChar:
+		return "char"
+	case TypeBlock:
+		return "block"
+	case TypeSocket:
+		return "socket"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Valid reports whether t is one of the defined types.
+func (t Type) Valid() bool { return t >= TypeFile && t <= TypeSocket }
+
+// Xattr is one extended attribute.
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// Entry is one object of a tree. Path is relative to the tree's root,
+// slash-separated, without "." or ".." components; the root itself has the
+// empty path.
+type Entry struct {
+	Path  string
+	Type  Type
+	Mode  uint32 // permission bits including setuid, setgid and sticky (07777)
+	UID   uint32
+	GID   uint32
+	Size  int64 // regular files: length in bytes; symlinks: length of the target
+	Mtime int64 // nanoseconds since the Unix epoch
+	Ctime int64 // nanoseconds since the Unix epoch; identity only
+	Dev   uint64
+	Inode uint64
+	Nlink uint32
+	Rdev  uint64 // device number of character and block devices
+
+	// Hash is the xxhash64 of a regular file's content; valid when HasHash.
+	Hash    uint64
+	HasHash bool
+
+	LinkTarget string // symlinks only, verbatim
+	Xattrs     []Xattr
+}
+
+// SameIdentity reports whether a and b describe the same unchanged inode, in
+// the sense of git's index: a content hash recorded for a stays valid for b.
+func SameIdentity(a, b *Entry) bool {
+	return a.Type == b.Type && a.Size == b.Size && a.Mtime == b.Mtime &&
+		a.Ctime == b.Ctime && a.Inode == b.Inode && a.Dev == b.Dev
+}
+
+// IsHardlinked reports whether e is a regular file with more than one link.
+func (e *Entry) IsHardlinked() bool { return e.Type == TypeFile && e.Nlink > 1 }
+
+// FileMode converts the entry's type and mode to an fs.FileMode.
+func (e *Entry) FileMode() fs.FileMode {
+	m := fs.FileMode(e.Mode & 0o777)
+	if e.Mode&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if e.Mode&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if e.Mode&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	switch e.Type {
+	case TypeDir:
+		m |= fs.ModeDir
+	case TypeSymlink:
+		m |= fs.ModeSymlink
+	case TypeFifo:
+		m |= fs.ModeNamedPipe
+	case TypeChar:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case TypeBlock:
+		m |= fs.ModeDevice
+	case TypeSocket:
+		m |= fs.ModeSocket
+	}
+	return m
+}
+
+// Compare orders paths by their components: "a/b" < "a.b" because the
+// component "a" sorts before "a.b". A parent always sorts immediately before
+// its descendants, which gives a depth-first pre-order of the tree.
+func Compare(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if ca == '/' {
+			return -1
+		}
+		if cb == '/' {
+			return 1
+		}
+		if ca < cb {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case len(a) < len(b):
+		return -1
+	case len(a) > len(b):
+		return 1
+	}
+	return 0
+}
+
+// IsAncestor reports whether dir is a proper ancestor of p. The root ("")
+// is the ancestor of every other path.
+func IsAncestor(dir, p string) bool {
+	if dir == "" {
+		return p != ""
+	}
+	return len(p) > len(dir) && p[len(dir)] == '/' && strings.HasPrefix(p, dir)
+}
+
+// Parent returns the parent path of p ("" for top-level names and the root).
+func Parent(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+// MaxPathLen bounds the length of a relative path in bytes.
+const MaxPathLen = 32 << 10
+
+// MaxNameLen bounds the length of one path component (NAME_MAX).
+const MaxNameLen = 255
+
+// ValidPath reports whether p is a clean relative path: not absolute, no
+// empty, "." or ".." components, no NUL bytes, bounded lengths. The root is
+// the empty path.
+func ValidPath(p string) error {
+	if p == "" {
+		return nil
+	}
+	if len(p) > MaxPathLen {
+		return fmt.Errorf("path of %d bytes exceeds %d", len(p), MaxPathLen)
+	}
+	if p[0] == '/' {
+		return fmt.Errorf("absolute path %q", p)
+	}
+	if strings.IndexByte(p, 0) >= 0 {
+		return fmt.Errorf("path %q contains a NUL byte", p)
+	}
+	for c := range strings.SplitSeq(p, "/") {
+		switch {
+		case c == "":
+			return fmt.Errorf("path %q has an empty component", p)
+		case c == "." || c == "..":
+			return fmt.Errorf("path %q has a %q component", p, c)
+		case len(c) > MaxNameLen:
+			return fmt.Errorf("path %q has a component longer than %d bytes", p, MaxNameLen)
+		}
+	}
+	return nil
+}
+
+// Equal reports whether two entries are identical in every field.
+func Equal(a, b *Entry) bool {
+	if a.Path != b.Path || a.Type != b.Type || a.Mode != b.Mode || a.UID != b.UID ||
+		a.GID != b.GID || a.Size != b.Size || a.Mtime != b.Mtime || a.Ctime != b.Ctime ||
+		a.Dev != b.Dev || a.Inode != b.Inode || a.Nlink != b.Nlink || a.Rdev != b.Rdev ||
+		a.HasHash != b.HasHash || a.LinkTarget != b.LinkTarget || len(a.Xattrs) != len(b.Xattrs) {
+		return false
+	}
+	if a.HasHash && a.Hash != b.Hash {
+		return false
+	}
+	return XattrsEqual(a.Xattrs, b.Xattrs)
+}
+
+// XattrsEqual compares two xattr lists sorted by name.
+func XattrsEqual(a, b []Xattr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,499 @@
+package manifest
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/zstd"
+)
+
+// File layout:
+//
+//	header: "MSYNCMAN" | version uint16 LE | flags uint16 LE
+//	body (zstd stream when FlagZstd is set): records
+//	record: tag byte | uvarint payload length | payload
+//
+// Entry records carry paths prefix-compressed against the previous entry. The
+// last record is the trailer: the number of entries and the xxhash64 of every
+// body byte before the trailer's tag. Nothing may follow it.
+const (
+	magic = "MSYNCMAN"
+
+	// Version is the format version this package writes.
+	Version = 1
+
+	// FlagZstd: the body is a zstd stream.
+	FlagZstd = 1 << 0
+	// FlagXXH64: content hashes are xxhash64.
+	FlagXXH64 = 1 << 1
+
+	knownFlags = FlagZstd | FlagXXH64
+
+	tagEntry   = 0x01
+	tagTrailer = 0xFF
+
+	maxRecord     = 2 << 20
+	maxTargetLen  = 4096
+	maxXattrs     = 1024
+	maxXattrName  = 255
+	maxXattrBytes = 1 << 20
+)
+
+// ErrCorrupt is wrapped by every error that reports a malformed manifest.
+var ErrCorrupt = errors.New("corrupt manifest")
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// Writer writes a sorted stream of entries.
+type Writer struct {
+	w       io.Writer
+	zw      *zstd.Encoder
+	bw      *bufio.Writer
+	digest  *xxhash.Digest
+	prev    string
+	count   uint64
+	started bool
+	buf     []byte
+	closed  bool
+}
+
+// NewWriter writes the header to w and returns a Writer for the body. Close
+// must be called to write the trailer; it does not close w.
+func NewWriter(w io.Writer) (*Writer, error) {
+	var hdr [12]byte
+	copy(hdr[:], magic)
+	binary.LittleEndian.PutUint16(hdr[8:], Version)
+	binary.LittleEndian.PutUint16(hdr[10:], FlagZstd|FlagXXH64)
+	if _, err := w.Write(hdr[:]); err != nil {
+		return nil, fmt.Errorf("write manifest header: %w", err)
+	}
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return &Writer{w: w, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), digest: xxhash.New()}, nil
+}
+
+// Add appends e. Entries must be added in strictly increasing Compare order.
+func (w *Writer) Add(e *Entry) error {
+	if w.closed {
+		return errors.New("manifest writer: Add after Close")
+	}
+	if err := ValidPath(e.Path); err != nil {
+		return fmt.Errorf("manifest writer: %w", err)
+	}
+	if w.started && Compare(w.prev, e.Path) >= 0 {
+		return fmt.Errorf("manifest writer: %q added after %q: entries must be sorted and unique", e.Path, w.prev)
+	}
+	if !e.Type.Valid() {
+		return fmt.Errorf("manifest writer: %q: invalid type %d", e.Path, e.Type)
+	}
+	if len(e.LinkTarget) > maxTargetLen {
+		return fmt.Errorf("manifest writer: %q: link target longer than %d bytes", e.Path, maxTargetLen)
+	}
+	if len(e.Xattrs) > maxXattrs {
+		return fmt.Errorf("manifest writer: %q: more than %d xattrs", e.Path, maxXattrs)
+	}
+	shared := 0
+	for shared < len(w.prev) && shared < len(e.Path) && w.prev[shared] == e.Path[shared] {
+		shared++
+	}
+	b := w.buf[:0]
+	b = binary.AppendUvarint(b, uint64(shared))
+	b = binary.AppendUvarint(b, uint64(len(e.Path)-shared))
+	b = append(b, e.Path[shared:]...)
+	b = append(b, byte(e.Type))
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	b = binary.AppendUvarint(b, uint64(e.UID))
+	b = binary.AppendUvarint(b, uint64(e.GID))
+	if e.Size < 0 {
+		return fmt.Errorf("manifest writer: %q: negative size", e.Path)
+	}
+	b = binary.AppendUvarint(b, uint64(e.Size))
+	b = binary.AppendVarint(b, e.Mtime)
+	b = binary.AppendVarint(b, e.Ctime)
+	b = binary.AppendUvarint(b, e.Dev)
+	b = binary.AppendUvarint(b, e.Inode)
+	b = binary.AppendUvarint(b, uint64(e.Nlink))
+	b = binary.AppendUvarint(b, e.Rdev)
+	var flags byte
+	if e.HasHash {
+		flags |= 1
+	}
+	b = append(b, flags)
+	if e.HasHash {
+		b = binary.LittleEndian.AppendUint64(b, e.Hash)
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.LinkTarget)))
+	b = append(b, e.LinkTarget...)
+	b = binary.AppendUvarint(b, uint64(len(e.Xattrs)))
+	total := 0
+	for _, x := range e.Xattrs {
+		if len(x.Name) == 0 || len(x.Name) > maxXattrName {
+			return fmt.Errorf("manifest writer: %q: bad xattr name length %d", e.Path, len(x.Name))
+		}
+		total += len(x.Name) + len(x.Value)
+		b = binary.AppendUvarint(b, uint64(len(x.Name)))
+		b = append(b, x.Name...)
+		b = binary.AppendUvarint(b, uint64(len(x.Value)))
+		b = append(b, x.Value...)
+	}
+	if total > maxXattrBytes {
+		return fmt.Errorf("manifest writer: %q: xattrs exceed %d bytes", e.Path, maxXattrBytes)
+	}
+	if len(b) > maxRecord {
+		return fmt.Errorf("manifest writer: %q: record exceeds %d bytes", e.Path, maxRecord)
+	}
+	w.buf = b
+	if err := w.record(tagEntry, b); err != nil {
+		return err
+	}
+	w.prev = e.Path
+	w.started = true
+	w.count++
+	return nil
+}
+
+func (w *Writer) record(tag byte, payload []byte) error {
+	var hdr [1 + binary.MaxVarintLen64]byte
+	hdr[0] = tag
+	n := 1 + binary.PutUvarint(hdr[1:], uint64(len(payload)))
+	if tag != tagTrailer {
+		w.digest.Write(hdr[:n])
+		w.digest.Write(payload)
+	}
+	if _, err := w.bw.Write(hdr[:n]); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if _, err := w.bw.Write(payload); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return nil
+}
+
+// Count returns the number of entries added so far.
+func (w *Writer) Count() uint64 { return w.count }
+
+// Close writes the trailer and flushes the compressor. It does not close the
+// underlying writer.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	t := binary.AppendUvarint(nil, w.count)
+	t = binary.LittleEndian.AppendUint64(t, w.digest.Sum64())
+	if err := w.record(tagTrailer, t); err != nil {
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := w.zw.Close(); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return nil
+}
+
+// Reader reads a manifest written by Writer, validating order, bounds and
+// the trailer checksum. It implements Iterator.
+type Reader struct {
+	br     *bufio.Reader
+	zr     *zstd.Decoder
+	digest *xxhash.Digest
+	prev   string
+	count  uint64
+	buf    []byte
+	done   bool
+	err    error
+}
+
+// NewReader reads and checks the header of r.
+func NewReader(r io.Reader) (*Reader, error) {
+	var hdr [12]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, corrupt("truncated header")
+		}
+		return nil, fmt.Errorf("read manifest header: %w", err)
+	}
+	if string(hdr[:8]) != magic {
+		return nil, corrupt("not an msync manifest (bad magic)")
+	}
+	v := binary.LittleEndian.Uint16(hdr[8:])
+	if v != Version {
+		return nil, fmt.Errorf("%w: manifest version %d, this msync reads version %d", ErrCorrupt, v, Version)
+	}
+	flags := binary.LittleEndian.Uint16(hdr[10:])
+	if flags&^knownFlags != 0 {
+		return nil, corrupt("unknown flags %#x", flags)
+	}
+	if flags&FlagXXH64 == 0 {
+		return nil, corrupt("unsupported content hash algorithm (flags %#x)", flags)
+	}
+	rd := &Reader{digest: xxhash.New()}
+	body := r
+	if flags&FlagZstd != 0 {
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(64<<20), zstd.WithDecoderMaxWindow(8<<20))
+		if err != nil {
+			return nil, corrupt("zstd: %v", err)
+		}
+		rd.zr = zr
+		body = zr
+	}
+	rd.br = bufio.NewReaderSize(body, 64<<10)
+	return rd, nil
+}
+
+// Close releases the decompressor. It does not close the underlying reader.
+func (r *Reader) Close() {
+	if r.zr != nil {
+		r.zr.Close()
+		r.zr = nil
+	}
+}
+
+// Next returns the next entry, or io.EOF after the trailer was verified.
+func (r *Reader) Next() (*Entry, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	e, err := r.next()
+	if err != nil {
+		if err != io.EOF && !errors.Is(err, ErrCorrupt) {
+			err = fmt.Errorf("read manifest: %w", err)
+		}
+		r.err = err
+	}
+	return e, err
+}
+
+func (r *Reader) next() (*Entry, error) {
+	if r.done {
+		return nil, io.EOF
+	}
+	tag, err := r.br.ReadByte()
+	if err != nil {
+		return nil, r.eof(err)
+	}
+	n, err := binary.ReadUvarint(r.br)
+	if err != nil {
+		return nil, r.eof(err)
+	}
+	if n > maxRecord {
+		return nil, corrupt("record of %d bytes exceeds %d", n, maxRecord)
+	}
+	if cap(r.buf) < int(n) {
+		r.buf = make([]byte, n)
+	}
+	p := r.buf[:n]
+	if _, err := io.ReadFull(r.br, p); err != nil {
+		return nil, r.eof(err)
+	}
+	switch tag {
+	case tagTrailer:
+		d := decoder{b: p}
+		count := d.uvarint()
+		sum := d.u64()
+		if d.err != nil || len(d.b) != 0 {
+			return nil, corrupt("malformed trailer")
+		}
+		if count != r.count {
+			return nil, corrupt("trailer counts %d entries, read %d", count, r.count)
+		}
+		if sum != r.digest.Sum64() {
+			return nil, corrupt("checksum mismatch")
+		}
+		if _, err := r.br.ReadByte(); err != io.EOF {
+			if err != nil {
+				return nil, r.eof(err)
+			}
+			return nil, corrupt("data after trailer")
+		}
+		r.done = true
+		return nil, io.EOF
+	case tagEntry:
+	default:
+		return nil, corrupt("unknown record tag %#x", tag)
+	}
+	var hdr [1 + binary.MaxVarintLen64]byte
+	hdr[0] = tag
+	hn := 1 + binary.PutUvarint(hdr[1:], n)
+	r.digest.Write(hdr[:hn])
+	r.digest.Write(p)
+	e, err := r.decodeEntry(p)
+	if err != nil {
+		return nil, err
+	}
+	r.prev = e.Path
+	r.count++
+	return e, nil
+}
+
+func (r *Reader) eof(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return corrupt("truncated (no trailer after %d entries)", r.count)
+	}
+	if errors.Is(err, zstd.ErrMagicMismatch) || errors.Is(err, zstd.ErrReservedBlockType) ||
+		errors.Is(err, zstd.ErrCRCMismatch) || errors.Is(err, zstd.ErrBlockTooSmall) {
+		return corrupt("zstd: %v", err)
+	}
+	if err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		// Every other decompression error also means the file is damaged.
+		return corrupt("%v", err)
+	}
+	return err
+}
+
+func (r *Reader) decodeEntry(p []byte) (*Entry, error) {
+	d := decoder{b: p}
+	shared := d.uvarint()
+	suffix := d.uvarint()
+	if d.err == nil && (shared > uint64(len(r.prev)) || suffix > MaxPathLen || shared+suffix > MaxPathLen) {
+		return nil, corrupt("bad path lengths after %q", r.prev)
+	}
+	s := d.bytes(suffix)
+	if d.err != nil {
+		return nil, corrupt("short entry record after %q", r.prev)
+	}
+	e := &Entry{Path: r.prev[:shared] + string(s)}
+	if err := ValidPath(e.Path); err != nil {
+		return nil, corrupt("%v", err)
+	}
+	if r.count > 0 && Compare(r.prev, e.Path) >= 0 {
+		return nil, corrupt("%q follows %q: entries out of order or duplicated", e.Path, r.prev)
+	}
+	if r.count == 0 && shared != 0 {
+		return nil, corrupt("first entry shares a prefix")
+	}
+	e.Type = Type(d.byte())
+	e.Mode = uint32(d.bounded(0o7777))
+	e.UID = uint32(d.bounded(1<<32 - 1))
+	e.GID = uint32(d.bounded(1<<32 - 1))
+	e.Size = int64(d.bounded(1<<62 - 1))
+	e.Mtime = d.varint()
+	e.Ctime = d.varint()
+	e.Dev = d.uvarint()
+	e.Inode = d.uvarint()
+	e.Nlink = uint32(d.bounded(1<<32 - 1))
+	e.Rdev = d.uvarint()
+	flags := d.byte()
+	if flags&^1 != 0 {
+		d.fail()
+	}
+	if flags&1 != 0 {
+		e.Hash = d.u64()
+		e.HasHash = true
+	}
+	tl := d.bounded(maxTargetLen)
+	e.LinkTarget = string(d.bytes(tl))
+	nx := d.bounded(maxXattrs)
+	total := uint64(0)
+	for i := uint64(0); i < nx && d.err == nil; i++ {
+		nl := d.bounded(maxXattrName)
+		name := string(d.bytes(nl))
+		vl := d.bounded(maxXattrBytes)
+		val := d.bytes(vl)
+		total += nl + vl
+		if total > maxXattrBytes || (d.err == nil && nl == 0) {
+			d.fail()
+		}
+		e.Xattrs = append(e.Xattrs, Xattr{Name: name, Value: append([]byte(nil), val...)})
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, corrupt("malformed entry %q", e.Path)
+	}
+	if !e.Type.Valid() {
+		return nil, corrupt("entry %q has invalid type %d", e.Path, e.Type)
+	}
+	if e.Type != TypeSymlink && e.LinkTarget != "" {
+		return nil, corrupt("entry %q: link target on a %s", e.Path, e.Type)
+	}
+	if e.Path == "" && e.Type != TypeDir {
+		return nil, corrupt("root entry is a %s, not a directory", e.Type)
+	}
+	return e, nil
+}
+
+// decoder reads fields from a bounded buffer; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = ErrCorrupt
+	}
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil || len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bounded(max uint64) uint64 {
+	v := d.uvarint()
+	if v > max {
+		d.fail()
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u64() uint64 {
+	if d.err != nil || len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) bytes(n uint64) []byte {
+	if d.err != nil || uint64(len(d.b)) < n {
+		d.fail()
+		return nil
+	}
+	s := d.b[:n]
+	d.b = d.b[n:]
+	return s
+}

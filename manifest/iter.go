@@ -1,0 +1,182 @@
+package manifest
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/google/renameio/v2"
+)
+
+// Iterator yields entries in Compare order and io.EOF at the end.
+type Iterator interface {
+	Next() (*Entry, error)
+}
+
+// SliceIterator iterates over entries held in memory.
+type SliceIterator struct {
+	Entries []*Entry
+	i       int
+}
+
+// Next implements Iterator.
+func (s *SliceIterator) Next() (*Entry, error) {
+	if s.i >= len(s.Entries) {
+		return nil, io.EOF
+	}
+	e := s.Entries[s.i]
+	s.i++
+	return e, nil
+}
+
+// Empty is an Iterator with no entries.
+var Empty Iterator = &SliceIterator{}
+
+// Peeker wraps an Iterator with one entry of look-ahead.
+type Peeker struct {
+	it   Iterator
+	cur  *Entry
+	err  error
+	read bool
+}
+
+// NewPeeker returns a Peeker over it; a nil it behaves as Empty.
+func NewPeeker(it Iterator) *Peeker {
+	if it == nil {
+		it = Empty
+	}
+	return &Peeker{it: it}
+}
+
+// Peek returns the next entry without consuming it; nil at the end.
+func (p *Peeker) Peek() (*Entry, error) {
+	if !p.read {
+		p.cur, p.err = p.it.Next()
+		p.read = true
+		if p.err == io.EOF {
+			p.cur, p.err = nil, nil
+		}
+	}
+	return p.cur, p.err
+}
+
+// Take consumes the entry returned by Peek.
+func (p *Peeker) Take() { p.read = false; p.cur = nil }
+
+// Diff merge-joins two sorted streams and calls fn for every path present in
+// either: (old, nil) for paths only in old, (nil, new) for paths only in new
+// and (old, new) for paths in both. fn decides what "changed" means.
+func Diff(old, new Iterator, fn func(o, n *Entry) error) error {
+	po, pn := NewPeeker(old), NewPeeker(new)
+	for {
+		o, err := po.Peek()
+		if err != nil {
+			return err
+		}
+		n, err := pn.Peek()
+		if err != nil {
+			return err
+		}
+		switch {
+		case o == nil && n == nil:
+			return nil
+		case n == nil || (o != nil && Compare(o.Path, n.Path) < 0):
+			po.Take()
+			err = fn(o, nil)
+		case o == nil || Compare(o.Path, n.Path) > 0:
+			pn.Take()
+			err = fn(nil, n)
+		default:
+			po.Take()
+			pn.Take()
+			err = fn(o, n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// WriteFile atomically replaces the manifest file at path with the entries
+// of it: temp file in the same directory, fsync, rename.
+func WriteFile(path string, it Iterator) (n uint64, err error) {
+	f, err := renameio.NewPendingFile(path, renameio.WithPermissions(0o600))
+	if err != nil {
+		return 0, fmt.Errorf("write manifest %s: %w", path, err)
+	}
+	defer f.Cleanup()
+	w, err := NewWriter(f)
+	if err != nil {
+		return 0, fmt.Errorf("write manifest %s: %w", path, err)
+	}
+	for {
+		e, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("write manifest %s: %w", path, err)
+		}
+		if err := w.Add(e); err != nil {
+			return 0, fmt.Errorf("write manifest %s: %w", path, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return 0, fmt.Errorf("write manifest %s: %w", path, err)
+	}
+	if err := f.CloseAtomicallyReplace(); err != nil {
+		return 0, fmt.Errorf("write manifest %s: %w", path, err)
+	}
+	return w.Count(), nil
+}
+
+// FileReader is a Reader over an open manifest file.
+type FileReader struct {
+	*Reader
+	f    *os.File
+	path string
+}
+
+// Next wraps errors with the file's path.
+func (r *FileReader) Next() (*Entry, error) {
+	e, err := r.Reader.Next()
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s: %w", r.path, err)
+	}
+	return e, err
+}
+
+// Close closes the file.
+func (r *FileReader) Close() error {
+	r.Reader.Close()
+	return r.f.Close()
+}
+
+// Open opens a manifest file for reading.
+func Open(path string) (*FileReader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &FileReader{Reader: r, f: f, path: path}, nil
+}
+
+// ReadAll reads every entry of it into memory.
+func ReadAll(it Iterator) ([]*Entry, error) {
+	var out []*Entry
+	for {
+		e, err := it.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+}

@@ -1,0 +1,259 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestCompareOrdersByComponents(t *testing.T) {
+	paths := []string{"a.b", "a/b", "", "a", "a/b/c", "a-", "b", "a/b.c", "a/b/c/d", "a/a"}
+	slices.SortFunc(paths, Compare)
+	want := []string{"", "a", "a/a", "a/b", "a/b/c", "a/b/c/d", "a/b.c", "a-", "a.b", "b"}
+	if !slices.Equal(paths, want) {
+		t.Fatalf("got %q\nwant %q", paths, want)
+	}
+	for _, p := range want[1:] {
+		if !IsAncestor("", p) {
+			t.Errorf("root should be ancestor of %q", p)
+		}
+	}
+	if !IsAncestor("a/b", "a/b/c") || IsAncestor("a/b", "a/b.c") || IsAncestor("a/b", "a/b") {
+		t.Error("IsAncestor wrong")
+	}
+}
+
+func TestValidPath(t *testing.T) {
+	for _, p := range []string{"/etc", "a/../b", "..", "a//b", "a/", "./a", "a/./b", "a\x00b", strings.Repeat("x", 256)} {
+		if ValidPath(p) == nil {
+			t.Errorf("ValidPath(%q) accepted", p)
+		}
+	}
+	for _, p := range []string{"", "a", "a b/c\nd", "\xff\xfe", ".hidden/..x", strings.Repeat("x", 255)} {
+		if err := ValidPath(p); err != nil {
+			t.Errorf("ValidPath(%q): %v", p, err)
+		}
+	}
+}
+
+func randomEntries(r *rand.Rand, n int) []*Entry {
+	seen := map[string]bool{"": true}
+	out := []*Entry{{Path: "", Type: TypeDir, Mode: 0o755, Mtime: -5}}
+	names := []string{"a", "b", "mbox", "x y", "\xff", "é", "c.d", "_darcs"}
+	for len(out) < n {
+		depth := 1 + r.IntN(4)
+		var parts []string
+		for range depth {
+			parts = append(parts, names[r.IntN(len(names))]+strconv.Itoa(r.IntN(20)))
+		}
+		p := strings.Join(parts, "/")
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		e := &Entry{Path: p, Type: Type(1 + r.IntN(7)), Mode: uint32(r.IntN(0o7777)), UID: r.Uint32(), GID: r.Uint32(),
+			Mtime: r.Int64() - 1<<62, Ctime: r.Int64(), Dev: r.Uint64(), Inode: r.Uint64(), Nlink: r.Uint32(), Rdev: r.Uint64()}
+		if e.Type == TypeFile {
+			e.Size = r.Int64N(1 << 40)
+			e.HasHash = r.IntN(2) == 0
+			e.Hash = r.Uint64()
+			if !e.HasHash {
+				e.Hash = 0
+			}
+		}
+		if e.Type == TypeSymlink {
+			e.LinkTarget = strings.Repeat("../t", r.IntN(5))
+			e.Size = int64(len(e.LinkTarget))
+		}
+		if r.IntN(4) == 0 {
+			e.Xattrs = []Xattr{{Name: "user.a", Value: []byte("v")}, {Name: "user.b", Value: nil}}
+		}
+		out = append(out, e)
+	}
+	// Parents must exist for a realistic tree but the format does not care.
+	slices.SortFunc(out, func(a, b *Entry) int { return Compare(a.Path, b.Path) })
+	return out
+}
+
+func encode(t testing.TB, entries []*Entry) []byte {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := w.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func decodeAll(b []byte) ([]*Entry, error) {
+	r, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return ReadAll(r)
+}
+
+func TestRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 100, 3000} {
+		in := randomEntries(r, n)
+		if n == 0 {
+			in = nil
+		}
+		got, err := decodeAll(encode(t, in))
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if len(got) != len(in) {
+			t.Fatalf("n=%d: got %d entries", n, len(got))
+		}
+		for i := range in {
+			if !Equal(in[i], got[i]) {
+				t.Fatalf("entry %d: got %+v want %+v", i, got[i], in[i])
+			}
+		}
+	}
+}
+
+func TestWriterRejectsUnsortedAndBadPaths(t *testing.T) {
+	w, _ := NewWriter(io.Discard)
+	if err := w.Add(&Entry{Path: "b", Type: TypeFile}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(&Entry{Path: "a", Type: TypeFile}); err == nil {
+		t.Error("out of order entry accepted")
+	}
+	if err := w.Add(&Entry{Path: "b", Type: TypeFile}); err == nil {
+		t.Error("duplicate accepted")
+	}
+	if err := w.Add(&Entry{Path: "c/../d", Type: TypeFile}); err == nil {
+		t.Error("dot-dot accepted")
+	}
+}
+
+func TestCorruptionDetected(t *testing.T) {
+	in := randomEntries(rand.New(rand.NewPCG(3, 4)), 500)
+	good := encode(t, in)
+	// Truncation anywhere must fail, never return a short list silently.
+	for _, cut := range []int{0, 5, 12, 13, len(good) / 2, len(good) - 1} {
+		if _, err := decodeAll(good[:cut]); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("truncated at %d of %d: err = %v, want ErrCorrupt", cut, len(good), err)
+		}
+	}
+	// Flipping a byte of the body must fail.
+	for i := 12; i < len(good); i += len(good) / 37 {
+		bad := bytes.Clone(good)
+		bad[i] ^= 0x40
+		if _, err := decodeAll(bad); err == nil {
+			t.Errorf("flipped byte %d not detected", i)
+		}
+	}
+	// Trailing garbage after the compressed stream.
+	if _, err := decodeAll(append(bytes.Clone(good), 0x28, 0xb5, 0x2f, 0xfd)); err == nil {
+		t.Error("trailing data accepted")
+	}
+	// Future version.
+	bad := bytes.Clone(good)
+	bad[8] = 9
+	if _, err := decodeAll(bad); err == nil || !strings.Contains(err.Error(), "version 9") {
+		t.Errorf("version check: %v", err)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	mk := func(paths ...string) Iterator {
+		var es []*Entry
+		for _, p := range paths {
+			es = append(es, &Entry{Path: p, Type: TypeFile})
+		}
+		return &SliceIterator{Entries: es}
+	}
+	var got []string
+	err := Diff(mk("", "a", "a/x", "c", "d"), mk("", "a", "a/y", "b", "d", "e"), func(o, n *Entry) error {
+		switch {
+		case n == nil:
+			got = append(got, "-"+o.Path)
+		case o == nil:
+			got = append(got, "+"+n.Path)
+		default:
+			got = append(got, "="+n.Path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"=", "=a", "-a/x", "+a/y", "+b", "-c", "=d", "+e"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q want %q", got, want)
+	}
+}
+
+func TestMtreeVis(t *testing.T) {
+	if got := mtreeVis("a b\n#\xff"); got != `a\040b\012\043\377` {
+		t.Errorf("got %q", got)
+	}
+}
+
+func FuzzReader(f *testing.F) {
+	f.Add(encode(f, randomEntries(rand.New(rand.NewPCG(5, 6)), 20)))
+	f.Add(encode(f, nil))
+	f.Add([]byte("MSYNCMAN\x01\x00\x03\x00garbage"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, err := decodeAll(data)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must be valid, sorted and re-encode identically.
+		for i, e := range entries {
+			if ValidPath(e.Path) != nil || (i > 0 && Compare(entries[i-1].Path, e.Path) >= 0) {
+				t.Fatalf("decoder returned invalid or unsorted entry %q", e.Path)
+			}
+		}
+		again, err := decodeAll(encode(t, entries))
+		if err != nil || len(again) != len(entries) {
+			t.Fatalf("re-encode: %v", err)
+		}
+	})
+}
+
+func BenchmarkEncode(b *testing.B) {
+	in := randomEntries(rand.New(rand.NewPCG(7, 8)), 10000)
+	size := len(encode(b, in))
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		w, _ := NewWriter(io.Discard)
+		for _, e := range in {
+			if err := w.Add(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		w.Close()
+	}
+	b.ReportMetric(float64(size)/float64(len(in)), "bytes/entry")
+}
+
+func BenchmarkDecode(b *testing.B) {
+	data := encode(b, randomEntries(rand.New(rand.NewPCG(7, 8)), 10000))
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeAll(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

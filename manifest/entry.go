@@ -80,6 +80,11 @@ type Entry struct {
 
 	LinkTarget string // symlinks only, verbatim
 	Xattrs     []Xattr
+
+	// Incomplete is set by scanners on a directory whose contents could not
+	// be read completely; it is not stored. Whoever acts on a scan must not
+	// take missing children of such a directory as deletions.
+	Incomplete bool
 }
 
 // SameIdentity reports whether a and b describe the same unchanged inode, in

@@ -1,0 +1,160 @@
+// Package fsx performs file system operations relative to directory file
+// descriptors (the *at system calls), never following symbolic links in any
+// component. Every path it takes is relative to a root directory and is
+// checked with manifest.ValidPath first, so nothing it does can reach outside
+// that root, even when a directory is replaced by a symlink concurrently.
+package fsx
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/msync/msync/manifest"
+	"golang.org/x/sys/unix"
+)
+
+// Root is a directory that paths are resolved beneath.
+type Root struct {
+	Path string
+	fd   int
+}
+
+// OpenRoot opens dir as a Root.
+func OpenRoot(dir string) (*Root, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return &Root{Path: dir, fd: fd}, nil
+}
+
+// Close closes the root's descriptor.
+func (r *Root) Close() error { return unix.Close(r.fd) }
+
+// Join returns the host path of rel, for messages.
+func (r *Root) Join(rel string) string {
+	if rel == "" {
+		return r.Path
+	}
+	return strings.TrimSuffix(r.Path, "/") + "/" + rel
+}
+
+// Dirs caches open descriptors along the most recently used directory path,
+// so that operations in a depth-first walk cost one system call each. A Dirs
+// is not safe for concurrent use; give each goroutine its own.
+type Dirs struct {
+	root  *Root
+	paths []string // paths[i] is open as fds[i]; each an ancestor of the next
+	fds   []int
+}
+
+// NewDirs returns an empty cache over root.
+func (r *Root) NewDirs() *Dirs { return &Dirs{root: r} }
+
+// Close closes every cached descriptor.
+func (d *Dirs) Close() {
+	for _, fd := range d.fds {
+		unix.Close(fd)
+	}
+	d.paths, d.fds = nil, nil
+}
+
+// Forget drops cached descriptors at or below dir (after it was removed or renamed).
+func (d *Dirs) Forget(dir string) {
+	for i, p := range d.paths {
+		if p == dir || manifest.IsAncestor(dir, p) {
+			for _, fd := range d.fds[i:] {
+				unix.Close(fd)
+			}
+			d.paths, d.fds = d.paths[:i], d.fds[:i]
+			return
+		}
+	}
+}
+
+// Dir returns a descriptor of directory dir (relative to the root; "" is the
+// root). The descriptor stays owned by the cache.
+func (d *Dirs) Dir(dir string) (int, error) {
+	if dir == "" {
+		return d.root.fd, nil
+	}
+	if err := manifest.ValidPath(dir); err != nil {
+		return -1, err
+	}
+	// Pop until the top is an ancestor of (or equal to) dir.
+	for len(d.paths) > 0 {
+		top := d.paths[len(d.paths)-1]
+		if top == dir {
+			return d.fds[len(d.fds)-1], nil
+		}
+		if manifest.IsAncestor(top, dir) {
+			break
+		}
+		unix.Close(d.fds[len(d.fds)-1])
+		d.paths, d.fds = d.paths[:len(d.paths)-1], d.fds[:len(d.fds)-1]
+	}
+	base, fd := "", d.root.fd
+	if len(d.paths) > 0 {
+		base, fd = d.paths[len(d.paths)-1], d.fds[len(d.fds)-1]
+	}
+	rest := dir
+	if base != "" {
+		rest = dir[len(base)+1:]
+	}
+	for _, name := range strings.Split(rest, "/") {
+		nfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if err == unix.ELOOP || err == unix.ENOTDIR {
+				err = fmt.Errorf("not a directory (symlink or file in the way): %w", err)
+			}
+			return -1, &os.PathError{Op: "open", Path: d.root.Join(joinRel(base, name)), Err: err}
+		}
+		base = joinRel(base, name)
+		d.paths = append(d.paths, base)
+		d.fds = append(d.fds, nfd)
+		fd = nfd
+	}
+	return fd, nil
+}
+
+func joinRel(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "/" + b
+}
+
+// Split returns the parent directory and the name of a path; the root has
+// no name and cannot be split.
+func Split(p string) (dir, name string) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", p
+	}
+	return p[:i], p[i+1:]
+}
+
+// At resolves p to its parent directory descriptor and final name.
+func (d *Dirs) At(p string) (int, string, error) {
+	if p == "" {
+		return -1, "", errors.New("fsx: the root has no parent")
+	}
+	if err := manifest.ValidPath(p); err != nil {
+		return -1, "", err
+	}
+	dir, name := Split(p)
+	fd, err := d.Dir(dir)
+	return fd, name, err
+}
+
+// ProcPath returns a /proc path that names name inside the directory open as
+// dirfd, for the calls that have no *at form (the l*xattr family).
+func ProcPath(dirfd int, name string) string {
+	if name == "" {
+		return "/proc/self/fd/" + strconv.Itoa(dirfd)
+	}
+	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+}

@@ -1,0 +1,120 @@
+package fsx
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/msync/msync/manifest"
+	"golang.org/x/sys/unix"
+)
+
+// XattrNamespaces returns the xattr prefixes msync copies: user. always, and
+// trusted. and security. when running as root (only root may set them).
+func XattrNamespaces() []string {
+	if os.Geteuid() == 0 {
+		return []string{"user.", "trusted.", "security."}
+	}
+	return []string{"user."}
+}
+
+func wanted(name string, ns []string) bool {
+	for _, p := range ns {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// ListXattrs reads the extended attributes of path (not following a final
+// symlink) in the given namespaces, sorted by name.
+func ListXattrs(path string, ns []string) ([]manifest.Xattr, error) {
+	buf := make([]byte, 1024)
+	var n int
+	for {
+		var err error
+		n, err = unix.Llistxattr(path, buf)
+		if err == unix.ERANGE {
+			buf = make([]byte, 2*len(buf))
+			if len(buf) > 1<<20 {
+				return nil, fmt.Errorf("listxattr %s: list too long", path)
+			}
+			continue
+		}
+		if err == unix.ENOTSUP || err == unix.EPERM {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "listxattr", Path: path, Err: err}
+		}
+		break
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	var out []manifest.Xattr
+	for name := range bytes.SplitSeq(buf[:n], []byte{0}) {
+		if len(name) == 0 || !wanted(string(name), ns) {
+			continue
+		}
+		val, err := getXattr(path, string(name))
+		if errors.Is(err, unix.ENODATA) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, manifest.Xattr{Name: string(name), Value: val})
+	}
+	slices.SortFunc(out, func(a, b manifest.Xattr) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func getXattr(path, name string) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Lgetxattr(path, name, buf)
+		if err == unix.ERANGE {
+			if len(buf) >= 1<<20 {
+				return nil, fmt.Errorf("getxattr %s %s: value too long", path, name)
+			}
+			buf = make([]byte, 4*len(buf))
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getxattr " + name, Path: path, Err: err}
+		}
+		return buf[:n:n], nil
+	}
+}
+
+// SetXattrs makes the xattrs of path in ns exactly want: it sets those that
+// differ and removes those not in want.
+func SetXattrs(path string, want []manifest.Xattr, ns []string) error {
+	have, err := ListXattrs(path, ns)
+	if err != nil {
+		return err
+	}
+	if manifest.XattrsEqual(have, want) {
+		return nil
+	}
+	keep := map[string]bool{}
+	for _, x := range want {
+		keep[x.Name] = true
+		if err := unix.Lsetxattr(path, x.Name, x.Value, 0); err != nil {
+			return &os.PathError{Op: "setxattr " + x.Name, Path: path, Err: err}
+		}
+	}
+	for _, x := range have {
+		if !keep[x.Name] {
+			if err := unix.Lremovexattr(path, x.Name); err != nil && err != unix.ENODATA {
+				return &os.PathError{Op: "removexattr " + x.Name, Path: path, Err: err}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package scan
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/manifest"
+	"golang.org/x/sys/unix"
+)
+
+// Hasher wraps a stream of entries of the tree at Root and fills in the
+// content hash of every regular file that has none (or of every file when
+// Force is set), reading files on several goroutines while keeping order.
+type Hasher struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	ordered chan *slot
+	mu      sync.Mutex
+	errs    map[string]error
+	err     error
+	// Bytes counts content read so far (for progress).
+	bytes  int64
+	srcErr error
+}
+
+type slot struct {
+	e    *manifest.Entry
+	done chan struct{}
+}
+
+// NewHasher starts hashing the entries of it.
+func NewHasher(ctx context.Context, root string, it manifest.Iterator, workers int, force bool) (*Hasher, error) {
+	r, err := fsx.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	if workers <= 0 {
+		workers = 2
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	h := &Hasher{ctx: ctx, cancel: cancel, ordered: make(chan *slot, 4096), errs: map[string]error{}}
+	work := make(chan *slot, 4096)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dirs := r.NewDirs()
+			defer dirs.Close()
+			buf := make([]byte, 256<<10)
+			for s := range work {
+				sum, n, err := HashFile(ctx, dirs, s.e, buf)
+				h.mu.Lock()
+				h.bytes += n
+				if err != nil {
+					h.errs[s.e.Path] = err
+				}
+				h.mu.Unlock()
+				if err == nil {
+					s.e.Hash, s.e.HasHash = sum, true
+				}
+				close(s.done)
+			}
+		}()
+	}
+	go func() {
+		defer func() {
+			close(work)
+			wg.Wait()
+			r.Close()
+			close(h.ordered)
+		}()
+		for {
+			e, err := it.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				h.mu.Lock()
+				h.srcErr = err
+				h.mu.Unlock()
+				return
+			}
+			s := &slot{e: e}
+			if e.Type == manifest.TypeFile && (force || !e.HasHash) {
+				if force {
+					e.HasHash = false
+				}
+				s.done = make(chan struct{})
+				select {
+				case work <- s:
+				case <-ctx.Done():
+					return
+				}
+			}
+			select {
+			case h.ordered <- s:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return h, nil
+}
+
+// Next returns the next entry, with its hash when it could be read.
+func (h *Hasher) Next() (*manifest.Entry, error) {
+	s, ok := <-h.ordered
+	if !ok {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.srcErr != nil {
+			return nil, h.srcErr
+		}
+		if err := h.ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, io.EOF
+	}
+	if s.done != nil {
+		<-s.done
+	}
+	return s.e, nil
+}
+
+// Err returns why the file at path could not be hashed, if it could not.
+func (h *Hasher) Err(path string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.errs[path]
+}
+
+// Bytes returns the number of bytes hashed so far.
+func (h *Hasher) Bytes() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bytes
+}
+
+// Close stops the hasher.
+func (h *Hasher) Close() {
+	h.cancel()
+	for range h.ordered {
+	}
+}
+
+// ErrChanged reports a file that changed while it was read.
+type ErrChanged struct{ Path string }
+
+func (e *ErrChanged) Error() string { return e.Path + ": file changed while it was read" }
+
+// HashFile reads the regular file of e and returns its xxhash64 and length.
+// It fails with *ErrChanged when the file's size or mtime moved during the
+// read or it is no longer the inode that was scanned.
+func HashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte) (uint64, int64, error) {
+	f, err := OpenFile(dirs, e.Path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	h := xxhash.New()
+	n, err := copyCtx(ctx, h, f, buf)
+	if err != nil {
+		return 0, n, fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, n, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	}
+	if st.Ino != e.Inode || st.Size != n || st.Mtim.Nano() != e.Mtime {
+		return 0, n, &ErrChanged{Path: f.Name()}
+	}
+	return h.Sum64(), n, nil
+}
+
+// OpenFile opens the regular file rel for reading without following a
+// symlink anywhere in its path.
+func OpenFile(dirs *fsx.Dirs, rel string) (*os.File, error) {
+	dfd, name, err := dirs.At(rel)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		// O_NOATIME needs ownership or CAP_FOWNER.
+		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: rel, Err: err}
+	}
+	return os.NewFile(uintptr(fd), rel), nil
+}
+
+func copyCtx(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		m, err := r.Read(buf)
+		if m > 0 {
+			w.Write(buf[:m])
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}

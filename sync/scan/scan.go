@@ -1,0 +1,467 @@
+// Package scan walks a local tree and yields its entries in manifest order
+// (manifest.Compare), listing directories on several goroutines while the
+// caller consumes the stream. Content hashes are reused from a previous
+// manifest when a file's identity is unchanged, and computed on demand.
+package scan
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/msync/msync/internal/filter"
+	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/manifest"
+	"golang.org/x/sys/unix"
+)
+
+// TempPrefix and TempSuffix frame the names of msync's temporary files. The
+// scanner never yields them; it reports them in Result.Temps so that the
+// next pass removes the leftovers of a killed one.
+const (
+	TempPrefix = ".msync."
+	TempSuffix = ".tmp"
+)
+
+// IsTemp reports whether name is one of msync's temporary file names.
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, TempPrefix) && strings.HasSuffix(name, TempSuffix) && len(name) > len(TempPrefix)+len(TempSuffix)
+}
+
+// Config says what to scan and how.
+type Config struct {
+	Root    string
+	Exclude *filter.Matcher
+	// Xattrs reads extended attributes in these namespaces; none if empty.
+	Xattrs []string
+	// Workers list directories concurrently; 0 means 2.
+	Workers int
+	// Prev is the last manifest of this tree: a file whose identity is
+	// unchanged gets the hash recorded there (see manifest.SameIdentity).
+	Prev manifest.Iterator
+}
+
+// Problem is a path that could not be scanned; the scan goes on without it.
+type Problem struct {
+	Path string
+	Err  error
+}
+
+func (p Problem) Error() string { return p.Err.Error() }
+
+// Scanner is a running scan. Next yields entries; Problems and Temps are
+// complete once Next has returned io.EOF.
+type Scanner struct {
+	cfg  Config
+	root *fsx.Root
+	out  chan []*manifest.Entry
+	errc chan error
+	batch []*manifest.Entry // consumer side
+	pend  []*manifest.Entry // producer side
+	prev  *manifest.Peeker
+
+	mu        sync.Mutex
+	cond      *sync.Cond
+	queue     jobHeap
+	completed int
+	closed    bool
+	problems  []Problem
+	temps     []string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	err    error
+	eof    bool
+}
+
+type job struct {
+	path     string
+	state    int // 0 queued, 1 running, 2 done
+	done     chan struct{}
+	children []*manifest.Entry
+	err      error
+}
+
+type jobHeap []*job
+
+func (h jobHeap) Len() int           { return len(h) }
+func (h jobHeap) Less(i, j int) bool { return manifest.Compare(h[i].path, h[j].path) < 0 }
+func (h jobHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *jobHeap) Push(x any)        { *h = append(*h, x.(*job)) }
+func (h *jobHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// maxAhead bounds the directory listings done ahead of the consumer.
+const maxAhead = 512
+
+// Start begins scanning cfg.Root. The root must be a directory.
+func Start(ctx context.Context, cfg Config) (*Scanner, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(cfg.Root, &st); err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: cfg.Root, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil, fmt.Errorf("%s: not a directory", cfg.Root)
+	}
+	root, err := fsx.OpenRoot(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Scanner{cfg: cfg, root: root, out: make(chan []*manifest.Entry, 64), errc: make(chan error, 1),
+		cancel: cancel, prev: manifest.NewPeeker(cfg.Prev)}
+	s.cond = sync.NewCond(&s.mu)
+	rootEntry := FromStat("", &st)
+	if rootEntry.Xattrs, err = RootXattrs(cfg.Root, cfg.Xattrs); err != nil {
+		root.Close()
+		return nil, err
+	}
+	for range cfg.Workers {
+		s.wg.Add(1)
+		go s.worker()
+	}
+	go func() {
+		err := s.walk(ctx, rootEntry, s.submit(""))
+		if err == nil && len(s.pend) > 0 {
+			err = s.send(ctx)
+		}
+		s.mu.Lock()
+		s.closed = true
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		s.wg.Wait()
+		s.root.Close()
+		s.errc <- err
+		close(s.out)
+	}()
+	return s, nil
+}
+
+// Close stops the scan early and waits for its goroutines.
+func (s *Scanner) Close() {
+	s.cancel()
+	for range s.out {
+	}
+}
+
+// Next returns the next entry, io.EOF at the end, or the error that stopped
+// the scan.
+func (s *Scanner) Next() (*manifest.Entry, error) {
+	for len(s.batch) == 0 {
+		if s.eof {
+			if s.err != nil {
+				return nil, s.err
+			}
+			return nil, io.EOF
+		}
+		b, ok := <-s.out
+		if !ok {
+			s.eof = true
+			s.err = <-s.errc
+			continue
+		}
+		s.batch = b
+	}
+	e := s.batch[0]
+	s.batch = s.batch[1:]
+	return e, nil
+}
+
+// Problems lists paths that could not be read.
+func (s *Scanner) Problems() []Problem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.problems)
+}
+
+// Temps lists leftover temporary files found (paths relative to the root).
+func (s *Scanner) Temps() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.temps)
+}
+
+func (s *Scanner) problem(path string, err error) {
+	s.mu.Lock()
+	s.problems = append(s.problems, Problem{Path: path, Err: err})
+	s.mu.Unlock()
+}
+
+func (s *Scanner) submit(path string) *job {
+	j := &job{path: path, done: make(chan struct{})}
+	s.mu.Lock()
+	heap.Push(&s.queue, j)
+	s.cond.Signal()
+	s.mu.Unlock()
+	return j
+}
+
+func (s *Scanner) worker() {
+	defer s.wg.Done()
+	dirs := s.root.NewDirs()
+	defer dirs.Close()
+	for {
+		s.mu.Lock()
+		for !s.closed && (len(s.queue) == 0 || s.completed >= maxAhead) {
+			s.cond.Wait()
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		j := heap.Pop(&s.queue).(*job)
+		if j.state != 0 {
+			s.mu.Unlock()
+			continue
+		}
+		j.state = 1
+		s.mu.Unlock()
+		j.children, j.err = s.list(dirs, j.path)
+		s.mu.Lock()
+		j.state = 2
+		s.completed++
+		s.mu.Unlock()
+		close(j.done)
+	}
+}
+
+// wait returns the finished job, running it on this goroutine if no worker
+// has started it yet (so the walk never waits behind read-ahead).
+func (s *Scanner) wait(dirs *fsx.Dirs, j *job) {
+	s.mu.Lock()
+	if j.state == 0 {
+		j.state = 1
+		s.mu.Unlock()
+		j.children, j.err = s.list(dirs, j.path)
+		s.mu.Lock()
+		j.state = 2
+		s.mu.Unlock()
+		close(j.done)
+		return
+	}
+	s.mu.Unlock()
+	<-j.done
+	s.mu.Lock()
+	s.completed--
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+func (s *Scanner) emit(ctx context.Context, e *manifest.Entry) error {
+	if e.Type == manifest.TypeFile {
+		for {
+			p, err := s.prev.Peek()
+			if err != nil {
+				return fmt.Errorf("previous manifest: %w", err)
+			}
+			if p == nil || manifest.Compare(p.Path, e.Path) > 0 {
+				break
+			}
+			s.prev.Take()
+			if p.Path == e.Path && p.HasHash && manifest.SameIdentity(p, e) {
+				e.Hash, e.HasHash = p.Hash, true
+			}
+		}
+	}
+	s.pend = append(s.pend, e)
+	if len(s.pend) >= 256 {
+		return s.send(ctx)
+	}
+	return nil
+}
+
+func (s *Scanner) send(ctx context.Context) error {
+	select {
+	case s.out <- s.pend:
+		s.pend = nil
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Scanner) walk(ctx context.Context, dir *manifest.Entry, j *job) error {
+	dirs := s.root.NewDirs()
+	defer dirs.Close()
+	return s.walkDir(ctx, dirs, dir, j)
+}
+
+func (s *Scanner) walkDir(ctx context.Context, dirs *fsx.Dirs, dir *manifest.Entry, j *job) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.wait(dirs, j)
+	if j.err != nil {
+		if dir.Path == "" {
+			return j.err
+		}
+		dir.Incomplete = true
+		s.problem(dir.Path, j.err)
+	}
+	if err := s.emit(ctx, dir); err != nil {
+		return err
+	}
+	children := j.children
+	j.children = nil
+	subs := make([]*job, len(children))
+	for i, c := range children {
+		if c.Type == manifest.TypeDir {
+			subs[i] = s.submit(c.Path)
+		}
+	}
+	for i, c := range children {
+		if subs[i] != nil {
+			if err := s.walkDir(ctx, dirs, c, subs[i]); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.emit(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// list reads directory dir and lstats its children, sorted by name.
+func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
+	fd, err := dirs.Dir(dir)
+	if err != nil {
+		return nil, err
+	}
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		return nil, &os.PathError{Op: "dup", Path: s.root.Join(dir), Err: err}
+	}
+	f := os.NewFile(uintptr(dup), s.root.Join(dir))
+	_, _ = f.Seek(0, io.SeekStart)
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", s.root.Join(dir), err)
+	}
+	slices.Sort(names)
+	out := make([]*manifest.Entry, 0, len(names))
+	for _, name := range names {
+		rel := name
+		if dir != "" {
+			rel = dir + "/" + name
+		}
+		if IsTemp(name) {
+			s.mu.Lock()
+			s.temps = append(s.temps, rel)
+			s.mu.Unlock()
+			continue
+		}
+		if len(name) > manifest.MaxNameLen || len(rel) > manifest.MaxPathLen {
+			s.problem(rel, fmt.Errorf("%s: name too long", s.root.Join(rel)))
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue // vanished between readdir and lstat: not there now
+			}
+			s.problem(rel, &os.PathError{Op: "lstat", Path: s.root.Join(rel), Err: err})
+			continue
+		}
+		e := FromStat(rel, &st)
+		if s.cfg.Exclude.Excluded(rel, e.Type == manifest.TypeDir) {
+			continue
+		}
+		if e.Type == manifest.TypeSymlink {
+			t, err := readlinkat(fd, name, st.Size)
+			if err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					continue
+				}
+				s.problem(rel, &os.PathError{Op: "readlink", Path: s.root.Join(rel), Err: err})
+				continue
+			}
+			e.LinkTarget = t
+			e.Size = int64(len(t))
+		}
+		if len(s.cfg.Xattrs) > 0 && (e.Type == manifest.TypeFile || e.Type == manifest.TypeDir || os.Geteuid() == 0) {
+			xs, err := fsx.ListXattrs(fsx.ProcPath(fd, name), s.cfg.Xattrs)
+			if err != nil && !errors.Is(err, unix.ENOENT) {
+				s.problem(rel, err)
+			}
+			e.Xattrs = xs
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func readlinkat(fd int, name string, size int64) (string, error) {
+	n := max(int(size)+1, 128)
+	for n <= 1<<16 {
+		buf := make([]byte, n)
+		m, err := unix.Readlinkat(fd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if m < n {
+			return string(buf[:m]), nil
+		}
+		n *= 2
+	}
+	return "", errors.New("link target too long")
+}
+
+// RootXattrs reads the root directory's xattrs (the walk reads everything else).
+func RootXattrs(root string, ns []string) ([]manifest.Xattr, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	return fsx.ListXattrs(root, ns)
+}
+
+// FromStat converts lstat results to an entry.
+func FromStat(rel string, st *unix.Stat_t) *manifest.Entry {
+	e := &manifest.Entry{
+		Path:  rel,
+		Mode:  st.Mode & 0o7777,
+		UID:   st.Uid,
+		GID:   st.Gid,
+		Mtime: st.Mtim.Nano(),
+		Ctime: st.Ctim.Nano(),
+		Dev:   st.Dev,
+		Inode: st.Ino,
+		Nlink: uint32(st.Nlink),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		e.Type = manifest.TypeFile
+		e.Size = st.Size
+	case unix.S_IFDIR:
+		e.Type = manifest.TypeDir
+	case unix.S_IFLNK:
+		e.Type = manifest.TypeSymlink
+		e.Size = st.Size
+	case unix.S_IFIFO:
+		e.Type = manifest.TypeFifo
+	case unix.S_IFCHR:
+		e.Type = manifest.TypeChar
+		e.Rdev = st.Rdev
+	case unix.S_IFBLK:
+		e.Type = manifest.TypeBlock
+		e.Rdev = st.Rdev
+	case unix.S_IFSOCK:
+		e.Type = manifest.TypeSocket
+	}
+	return e
+}

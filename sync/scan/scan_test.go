@@ -1,0 +1,110 @@
+package scan
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/msync/msync/internal/filter"
+	"github.com/msync/msync/manifest"
+)
+
+func TestScanOrderTypesAndHashCache(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []string
+	for i := range 30 {
+		for _, sub := range []string{"a", "a.b", "a/b", "z z", "a-"} {
+			p := filepath.Join(dir, sub, fmt.Sprintf("d%d", i%3))
+			must(os.MkdirAll(p, 0o755))
+			must(os.WriteFile(filepath.Join(p, fmt.Sprintf("f%d", i)), []byte(sub), 0o644))
+		}
+	}
+	must(os.Symlink("../nowhere", filepath.Join(dir, "dangling")))
+	must(os.WriteFile(filepath.Join(dir, "a", ".msync.0123.tmp"), nil, 0o600))
+	must(os.WriteFile(filepath.Join(dir, "x.bak"), nil, 0o600))
+	must(filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			rel = ""
+		}
+		if filepath.Base(p) != ".msync.0123.tmp" && filepath.Base(p) != "x.bak" {
+			want = append(want, filepath.ToSlash(rel))
+		}
+		return err
+	}))
+	slices.SortFunc(want, manifest.Compare)
+
+	ex, _ := filter.New([]string{"*.bak"})
+	s, err := Start(context.Background(), Config{Root: dir, Exclude: ex, Workers: 3})
+	must(err)
+	entries, err := manifest.ReadAll(s)
+	must(err)
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Path)
+		if e.Path == "dangling" && (e.Type != manifest.TypeSymlink || e.LinkTarget != "../nowhere") {
+			t.Errorf("symlink entry %+v", e)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("scan order\n got %q\nwant %q", got, want)
+	}
+	if temps := s.Temps(); len(temps) != 1 || temps[0] != "a/.msync.0123.tmp" {
+		t.Errorf("temps = %q", temps)
+	}
+
+	// Hash everything, then rescan with the hashed list as cache: the
+	// hashes come back without reading, except for the file we change.
+	h, err := NewHasher(context.Background(), dir, &manifest.SliceIterator{Entries: entries}, 2, false)
+	must(err)
+	hashed, err := manifest.ReadAll(h)
+	must(err)
+	must(os.WriteFile(filepath.Join(dir, "a", "d0", "f0"), []byte("changed"), 0o644))
+	s2, err := Start(context.Background(), Config{Root: dir, Prev: &manifest.SliceIterator{Entries: hashed}})
+	must(err)
+	again, err := manifest.ReadAll(s2)
+	must(err)
+	for _, e := range again {
+		if e.Type != manifest.TypeFile {
+			continue
+		}
+		if e.Path == "a/d0/f0" && e.HasHash {
+			t.Error("changed file kept its cached hash")
+		}
+		if e.Path != "a/d0/f0" && e.Path != "x.bak" && !e.HasHash {
+			t.Errorf("%s lost its cached hash", e.Path)
+		}
+	}
+}
+
+func BenchmarkScan(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 50 {
+		p := filepath.Join(dir, fmt.Sprint(i))
+		os.MkdirAll(p, 0o755)
+		for j := range 100 {
+			os.WriteFile(filepath.Join(p, fmt.Sprint(j)), nil, 0o644)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		s, err := Start(context.Background(), Config{Root: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := manifest.ReadAll(s)
+		if err != nil || len(n) != 5051 {
+			b.Fatal(len(n), err)
+		}
+	}
+	b.ReportMetric(5051, "files/op")
+}

@@ -58,10 +58,10 @@ func (p Problem) Error() string { return p.Err.Error() }
 // Scanner is a running scan. Next yields entries; Problems and Temps are
 // complete once Next has returned io.EOF.
 type Scanner struct {
-	cfg  Config
-	root *fsx.Root
-	out  chan []*manifest.Entry
-	errc chan error
+	cfg   Config
+	root  *fsx.Root
+	out   chan []*manifest.Entry
+	errc  chan error
 	batch []*manifest.Entry // consumer side
 	pend  []*manifest.Entry // producer side
 	prev  *manifest.Peeker

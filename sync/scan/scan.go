@@ -72,7 +72,7 @@ type Scanner struct {
 	completed int
 	closed    bool
 	problems  []Problem
-	temps     []string
+	temps     map[string][]string // by parent directory
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -187,11 +187,27 @@ func (s *Scanner) Problems() []Problem {
 	return slices.Clone(s.problems)
 }
 
-// Temps lists leftover temporary files found (paths relative to the root).
+// Temps lists leftover temporary files found so far (paths relative to the
+// root) that TakeTemps has not taken.
 func (s *Scanner) Temps() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.temps)
+	var out []string
+	for _, t := range s.temps {
+		out = append(out, t...)
+	}
+	slices.SortFunc(out, manifest.Compare)
+	return out
+}
+
+// TakeTemps returns and forgets the leftover temporary files directly in
+// dir. A directory's temps are known once Next has returned the directory.
+func (s *Scanner) TakeTemps(dir string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.temps[dir]
+	delete(s.temps, dir)
+	return t
 }
 
 func (s *Scanner) problem(path string, err error) {
@@ -362,7 +378,10 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 		}
 		if IsTemp(name) {
 			s.mu.Lock()
-			s.temps = append(s.temps, rel)
+			if s.temps == nil {
+				s.temps = map[string][]string{}
+			}
+			s.temps[dir] = append(s.temps[dir], rel)
 			s.mu.Unlock()
 			continue
 		}

@@ -1,0 +1,120 @@
+// Package cli is msync's command line: it parses flags, builds options and
+// calls the engine, verify and bench packages. Only main exits; everything
+// here returns an exit code and writes to the streams it is given.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes scripts can rely on.
+const (
+	ExitOK        = 0
+	ExitDiffer    = 1  // verify found differences
+	ExitFatal     = 2  // usage or fatal error
+	ExitPartial   = 23 // some files failed, the others were done
+	ExitVanished  = 24 // source files vanished or changed during the pass
+	exitCodeUsage = ExitFatal
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// Env is what a command may touch of the outside world.
+type Env struct {
+	Stdout, Stderr io.Writer
+	// IsTerminal reports whether stderr is a terminal (progress default).
+	IsTerminal bool
+}
+
+// Run executes the msync command line args and returns the exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	root := newRootCommand(env)
+	root.SetArgs(args)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(env.Stderr, "msync: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(env.Stderr, "msync: %v\n", err)
+	return ExitFatal
+}
+
+func newRootCommand(env Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "msync",
+		Short: "Move a live server's data to a new host in converging passes",
+		Long: `msync copies a tree to a new place in passes that converge: a full initial copy
+while the old host stays live, cheap incremental catch-up passes, one short final
+pass after services stop (which proves the source stayed quiet), then a checksummed
+verification before DNS is switched.
+
+  msync initial SRC DST           full copy; records manifests in the state dir
+  msync catchup SRC DST           copy only what changed since the last pass
+  msync catchup --final SRC DST   last pass during downtime; fails unless SRC was quiet
+  msync verify SRC DST            hash both sides and report every difference
+
+Exit codes: 0 ok, 1 verify found differences, 2 usage or fatal error,
+23 some files failed (the rest were done), 24 source files vanished or changed
+during the pass (with --final: the source was not quiet).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newPassCommand(env, "initial"), newPassCommand(env, "catchup"),
+		newVerifyCommand(env), newManifestCommand(env), newBenchCommand(env), newVersionCommand(env))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: exitCodeUsage, err: fmt.Errorf("%w (see msync %s --help)", err, c.Name())}
+	})
+	return root
+}
+
+func usageArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &exitError{code: exitCodeUsage, err: fmt.Errorf("%s takes %d arguments, got %d (usage: %s)", cmd.Name(), n, len(args), cmd.UseLine())}
+		}
+		return nil
+	}
+}
+
+// Version is set at build time.
+var Version = "dev"
+
+func newVersionCommand(env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print msync's version",
+		Args:  usageArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintf(env.Stdout, "msync %s\n", Version)
+			return nil
+		},
+	}
+}
+
+func fatal(err error) error { return &exitError{code: ExitFatal, err: err} }
+

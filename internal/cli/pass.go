@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/msync/msync/internal/filter"
+	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/state"
+	"github.com/spf13/cobra"
+)
+
+type passFlags struct {
+	state            string
+	dryRun           bool
+	itemize          bool
+	stats            bool
+	json             bool
+	excludes         []string
+	quiet            bool
+	progress         bool
+	noProgress       bool
+	fsync            string
+	delta            string
+	deleteExtraneous bool
+	final            bool
+	noXattrs         bool
+	owners           bool
+	noOwners         bool
+	workers          int
+}
+
+func addCommonFlags(c *cobra.Command, f *passFlags) {
+	fl := c.Flags()
+	fl.StringVar(&f.state, "state", "", "state directory for this SRC/DST pair (default: $XDG_STATE_HOME/msync/NAME)")
+	fl.StringArrayVar(&f.excludes, "exclude", nil, "exclude paths matching this rsync-style pattern (repeatable)")
+	fl.BoolVar(&f.json, "json", false, "print one JSON summary object on stdout")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print errors only")
+	fl.BoolVar(&f.progress, "progress", false, "show a progress bar (default: on when stderr is a terminal)")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "never show a progress bar")
+	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "do not copy or compare extended attributes")
+	fl.BoolVar(&f.owners, "owners", false, "copy numeric owner and group (default when run as root)")
+	fl.BoolVar(&f.noOwners, "no-owners", false, "do not copy owner and group, even as root")
+}
+
+func newPassCommand(env Env, kind string) *cobra.Command {
+	f := &passFlags{}
+	c := &cobra.Command{
+		Use:  kind + " [flags] SRC DST",
+		Args: usageArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPass(cmd, env, engine.Kind(kind), f, args[0], args[1])
+		},
+	}
+	switch kind {
+	case "initial":
+		c.Short = "Copy SRC into DST in full and record the first manifests"
+		c.Long = `Copy the contents of SRC into DST (like rsync -aHX SRC/ DST/): files, directories,
+symlinks (verbatim), hard links, fifos and devices (as root), permissions, mtimes to the
+nanosecond, numeric owners (as root) and extended attributes. DST is created if missing.
+Nothing at DST is deleted (see catchup --delete-extraneous). Every file is written under a
+temporary name beside its destination and renamed into place, so an interrupted pass never
+leaves a half-written file; the next pass completes it. Manifests of both sides are committed
+to the state directory only when the pass completed.`
+	case "catchup":
+		c.Short = "Copy what changed since the last pass; --final for the downtime pass"
+		c.Long = `Scan both sides (in parallel) and copy only what changed: files whose size or mtime
+differ, and metadata-only changes. Files the source removed since the last committed pass
+are deleted at DST; files msync never put there are kept unless --delete-extraneous.
+Content hashes are reused from the last manifest for files whose identity (size, mtime,
+ctime, inode) is unchanged.
+
+With --final (run after services are stopped) the source is re-scanned after the pass and
+the command exits 24, listing the paths, unless nothing changed during the pass.`
+		c.Flags().BoolVar(&f.final, "final", false, "prove the source stayed quiet: re-scan after the pass, exit 24 listing what moved")
+	}
+	fl := c.Flags()
+	addCommonFlags(c, f)
+	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would change, change nothing")
+	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "list each change in rsync's %i format (e.g. >f.st...... path)")
+	fl.BoolVar(&f.stats, "stats", false, "print transfer statistics at the end")
+	fl.StringVar(&f.fsync, "fsync", "pass", "when to flush data to disk: file (each file before rename), pass (once before commit), none")
+	fl.StringVar(&f.delta, "delta", "auto", "send changed files as deltas: auto (whole files between local trees), always, never")
+	fl.BoolVar(&f.deleteExtraneous, "delete-extraneous", false, "also delete DST paths that are not in SRC and that msync did not put there")
+	fl.IntVar(&f.workers, "workers", 4, "files transferred in parallel")
+	return c
+}
+
+func stateDir(flag, src, dst string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	as, err := filepath.Abs(src)
+	if err != nil {
+		return "", err
+	}
+	ad, err := filepath.Abs(dst)
+	if err != nil {
+		return "", err
+	}
+	return state.DefaultDir(as, ad)
+}
+
+func (f *passFlags) ownersEnabled() bool {
+	if f.noOwners {
+		return false
+	}
+	return f.owners || os.Geteuid() == 0
+}
+
+func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, dst string) error {
+	ctx := cmd.Context()
+	fsync, err := engine.ParseFsync(f.fsync)
+	if err != nil {
+		return &exitError{code: exitCodeUsage, err: err}
+	}
+	dm, err := engine.ParseDelta(f.delta)
+	if err != nil {
+		return &exitError{code: exitCodeUsage, err: err}
+	}
+	ex, err := filter.New(f.excludes)
+	if err != nil {
+		return &exitError{code: exitCodeUsage, err: err}
+	}
+	sd, err := stateDir(f.state, src, dst)
+	if err != nil {
+		return fatal(err)
+	}
+	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: sd, Final: f.final, DryRun: f.dryRun,
+		DeleteExtraneous: f.deleteExtraneous, Exclude: ex, Xattrs: !f.noXattrs, Owners: f.ownersEnabled(),
+		Fsync: fsync, Delta: dm, Workers: f.workers, Counters: &engine.Counters{}, Log: env.Stderr}
+	if f.quiet {
+		o.Log = io.Discard
+	}
+	var items []string
+	if f.itemize && !f.quiet {
+		o.OnItem = func(it engine.Item) {
+			if f.json {
+				items = append(items, it.String())
+				return
+			}
+			fmt.Fprintln(env.Stdout, it.String())
+		}
+	}
+	stop := startProgress(env, f.progress, f.noProgress || f.quiet || f.json, o.Counters)
+	start := time.Now()
+	res, err := engine.Run(ctx, o)
+	stop()
+	elapsed := time.Since(start)
+	if err != nil {
+		return fatal(fmt.Errorf("%s %s %s: %w", kind, src, dst, err))
+	}
+	code := ExitOK
+	switch {
+	case res.Stats.Failed > 0:
+		code = ExitPartial
+	case res.Stats.Vanished > 0:
+		code = ExitVanished
+	}
+	if f.final && len(res.NotQuiet) > 0 && code == ExitOK {
+		code = ExitVanished
+	}
+	if f.json {
+		out := map[string]any{"command": string(kind), "src": src, "dst": dst, "state": sd, "dry_run": f.dryRun,
+			"final": f.final, "result": res, "exit_code": code, "elapsed_seconds": elapsed.Seconds()}
+		if f.itemize {
+			out["items"] = items
+		}
+		if f.final {
+			out["quiet"] = len(res.NotQuiet) == 0
+		}
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+	} else {
+		for _, p := range res.Problems {
+			if !p.Skipped {
+				fmt.Fprintf(env.Stderr, "msync: %s\n", p.Err)
+			}
+		}
+		if f.stats && !f.quiet {
+			printStats(env.Stdout, res, elapsed, f.dryRun)
+		}
+		if f.final {
+			if len(res.NotQuiet) > 0 {
+				fmt.Fprintf(env.Stderr, "msync: source was NOT quiet during the final pass; %d path(s) moved:\n", len(res.NotQuiet))
+				for i, p := range res.NotQuiet {
+					if i == 50 {
+						fmt.Fprintf(env.Stderr, "  ... and %d more\n", len(res.NotQuiet)-50)
+						break
+					}
+					fmt.Fprintf(env.Stderr, "  %s\n", p)
+				}
+			} else if !f.quiet {
+				fmt.Fprintln(env.Stderr, "msync: source was quiet during the final pass")
+			}
+		}
+	}
+	if code != ExitOK {
+		return &exitError{code: code, err: summaryError(res, code)}
+	}
+	return nil
+}
+
+func summaryError(res *engine.Result, code int) error {
+	switch code {
+	case ExitPartial:
+		return fmt.Errorf("%d file(s) failed (see above); the others were copied", res.Stats.Failed)
+	case ExitVanished:
+		if res.Stats.Vanished > 0 {
+			return fmt.Errorf("%d source file(s) vanished during the pass", res.Stats.Vanished)
+		}
+		return fmt.Errorf("source changed during the final pass")
+	}
+	return nil
+}
+
+func printStats(w io.Writer, res *engine.Result, elapsed time.Duration, dry bool) {
+	s := res.Stats
+	fmt.Fprintf(w, "\nNumber of files: %d (reg: %d, dir: %d, link: %d, special: %d)\n", s.Entries, s.Files, s.Dirs, s.Symlinks, s.Specials)
+	fmt.Fprintf(w, "Number of created files: %d\n", s.Created)
+	fmt.Fprintf(w, "Number of updated files: %d\n", s.Updated)
+	fmt.Fprintf(w, "Number of metadata-only changes: %d\n", s.MetaOnly)
+	fmt.Fprintf(w, "Number of hard links made: %d\n", s.HardLinks)
+	fmt.Fprintf(w, "Number of deleted files: %d\n", s.Deleted)
+	fmt.Fprintf(w, "Number of extraneous files kept: %d\n", s.Kept)
+	fmt.Fprintf(w, "Total file size: %s\n", humanBytes(s.SrcBytes))
+	fmt.Fprintf(w, "Total transferred file size: %s\n", humanBytes(s.DataBytes))
+	fmt.Fprintf(w, "Literal data: %s\n", humanBytes(s.Literal))
+	fmt.Fprintf(w, "Matched data: %s (deltas: %d, appends: %d)\n", humanBytes(s.Matched), s.Deltas, s.Appended)
+	fmt.Fprintf(w, "Bytes written: %s\n", humanBytes(s.Written))
+	fmt.Fprintf(w, "Bytes a remote transfer would send: %s\n", humanBytes(s.WireBytes))
+	if s.Temps > 0 {
+		fmt.Fprintf(w, "Leftover temp files removed: %d\n", s.Temps)
+	}
+	fmt.Fprintf(w, "Failed: %d, vanished: %d, skipped: %d\n", s.Failed, s.Vanished, s.Skipped)
+	rate := float64(s.Written) / elapsed.Seconds()
+	fmt.Fprintf(w, "Elapsed: %s (%.1f MiB/s written)", elapsed.Round(time.Millisecond), rate/(1<<20))
+	if dry {
+		fmt.Fprint(w, " (DRY RUN)")
+	}
+	fmt.Fprintln(w)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB (%d bytes)", float64(n)/float64(div), "KMGTPE"[exp], n)
+}
+

@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/msync/msync/internal/filter"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/scan"
+	"github.com/msync/msync/verify"
+	"github.com/spf13/cobra"
+)
+
+func newVerifyCommand(env Env) *cobra.Command {
+	f := &passFlags{}
+	var all bool
+	var workers int
+	c := &cobra.Command{
+		Use:   "verify [flags] SRC DST",
+		Short: "Hash every file on both sides and report each difference",
+		Long: `Scan both trees and read every regular file on its own side (both sides in parallel),
+then compare content (xxhash64), type, mode, mtime, symlink targets, hard link structure,
+owners (as root or with --owners) and extended attributes.
+
+Each path that does not match is printed with a code like rclone check --combined:
+  * path (what)  differs: content, type, mode, owner, mtime, target, xattr, links, device
+  - path         missing at DST
+  + path         extra at DST
+  ! path: error  could not be read
+--all also prints "= path" for every match. A summary per top-level directory follows.
+Exit status: 0 only when the trees are identical, 1 when anything differs, 2 on error.`,
+		Args: usageArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ex, err := filter.New(f.excludes)
+			if err != nil {
+				return &exitError{code: exitCodeUsage, err: err}
+			}
+			o := verify.Options{Src: args[0], Dst: args[1], Exclude: ex, Xattrs: !f.noXattrs,
+				Owners: f.ownersEnabled(), All: all, Workers: workers}
+			rep, err := verify.Run(cmd.Context(), o)
+			if err != nil {
+				return fatal(fmt.Errorf("verify: %w", err))
+			}
+			if f.json {
+				verify.WriteJSON(env.Stdout, rep)
+			} else if !f.quiet {
+				verify.WriteText(env.Stdout, rep)
+			}
+			if !rep.Identical {
+				return &exitError{code: ExitDiffer}
+			}
+			return nil
+		},
+	}
+	addCommonFlags(c, f)
+	c.Flags().BoolVar(&all, "all", false, "also print \"=\" lines for matching paths")
+	c.Flags().IntVar(&workers, "workers", 2, "files hashed in parallel on each side")
+	return c
+}
+
+func newManifestCommand(env Env) *cobra.Command {
+	var out, format string
+	var excludes []string
+	var noXattrs, noHash bool
+	c := &cobra.Command{
+		Use:   "manifest [flags] DIR",
+		Short: "Write a manifest of DIR (msync, BSD mtree or JSON lines)",
+		Long: `Scan DIR and write its manifest to FILE (or stdout).
+
+Formats:
+  msync  msync's binary manifest (versioned, zstd, checksummed), with content hashes
+  mtree  BSD mtree(5) spec: check a tree with "mtree -f FILE -p DIR"
+  json   one JSON object per line, with content hashes`,
+		Args: usageArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ex, err := filter.New(excludes)
+			if err != nil {
+				return &exitError{code: exitCodeUsage, err: err}
+			}
+			var write func(io.Writer, manifest.Iterator) error
+			hash := !noHash
+			switch format {
+			case "msync":
+				write = func(w io.Writer, it manifest.Iterator) error {
+					mw, err := manifest.NewWriter(w)
+					if err != nil {
+						return err
+					}
+					for {
+						e, err := it.Next()
+						if err == io.EOF {
+							return mw.Close()
+						}
+						if err != nil {
+							return err
+						}
+						if err := mw.Add(e); err != nil {
+							return err
+						}
+					}
+				}
+			case "mtree":
+				write, hash = manifest.WriteMtree, false
+			case "json":
+				write = manifest.WriteJSON
+			default:
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("--format=%q: want msync, mtree or json", format)}
+			}
+			ns := []string(nil)
+			if !noXattrs {
+				ns = []string{"user."}
+			}
+			sc, err := scan.Start(cmd.Context(), scan.Config{Root: args[0], Exclude: ex, Xattrs: ns})
+			if err != nil {
+				return fatal(err)
+			}
+			defer sc.Close()
+			var it manifest.Iterator = sc
+			var h *scan.Hasher
+			if hash {
+				h, err = scan.NewHasher(cmd.Context(), args[0], sc, 2, true)
+				if err != nil {
+					return fatal(err)
+				}
+				defer h.Close()
+				it = h
+			}
+			if out == "" || out == "-" {
+				if err := write(env.Stdout, it); err != nil {
+					return fatal(err)
+				}
+			} else {
+				if err := writeFileAtomic(out, func(w io.Writer) error { return write(w, it) }); err != nil {
+					return fatal(err)
+				}
+			}
+			code := ExitOK
+			for _, p := range sc.Problems() {
+				fmt.Fprintf(env.Stderr, "msync: %v\n", p.Err)
+				code = ExitPartial
+			}
+			if code != ExitOK {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&out, "output", "o", "", "write to FILE (atomically) instead of stdout")
+	c.Flags().StringVar(&format, "format", "msync", "msync, mtree or json")
+	c.Flags().StringArrayVar(&excludes, "exclude", nil, "exclude paths matching this rsync-style pattern (repeatable)")
+	c.Flags().BoolVar(&noXattrs, "no-xattrs", false, "leave out extended attributes")
+	c.Flags().BoolVar(&noHash, "no-hash", false, "do not read files to hash them (msync and json formats)")
+	return c
+}
+
+func writeFileAtomic(path string, fn func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(dirOf(path), ".msync-manifest-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := fn(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func dirOf(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			if i == 0 {
+				return "/"
+			}
+			return p[:i]
+		}
+	}
+	return "."
+}

@@ -1,0 +1,261 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/scan"
+	"golang.org/x/sys/unix"
+)
+
+// dest applies changes to the destination tree. Every operation works on a
+// directory descriptor and a single name, creates new objects under a
+// temporary name and renames them into place, so that nothing half-made is
+// ever visible under a real name.
+type dest struct {
+	root    *fsx.Root
+	owners  bool
+	xattrNS []string
+	fsync   FsyncPolicy
+}
+
+func tempName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return scan.TempPrefix + hex.EncodeToString(b[:]) + scan.TempSuffix
+}
+
+func pathErr(op string, root *fsx.Root, rel string, err error) error {
+	return &os.PathError{Op: op, Path: root.Join(rel), Err: err}
+}
+
+// createTemp makes an empty temp file in directory dirfd.
+func (d *dest) createTemp(dirfd int) (*os.File, string, error) {
+	for range 5 {
+		name := tempName()
+		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == unix.EEXIST {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return os.NewFile(uintptr(fd), name), name, nil
+	}
+	return nil, "", errors.New("cannot create a unique temporary file")
+}
+
+// finishFile sets the metadata of a complete temp file, syncs it when the
+// policy asks, and renames it over name.
+func (d *dest) finishFile(f *os.File, dirfd int, tmp, name string, e *manifest.Entry) error {
+	fd := int(f.Fd())
+	if d.owners {
+		if err := unix.Fchown(fd, int(e.UID), int(e.GID)); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if err := unix.Fchmod(fd, e.Mode); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	if len(d.xattrNS) > 0 {
+		for _, x := range e.Xattrs {
+			if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+				return fmt.Errorf("setxattr %s: %w", x.Name, err)
+			}
+		}
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(e.Mtime)}
+	if err := unix.UtimesNanoAt(dirfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set mtime: %w", err)
+	}
+	if d.fsync == FsyncFile {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync: %w", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	return nil
+}
+
+// setMeta makes owner, mode, xattrs and mtime of an existing object match e.
+func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
+	if e.Type == manifest.TypeSymlink {
+		if d.owners {
+			if err := unix.Fchownat(dirfd, name, int(e.UID), int(e.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("lchown: %w", err)
+			}
+		}
+		if len(d.xattrNS) > 0 && os.Geteuid() == 0 {
+			if err := fsx.SetXattrs(fsx.ProcPath(dirfd, name), e.Xattrs, d.xattrNS); err != nil {
+				return err
+			}
+		}
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(e.Mtime)}
+		if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("set symlink mtime: %w", err)
+		}
+		return nil
+	}
+	// O_PATH|O_NOFOLLOW pins the object itself: if name was swapped for a
+	// symlink, the type check below refuses it instead of following it.
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if scan.FromStat("", &st).Type != e.Type {
+		return fmt.Errorf("is a %s now, expected a %s", scan.FromStat("", &st).Type, e.Type)
+	}
+	proc := fsx.ProcPath(fd, "")
+	if d.owners && (st.Uid != e.UID || st.Gid != e.GID) {
+		if err := unix.Fchownat(dirfd, name, int(e.UID), int(e.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if err := unix.Chmod(proc, e.Mode); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	if len(d.xattrNS) > 0 && (e.Type == manifest.TypeFile || e.Type == manifest.TypeDir || os.Geteuid() == 0) {
+		if err := fsx.SetXattrs(fsx.ProcPath(dirfd, name), e.Xattrs, d.xattrNS); err != nil {
+			return err
+		}
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(e.Mtime)}
+	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set mtime: %w", err)
+	}
+	return nil
+}
+
+// makeSpecial creates a symlink, fifo or device node as e under a temp name
+// and renames it over name.
+func (d *dest) makeSpecial(dirfd int, name string, e *manifest.Entry) error {
+	tmp := tempName()
+	var err error
+	switch e.Type {
+	case manifest.TypeSymlink:
+		err = unix.Symlinkat(e.LinkTarget, dirfd, tmp)
+	case manifest.TypeFifo:
+		err = unix.Mknodat(dirfd, tmp, unix.S_IFIFO|0o600, 0)
+	case manifest.TypeChar:
+		err = unix.Mknodat(dirfd, tmp, unix.S_IFCHR|0o600, int(e.Rdev))
+	case manifest.TypeBlock:
+		err = unix.Mknodat(dirfd, tmp, unix.S_IFBLK|0o600, int(e.Rdev))
+	default:
+		return fmt.Errorf("cannot create a %s", e.Type)
+	}
+	if err != nil {
+		return err
+	}
+	if err := d.setMeta(dirfd, tmp, e); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		return err
+	}
+	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	return nil
+}
+
+// link makes name in newdirfd a hard link to target (another path of the
+// same tree), replacing whatever is there atomically.
+func (d *dest) link(dirs *fsx.Dirs, target, p string) error {
+	tdir, tname, err := dirs.At(target)
+	if err != nil {
+		return err
+	}
+	// Link at a temp name first: linkat cannot replace an existing name.
+	tfd, err := unix.Dup(tdir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tfd)
+	pdir, pname, err := dirs.At(p)
+	if err != nil {
+		return err
+	}
+	tmp := tempName()
+	if err := unix.Linkat(tfd, tname, pdir, tmp, 0); err != nil {
+		return fmt.Errorf("link to %s: %w", target, err)
+	}
+	if err := unix.Renameat(pdir, tmp, pdir, pname); err != nil {
+		unix.Unlinkat(pdir, tmp, 0)
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	return nil
+}
+
+// removeAll removes the object at rel, recursively for directories, never
+// following symlinks.
+func removeAll(dirs *fsx.Dirs, rel string) error {
+	dfd, name, err := dirs.At(rel)
+	if err != nil {
+		return err
+	}
+	err = unix.Unlinkat(dfd, name, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR && err != unix.EPERM {
+		return err
+	}
+	if err := removeContents(dfd, name); err != nil {
+		return err
+	}
+	dirs.Forget(rel)
+	if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return err
+	}
+	return nil
+}
+
+func removeContents(parent int, name string) error {
+	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	if os.Geteuid() != 0 {
+		// A read-only directory of ours must become writable to empty it.
+		unix.Fchmod(fd, 0o700)
+	}
+	for {
+		names, err := f.Readdirnames(1024)
+		for _, n := range names {
+			if err := unix.Unlinkat(fd, n, 0); err == nil || err == unix.ENOENT {
+				continue
+			} else if err != unix.EISDIR && err != unix.EPERM {
+				return err
+			}
+			if err := removeContents(fd, n); err != nil {
+				return err
+			}
+			if err := unix.Unlinkat(fd, n, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+				return err
+			}
+		}
+		if err == io.EOF || len(names) == 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

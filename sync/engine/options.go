@@ -1,0 +1,173 @@
+// Package engine runs msync's passes between two local trees: a scan of both
+// sides, a merge-join against the last committed manifest, the transfer of
+// what changed (whole file, delta or append), deletions, directory metadata,
+// and the atomic commit of the new manifests and pass record.
+package engine
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/msync/msync/internal/filter"
+)
+
+// FsyncPolicy says when written data is flushed to stable storage.
+type FsyncPolicy int
+
+// The fsync policies.
+const (
+	// FsyncPass flushes the destination file system once (syncfs) before
+	// the pass's manifests are committed.
+	FsyncPass FsyncPolicy = iota
+	// FsyncFile fsyncs every file before it is renamed into place.
+	FsyncFile
+	// FsyncNone leaves flushing to the kernel.
+	FsyncNone
+)
+
+// ParseFsync parses "file", "pass" or "none".
+func ParseFsync(s string) (FsyncPolicy, error) {
+	switch s {
+	case "pass", "":
+		return FsyncPass, nil
+	case "file":
+		return FsyncFile, nil
+	case "none":
+		return FsyncNone, nil
+	}
+	return 0, fmt.Errorf("--fsync=%q: want file, pass or none", s)
+}
+
+// DeltaMode says when changed files are sent as deltas.
+type DeltaMode int
+
+// The delta modes.
+const (
+	// DeltaAuto copies whole files between local trees (a delta reads the
+	// old copy as well as the new one, which costs more than it saves when
+	// both are on local disks).
+	DeltaAuto DeltaMode = iota
+	// DeltaAlways sends every changed file with an old copy as a delta,
+	// using the append fast path when the old copy is a proven prefix.
+	DeltaAlways
+	// DeltaNever copies whole files.
+	DeltaNever
+)
+
+// ParseDelta parses "auto", "always" or "never".
+func ParseDelta(s string) (DeltaMode, error) {
+	switch s {
+	case "auto", "":
+		return DeltaAuto, nil
+	case "always":
+		return DeltaAlways, nil
+	case "never":
+		return DeltaNever, nil
+	}
+	return 0, fmt.Errorf("--delta=%q: want auto, always or never", s)
+}
+
+// Kind is the kind of pass.
+type Kind string
+
+// Pass kinds.
+const (
+	Initial Kind = "initial"
+	Catchup Kind = "catchup"
+)
+
+// Options configure one pass.
+type Options struct {
+	Kind     Kind
+	Src, Dst string
+	StateDir string // required
+
+	// Final makes the pass prove that the source stayed quiet: a re-scan
+	// after the pass must find it unchanged.
+	Final bool
+	// DryRun reports what would change and changes nothing.
+	DryRun bool
+	// DeleteExtraneous also deletes destination paths msync did not put there.
+	DeleteExtraneous bool
+	Exclude          *filter.Matcher
+	// Xattrs copies extended attributes (user., and trusted./security. as root).
+	Xattrs bool
+	// Owners copies numeric uid/gid (default: when running as root).
+	Owners  bool
+	Fsync   FsyncPolicy
+	Delta   DeltaMode
+	Workers int // file transfers in parallel; 0 means 4
+	Retries int // re-reads of a file that changed while read; default 2
+
+	// OnItem, if set, is called for every change in rsync's %i format.
+	OnItem func(Item)
+	// Counters, if set, is updated as the pass goes (for progress bars).
+	Counters *Counters
+	// Log receives notes (skipped sockets, cleaned temp files).
+	Log io.Writer
+}
+
+// Item is one itemized change: Code is rsync's 11-character %i string.
+type Item struct {
+	Code string
+	Path string // "./" for the root, "dir/" for directories
+	Note string // " -> target" for symlinks, " => leader" for hard links
+}
+
+func (it Item) String() string { return it.Code + " " + it.Path + it.Note }
+
+// Counters are live totals of a running pass, safe to read concurrently.
+type Counters struct {
+	Scanned      atomic.Int64 // source entries scanned
+	FilesDone    atomic.Int64 // files transferred
+	BytesDone    atomic.Int64 // file bytes transferred (content, not wire)
+	BytesQueued  atomic.Int64 // file bytes queued for transfer
+	FilesQueued  atomic.Int64
+	ScanFinished atomic.Bool
+}
+
+// Stats summarises a pass.
+type Stats struct {
+	Entries   int64 `json:"entries"`    // source entries
+	Files     int64 `json:"files"`      // source regular files
+	Dirs      int64 `json:"dirs"`       // source directories
+	Symlinks  int64 `json:"symlinks"`   // source symlinks
+	Specials  int64 `json:"specials"`   // fifos, devices, sockets
+	SrcBytes  int64 `json:"src_bytes"`  // sum of source file sizes
+	Created   int64 `json:"created"`    // new files, dirs, links at the destination
+	Updated   int64 `json:"updated"`    // existing files whose content was replaced
+	MetaOnly  int64 `json:"meta_only"`  // objects whose metadata alone changed
+	HardLinks int64 `json:"hardlinks"`  // hard links made
+	Deleted   int64 `json:"deleted"`    // destination paths removed
+	Kept      int64 `json:"extraneous"` // destination paths not in the source, kept
+	DataBytes int64 `json:"data_bytes"` // size of files transferred
+	Literal   int64 `json:"literal_bytes"`
+	Matched   int64 `json:"matched_bytes"`
+	Written   int64 `json:"written_bytes"` // bytes written to the destination
+	WireBytes int64 `json:"wire_bytes"`    // what would cross a wire: literals, signatures, op framing
+	Appended  int64 `json:"appended"`      // files sent by the append fast path
+	Deltas    int64 `json:"deltas"`        // files sent as deltas
+	Failed    int64 `json:"failed"`
+	Vanished  int64 `json:"vanished"`
+	Skipped   int64 `json:"skipped"`
+	Temps     int64 `json:"temps_removed"` // leftovers of killed passes removed
+}
+
+// Problem is a path the pass could not handle.
+type Problem struct {
+	Path     string `json:"path"`
+	Err      string `json:"error"`
+	Vanished bool   `json:"vanished,omitempty"`
+	Skipped  bool   `json:"skipped,omitempty"` // a note, not a failure
+}
+
+// Result is what a pass did.
+type Result struct {
+	Stats    Stats     `json:"stats"`
+	Problems []Problem `json:"problems,omitempty"`
+	// NotQuiet lists source paths that changed during a --final pass.
+	NotQuiet []string `json:"not_quiet,omitempty"`
+	// Committed is true when the manifests of this pass were committed.
+	Committed bool `json:"committed"`
+}

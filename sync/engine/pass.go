@@ -1,0 +1,950 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/renameio/v2"
+	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/scan"
+	"github.com/msync/msync/sync/state"
+	"golang.org/x/sys/unix"
+)
+
+// frame is a destination directory the merge is inside of.
+type frame struct {
+	path       string
+	want       *manifest.Entry // source entry; nil when the source has no such directory
+	dirty      bool            // its contents changed: the mtime must be set again
+	needMeta   bool
+	incomplete bool // the source directory could not be read completely
+	deleting   bool // the destination directory is being removed with its contents
+	failed     bool // could not be created: its contents are skipped
+}
+
+// slot carries one path's new manifest entries to the manifest writer, in order.
+type slot struct {
+	src, dst *manifest.Entry
+	job      *fileJob
+	leader   *slot // hard link follower: the dst entry is the leader's
+}
+
+type linkKey struct{ dev, ino uint64 }
+
+type leaderInfo struct {
+	path   string
+	slot   *slot
+	dstIno uint64 // destination inode when the leader is not rewritten
+}
+
+type pendingLink struct{ target, path string }
+
+type pass struct {
+	o        Options
+	res      *Result
+	mu       sync.Mutex // guards res
+	dst      *dest
+	dirs     *fsx.Dirs // main goroutine's destination directories
+	srcRoot  *fsx.Root
+	dstScan  *scan.Scanner
+	stack    []*frame
+	fixups   []*manifest.Entry
+	deletes  []string
+	links    []pendingLink
+	leaders  map[linkKey]*leaderInfo
+	jobs     chan *fileJob
+	slots    chan *slot
+	root     bool
+	notQuiet []string
+}
+
+// Run performs one pass as o describes.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	p := &pass{o: o, res: &Result{}, leaders: map[linkKey]*leaderInfo{}, root: os.Geteuid() == 0}
+	if o.StateDir == "" {
+		return nil, errors.New("no state directory given")
+	}
+	if o.Workers <= 0 {
+		p.o.Workers = 4
+	}
+	if o.Retries <= 0 {
+		p.o.Retries = 2
+	}
+	if o.Log == nil {
+		p.o.Log = io.Discard
+	}
+	if err := checkPaths(o.Src, o.Dst); err != nil {
+		return nil, err
+	}
+	st, err := state.Open(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return p.run(ctx, st)
+}
+
+func checkPaths(src, dst string) error {
+	as, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	ad, err := filepath.Abs(dst)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(as)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("source %s: not a directory", src)
+	}
+	if rs, err := filepath.EvalSymlinks(as); err == nil {
+		as = rs
+	}
+	if rd, err := filepath.EvalSymlinks(ad); err == nil {
+		ad = rd
+	}
+	if as == ad || strings.HasPrefix(ad, as+"/") || strings.HasPrefix(as, ad+"/") {
+		return fmt.Errorf("source %s and destination %s overlap", src, dst)
+	}
+	return nil
+}
+
+func (p *pass) problem(path string, err error, vanished bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.res.Problems = append(p.res.Problems, Problem{Path: path, Err: err.Error(), Vanished: vanished})
+	if vanished {
+		p.res.Stats.Vanished++
+	} else {
+		p.res.Stats.Failed++
+	}
+}
+
+func (p *pass) note(path, msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.res.Problems = append(p.res.Problems, Problem{Path: path, Err: msg, Skipped: true})
+	p.res.Stats.Skipped++
+	fmt.Fprintf(p.o.Log, "msync: skipping %s: %s\n", path, msg)
+}
+
+func (p *pass) item(code, path string, t manifest.Type, note string) {
+	if p.o.OnItem == nil {
+		return
+	}
+	if t == manifest.TypeDir {
+		if path == "" {
+			path = "."
+		}
+		path += "/"
+	}
+	p.o.OnItem(Item{Code: code, Path: path, Note: note})
+}
+
+func (p *pass) xattrNS() []string {
+	if p.o.Xattrs {
+		return fsx.XattrNamespaces()
+	}
+	return nil
+}
+
+func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
+	start := time.Now()
+	var phases state.PhaseTimes
+	o := &p.o
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	dstExists := true
+	if _, err := os.Lstat(o.Dst); errors.Is(err, os.ErrNotExist) {
+		dstExists = false
+		if !o.DryRun {
+			if err := os.MkdirAll(o.Dst, 0o700); err != nil {
+				return nil, fmt.Errorf("create destination: %w", err)
+			}
+			dstExists = true
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+
+	open := func(side state.Side) (manifest.Iterator, func(), error) {
+		r, err := st.OpenManifest(side)
+		if err != nil {
+			return nil, nil, fmt.Errorf("state: %w (remove it to start over with msync initial)", err)
+		}
+		if r == nil {
+			return manifest.Empty, func() {}, nil
+		}
+		return r, func() { r.Close() }, nil
+	}
+	srcCache, closeA, err := open(state.Source)
+	if err != nil {
+		return nil, err
+	}
+	defer closeA()
+	dstCache, closeB, err := open(state.Dest)
+	if err != nil {
+		return nil, err
+	}
+	defer closeB()
+	var old manifest.Iterator = manifest.Empty
+	if o.Kind == Catchup {
+		it, closeC, err := open(state.Source)
+		if err != nil {
+			return nil, err
+		}
+		defer closeC()
+		old = it
+	}
+
+	ns := p.xattrNS()
+	srcScan, err := scan.Start(ctx, scan.Config{Root: o.Src, Exclude: o.Exclude, Xattrs: ns, Prev: srcCache})
+	if err != nil {
+		return nil, fmt.Errorf("scan source: %w", err)
+	}
+	defer srcScan.Close()
+	var dstIt manifest.Iterator = manifest.Empty
+	var dstScan *scan.Scanner
+	if dstExists {
+		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: o.Exclude, Xattrs: ns, Prev: dstCache})
+		if err != nil {
+			return nil, fmt.Errorf("scan destination: %w", err)
+		}
+		defer dstScan.Close()
+		dstIt = dstScan
+		p.dstScan = dstScan
+	}
+
+	if dstExists {
+		r, err := fsx.OpenRoot(o.Dst)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		p.dst = &dest{root: r, owners: o.Owners, xattrNS: ns, fsync: o.Fsync}
+		p.dirs = r.NewDirs()
+		defer p.dirs.Close()
+	}
+	p.srcRoot, err = fsx.OpenRoot(o.Src)
+	if err != nil {
+		return nil, err
+	}
+	defer p.srcRoot.Close()
+
+	// Manifest writer: new source and destination manifests, in order.
+	var writerErr error
+	var writerWG sync.WaitGroup
+	var srcPF, dstPF *renameio.PendingFile
+	p.slots = make(chan *slot, 4096)
+	if !o.DryRun {
+		srcPF, err = renameio.NewPendingFile(st.ManifestPath(state.Source), renameio.WithPermissions(0o600))
+		if err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+		defer srcPF.Cleanup()
+		dstPF, err = renameio.NewPendingFile(st.ManifestPath(state.Dest), renameio.WithPermissions(0o600))
+		if err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+		defer dstPF.Cleanup()
+	}
+	writerWG.Add(1)
+	go func() {
+		defer writerWG.Done()
+		writerErr = p.writeManifests(srcPF, dstPF)
+	}()
+
+	// Transfer workers.
+	var workersWG sync.WaitGroup
+	p.jobs = make(chan *fileJob, 64)
+	if !o.DryRun {
+		for range o.Workers {
+			workersWG.Add(1)
+			go func() {
+				defer workersWG.Done()
+				w := p.newWorker()
+				defer w.close()
+				for j := range p.jobs {
+					w.transfer(ctx, j)
+					close(j.done)
+				}
+			}()
+		}
+	}
+
+	// Merge source scan, destination scan and the last committed manifest.
+	S, D, M := manifest.NewPeeker(srcScan), manifest.NewPeeker(dstIt), manifest.NewPeeker(old)
+	var loopErr error
+	for {
+		if err := ctx.Err(); err != nil {
+			loopErr = err
+			break
+		}
+		s, err := S.Peek()
+		if err != nil {
+			loopErr = fmt.Errorf("scan source: %w", err)
+			break
+		}
+		d, err := D.Peek()
+		if err != nil {
+			loopErr = fmt.Errorf("scan destination: %w", err)
+			break
+		}
+		m, err := M.Peek()
+		if err != nil {
+			loopErr = err
+			break
+		}
+		path, ok := minPath(s, d, m)
+		if !ok {
+			break
+		}
+		if s != nil && s.Path != path {
+			s = nil
+		} else if s != nil {
+			S.Take()
+		}
+		if d != nil && d.Path != path {
+			d = nil
+		} else if d != nil {
+			D.Take()
+		}
+		if m != nil && m.Path != path {
+			m = nil
+		} else if m != nil {
+			M.Take()
+		}
+		if o.Counters != nil && s != nil {
+			o.Counters.Scanned.Add(1)
+		}
+		p.popTo(path)
+		p.handle(s, d, m)
+	}
+	p.popTo("\x00") // pops every frame, root last
+	if o.Counters != nil {
+		o.Counters.ScanFinished.Store(true)
+	}
+	close(p.jobs)
+	workersWG.Wait()
+	phases.Scan = time.Since(start) // scan and transfer overlap; see Transfer
+	phases.Transfer = phases.Scan
+	for _, pr := range srcScan.Problems() {
+		p.problem(pr.Path, pr.Err, false)
+	}
+	if dstScan != nil {
+		for _, pr := range dstScan.Problems() {
+			p.problem(pr.Path, fmt.Errorf("destination: %w", pr.Err), false)
+		}
+	}
+	if loopErr != nil {
+		close(p.slots)
+		writerWG.Wait()
+		return p.res, loopErr
+	}
+
+	t := time.Now()
+	if !o.DryRun {
+		for _, l := range p.links {
+			if err := p.dst.link(p.dirs, l.target, l.path); err != nil {
+				p.problem(l.path, pathErr("link", p.dst.root, l.path, err), false)
+			}
+		}
+		for i := len(p.deletes) - 1; i >= 0; i-- {
+			if err := removeAll(p.dirs, p.deletes[i]); err != nil {
+				p.problem(p.deletes[i], pathErr("delete", p.dst.root, p.deletes[i], err), false)
+			}
+		}
+		for _, e := range p.fixups {
+			if err := p.applyDirMeta(e); err != nil {
+				p.problem(e.Path, pathErr("set metadata", p.dst.root, e.Path, err), false)
+			}
+		}
+	}
+	phases.Delete = time.Since(t)
+
+	close(p.slots)
+	writerWG.Wait()
+	if writerErr != nil {
+		return p.res, writerErr
+	}
+	t = time.Now()
+	if !o.DryRun {
+		if o.Fsync == FsyncPass {
+			fd, err := unix.Open(o.Dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err == nil {
+				err = unix.Syncfs(fd)
+				unix.Close(fd)
+			}
+			if err != nil {
+				return p.res, fmt.Errorf("sync destination file system: %w", err)
+			}
+		}
+		if err := srcPF.CloseAtomicallyReplace(); err != nil {
+			return p.res, fmt.Errorf("commit source manifest: %w", err)
+		}
+		if err := dstPF.CloseAtomicallyReplace(); err != nil {
+			return p.res, fmt.Errorf("commit destination manifest: %w", err)
+		}
+		p.res.Committed = true
+	}
+	phases.Commit = time.Since(t)
+
+	var quiet *bool
+	if o.Final {
+		t = time.Now()
+		changed, err := p.recheck(ctx, st)
+		if err != nil {
+			return p.res, err
+		}
+		p.res.NotQuiet = append(p.notQuiet, changed...)
+		q := len(p.res.NotQuiet) == 0
+		quiet = &q
+		phases.Recheck = time.Since(t)
+	}
+
+	if !o.DryRun {
+		kind := string(o.Kind)
+		if o.Final {
+			kind = "final"
+		}
+		rec := &state.Pass{Kind: kind, Start: start, End: time.Now(), Src: o.Src, Dst: o.Dst, OK: true,
+			Stats: p.res.Stats, Phases: phases, Quiet: quiet}
+		if last, err := state.LastPassEnd(st.Path); err == nil && !last.IsZero() {
+			rec.GapSeconds = start.Sub(last).Seconds()
+		}
+		rec.Duration = rec.End.Sub(rec.Start)
+		rec.OK = p.res.Stats.Failed == 0
+		if err := st.AppendPass(rec); err != nil {
+			return p.res, err
+		}
+	}
+	return p.res, nil
+}
+
+func minPath(es ...*manifest.Entry) (string, bool) {
+	var best *manifest.Entry
+	for _, e := range es {
+		if e != nil && (best == nil || manifest.Compare(e.Path, best.Path) < 0) {
+			best = e
+		}
+	}
+	if best == nil {
+		return "", false
+	}
+	return best.Path, true
+}
+
+// popTo closes the directory frames that are not ancestors of path.
+func (p *pass) popTo(path string) {
+	for len(p.stack) > 0 {
+		top := p.stack[len(p.stack)-1]
+		if path != "\x00" && manifest.IsAncestor(top.path, path) {
+			return
+		}
+		p.stack = p.stack[:len(p.stack)-1]
+		if top.want != nil && !top.failed && (top.dirty || top.needMeta) {
+			p.fixups = append(p.fixups, top.want)
+		}
+	}
+}
+
+func (p *pass) top() *frame {
+	if len(p.stack) == 0 {
+		return &frame{}
+	}
+	return p.stack[len(p.stack)-1]
+}
+
+func (p *pass) dirtyParent() {
+	if len(p.stack) > 0 {
+		p.stack[len(p.stack)-1].dirty = true
+	}
+}
+
+func sameType(s, d *manifest.Entry) bool {
+	if s.Type != d.Type {
+		return false
+	}
+	if s.Type == manifest.TypeChar || s.Type == manifest.TypeBlock {
+		return s.Rdev == d.Rdev
+	}
+	return true
+}
+
+// metaFlags returns rsync's itemize letters for what differs apart from
+// content: positions t, p, o, g and x of "YXcstpoguax".
+func (p *pass) metaFlags(s, d *manifest.Entry) (code [11]byte, differs bool) {
+	for i := range code {
+		code[i] = '.'
+	}
+	if s.Mtime != d.Mtime {
+		code[4], differs = 't', true
+	}
+	if s.Type != manifest.TypeSymlink && s.Mode != d.Mode {
+		code[5], differs = 'p', true
+	}
+	if p.o.Owners && s.UID != d.UID {
+		code[6], differs = 'o', true
+	}
+	if p.o.Owners && s.GID != d.GID {
+		code[7], differs = 'g', true
+	}
+	if p.o.Xattrs && !manifest.XattrsEqual(s.Xattrs, d.Xattrs) {
+		code[10], differs = 'x', true
+	}
+	return code, differs
+}
+
+func typeLetter(t manifest.Type) byte {
+	switch t {
+	case manifest.TypeFile:
+		return 'f'
+	case manifest.TypeDir:
+		return 'd'
+	case manifest.TypeSymlink:
+		return 'L'
+	case manifest.TypeChar, manifest.TypeBlock:
+		return 'D'
+	}
+	return 'S'
+}
+
+func (p *pass) handle(s, d, m *manifest.Entry) {
+	parent := p.top()
+	if parent.deleting || parent.failed {
+		if d != nil && d.Type == manifest.TypeDir {
+			p.stack = append(p.stack, &frame{path: d.Path, deleting: parent.deleting, failed: parent.failed})
+		}
+		if s != nil && parent.failed {
+			p.slots <- &slot{src: s}
+		}
+		return
+	}
+	if s == nil {
+		p.handleGone(d, m, parent)
+		return
+	}
+	p.countSource(s)
+	if s.Type == manifest.TypeSocket {
+		p.note(s.Path, "sockets are not copied")
+		p.slots <- &slot{src: s, dst: d}
+		return
+	}
+	if (s.Type == manifest.TypeChar || s.Type == manifest.TypeBlock) && !p.root {
+		p.note(s.Path, "device nodes need root")
+		p.slots <- &slot{src: s, dst: d}
+		return
+	}
+	if d != nil && !sameType(s, d) {
+		p.item("*deleting  ", d.Path, d.Type, "")
+		if !p.o.DryRun {
+			if err := removeAll(p.dirs, d.Path); err != nil {
+				p.problem(s.Path, pathErr("replace", p.dst.root, d.Path, err), false)
+				if d.Type == manifest.TypeDir {
+					p.stack = append(p.stack, &frame{path: d.Path, failed: true})
+				}
+				p.slots <- &slot{src: s, dst: d}
+				return
+			}
+		}
+		if d.Type == manifest.TypeDir {
+			// Its contents follow in the destination scan: already gone.
+			defer func() {
+				if s.Type != manifest.TypeDir {
+					p.stack = append(p.stack, &frame{path: d.Path, deleting: true})
+				}
+			}()
+		}
+		d = nil
+		p.dirtyParent()
+	}
+	switch s.Type {
+	case manifest.TypeDir:
+		p.handleDir(s, d, parent)
+	case manifest.TypeFile:
+		p.handleFile(s, d, m)
+	default:
+		p.handleSpecial(s, d)
+	}
+}
+
+func (p *pass) countSource(s *manifest.Entry) {
+	st := &p.res.Stats
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st.Entries++
+	switch s.Type {
+	case manifest.TypeFile:
+		st.Files++
+		st.SrcBytes += s.Size
+	case manifest.TypeDir:
+		st.Dirs++
+	case manifest.TypeSymlink:
+		st.Symlinks++
+	default:
+		st.Specials++
+	}
+}
+
+func (p *pass) handleGone(d, m *manifest.Entry, parent *frame) {
+	if d == nil {
+		return // only in the old manifest: already gone at both ends
+	}
+	del := !parent.incomplete && ((m != nil && p.o.Kind == Catchup) || p.o.DeleteExtraneous)
+	if !del {
+		p.mu.Lock()
+		p.res.Stats.Kept++
+		p.mu.Unlock()
+		if d.Type == manifest.TypeDir {
+			p.stack = append(p.stack, &frame{path: d.Path, incomplete: parent.incomplete})
+		}
+		p.slots <- &slot{dst: d}
+		return
+	}
+	p.item("*deleting  ", d.Path, d.Type, "")
+	p.mu.Lock()
+	p.res.Stats.Deleted++
+	p.mu.Unlock()
+	p.deletes = append(p.deletes, d.Path)
+	p.dirtyParent()
+	if d.Type == manifest.TypeDir {
+		p.stack = append(p.stack, &frame{path: d.Path, deleting: true})
+	}
+}
+
+func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
+	f := &frame{path: s.Path, want: s, incomplete: s.Incomplete || parent.incomplete}
+	if d == nil {
+		p.item("cd+++++++++", s.Path, s.Type, "")
+		p.mu.Lock()
+		p.res.Stats.Created++
+		p.mu.Unlock()
+		f.needMeta = true
+		p.dirtyParent()
+		if !p.o.DryRun {
+			dfd, name, err := p.dirs.At(s.Path)
+			if err == nil {
+				err = unix.Mkdirat(dfd, name, 0o700)
+			}
+			if err != nil && err != unix.EEXIST {
+				p.problem(s.Path, pathErr("mkdir", p.dst.root, s.Path, err), false)
+				f.failed = true
+			}
+		}
+	} else {
+		code, differs := p.metaFlags(s, d)
+		if differs {
+			code[0], code[1] = '.', 'd'
+			p.item(string(code[:]), s.Path, s.Type, "")
+			f.needMeta = true
+			p.mu.Lock()
+			p.res.Stats.MetaOnly++
+			p.mu.Unlock()
+		}
+		if temps := p.dstScan.TakeTemps(d.Path); len(temps) > 0 && !p.o.DryRun {
+			// Leftovers of a killed pass: remove them, then reset the mtime.
+			for _, t := range temps {
+				if err := removeAll(p.dirs, t); err == nil {
+					p.mu.Lock()
+					p.res.Stats.Temps++
+					p.mu.Unlock()
+				}
+			}
+			f.dirty = true
+		}
+		if !p.root && d.Mode&0o700 != 0o700 && !p.o.DryRun {
+			// Make our own read-only directory writable for the pass;
+			// its mode is restored with the other directory metadata.
+			if dfd, name, err := p.dirs.At(s.Path); err == nil && s.Path != "" {
+				unix.Fchmodat(dfd, name, d.Mode|0o700, 0)
+			} else if s.Path == "" {
+				unix.Chmod(p.dst.root.Path, d.Mode|0o700)
+			}
+			f.needMeta = true
+		}
+	}
+	p.stack = append(p.stack, f)
+	p.slots <- &slot{src: s, dst: s}
+}
+
+func (p *pass) handleSpecial(s, d *manifest.Entry) {
+	var note string
+	if s.Type == manifest.TypeSymlink {
+		note = " -> " + s.LinkTarget
+	}
+	same := d != nil && (s.Type != manifest.TypeSymlink || d.LinkTarget == s.LinkTarget)
+	if same {
+		code, differs := p.metaFlags(s, d)
+		if differs {
+			code[0], code[1] = '.', typeLetter(s.Type)
+			p.item(string(code[:]), s.Path, s.Type, note)
+			p.mu.Lock()
+			p.res.Stats.MetaOnly++
+			p.mu.Unlock()
+			if !p.o.DryRun {
+				dfd, name, err := p.dirs.At(s.Path)
+				if err == nil {
+					err = p.dst.setMeta(dfd, name, s)
+				}
+				if err != nil {
+					p.problem(s.Path, pathErr("set metadata", p.dst.root, s.Path, err), false)
+				}
+			}
+		}
+		p.slots <- &slot{src: s, dst: d}
+		return
+	}
+	code := "c" + string(typeLetter(s.Type)) + "+++++++++"
+	if d != nil {
+		code = "c" + string(typeLetter(s.Type)) + "c.t......"
+	}
+	p.item(code, s.Path, s.Type, note)
+	p.mu.Lock()
+	p.res.Stats.Created++
+	p.mu.Unlock()
+	p.dirtyParent()
+	var out *manifest.Entry
+	if !p.o.DryRun {
+		dfd, name, err := p.dirs.At(s.Path)
+		if err == nil {
+			err = p.dst.makeSpecial(dfd, name, s)
+		}
+		if err != nil {
+			p.problem(s.Path, pathErr("create", p.dst.root, s.Path, err), false)
+			out = d
+		} else {
+			out = p.lstatDst(s)
+		}
+	}
+	p.slots <- &slot{src: s, dst: out}
+}
+
+// lstatDst returns the destination entry of a path just written.
+func (p *pass) lstatDst(s *manifest.Entry) *manifest.Entry {
+	dfd, name, err := p.dirs.At(s.Path)
+	if err != nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return nil
+	}
+	e := scan.FromStat(s.Path, &st)
+	e.LinkTarget, e.Xattrs, e.Hash, e.HasHash = s.LinkTarget, s.Xattrs, s.Hash, s.HasHash
+	if e.Type == manifest.TypeSymlink {
+		e.Size = int64(len(e.LinkTarget))
+	}
+	return e
+}
+
+func (p *pass) handleFile(s, d, m *manifest.Entry) {
+	var leader *leaderInfo
+	if s.IsHardlinked() {
+		k := linkKey{s.Dev, s.Inode}
+		if l := p.leaders[k]; l != nil {
+			if d != nil && d.Type == manifest.TypeFile && l.dstIno != 0 && d.Inode == l.dstIno {
+				p.slots <- &slot{src: s, leader: l.slot}
+				return
+			}
+			p.item("hf+++++++++", s.Path, s.Type, " => "+l.path)
+			p.mu.Lock()
+			p.res.Stats.HardLinks++
+			p.mu.Unlock()
+			p.links = append(p.links, pendingLink{target: l.path, path: s.Path})
+			p.dirtyParent()
+			p.slots <- &slot{src: s, leader: l.slot}
+			return
+		}
+		leader = &leaderInfo{path: s.Path}
+		p.leaders[k] = leader
+	}
+	sl := &slot{src: s, dst: d}
+	if leader != nil {
+		leader.slot = sl
+	}
+	if d != nil && d.Type == manifest.TypeFile && d.Size == s.Size && d.Mtime == s.Mtime {
+		if leader != nil {
+			leader.dstIno = d.Inode
+		}
+		if !s.HasHash && m != nil && m.HasHash && m.Size == s.Size && m.Mtime == s.Mtime && m.Inode == s.Inode {
+			s.Hash, s.HasHash = m.Hash, true
+		}
+		code, differs := p.metaFlags(s, d)
+		if differs {
+			code[0], code[1] = '.', 'f'
+			p.item(string(code[:]), s.Path, s.Type, "")
+			p.mu.Lock()
+			p.res.Stats.MetaOnly++
+			p.mu.Unlock()
+			if !p.o.DryRun {
+				dfd, name, err := p.dirs.At(s.Path)
+				if err == nil {
+					err = p.dst.setMeta(dfd, name, s)
+				}
+				if err != nil {
+					p.problem(s.Path, pathErr("set metadata", p.dst.root, s.Path, err), false)
+				}
+			}
+		}
+		p.slots <- sl
+		return
+	}
+	code := ">f+++++++++"
+	if d != nil {
+		c, _ := p.metaFlags(s, d)
+		c[0], c[1] = '>', 'f'
+		if d.Size != s.Size {
+			c[3] = 's'
+		}
+		code = string(c[:])
+	}
+	p.item(code, s.Path, s.Type, "")
+	p.mu.Lock()
+	if d == nil {
+		p.res.Stats.Created++
+	} else {
+		p.res.Stats.Updated++
+	}
+	p.res.Stats.DataBytes += s.Size
+	p.mu.Unlock()
+	p.dirtyParent()
+	if p.o.Counters != nil {
+		p.o.Counters.FilesQueued.Add(1)
+		p.o.Counters.BytesQueued.Add(s.Size)
+	}
+	if p.o.DryRun {
+		p.slots <- sl
+		return
+	}
+	j := &fileJob{s: s, d: d, m: m, done: make(chan struct{})}
+	sl.job = j
+	p.slots <- sl
+	p.jobs <- j
+}
+
+func (p *pass) applyDirMeta(e *manifest.Entry) error {
+	if e.Path == "" {
+		fd, err := unix.Open(p.dst.root.Path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return p.dst.setMeta(fd, ".", e)
+	}
+	dfd, name, err := p.dirs.At(e.Path)
+	if err != nil {
+		return err
+	}
+	return p.dst.setMeta(dfd, name, e)
+}
+
+// writeManifests consumes the slots in order and writes the new manifests.
+func (p *pass) writeManifests(srcF, dstF io.Writer) error {
+	var sw, dw *manifest.Writer
+	var err error
+	if srcF != nil {
+		if sw, err = manifest.NewWriter(srcF); err != nil {
+			return err
+		}
+		if dw, err = manifest.NewWriter(dstF); err != nil {
+			return err
+		}
+	}
+	var firstErr error
+	for sl := range p.slots {
+		if sl.job != nil {
+			<-sl.job.done
+			if sl.job.err == nil {
+				sl.dst = sl.job.out
+			} else {
+				sl.src.HasHash = false
+			}
+		}
+		if sl.leader != nil {
+			if l := sl.leader.dst; l != nil {
+				e := *l
+				e.Path = sl.src.Path
+				sl.dst = &e
+			}
+		}
+		if sw == nil || firstErr != nil {
+			continue
+		}
+		if sl.src != nil {
+			if err := sw.Add(sl.src); err != nil {
+				firstErr = fmt.Errorf("source manifest: %w", err)
+			}
+		}
+		if sl.dst != nil {
+			e := *sl.dst
+			e.Path = pathOf(sl)
+			if err := dw.Add(&e); err != nil {
+				firstErr = fmt.Errorf("destination manifest: %w", err)
+			}
+		}
+	}
+	if firstErr != nil || sw == nil {
+		return firstErr
+	}
+	if err := sw.Close(); err != nil {
+		return err
+	}
+	return dw.Close()
+}
+
+func pathOf(sl *slot) string {
+	if sl.src != nil {
+		return sl.src.Path
+	}
+	return sl.dst.Path
+}
+
+// recheck re-scans the source and lists what differs from the manifest the
+// pass committed.
+func (p *pass) recheck(ctx context.Context, st *state.Dir) ([]string, error) {
+	if p.o.DryRun {
+		return nil, nil
+	}
+	r, err := st.OpenManifest(state.Source)
+	if err != nil || r == nil {
+		return nil, fmt.Errorf("final re-check: %w", err)
+	}
+	defer r.Close()
+	sc, err := scan.Start(ctx, scan.Config{Root: p.o.Src, Exclude: p.o.Exclude, Xattrs: p.xattrNS()})
+	if err != nil {
+		return nil, fmt.Errorf("final re-check: %w", err)
+	}
+	defer sc.Close()
+	var changed []string
+	err = manifest.Diff(r, sc, func(o, n *manifest.Entry) error {
+		switch {
+		case o == nil:
+			changed = append(changed, n.Path+" (appeared)")
+		case n == nil:
+			changed = append(changed, o.Path+" (vanished)")
+		case o.Type != n.Type || o.Size != n.Size || o.Mtime != n.Mtime || o.Ctime != n.Ctime ||
+			o.Inode != n.Inode || o.Mode != n.Mode || o.UID != n.UID || o.GID != n.GID || o.LinkTarget != n.LinkTarget:
+			if o.Type == manifest.TypeDir && o.Mtime == n.Mtime && o.Mode == n.Mode {
+				return nil // a directory's ctime moves with its contents, reported there
+			}
+			changed = append(changed, n.Path+" (changed)")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("final re-check: %w", err)
+	}
+	return changed, nil
+}

@@ -1,0 +1,279 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/msync/msync/delta"
+	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/scan"
+	"golang.org/x/sys/unix"
+)
+
+// fileJob is one regular file to transfer. The worker fills in out, err and
+// the statistics, updates s to what it actually copied, then closes done.
+type fileJob struct {
+	s, d, m *manifest.Entry
+	out     *manifest.Entry
+	err     error
+	done    chan struct{}
+}
+
+type worker struct {
+	p       *pass
+	srcDirs *fsx.Dirs
+	dstDirs *fsx.Dirs
+	buf     []byte
+}
+
+func (p *pass) newWorker() *worker {
+	return &worker{p: p, srcDirs: p.srcRoot.NewDirs(), dstDirs: p.dst.root.NewDirs(), buf: make([]byte, 256<<10)}
+}
+
+func (w *worker) close() {
+	w.srcDirs.Close()
+	w.dstDirs.Close()
+}
+
+// errChangedWhileRead marks a read that saw the source file move under it.
+var errChangedWhileRead = errors.New("changed while it was read")
+
+type xferStats struct {
+	written, literal, matched, wire int64
+	appended, delta                 bool
+}
+
+func (w *worker) transfer(ctx context.Context, j *fileJob) {
+	p := w.p
+	var err error
+	var st xferStats
+	for attempt := 0; attempt <= p.o.Retries; attempt++ {
+		st, err = w.once(ctx, j, p.o.Delta)
+		if errors.Is(err, delta.ErrVerify) {
+			// The old copy moved under us or the delta was wrong: copy whole.
+			st, err = w.once(ctx, j, DeltaNever)
+		}
+		if !errors.Is(err, errChangedWhileRead) {
+			break
+		}
+		p.mu.Lock()
+		p.notQuiet = append(p.notQuiet, j.s.Path+" (changed while read)")
+		p.mu.Unlock()
+	}
+	if err != nil {
+		j.err = err
+		var pe *os.PathError
+		vanished := errors.As(err, &pe) && errors.Is(pe.Err, unix.ENOENT) && pe.Op == "open"
+		if !errors.As(err, &pe) {
+			err = fmt.Errorf("%s: %w", p.srcRoot.Join(j.s.Path), err)
+		}
+		p.problem(j.s.Path, err, vanished)
+		return
+	}
+	p.mu.Lock()
+	s := &p.res.Stats
+	s.Written += st.written
+	s.Literal += st.literal
+	s.Matched += st.matched
+	s.WireBytes += st.wire
+	if st.appended {
+		s.Appended++
+	}
+	if st.delta {
+		s.Deltas++
+	}
+	p.mu.Unlock()
+	if c := p.o.Counters; c != nil {
+		c.FilesDone.Add(1)
+		c.BytesDone.Add(j.s.Size)
+	}
+}
+
+// once makes one attempt: read the source, write a temp file beside the
+// destination, check the source did not move, rename into place.
+func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStats, error) {
+	var st xferStats
+	src, err := scan.OpenFile(w.srcDirs, j.s.Path)
+	if err != nil {
+		if pe, ok := err.(*os.PathError); ok {
+			pe.Path = w.p.srcRoot.Join(j.s.Path)
+		}
+		return st, err
+	}
+	defer src.Close()
+	var before unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &before); err != nil {
+		return st, err
+	}
+	if before.Mode&unix.S_IFMT != unix.S_IFREG {
+		return st, errors.New("no longer a regular file")
+	}
+	if before.Ino != j.s.Inode || before.Size != j.s.Size || before.Mtim.Nano() != j.s.Mtime || before.Ctim.Nano() != j.s.Ctime {
+		// Changed since the scan: copy what is there now, with its metadata.
+		w.p.mu.Lock()
+		w.p.notQuiet = append(w.p.notQuiet, j.s.Path+" (changed during the pass)")
+		w.p.mu.Unlock()
+		fresh := scan.FromStat(j.s.Path, &before)
+		fresh.Xattrs = j.s.Xattrs
+		*j.s = *fresh
+	}
+	dirfd, name, err := w.dstDirs.At(j.s.Path)
+	if err != nil {
+		return st, err
+	}
+	tmpf, tmp, err := w.p.dst.createTemp(dirfd)
+	if err != nil {
+		return st, &os.PathError{Op: "create temp in", Path: w.p.dst.root.Join(manifest.Parent(j.s.Path)), Err: err}
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tmpf.Close()
+			unix.Unlinkat(dirfd, tmp, 0)
+		}
+	}()
+
+	var hash uint64
+	var n int64
+	basis := j.d != nil && j.d.Type == manifest.TypeFile && j.d.Size > 0
+	if mode == DeltaAlways && basis {
+		hash, n, st, err = w.deltaCopy(ctx, j, src, tmpf)
+	} else {
+		h := xxhash.New()
+		n, err = copyBuf(ctx, io.MultiWriter(tmpf, h), src, w.buf)
+		hash = h.Sum64()
+		st.literal, st.wire = n, n+int64(len(j.s.Path))+32
+	}
+	if err != nil {
+		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+			return st, &os.PathError{Op: "write", Path: w.p.dst.root.Join(j.s.Path), Err: err}
+		}
+		return st, err
+	}
+	st.written = n
+	var after unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &after); err != nil {
+		return st, err
+	}
+	if after.Size != before.Size || after.Mtim != before.Mtim || n != before.Size {
+		return st, errChangedWhileRead
+	}
+	if err := w.p.dst.finishFile(tmpf, dirfd, tmp, name, j.s); err != nil {
+		return st, &os.PathError{Op: "write", Path: w.p.dst.root.Join(j.s.Path), Err: err}
+	}
+	committed = true
+	j.s.Hash, j.s.HasHash = hash, true
+	var dst unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &dst, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		out := scan.FromStat(j.s.Path, &dst)
+		out.Xattrs, out.Hash, out.HasHash = j.s.Xattrs, hash, true
+		j.out = out
+	}
+	return st, nil
+}
+
+// deltaCopy rebuilds the new content into tmp from the old destination file
+// and a delta (or the append fast path) computed from the source, exactly as
+// it would cross a wire.
+func (w *worker) deltaCopy(ctx context.Context, j *fileJob, src *os.File, tmp *os.File) (uint64, int64, xferStats, error) {
+	var st xferStats
+	old, err := scan.OpenFile(w.dstDirs, j.d.Path)
+	if err != nil {
+		return 0, 0, st, err
+	}
+	defer old.Close()
+
+	oldHash, haveHash := j.d.Hash, j.d.HasHash
+	if !haveHash && j.m != nil && j.m.HasHash && j.m.Size == j.d.Size && j.m.Mtime == j.d.Mtime {
+		oldHash, haveHash = j.m.Hash, true
+	}
+	pr, pw := io.Pipe()
+	ops := &countWriter{w: pw}
+	var sendStats delta.Stats
+	var sendErr error
+	var sigBytes int64
+	sent := make(chan struct{})
+	appendable := haveHash && j.s.Size > j.d.Size
+	go func() {
+		defer close(sent)
+		sink := delta.NewOpWriter(ops)
+		if appendable {
+			sendStats, sendErr = delta.Append(ctx, j.d.Size, oldHash, src, sink)
+			if sendErr == nil {
+				pw.Close()
+				return
+			}
+			if !errors.Is(sendErr, delta.ErrPrefixChanged) {
+				pw.CloseWithError(sendErr)
+				return
+			}
+			if _, err := src.Seek(0, io.SeekStart); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			appendable = false
+		}
+		// The receiver signs its old copy; the signature crosses the wire.
+		sig, _, err := delta.Sign(ctx, io.NewSectionReader(old, 0, j.d.Size), j.d.Size, 0)
+		if err != nil {
+			sendErr = err
+			pw.CloseWithError(err)
+			return
+		}
+		enc, _ := sig.MarshalBinary()
+		sigBytes = int64(len(enc))
+		sendStats, sendErr = delta.Diff(ctx, sig, src, sink)
+		pw.CloseWithError(sendErr)
+	}()
+	n, hash, err := delta.Apply(ctx, old, delta.NewOpReader(pr, j.d.Size), tmp)
+	pr.CloseWithError(io.ErrClosedPipe)
+	<-sent
+	if sendErr != nil && !errors.Is(sendErr, io.ErrClosedPipe) {
+		return 0, n, st, sendErr
+	}
+	if err != nil {
+		return 0, n, st, err
+	}
+	st.literal, st.matched = sendStats.Literal, sendStats.Matched
+	st.wire = ops.n + sigBytes + int64(len(j.s.Path)) + 32
+	st.appended, st.delta = appendable, !appendable
+	return hash, n, st, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func copyBuf(ctx context.Context, dst io.Writer, src io.Reader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		m, err := src.Read(buf)
+		if m > 0 {
+			if _, werr := dst.Write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}

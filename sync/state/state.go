@@ -1,0 +1,195 @@
+// Package state keeps what msync remembers between passes of one migration
+// (one SRC and DST pair): the last committed manifests of both sides and the
+// history of passes. Every file is replaced atomically, and a lock file keeps
+// two passes from running on the same pair at once.
+package state
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/msync/msync/manifest"
+	"golang.org/x/sys/unix"
+)
+
+// Dir is an open, locked state directory.
+type Dir struct {
+	Path string
+	lock *os.File
+}
+
+// DefaultDir returns the state directory for a SRC and DST pair under
+// $XDG_STATE_HOME/msync (or ~/.local/state/msync).
+func DefaultDir(src, dst string) (string, error) {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no --state given and no home directory: %w", err)
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	sum := sha256.Sum256([]byte(src + "\x00" + dst))
+	name := sanitize(filepath.Base(src)) + "-to-" + sanitize(filepath.Base(dst)) + "-" + hex.EncodeToString(sum[:4])
+	return filepath.Join(base, "msync", name), nil
+}
+
+func sanitize(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, s)
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return strings.Trim(s, ".")
+}
+
+// ErrLocked is returned when another pass holds the state directory.
+var ErrLocked = errors.New("another msync pass is running on this state directory")
+
+// Open creates (if needed) and locks the state directory at path.
+func Open(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(path, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if err == unix.EWOULDBLOCK {
+			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return &Dir{Path: path, lock: f}, nil
+}
+
+// Close releases the lock.
+func (d *Dir) Close() error { return d.lock.Close() }
+
+// Side names one end of a migration.
+type Side string
+
+// The two sides.
+const (
+	Source Side = "src"
+	Dest   Side = "dst"
+)
+
+// ManifestPath returns the path of a side's committed manifest.
+func (d *Dir) ManifestPath(s Side) string { return filepath.Join(d.Path, string(s)+".manifest") }
+
+// OpenManifest opens a side's committed manifest; (nil, nil) when there is none.
+func (d *Dir) OpenManifest(s Side) (*manifest.FileReader, error) {
+	r, err := manifest.Open(d.ManifestPath(s))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// Pass is the record of one pass, appended to passes.jsonl.
+type Pass struct {
+	Kind       string        `json:"kind"` // initial, catchup, final
+	Start      time.Time     `json:"start"`
+	End        time.Time     `json:"end"`
+	GapSeconds float64       `json:"gap_seconds,omitempty"` // since the previous pass ended
+	Src        string        `json:"src"`
+	Dst        string        `json:"dst"`
+	DryRun     bool          `json:"dry_run,omitempty"`
+	OK         bool          `json:"ok"`
+	ExitCode   int           `json:"exit_code"`
+	Stats      any           `json:"stats"`
+	Phases     PhaseTimes    `json:"phases"`
+	Quiet      *bool         `json:"quiet,omitempty"` // final passes: was the source quiet
+	Duration   time.Duration `json:"duration_ns"`
+}
+
+// PhaseTimes is the wall time of each phase of a pass.
+type PhaseTimes struct {
+	Scan     time.Duration `json:"scan_ns"`
+	Transfer time.Duration `json:"transfer_ns"`
+	Delete   time.Duration `json:"delete_ns"`
+	Commit   time.Duration `json:"commit_ns"`
+	Recheck  time.Duration `json:"recheck_ns,omitempty"`
+}
+
+func (d *Dir) historyPath() string { return filepath.Join(d.Path, "passes.jsonl") }
+
+// AppendPass appends a pass record and fsyncs the history.
+func (d *Dir) AppendPass(p *Pass) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(d.historyPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("pass history: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("pass history: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("pass history: %w", err)
+	}
+	return f.Close()
+}
+
+// Passes reads the pass history. A torn last line (a pass killed while
+// appending) is ignored; other malformed lines are errors.
+func Passes(dir string) ([]Pass, error) {
+	f, err := os.Open(filepath.Join(dir, "passes.jsonl"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Pass
+	r := bufio.NewReader(f)
+	for line := 1; ; line++ {
+		b, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			return out, nil // a line without newline is a torn append
+		}
+		if err != nil {
+			return nil, err
+		}
+		var p Pass
+		if err := json.Unmarshal(b, &p); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", f.Name(), line, err)
+		}
+		out = append(out, p)
+	}
+}
+
+// LastPassEnd returns the end time of the last successful non-dry pass.
+func LastPassEnd(dir string) (time.Time, error) {
+	ps, err := Passes(dir)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for i := len(ps) - 1; i >= 0; i-- {
+		if ps[i].OK && !ps[i].DryRun {
+			return ps[i].End, nil
+		}
+	}
+	return time.Time{}, nil
+}

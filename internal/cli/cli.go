@@ -117,4 +117,3 @@ func newVersionCommand(env Env) *cobra.Command {
 }
 
 func fatal(err error) error { return &exitError{code: ExitFatal, err: err} }
-

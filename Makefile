@@ -1,0 +1,47 @@
+# msync: make demo (try it), make test (everything CI runs), make bench, make stress.
+GO      ?= go
+BIN     := bin/msync
+FUZZTIME ?= 10s
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build deps test unit fuzz vet demo bench stress clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/msync
+
+# The real-tool tests need rsync, BSD mtree and OpenSSH; install what is missing.
+deps:
+	@bash scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+unit:
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Each fuzz target runs briefly on top of its corpus in testdata/fuzz.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./manifest
+	$(GO) test -run '^$$' -fuzz '^FuzzOpReader$$' -fuzztime $(FUZZTIME) ./delta
+	$(GO) test -run '^$$' -fuzz '^FuzzSignature$$' -fuzztime $(FUZZTIME) ./delta
+
+test: deps vet build unit fuzz
+	@echo "make test: all tests passed"
+
+race:
+	$(GO) test -race -count=1 ./sync/... ./verify/ ./manifest/ ./delta/
+
+demo: build
+	@bash scripts/demo.sh
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan
+
+stress: build deps
+	MSYNC_STRESS=1 $(GO) test -count=1 -timeout 60m -run 'Kill' -v ./internal/e2e/
+
+clean:
+	rm -rf bin demo

@@ -263,6 +263,10 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	writerWG.Add(1)
 	go func() {
 		defer writerWG.Done()
+		if srcPF == nil {
+			writerErr = p.writeManifests(nil, nil)
+			return
+		}
 		writerErr = p.writeManifests(srcPF, dstPF)
 	}()
 
@@ -559,13 +563,10 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 				return
 			}
 		}
-		if d.Type == manifest.TypeDir {
+		if d.Type == manifest.TypeDir && s.Type != manifest.TypeDir {
 			// Its contents follow in the destination scan: already gone.
-			defer func() {
-				if s.Type != manifest.TypeDir {
-					p.stack = append(p.stack, &frame{path: d.Path, deleting: true})
-				}
-			}()
+			gone := d.Path
+			defer func() { p.stack = append(p.stack, &frame{path: gone, deleting: true}) }()
 		}
 		d = nil
 		p.dirtyParent()

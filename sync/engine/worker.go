@@ -40,6 +40,13 @@ func (w *worker) close() {
 	w.dstDirs.Close()
 }
 
+// TestHooks let tests change the source at exact moments of a transfer.
+// They must stay nil outside tests.
+var TestHooks struct {
+	BeforeOpen func(path string) // before a source file is opened
+	AfterRead  func(path string) // after its content was read, before the re-check
+}
+
 // errChangedWhileRead marks a read that saw the source file move under it.
 var errChangedWhileRead = errors.New("changed while it was read")
 
@@ -98,6 +105,9 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 // destination, check the source did not move, rename into place.
 func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStats, error) {
 	var st xferStats
+	if TestHooks.BeforeOpen != nil {
+		TestHooks.BeforeOpen(j.s.Path)
+	}
 	src, err := scan.OpenFile(w.srcDirs, j.s.Path)
 	if err != nil {
 		if pe, ok := err.(*os.PathError); ok {
@@ -156,6 +166,9 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 		return st, err
 	}
 	st.written = n
+	if TestHooks.AfterRead != nil {
+		TestHooks.AfterRead(j.s.Path)
+	}
 	var after unix.Stat_t
 	if err := unix.Fstat(int(src.Fd()), &after); err != nil {
 		return st, err

@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/msync/msync/sync/engine"
+)
+
+func setHooks(t *testing.T, before, after func(string)) {
+	engine.TestHooks.BeforeOpen, engine.TestHooks.AfterRead = before, after
+	t.Cleanup(func() { engine.TestHooks.BeforeOpen, engine.TestHooks.AfterRead = nil, nil })
+}
+
+func appendTo(t *testing.T, p, s string) {
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	f.WriteString(s)
+	f.Close()
+}
+
+// A file that keeps growing while it is read is retried, then reported
+// (exit 23); it is never committed torn, and the next quiet pass copies it.
+func TestGrowingFileIsNeverCommittedTorn(t *testing.T) {
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	write(t, src+"/log", strings.Repeat("line\n", 1000), 0o644)
+	write(t, src+"/other", "fine", 0o644)
+	reads := 0
+	setHooks(t, nil, func(p string) {
+		if p == "log" {
+			reads++
+			appendTo(t, src+"/log", "more\n")
+		}
+	})
+	code, _, errOut := msync("initial", src, dst, "--state", st)
+	if code != 23 || !strings.Contains(errOut, "log") || !strings.Contains(errOut, "changed while it was read") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if reads != 3 {
+		t.Errorf("file read %d times, want 3 (first try and 2 retries)", reads)
+	}
+	if _, err := os.Stat(dst + "/log"); !os.IsNotExist(err) {
+		t.Fatal("a file that changed while read was committed")
+	}
+	if string(readFile(t, dst+"/other")) != "fine" {
+		t.Fatal("the other file was not copied")
+	}
+	checkNothingInvented(t, dst, st, contents{"other": {hashOf(t, src+"/other"): true}})
+	setHooks(t, nil, nil)
+	if code, _, errOut := msync("catchup", src, dst, "--state", st); code != 0 {
+		t.Fatalf("quiet catchup: exit %d: %s", code, errOut)
+	}
+	mustVerify(t, src, dst)
+}
+
+// A file deleted between the scan and its transfer counts as vanished: exit 24.
+func TestVanishedFileExit24(t *testing.T) {
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	write(t, src+"/a", "a", 0o644)
+	write(t, src+"/qfiles/in/1.pck", "queued", 0o644)
+	setHooks(t, func(p string) {
+		if p == "qfiles/in/1.pck" {
+			os.Remove(src + "/" + p)
+		}
+	}, nil)
+	code, _, errOut := msync("initial", src, dst, "--state", st)
+	if code != 24 || !strings.Contains(errOut, "vanished") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// --final proves the source was quiet, or names what moved and exits 24.
+func TestFinalPassProvesQuiet(t *testing.T) {
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	write(t, src+"/spool/input/1-D", "body", 0o640)
+	write(t, src+"/spool/input/1-H", "header", 0o640)
+	write(t, src+"/lists/x.mbox", "From a\n\nhi\n", 0o644)
+	if code, _, e := msync("initial", src, dst, "--state", st); code != 0 {
+		t.Fatal(e)
+	}
+	if code, _, e := msync("catchup", "--final", src, dst, "--state", st); code != 0 || !strings.Contains(e, "quiet") {
+		t.Fatalf("quiet source: exit %d: %s", code, e)
+	}
+	// Mail arrives while the final pass runs.
+	appendTo(t, src+"/lists/x.mbox", "From b\n\nagain\n")
+	setHooks(t, func(p string) {
+		if p == "lists/x.mbox" {
+			write(t, src+"/spool/input/2-D", "late mail", 0o640)
+		}
+	}, nil)
+	code, _, e := msync("catchup", "--final", src, dst, "--state", st)
+	if code != 24 || !strings.Contains(e, "NOT quiet") || !strings.Contains(e, "spool/input/2-D (appeared)") {
+		t.Fatalf("changing source: exit %d, stderr:\n%s", code, e)
+	}
+}

@@ -63,6 +63,7 @@ type pass struct {
 	jobs     chan *fileJob
 	slots    chan *slot
 	root     bool
+	created  bool // this pass created the destination root
 	notQuiet []string
 }
 
@@ -175,6 +176,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			}
 			dstExists = true
 		}
+		p.created = true
 	} else if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
@@ -627,6 +629,9 @@ func (p *pass) handleGone(d, m *manifest.Entry, parent *frame) {
 
 func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
 	f := &frame{path: s.Path, want: s, incomplete: s.Incomplete || parent.incomplete}
+	if s.Path == "" && p.created {
+		d = nil // made by this pass: report it as created, as rsync does
+	}
 	if d == nil {
 		p.item("cd+++++++++", s.Path, s.Type, "")
 		p.mu.Lock()
@@ -634,7 +639,7 @@ func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
 		p.mu.Unlock()
 		f.needMeta = true
 		p.dirtyParent()
-		if !p.o.DryRun {
+		if !p.o.DryRun && s.Path != "" {
 			dfd, name, err := p.dirs.At(s.Path)
 			if err == nil {
 				err = unix.Mkdirat(dfd, name, 0o700)

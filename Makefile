@@ -4,7 +4,7 @@ BIN     := bin/msync
 FUZZTIME ?= 10s
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build deps test unit fuzz vet demo bench stress clean
+.PHONY: all build deps test unit race fuzz vet demo bench stress clean
 
 all: build
 
@@ -28,11 +28,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpReader$$' -fuzztime $(FUZZTIME) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzSignature$$' -fuzztime $(FUZZTIME) ./delta
 
-test: deps vet build unit fuzz
+test: deps vet build unit race fuzz
 	@echo "make test: all tests passed"
 
 race:
-	$(GO) test -race -count=1 ./sync/... ./verify/ ./manifest/ ./delta/
+	$(GO) test -race -count=1 ./internal/e2e/ ./sync/...
 
 demo: build
 	@bash scripts/demo.sh

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -83,6 +85,29 @@ Exit codes: 0 ok, 1 verify found differences, 2 usage or fatal error,
 during the pass (with --final: the source was not quiet).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	var cpuprofile string
+	var stopProfile func()
+	root.PersistentFlags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
+	root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if cpuprofile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fatal(err)
+		}
+		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		return nil
+	}
+	root.PersistentPostRun = func(cmd *cobra.Command, args []string) {
+		if stopProfile != nil {
+			stopProfile()
+		}
 	}
 	root.AddCommand(newPassCommand(env, "initial"), newPassCommand(env, "catchup"),
 		newVerifyCommand(env), newManifestCommand(env), newBenchCommand(env), newVersionCommand(env))

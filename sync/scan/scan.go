@@ -42,8 +42,10 @@ type Config struct {
 	Xattrs []string
 	// Workers list directories concurrently; 0 means 2.
 	Workers int
-	// Prev is the last manifest of this tree: a file whose identity is
-	// unchanged gets the hash recorded there (see manifest.SameIdentity).
+	// Prev is the last manifest of this tree: an object whose identity is
+	// unchanged (see manifest.SameIdentity) gets the hash and the xattrs
+	// recorded there. Changing an xattr changes the ctime, so reusing them
+	// is as safe as reusing the hash, and saves a system call per file.
 	Prev manifest.Iterator
 }
 
@@ -73,6 +75,11 @@ type Scanner struct {
 	closed    bool
 	problems  []Problem
 	temps     map[string][]string // by parent directory
+
+	// cacheXattrs: Prev has entries, so xattrs are read in emit, only for
+	// objects whose identity changed; otherwise the listing workers read them.
+	cacheXattrs bool
+	isRoot      bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -124,6 +131,10 @@ func Start(ctx context.Context, cfg Config) (*Scanner, error) {
 	s := &Scanner{cfg: cfg, root: root, out: make(chan []*manifest.Entry, 64), errc: make(chan error, 1),
 		cancel: cancel, prev: manifest.NewPeeker(cfg.Prev)}
 	s.cond = sync.NewCond(&s.mu)
+	s.isRoot = os.Geteuid() == 0
+	if first, err := s.prev.Peek(); err == nil && first != nil {
+		s.cacheXattrs = len(cfg.Xattrs) > 0
+	}
 	rootEntry := FromStat("", &st)
 	if rootEntry.Xattrs, err = RootXattrs(cfg.Root, cfg.Xattrs); err != nil {
 		root.Close()
@@ -277,19 +288,33 @@ func (s *Scanner) wait(dirs *fsx.Dirs, j *job) {
 }
 
 func (s *Scanner) emit(ctx context.Context, e *manifest.Entry) error {
-	if e.Type == manifest.TypeFile {
-		for {
-			p, err := s.prev.Peek()
-			if err != nil {
-				return fmt.Errorf("previous manifest: %w", err)
+	var prev *manifest.Entry
+	for {
+		p, err := s.prev.Peek()
+		if err != nil {
+			return fmt.Errorf("previous manifest: %w", err)
+		}
+		if p == nil || manifest.Compare(p.Path, e.Path) > 0 {
+			break
+		}
+		s.prev.Take()
+		if p.Path == e.Path && manifest.SameIdentity(p, e) {
+			prev = p
+		}
+	}
+	if prev != nil && prev.HasHash && e.Type == manifest.TypeFile {
+		e.Hash, e.HasHash = prev.Hash, true
+	}
+	if s.cacheXattrs && e.Path != "" && s.wantXattrs(e) {
+		if prev != nil {
+			e.Xattrs = prev.Xattrs
+		} else {
+			// Read-only, so a plain path is fine here (and cheaper than /proc).
+			xs, err := fsx.ListXattrs(s.root.Join(e.Path), s.cfg.Xattrs)
+			if err != nil && !errors.Is(err, unix.ENOENT) {
+				s.problem(e.Path, err)
 			}
-			if p == nil || manifest.Compare(p.Path, e.Path) > 0 {
-				break
-			}
-			s.prev.Take()
-			if p.Path == e.Path && p.HasHash && manifest.SameIdentity(p, e) {
-				e.Hash, e.HasHash = p.Hash, true
-			}
+			e.Xattrs = xs
 		}
 	}
 	s.pend = append(s.pend, e)
@@ -413,8 +438,8 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 			e.LinkTarget = t
 			e.Size = int64(len(t))
 		}
-		if len(s.cfg.Xattrs) > 0 && (e.Type == manifest.TypeFile || e.Type == manifest.TypeDir || os.Geteuid() == 0) {
-			xs, err := fsx.ListXattrs(fsx.ProcPath(fd, name), s.cfg.Xattrs)
+		if !s.cacheXattrs && s.wantXattrs(e) {
+			xs, err := fsx.ListXattrs(s.root.Join(rel), s.cfg.Xattrs)
 			if err != nil && !errors.Is(err, unix.ENOENT) {
 				s.problem(rel, err)
 			}
@@ -423,6 +448,12 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// wantXattrs: user xattrs exist only on files and directories; root also
+// reads the trusted. and security. namespaces of other objects.
+func (s *Scanner) wantXattrs(e *manifest.Entry) bool {
+	return len(s.cfg.Xattrs) > 0 && (e.Type == manifest.TypeFile || e.Type == manifest.TypeDir || s.isRoot)
 }
 
 func readlinkat(fd int, name string, size int64) (string, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
+	"golang.org/x/sys/unix"
 )
 
 func TestScanOrderTypesAndHashCache(t *testing.T) {
@@ -107,4 +108,44 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 	b.ReportMetric(5051, "files/op")
+}
+
+func TestXattrsReusedOnlyForUnchangedIdentity(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"same", "changed"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Setxattr(filepath.Join(dir, n), "user.v", []byte("1"), 0); err != nil {
+			t.Fatalf("setxattr (needs a file system with user xattrs): %v", err)
+		}
+	}
+	ns := []string{"user."}
+	s, _ := Start(context.Background(), Config{Root: dir, Xattrs: ns})
+	first, err := manifest.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Poison the cache: a value that is not on disk. An unchanged file must
+	// come back with it (proof no system call was made), a changed one not.
+	for _, e := range first {
+		e.Xattrs = []manifest.Xattr{{Name: "user.v", Value: []byte("cached")}}
+	}
+	if err := unix.Setxattr(filepath.Join(dir, "changed"), "user.v", []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := Start(context.Background(), Config{Root: dir, Xattrs: ns, Prev: &manifest.SliceIterator{Entries: first}})
+	again, err := manifest.ReadAll(s2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range again {
+		if len(e.Xattrs) == 1 {
+			got[e.Path] = string(e.Xattrs[0].Value)
+		}
+	}
+	if got["same"] != "cached" || got["changed"] != "2" {
+		t.Fatalf("xattrs after rescan: %q", got)
+	}
 }

@@ -15,7 +15,7 @@ func startProgress(env Env, force, off bool, c *engine.Counters) (stop func()) {
 	if off || (!force && !env.IsTerminal) {
 		return func() {}
 	}
-	bar := progressbar.NewOptions64(-1,
+	bar := progressbar.NewOptions64(1,
 		progressbar.OptionSetWriter(env.Stderr),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionShowCount(),
@@ -37,9 +37,7 @@ func startProgress(env Env, force, off bool, c *engine.Counters) (stop func()) {
 				return
 			case <-t.C:
 			}
-			if c.ScanFinished.Load() {
-				bar.ChangeMax64(max(c.BytesQueued.Load(), 1))
-			}
+			bar.ChangeMax64(max(c.BytesQueued.Load(), 1))
 			state := "scanning"
 			if c.ScanFinished.Load() {
 				state = "copying"

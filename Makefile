@@ -4,7 +4,7 @@ BIN     := bin/msync
 FUZZTIME ?= 10s
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build deps test unit race fuzz vet demo bench stress clean
+.PHONY: all build deps test unit race fuzz vet demo bench benchcheck stress clean
 
 all: build
 
@@ -28,8 +28,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpReader$$' -fuzztime $(FUZZTIME) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzSignature$$' -fuzztime $(FUZZTIME) ./delta
 
-test: deps vet build unit race fuzz
+test: deps vet build unit race fuzz benchcheck
 	@echo "make test: all tests passed"
+
+# Proves the benchmark harness works (speed is never asserted in tests).
+benchcheck: build
+	$(BIN) bench run --scale 0.01 --runs 1 --dir $$(mktemp -d) >/dev/null
 
 race:
 	$(GO) test -race -count=1 ./internal/e2e/ ./sync/...
@@ -37,8 +41,12 @@ race:
 demo: build
 	@bash scripts/demo.sh
 
-bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan
+# Side by side with rsync (about 10 minutes here), then the micro-benchmarks.
+BENCH_SCALE ?= 0.3
+BENCH_RUNS ?= 3
+bench: build deps
+	$(BIN) bench run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) -o bench/latest.md
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan | tee bench/micro.txt
 
 stress: build deps
 	MSYNC_STRESS=1 $(GO) test -count=1 -timeout 60m -run 'Kill' -v ./internal/e2e/

@@ -265,3 +265,25 @@ func fixDirTimes(root string, g *gen) error {
 	}
 	return g.err
 }
+
+// GenTiny makes n one-byte files, 1000 to a directory, for measuring memory
+// per file on very large trees.
+func GenTiny(dir string, n int) (GenStats, error) {
+	var st GenStats
+	b := []byte{'x'}
+	for i := 0; i < n; i++ {
+		d := filepath.Join(dir, fmt.Sprintf("d%04d", i/1000))
+		if i%1000 == 0 {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return st, err
+			}
+			st.Dirs++
+		}
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%07d", i)), b, 0o644); err != nil {
+			return st, err
+		}
+		st.Files++
+		st.Bytes++
+	}
+	return st, nil
+}

@@ -32,8 +32,10 @@ type index struct {
 }
 
 func newIndex(sig *Signature) *index {
+	// At most a quarter full: most rolling positions match nothing, and an
+	// empty home slot (checked inline by Diff) settles them at once.
 	size := uint32(1)
-	for size < uint32(2*len(sig.Weak)+1) {
+	for size < uint32(4*len(sig.Weak)+1) {
 		size <<= 1
 	}
 	ix := &index{mask: size - 1, slots: make([]int32, size), sig: sig}
@@ -204,8 +206,20 @@ func Diff(ctx context.Context, sig *Signature, target io.Reader, sink Sink) (Sta
 				return st, err
 			}
 		}
+		sum := roll.Sum()
+		if ix.slots[mix(sum)&ix.mask] == 0 {
+			// No block has this weak sum: slide on (the common case).
+			if start+bs < end {
+				roll.Roll(buf[start], buf[start+bs])
+				start++
+				continue
+			}
+			rolling = false
+			start++
+			continue
+		}
 		w := buf[start : start+bs]
-		if b := ix.find(roll.Sum(), w, want); b >= 0 {
+		if b := ix.find(sum, w, want); b >= 0 {
 			if err := flushLit(start); err != nil {
 				return st, err
 			}

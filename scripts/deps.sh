@@ -5,6 +5,7 @@ set -euo pipefail
 need=()
 command -v rsync >/dev/null || need+=(rsync)
 command -v mtree >/dev/null || need+=(mtree-netbsd)
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/msync/msync/bench"
@@ -48,6 +53,68 @@ func newBenchCommand(env Env) *cobra.Command {
 	}
 	mutate.Flags().Uint64Var(&mseed, "seed", 1, "random seed")
 	mutate.Flags().IntVar(&round, "round", 1, "mutation round (each round changes different things)")
-	c.AddCommand(gen, mutate)
+	c.AddCommand(gen, mutate, newBenchRunCommand(env))
+	return c
+}
+
+func newBenchRunCommand(env Env) *cobra.Command {
+	var cfg bench.Config
+	var out string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "run [flags]",
+		Short: "Compare msync with rsync on a generated tree, side by side, as ratios",
+		Long: `Generate a tree (once per seed and scale) and run, on identical fresh copies and
+alternating which tool goes first, each of them --runs times:
+  initial copy        msync initial      vs rsync -aH          (cp -a for reference)
+  no-change pass      msync catchup      vs rsync -aH --delete
+  catch-up            after one bench mutate round, same commands
+  remote bytes        msync --delta=always wire bytes vs rsync --no-whole-file "Total bytes sent"
+  verify              msync verify       vs rsync -aHn -c --delete
+Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,
+		Args: usageArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.Msync == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return fatal(err)
+				}
+				cfg.Msync = exe
+			}
+			if cfg.Dir == "" {
+				cfg.Dir = filepath.Join(os.TempDir(), "msync-bench")
+			}
+			cfg.Log = env.Stderr
+			res, err := bench.Run(cmd.Context(), cfg)
+			if err != nil {
+				return fatal(fmt.Errorf("bench run: %w", err))
+			}
+			var buf bytes.Buffer
+			if asJSON {
+				enc := json.NewEncoder(&buf)
+				enc.SetIndent("", "  ")
+				enc.Encode(res)
+			} else {
+				res.Command = strings.Join(append([]string{"msync bench run"}, os.Args[3:]...), " ")
+				res.Markdown(&buf)
+			}
+			env.Stdout.Write(buf.Bytes())
+			if out != "" {
+				if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+					return fatal(err)
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().Float64Var(&cfg.Scale, "scale", 0.3, "tree size (1.0: about 150k files, 1.5 GB)")
+	c.Flags().IntVar(&cfg.Runs, "runs", 3, "runs of each measurement (medians are reported)")
+	c.Flags().Uint64Var(&cfg.Seed, "seed", 1, "random seed of the tree and its mutations")
+	c.Flags().StringVar(&cfg.Dir, "dir", "", "work directory (default: $TMPDIR/msync-bench); needs several times the tree's size")
+	c.Flags().StringVarP(&out, "out", "o", "", "also write the table (or JSON) to this file")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of Markdown")
+	c.Flags().IntVar(&cfg.MemFiles, "mem-files", 0, "also measure peak RSS per file on a tree of this many one-byte files (e.g. 1000000)")
+	c.Flags().StringVar(&cfg.Msync, "msync", "", "msync binary to measure (default: this one)")
+	c.Flags().StringVar(&cfg.Rsync, "rsync", "", "rsync binary to compare with (default: rsync on PATH)")
 	return c
 }

@@ -111,11 +111,13 @@ func (h *jobHeap) Pop() any {
 // maxAhead bounds the directory listings done ahead of the consumer.
 const maxAhead = 512
 
-// Start begins scanning cfg.Root. The root must be a directory.
+// Start begins scanning cfg.Root. The root must be a directory; like rsync's
+// "SRC/", a root that is a symlink to a directory is followed (nothing below
+// the root ever is).
 func Start(ctx context.Context, cfg Config) (*Scanner, error) {
 	var st unix.Stat_t
-	if err := unix.Lstat(cfg.Root, &st); err != nil {
-		return nil, &os.PathError{Op: "lstat", Path: cfg.Root, Err: err}
+	if err := unix.Stat(cfg.Root, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: cfg.Root, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return nil, fmt.Errorf("%s: not a directory", cfg.Root)

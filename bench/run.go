@@ -1,0 +1,424 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Config configures a side-by-side run of msync and rsync.
+type Config struct {
+	Dir   string // work directory; trees of several GB at scale 1.0
+	Scale float64
+	Seed  uint64
+	Runs  int
+	Msync string // msync binary
+	Rsync string // rsync binary
+	Log   io.Writer
+	// MemFiles, when set, adds rows measuring peak RSS per file on a tree of
+	// that many one-byte files.
+	MemFiles int
+}
+
+// Summary is the median and range of one measurement over the runs.
+type Summary struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	N      int     `json:"n"`
+	RSSKB  int64   `json:"peak_rss_kb,omitempty"`
+}
+
+func summarize(xs []float64, rss []int64) Summary {
+	if len(xs) == 0 {
+		return Summary{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	var peak int64
+	for _, r := range rss {
+		peak = max(peak, r)
+	}
+	return Summary{Median: m, Min: s[0], Max: s[len(s)-1], N: len(s), RSSKB: peak}
+}
+
+// Row is one line of the comparison.
+type Row struct {
+	Name   string   `json:"name"`
+	Unit   string   `json:"unit"`
+	Msync  Summary  `json:"msync"`
+	Rsync  Summary  `json:"rsync"`
+	Ref    *Summary `json:"reference,omitempty"` // cp -a for the initial copy
+	Ratio  float64  `json:"ratio"`               // msync / rsync, medians
+	Target float64  `json:"target,omitempty"`    // the ratio the project aims for
+	Note   string   `json:"note,omitempty"`
+}
+
+// Result is a whole run.
+type Result struct {
+	Date    string `json:"date"`
+	Machine string `json:"machine"`
+	Command string `json:"command"`
+	Scale   float64
+	Runs    int
+	Files   int64 `json:"files"`
+	Bytes   int64 `json:"bytes"`
+	Rows    []Row `json:"rows"`
+}
+
+type sample struct {
+	secs float64
+	rss  int64
+	out  string
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, format+"\n", args...)
+	}
+}
+
+// gnuTime is GNU time, used to read a command's peak RSS: the rusage of a
+// child forked by this (large) Go process keeps the parent's high-water mark
+// across exec, so it cannot be read from our own wait4.
+const gnuTime = "/usr/bin/time"
+
+var rssLine = regexp.MustCompile(`(?m)^MSYNC_BENCH_RSS_KB=(\d+)$`)
+
+func (c *Config) run(ctx context.Context, name string, args ...string) (sample, error) {
+	exec.Command("sync").Run() // start each timed command without others' writeback
+	cmd := exec.CommandContext(ctx, name, args...)
+	haveTime := false
+	if _, err := os.Stat(gnuTime); err == nil {
+		cmd = exec.CommandContext(ctx, gnuTime, append([]string{"-f", "MSYNC_BENCH_RSS_KB=%M", name}, args...)...)
+		haveTime = true
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	t := time.Now()
+	err := cmd.Run()
+	s := sample{secs: time.Since(t).Seconds(), out: out.String()}
+	if m := rssLine.FindStringSubmatch(errb.String()); haveTime && m != nil {
+		s.rss, _ = strconv.ParseInt(m[1], 10, 64)
+	} else if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			s.rss = ru.Maxrss
+		}
+	}
+	if err != nil {
+		return s, fmt.Errorf("%s %s: %w\n%s", filepath.Base(name), strings.Join(args, " "), err, errb.String())
+	}
+	c.logf("  %6.2fs %7d KB  %s %s", s.secs, s.rss, filepath.Base(name), strings.Join(args, " "))
+	return s, nil
+}
+
+func (c *Config) quiet(ctx context.Context, name string, args ...string) error {
+	_, err := c.run(ctx, name, args...)
+	return err
+}
+
+var bytesSent = regexp.MustCompile(`Total bytes sent: ([0-9,]+)`)
+
+// Run generates (once) a tree at c.Scale and compares msync with rsync on
+// identical copies, alternating which goes first, c.Runs times.
+func Run(ctx context.Context, c Config) (*Result, error) {
+	if c.Runs <= 0 {
+		c.Runs = 3
+	}
+	if c.Rsync == "" {
+		p, err := exec.LookPath("rsync")
+		if err != nil {
+			return nil, fmt.Errorf("bench run needs rsync: %w", err)
+		}
+		c.Rsync = p
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	src := filepath.Join(c.Dir, "src")
+	marker := filepath.Join(c.Dir, fmt.Sprintf("src.seed%d.scale%g", c.Seed, c.Scale))
+	if _, err := os.Stat(marker); err != nil {
+		os.RemoveAll(src)
+		os.RemoveAll(marker)
+		c.logf("generating %s (scale %g)", src, c.Scale)
+		if _, err := Gen(src, c.Seed, c.Scale); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(marker, nil, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	var files, total int64
+	filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err == nil {
+			files++
+			if d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					total += fi.Size()
+				}
+			}
+		}
+		return nil
+	})
+	rsyncVer, _ := exec.Command(c.Rsync, "--version").Output()
+	res := &Result{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Scale: c.Scale, Runs: c.Runs, Files: files, Bytes: total,
+		Machine: fmt.Sprintf("%d cores, %s, %s, %s", runtime.NumCPU(), memTotal(), strings.SplitN(string(rsyncVer), "\n", 2)[0], runtime.Version())}
+
+	m, r, ref := filepath.Join(c.Dir, "m"), filepath.Join(c.Dir, "r"), filepath.Join(c.Dir, "ref")
+	ms := filepath.Join(c.Dir, "m.state")
+	m2, r2, ms2 := filepath.Join(c.Dir, "m2"), filepath.Join(c.Dir, "r2"), filepath.Join(c.Dir, "m2.state")
+	type series struct {
+		m, r, ref       []float64
+		mrss, rrss, crs []int64
+	}
+	init, nochange, catchup, verify := &series{}, &series{}, &series{}, &series{}
+	var mBytes, rBytes []float64
+	both := func(i int, s *series, mArgs, rArgs []string) error {
+		order := []bool{true, false}
+		if i%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, isM := range order {
+			if isM {
+				x, err := c.run(ctx, c.Msync, mArgs...)
+				if err != nil {
+					return err
+				}
+				s.m, s.mrss = append(s.m, x.secs), append(s.mrss, x.rss)
+			} else {
+				x, err := c.run(ctx, c.Rsync, rArgs...)
+				if err != nil {
+					return err
+				}
+				s.r, s.rrss = append(s.r, x.secs), append(s.rrss, x.rss)
+			}
+		}
+		return nil
+	}
+	for i := range c.Runs {
+		c.logf("run %d of %d", i+1, c.Runs)
+		for _, d := range []string{m, r, ref, ms, m2, r2, ms2} {
+			os.RemoveAll(d)
+		}
+		if err := both(i, init, []string{"initial", src, m, "--state", ms, "--no-progress"}, []string{"-aH", src + "/", r + "/"}); err != nil {
+			return nil, err
+		}
+		x, err := c.run(ctx, "cp", "-a", src, ref)
+		if err != nil {
+			return nil, err
+		}
+		init.ref, init.crs = append(init.ref, x.secs), append(init.crs, x.rss)
+		os.RemoveAll(ref)
+		if err := both(i, nochange, []string{"catchup", src, m, "--state", ms, "--no-progress"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			// Copies that measure what a remote catch-up would send.
+			if err := c.quiet(ctx, c.Msync, "initial", src, m2, "--state", ms2, "--no-progress"); err != nil {
+				return nil, err
+			}
+			if err := c.quiet(ctx, c.Rsync, "-aH", src+"/", r2+"/"); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := Mutate(src, c.Seed, i+1); err != nil {
+			return nil, err
+		}
+		if err := both(i, catchup, []string{"catchup", src, m, "--state", ms, "--no-progress"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			x, err := c.run(ctx, c.Msync, "catchup", src, m2, "--state", ms2, "--delta=always", "--json")
+			if err != nil {
+				return nil, err
+			}
+			var js struct {
+				Result struct {
+					Stats struct {
+						Wire int64 `json:"wire_bytes"`
+					} `json:"stats"`
+				} `json:"result"`
+			}
+			if err := json.Unmarshal([]byte(x.out), &js); err != nil {
+				return nil, fmt.Errorf("msync --json: %w", err)
+			}
+			mBytes = append(mBytes, float64(js.Result.Stats.Wire))
+			x, err = c.run(ctx, c.Rsync, "-aH", "--delete", "--no-whole-file", "--stats", src+"/", r2+"/")
+			if err != nil {
+				return nil, err
+			}
+			mm := bytesSent.FindStringSubmatch(x.out)
+			if mm == nil {
+				return nil, fmt.Errorf("rsync --stats: no 'Total bytes sent' in:\n%s", x.out)
+			}
+			n, _ := strconv.ParseInt(strings.ReplaceAll(mm[1], ",", ""), 10, 64)
+			rBytes = append(rBytes, float64(n))
+		}
+		if err := both(i, verify, []string{"verify", "-q", src, m}, []string{"-aHn", "-c", "--delete", src + "/", r + "/"}); err != nil {
+			return nil, err
+		}
+	}
+	row := func(name string, s *series, target float64, note string) Row {
+		rw := Row{Name: name, Unit: "s", Msync: summarize(s.m, s.mrss), Rsync: summarize(s.r, s.rrss), Target: target, Note: note}
+		if len(s.ref) > 0 {
+			ref := summarize(s.ref, s.crs)
+			rw.Ref = &ref
+		}
+		if rw.Rsync.Median > 0 {
+			rw.Ratio = rw.Msync.Median / rw.Rsync.Median
+		}
+		return rw
+	}
+	res.Rows = append(res.Rows,
+		row("initial copy (msync initial vs rsync -aH; cp -a for reference)", init, 0.5, ""),
+		row("no-change pass (catchup vs rsync -aH --delete)", nochange, 0.3, ""),
+		row("catch-up after one mutate round", catchup, 0.5, "each run mutates with the next round"),
+		row("verify identical trees (msync verify vs rsync -aHn -c --delete)", verify, 0.5, ""))
+	bytesRow := Row{Name: "catch-up bytes a remote transfer sends (msync --delta=always vs rsync --no-whole-file --stats)", Unit: "bytes",
+		Msync: summarize(mBytes, nil), Rsync: summarize(rBytes, nil), Target: 0.8, Note: "first round"}
+	if bytesRow.Rsync.Median > 0 {
+		bytesRow.Ratio = bytesRow.Msync.Median / bytesRow.Rsync.Median
+	}
+	res.Rows = append(res.Rows, bytesRow)
+	mem := Row{Name: "peak RSS per file, initial copy", Unit: "B/file",
+		Msync: Summary{Median: float64(res.Rows[0].Msync.RSSKB*1024) / float64(files), N: 1},
+		Rsync: Summary{Median: float64(res.Rows[0].Rsync.RSSKB*1024) / float64(files), N: 1}, Note: "peak RSS of the process tree / files"}
+	if mem.Rsync.Median > 0 {
+		mem.Ratio = mem.Msync.Median / mem.Rsync.Median
+	}
+	res.Rows = append(res.Rows, mem)
+	for _, d := range []string{m, r, ms, m2, r2, ms2} {
+		os.RemoveAll(d)
+	}
+	if c.MemFiles > 0 {
+		rows, err := c.memRows(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res.Rows = append(res.Rows, rows...)
+	}
+	return res, nil
+}
+
+// memRows measures peak RSS per file of an initial copy and a no-change
+// catch-up of c.MemFiles tiny files.
+func (c *Config) memRows(ctx context.Context) ([]Row, error) {
+	tiny := filepath.Join(c.Dir, "tiny")
+	marker := filepath.Join(c.Dir, fmt.Sprintf("tiny.%d", c.MemFiles))
+	if _, err := os.Stat(marker); err != nil {
+		os.RemoveAll(tiny)
+		c.logf("generating %d tiny files in %s", c.MemFiles, tiny)
+		if _, err := GenTiny(tiny, c.MemFiles); err != nil {
+			return nil, err
+		}
+		os.WriteFile(marker, nil, 0o644)
+	}
+	m, r, ms := filepath.Join(c.Dir, "tiny.m"), filepath.Join(c.Dir, "tiny.r"), filepath.Join(c.Dir, "tiny.state")
+	defer func() {
+		for _, d := range []string{m, r, ms} {
+			os.RemoveAll(d)
+		}
+	}()
+	var rows []Row
+	perFile := func(name string, mx, rx sample) Row {
+		n := float64(c.MemFiles)
+		row := Row{Name: fmt.Sprintf("peak RSS per file, %d one-byte files: %s", c.MemFiles, name), Unit: "B/file",
+			Msync: Summary{Median: float64(mx.rss*1024) / n, N: 1, RSSKB: mx.rss},
+			Rsync: Summary{Median: float64(rx.rss*1024) / n, N: 1, RSSKB: rx.rss}, Target: 0,
+			Note: fmt.Sprintf("msync %.1f s, rsync %.1f s", mx.secs, rx.secs)}
+		if row.Rsync.Median > 0 {
+			row.Ratio = row.Msync.Median / row.Rsync.Median
+		}
+		return row
+	}
+	mi, err := c.run(ctx, c.Msync, "initial", tiny, m, "--state", ms, "--no-progress")
+	if err != nil {
+		return nil, err
+	}
+	ri, err := c.run(ctx, c.Rsync, "-aH", tiny+"/", r+"/")
+	if err != nil {
+		return nil, err
+	}
+	rows = append(rows, perFile("initial copy", mi, ri))
+	mc, err := c.run(ctx, c.Msync, "catchup", tiny, m, "--state", ms, "--no-progress")
+	if err != nil {
+		return nil, err
+	}
+	rc, err := c.run(ctx, c.Rsync, "-aH", "--delete", tiny+"/", r+"/")
+	if err != nil {
+		return nil, err
+	}
+	rows = append(rows, perFile("no-change pass", mc, rc))
+	return rows, nil
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "? RAM"
+	}
+	f := strings.Fields(string(b))
+	if len(f) > 1 {
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		return fmt.Sprintf("%.0f GiB RAM", float64(kb)/(1<<20))
+	}
+	return "? RAM"
+}
+
+func fmtVal(unit string, s Summary) string {
+	switch unit {
+	case "s":
+		if s.N > 1 {
+			return fmt.Sprintf("%.2f s (%.2f-%.2f)", s.Median, s.Min, s.Max)
+		}
+		return fmt.Sprintf("%.2f s", s.Median)
+	case "bytes":
+		return fmt.Sprintf("%.0f", s.Median)
+	}
+	return fmt.Sprintf("%.0f", s.Median)
+}
+
+// Markdown writes the result as a table.
+func (r *Result) Markdown(w io.Writer) {
+	fmt.Fprintf(w, "Date: %s. Machine: %s.\n", r.Date, r.Machine)
+	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, warm page cache.\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs)
+	fmt.Fprintln(w, "| operation | msync | rsync | msync/rsync | target | peak RSS msync / rsync |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, row := range r.Rows {
+		target, rss := "", ""
+		if row.Target > 0 {
+			mark := "met"
+			if row.Ratio > row.Target {
+				mark = "not met"
+			}
+			target = fmt.Sprintf("<= %.1f (%s)", row.Target, mark)
+		}
+		if row.Msync.RSSKB > 0 {
+			rss = fmt.Sprintf("%.0f / %.0f MiB", float64(row.Msync.RSSKB)/1024, float64(row.Rsync.RSSKB)/1024)
+		}
+		name := row.Name
+		if row.Note != "" {
+			name += "; " + row.Note
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %s | %s |\n", name, fmtVal(row.Unit, row.Msync), fmtVal(row.Unit, row.Rsync), row.Ratio, target, rss)
+		if row.Ref != nil {
+			fmt.Fprintf(w, "| (reference: cp -a) | | %s | | | %.0f MiB |\n", fmtVal("s", *row.Ref), float64(row.Ref.RSSKB)/1024)
+		}
+	}
+}

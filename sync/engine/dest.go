@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"unsafe"
 
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
@@ -51,8 +52,32 @@ func (d *dest) createTemp(dirfd int) (*os.File, string, error) {
 	return nil, "", errors.New("cannot create a unique temporary file")
 }
 
-// finishFile sets the metadata of a complete temp file, syncs it when the
-// policy asks, and renames it over name.
+// createAnon makes an unnamed file in directory dirfd (O_TMPFILE). It has
+// no name until finishFile links it in, so a killed pass leaves nothing
+// behind, and a new file costs one directory operation instead of two
+// (create and rename). It fails on file systems without O_TMPFILE.
+func (d *dest) createAnon(dirfd int) (*os.File, error) {
+	fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "(unnamed)"), nil
+}
+
+// futimens sets the mtime of an open file, leaving the atime.
+func futimens(fd int, mtime int64) error {
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// finishFile sets the metadata of a complete file, syncs it when the policy
+// asks, and puts it in place as name: a temp file (tmp) is renamed over it;
+// an unnamed one (tmp == "") is linked in, through a temp name if name
+// exists by now.
 func (d *dest) finishFile(f *os.File, dirfd int, tmp, name string, e *manifest.Entry) error {
 	fd := int(f.Fd())
 	if d.owners {
@@ -70,8 +95,7 @@ func (d *dest) finishFile(f *os.File, dirfd int, tmp, name string, e *manifest.E
 			}
 		}
 	}
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(e.Mtime)}
-	if err := unix.UtimesNanoAt(dirfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := futimens(fd, e.Mtime); err != nil {
 		return fmt.Errorf("set mtime: %w", err)
 	}
 	if d.fsync == FsyncFile {
@@ -79,10 +103,23 @@ func (d *dest) finishFile(f *os.File, dirfd int, tmp, name string, e *manifest.E
 			return fmt.Errorf("fsync: %w", err)
 		}
 	}
+	if tmp == "" {
+		err := unix.Linkat(unix.AT_FDCWD, fsx.ProcPath(fd, ""), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+		if err == unix.EEXIST {
+			tmp = tempName()
+			err = unix.Linkat(unix.AT_FDCWD, fsx.ProcPath(fd, ""), dirfd, tmp, unix.AT_SYMLINK_FOLLOW)
+		} else if err == nil {
+			return f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("link into place: %w", err)
+		}
+	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close: %w", err)
 	}
 	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
 		return fmt.Errorf("rename into place: %w", err)
 	}
 	return nil

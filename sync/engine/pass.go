@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -48,23 +49,25 @@ type leaderInfo struct {
 type pendingLink struct{ target, path string }
 
 type pass struct {
-	o        Options
-	res      *Result
-	mu       sync.Mutex // guards res
-	dst      *dest
-	dirs     *fsx.Dirs // main goroutine's destination directories
-	srcRoot  *fsx.Root
-	dstScan  *scan.Scanner
-	stack    []*frame
-	fixups   []*manifest.Entry
-	deletes  []string
-	links    []pendingLink
-	leaders  map[linkKey]*leaderInfo
-	jobs     chan *fileJob
-	slots    chan *slot
-	root     bool
-	created  bool // this pass created the destination root
-	notQuiet []string
+	o       Options
+	res     *Result
+	mu      sync.Mutex // guards res
+	dst     *dest
+	dirs    *fsx.Dirs // main goroutine's destination directories
+	srcRoot *fsx.Root
+	dstScan *scan.Scanner
+	stack   []*frame
+	fixups  []*manifest.Entry
+	deletes []string
+	links   []pendingLink
+	leaders map[linkKey]*leaderInfo
+	jobs    chan *fileJob
+	slots   chan *slot
+	root    bool
+	created bool // this pass created the destination root
+	// noTmpfile: the destination refused O_TMPFILE once; use named temps.
+	noTmpfile atomic.Bool
+	notQuiet  []string
 }
 
 // Run performs one pass as o describes.

@@ -136,7 +136,17 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	if err != nil {
 		return st, err
 	}
-	tmpf, tmp, err := w.p.dst.createTemp(dirfd)
+	var tmpf *os.File
+	var tmp string // "" while the file is unnamed (O_TMPFILE)
+	if j.d == nil && !w.p.noTmpfile.Load() {
+		tmpf, err = w.p.dst.createAnon(dirfd)
+		if err != nil {
+			w.p.noTmpfile.Store(true) // not on this file system: use names
+		}
+	}
+	if tmpf == nil {
+		tmpf, tmp, err = w.p.dst.createTemp(dirfd)
+	}
 	if err != nil {
 		return st, &os.PathError{Op: "create temp in", Path: w.p.dst.root.Join(manifest.Parent(j.s.Path)), Err: err}
 	}
@@ -144,7 +154,9 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	defer func() {
 		if !committed {
 			tmpf.Close()
-			unix.Unlinkat(dirfd, tmp, 0)
+			if tmp != "" {
+				unix.Unlinkat(dirfd, tmp, 0)
+			}
 		}
 	}()
 

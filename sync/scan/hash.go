@@ -2,7 +2,6 @@ package scan
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -156,26 +155,55 @@ func (e *ErrChanged) Error() string { return e.Path + ": file changed while it w
 
 // HashFile reads the regular file of e and returns its xxhash64 and length.
 // It fails with *ErrChanged when the file's size or mtime moved during the
-// read or it is no longer the inode that was scanned.
+// read or it is no longer the inode that was scanned. It works on the raw
+// descriptor and reads exactly the scanned size (no read to see EOF: the
+// fstat afterwards tells whether the file grew).
 func HashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte) (uint64, int64, error) {
-	f, err := OpenFile(dirs, e.Path)
+	dfd, name, err := dirs.At(e.Path)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer f.Close()
-	h := xxhash.New()
-	n, err := copyCtx(ctx, h, f, buf)
+	fd, err := openRead(dfd, name)
 	if err != nil {
-		return 0, n, fmt.Errorf("read %s: %w", f.Name(), err)
+		return 0, 0, &os.PathError{Op: "open", Path: e.Path, Err: err}
+	}
+	defer unix.Close(fd)
+	h := xxhash.New()
+	var n int64
+	for n < e.Size {
+		if err := ctx.Err(); err != nil {
+			return 0, n, err
+		}
+		m, err := unix.Read(fd, buf[:min(int64(len(buf)), e.Size-n)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, n, &os.PathError{Op: "read", Path: e.Path, Err: err}
+		}
+		if m == 0 {
+			break // shorter than scanned: the fstat below reports it
+		}
+		h.Write(buf[:m])
+		n += int64(m)
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return 0, n, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, n, &os.PathError{Op: "fstat", Path: e.Path, Err: err}
 	}
 	if st.Ino != e.Inode || st.Size != n || st.Mtim.Nano() != e.Mtime {
-		return 0, n, &ErrChanged{Path: f.Name()}
+		return 0, n, &ErrChanged{Path: e.Path}
 	}
 	return h.Sum64(), n, nil
+}
+
+func openRead(dfd int, name string) (int, error) {
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		// O_NOATIME needs ownership or CAP_FOWNER.
+		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	return fd, err
 }
 
 // OpenFile opens the regular file rel for reading without following a
@@ -185,33 +213,9 @@ func OpenFile(dirs *fsx.Dirs, rel string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
-	if err == unix.EPERM {
-		// O_NOATIME needs ownership or CAP_FOWNER.
-		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	}
+	fd, err := openRead(dfd, name)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: rel, Err: err}
 	}
 	return os.NewFile(uintptr(fd), rel), nil
-}
-
-func copyCtx(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (int64, error) {
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		m, err := r.Read(buf)
-		if m > 0 {
-			w.Write(buf[:m])
-			n += int64(m)
-		}
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
 }

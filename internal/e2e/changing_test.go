@@ -97,3 +97,33 @@ func TestFinalPassProvesQuiet(t *testing.T) {
 		t.Fatalf("changing source: exit %d, stderr:\n%s", code, e)
 	}
 }
+
+// If the old destination copy changes between its signature and the apply,
+// the rebuilt file fails its whole-file hash and is copied whole instead.
+func TestDeltaMismatchFallsBackToFullCopy(t *testing.T) {
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	r := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
+	write(t, src+"/big", r, 0o644)
+	if code, _, e := msync("initial", src, dst, "--state", st); code != 0 {
+		t.Fatal(e)
+	}
+	write(t, src+"/big", "changed at the front"+r[20:], 0o644)
+	setHooks(t, nil, nil)
+	engine.TestHooks.AfterSign = func(p string) {
+		// Someone scribbles on the destination's old copy mid-transfer.
+		f, err := os.OpenFile(dst+"/"+p, os.O_WRONLY, 0)
+		must(t, err)
+		f.WriteAt([]byte("SCRIBBLE"), 500000)
+		f.Close()
+	}
+	t.Cleanup(func() { engine.TestHooks.AfterSign = nil })
+	code, out, e := msync("catchup", src, dst, "--state", st, "--delta=always", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	if !strings.Contains(out, `"deltas": 0`) {
+		t.Errorf("the failed delta should not count as one:\n%s", out)
+	}
+	mustVerify(t, src, dst)
+}

@@ -45,6 +45,7 @@ func (w *worker) close() {
 var TestHooks struct {
 	BeforeOpen func(path string) // before a source file is opened
 	AfterRead  func(path string) // after its content was read, before the re-check
+	AfterSign  func(path string) // after the old destination copy was signed for a delta
 }
 
 // errChangedWhileRead marks a read that saw the source file move under it.
@@ -252,6 +253,9 @@ func (w *worker) deltaCopy(ctx context.Context, j *fileJob, src *os.File, tmp *o
 		}
 		enc, _ := sig.MarshalBinary()
 		sigBytes = int64(len(enc))
+		if TestHooks.AfterSign != nil {
+			TestHooks.AfterSign(j.d.Path)
+		}
 		sendStats, sendErr = delta.Diff(ctx, sig, src, sink)
 		pw.CloseWithError(sendErr)
 	}()

@@ -136,14 +136,14 @@ func scaled(scale float64, n int, atLeast int) int { return max(atLeast, int(flo
 // and 1 GB; the same seed and scale give the same tree.
 func Gen(dir string, seed uint64, scale float64) (GenStats, error) {
 	g := newGen(dir, seed, 0)
-	users := scaled(scale, 60, 2)
+	users := scaled(scale, 80, 2)
 	for u := range users {
 		home := fmt.Sprintf("home/user%03d", u)
 		for _, dot := range []string{".bashrc", ".profile", ".forward", ".muttrc", ".ssh/authorized_keys"} {
 			g.file(home+"/"+dot, g.textOf(200+g.r.IntN(2000)), 0o644)
 		}
 		os.Chmod(filepath.Join(dir, home, ".ssh"), 0o700)
-		for i := range 300 {
+		for i := range 400 {
 			g.file(fmt.Sprintf("%s/Maildir/cur/%d.M%dP%d.oldhost:2,S", home, 1200000000+i*97, i, u), g.textOf(800+g.r.IntN(8000)), 0o600)
 		}
 		for i := range 10 {
@@ -180,19 +180,19 @@ func Gen(dir string, seed uint64, scale float64) (GenStats, error) {
 		}
 		g.file(base+"/_darcs/hashed_inventory", g.textOf(5000), 0o644)
 		g.file(base+"/_darcs/format", []byte("hashed\ndarcs-2\n"), 0o644)
-		for i := range 100 {
-			g.file(fmt.Sprintf("%s/src/Module%02d/File%02d.hs", base, i/10, i), g.textOf(500+g.r.IntN(10000)), 0o644)
+		for i := range 300 {
+			g.file(fmt.Sprintf("%s/src/Module%02d/File%03d.hs", base, i/10, i), g.textOf(500+g.r.IntN(10000)), 0o644)
 		}
 	}
 	lists := scaled(scale, 30, 2)
 	for l := range lists {
 		name := fmt.Sprintf("list%02d", l)
-		size := 1<<20 + g.r.IntN(int(float64(30<<20)*min(scale*3, 1)))
+		size := 1<<20 + g.r.IntN(int(float64(60<<20)*min(scale*3, 1)))
 		g.file(fmt.Sprintf("mailman/archives/private/%s.mbox/%s.mbox", name, name), mbox(g, size), 0o664)
 		for m := range 24 {
 			month := fmt.Sprintf("mailman/archives/private/%s/%d-%s", name, 2005+m/12, time.Month(1+m%12))
-			for i := range 50 {
-				g.file(fmt.Sprintf("%s/%06d.html", month, m*50+i), g.textOf(1500+g.r.IntN(3000)), 0o664)
+			for i := range 70 {
+				g.file(fmt.Sprintf("%s/%06d.html", month, m*70+i), g.textOf(1500+g.r.IntN(3000)), 0o664)
 			}
 			for _, idx := range []string{"date.html", "thread.html", "subject.html", "author.html"} {
 				g.file(month+"/"+idx, g.textOf(4000), 0o664)

@@ -35,7 +35,7 @@ func newBenchCommand(env Env) *cobra.Command {
 		},
 	}
 	gen.Flags().Uint64Var(&seed, "seed", 1, "random seed")
-	gen.Flags().Float64Var(&scale, "scale", 0.1, "size: 1.0 is about 100k files and 1 GB")
+	gen.Flags().Float64Var(&scale, "scale", 0.1, "size: 1.0 is about 150k files and 1.5 GB")
 	var round int
 	var mseed uint64
 	mutate := &cobra.Command{

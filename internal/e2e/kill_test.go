@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -136,6 +135,29 @@ func killPoints(seed uint64) []time.Duration {
 		80 * time.Millisecond, 130 * time.Millisecond, 200 * time.Millisecond}
 }
 
+// killThenComplete kills `msync kind` at every kill point, checking after
+// each kill that nothing was invented, then lets a catch-up finish and
+// checks the result is exact with no temp files left. It returns how many
+// passes were killed before they finished.
+func killThenComplete(t *testing.T, seed uint64, allowed contents, src, dst, st, kind string, flags ...string) (kills int) {
+	t.Helper()
+	for _, d := range killPoints(seed) {
+		if killAt(t, d, append([]string{kind, src, dst, "--state", st}, flags...)...) {
+			kills++
+		}
+		checkNothingInvented(t, dst, st, allowed)
+	}
+	if code, _, errOut := msync("catchup", src, dst, "--state", st); code != 0 {
+		t.Fatalf("catchup after killed %s passes: exit %d: %s", kind, code, errOut)
+	}
+	if n := checkNothingInvented(t, dst, st, allowed); n != 0 {
+		t.Errorf("%d temp files left after a completed pass", n)
+	}
+	mustRsyncClean(t, src, dst)
+	mustVerify(t, src, dst)
+	return kills
+}
+
 func TestKillAtAnyMoment(t *testing.T) {
 	needTool(t, "rsync")
 	base := t.TempDir()
@@ -145,44 +167,16 @@ func TestKillAtAnyMoment(t *testing.T) {
 	}
 	allowed := contents{}
 	record(t, src, allowed)
-	kills := 0
-	for _, d := range killPoints(1) {
-		if killAt(t, d, "initial", src, dst, "--state", st, "--fsync=none") {
-			kills++
-		}
-		checkNothingInvented(t, dst, st, allowed)
-	}
-	if code, _, errOut := msync("catchup", src, dst, "--state", st); code != 0 {
-		t.Fatalf("catchup after killed initial passes: exit %d: %s", code, errOut)
-	}
-	if n := checkNothingInvented(t, dst, st, allowed); n != 0 {
-		t.Errorf("%d temp files left after a completed pass", n)
-	}
-	mustRsyncClean(t, src, dst)
-	mustVerify(t, src, dst)
+	kills := killThenComplete(t, 1, allowed, src, dst, st, "initial", "--fsync=none")
 
 	// Catch-up passes killed mid-way: old or new content, never a mix.
 	if _, err := bench.Mutate(src, 11, 1); err != nil {
 		t.Fatal(err)
 	}
 	record(t, src, allowed)
-	for _, d := range killPoints(2) {
-		if killAt(t, d, "catchup", src, dst, "--state", st, "--delta=always") {
-			kills++
-		}
-		checkNothingInvented(t, dst, st, allowed)
-	}
-	if code, _, errOut := msync("catchup", src, dst, "--state", st); code != 0 {
-		t.Fatalf("catchup after killed passes: exit %d: %s", code, errOut)
-	}
-	if n := checkNothingInvented(t, dst, st, allowed); n != 0 {
-		t.Errorf("%d temp files left after a completed pass", n)
-	}
-	mustRsyncClean(t, src, dst)
-	mustVerify(t, src, dst)
+	kills += killThenComplete(t, 2, allowed, src, dst, st, "catchup", "--delta=always")
 	if kills == 0 {
 		t.Fatal("no pass was killed before it finished: the kill points are too late for this machine")
 	}
 	t.Logf("%d passes killed mid-way, nothing invented, next pass completed", kills)
-	_ = strings.TrimSpace
 }

@@ -695,23 +695,7 @@ func (p *pass) handleSpecial(s, d *manifest.Entry) {
 	}
 	same := d != nil && (s.Type != manifest.TypeSymlink || d.LinkTarget == s.LinkTarget)
 	if same {
-		code, differs := p.metaFlags(s, d)
-		if differs {
-			code[0], code[1] = '.', typeLetter(s.Type)
-			p.item(string(code[:]), s.Path, s.Type, note)
-			p.mu.Lock()
-			p.res.Stats.MetaOnly++
-			p.mu.Unlock()
-			if !p.o.DryRun {
-				dfd, name, err := p.dirs.At(s.Path)
-				if err == nil {
-					err = p.dst.setMeta(dfd, name, s)
-				}
-				if err != nil {
-					p.problem(s.Path, pathErr("set metadata", p.dst.root, s.Path, err), false)
-				}
-			}
-		}
+		p.updateMeta(s, d, note)
 		p.slots <- &slot{src: s, dst: d}
 		return
 	}
@@ -790,23 +774,7 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 		if !s.HasHash && m != nil && m.HasHash && m.Size == s.Size && m.Mtime == s.Mtime && m.Inode == s.Inode {
 			s.Hash, s.HasHash = m.Hash, true
 		}
-		code, differs := p.metaFlags(s, d)
-		if differs {
-			code[0], code[1] = '.', 'f'
-			p.item(string(code[:]), s.Path, s.Type, "")
-			p.mu.Lock()
-			p.res.Stats.MetaOnly++
-			p.mu.Unlock()
-			if !p.o.DryRun {
-				dfd, name, err := p.dirs.At(s.Path)
-				if err == nil {
-					err = p.dst.setMeta(dfd, name, s)
-				}
-				if err != nil {
-					p.problem(s.Path, pathErr("set metadata", p.dst.root, s.Path, err), false)
-				}
-			}
-		}
+		p.updateMeta(s, d, "")
 		p.slots <- sl
 		return
 	}
@@ -841,6 +809,30 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 	sl.job = j
 	p.slots <- sl
 	p.jobs <- j
+}
+
+// updateMeta brings the metadata of an object whose content is current at
+// the destination in line with the source, itemizing what differed.
+func (p *pass) updateMeta(s, d *manifest.Entry, note string) {
+	code, differs := p.metaFlags(s, d)
+	if !differs {
+		return
+	}
+	code[0], code[1] = '.', typeLetter(s.Type)
+	p.item(string(code[:]), s.Path, s.Type, note)
+	p.mu.Lock()
+	p.res.Stats.MetaOnly++
+	p.mu.Unlock()
+	if p.o.DryRun {
+		return
+	}
+	dfd, name, err := p.dirs.At(s.Path)
+	if err == nil {
+		err = p.dst.setMeta(dfd, name, s)
+	}
+	if err != nil {
+		p.problem(s.Path, pathErr("set metadata", p.dst.root, s.Path, err), false)
+	}
 }
 
 func (p *pass) applyDirMeta(e *manifest.Entry) error {

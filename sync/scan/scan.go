@@ -68,13 +68,13 @@ type Scanner struct {
 	pend  []*manifest.Entry // producer side
 	prev  *manifest.Peeker
 
-	mu        sync.Mutex
-	cond      *sync.Cond
-	queue     jobHeap
-	completed int
-	closed    bool
-	problems  []Problem
-	temps     map[string][]string // by parent directory
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    jobHeap
+	ahead    int // entries listed by workers and not yet walked
+	closed   bool
+	problems []Problem
+	temps    map[string][]string // by parent directory
 
 	// cacheXattrs: Prev has entries, so xattrs are read in emit, only for
 	// objects whose identity changed; otherwise the listing workers read them.
@@ -93,6 +93,7 @@ type job struct {
 	done     chan struct{}
 	children []*manifest.Entry
 	err      error
+	counted  int // entries added to Scanner.ahead by a worker
 }
 
 type jobHeap []*job
@@ -108,8 +109,10 @@ func (h *jobHeap) Pop() any {
 	return x
 }
 
-// maxAhead bounds the directory listings done ahead of the consumer.
-const maxAhead = 512
+// maxAhead bounds the entries listed ahead of the walk (memory: about 200
+// bytes each). Workers wait when it is reached; the walk lists a directory
+// itself when no worker has started it, so the bound never stalls it.
+const maxAhead = 64 << 10
 
 // Start begins scanning cfg.Root. The root must be a directory; like rsync's
 // "SRC/", a root that is a symlink to a directory is followed (nothing below
@@ -244,7 +247,7 @@ func (s *Scanner) worker() {
 	defer dirs.Close()
 	for {
 		s.mu.Lock()
-		for !s.closed && (len(s.queue) == 0 || s.completed >= maxAhead) {
+		for !s.closed && (len(s.queue) == 0 || s.ahead >= maxAhead) {
 			s.cond.Wait()
 		}
 		if s.closed {
@@ -261,7 +264,8 @@ func (s *Scanner) worker() {
 		j.children, j.err = s.list(dirs, j.path)
 		s.mu.Lock()
 		j.state = 2
-		s.completed++
+		j.counted = len(j.children) + 1
+		s.ahead += j.counted
 		s.mu.Unlock()
 		close(j.done)
 	}
@@ -284,7 +288,7 @@ func (s *Scanner) wait(dirs *fsx.Dirs, j *job) {
 	s.mu.Unlock()
 	<-j.done
 	s.mu.Lock()
-	s.completed--
+	s.ahead -= j.counted
 	s.cond.Broadcast()
 	s.mu.Unlock()
 }

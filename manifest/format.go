@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bufio"
+	"strings"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -363,11 +364,21 @@ func (r *Reader) decodeEntry(p []byte) (*Entry, error) {
 		return nil, corrupt("short entry record after %q", r.prev)
 	}
 	e := &Entry{Path: r.prev[:shared] + string(s)}
-	if err := ValidPath(e.Path); err != nil {
-		return nil, corrupt("%v", err)
-	}
-	if r.count > 0 && Compare(r.prev, e.Path) >= 0 {
-		return nil, corrupt("%q follows %q: entries out of order or duplicated", e.Path, r.prev)
+	// The previous path was valid, so only the components from the one the
+	// suffix starts in need checking: decoding stays linear in the record
+	// size, not the path length (a small hostile file must not cost
+	// quadratic time over deep paths).
+	if r.count == 0 {
+		if err := ValidPath(e.Path); err != nil {
+			return nil, corrupt("%v", err)
+		}
+	} else {
+		if err := validTail(e.Path, int(shared)); err != nil {
+			return nil, corrupt("%v", err)
+		}
+		if compareFrom(r.prev, e.Path, int(shared)) >= 0 {
+			return nil, corrupt("%q follows %q: entries out of order or duplicated", e.Path, r.prev)
+		}
 	}
 	if r.count == 0 && shared != 0 {
 		return nil, corrupt("first entry shares a prefix")
@@ -419,6 +430,31 @@ func (r *Reader) decodeEntry(p []byte) (*Entry, error) {
 		return nil, corrupt("root entry is a %s, not a directory", e.Type)
 	}
 	return e, nil
+}
+
+// validTail checks p, a valid path's first `from` bytes plus a suffix.
+func validTail(p string, from int) error {
+	if len(p) > MaxPathLen {
+		return fmt.Errorf("path of %d bytes exceeds %d", len(p), MaxPathLen)
+	}
+	start := strings.LastIndexByte(p[:from], '/') + 1 // the component `from` is in
+	if start == 0 {
+		return ValidPath(p)
+	}
+	tail := p[start:]
+	if tail == "" {
+		return fmt.Errorf("path %q has an empty component", p)
+	}
+	if err := ValidPath(tail); err != nil {
+		return fmt.Errorf("path %q: %w", p, err)
+	}
+	return nil
+}
+
+// compareFrom is Compare(a, b) for two paths known to agree on their
+// first i bytes.
+func compareFrom(a, b string, i int) int {
+	return Compare(a[i:], b[i:])
 }
 
 // decoder reads fields from a bounded buffer; the first error sticks.

@@ -2,11 +2,11 @@ package manifest
 
 import (
 	"bufio"
-	"strings"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"

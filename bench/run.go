@@ -187,7 +187,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		m, r, ref       []float64
 		mrss, rrss, crs []int64
 	}
-	init, nochange, catchup, verify := &series{}, &series{}, &series{}, &series{}
+	init, nochange, trusted, catchup, verify := &series{}, &series{}, &series{}, &series{}, &series{}
 	var mBytes, rBytes []float64
 	both := func(i int, s *series, mArgs, rArgs []string) error {
 		order := []bool{true, false}
@@ -226,6 +226,9 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		init.ref, init.crs = append(init.ref, x.secs), append(init.crs, x.rss)
 		os.RemoveAll(ref)
 		if err := both(i, nochange, []string{"catchup", src, m, "--state", ms, "--no-progress"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
+			return nil, err
+		}
+		if err := both(i, trusted, []string{"catchup", src, m, "--state", ms, "--no-progress", "--trust-dest"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
 		if i == 0 {
@@ -288,6 +291,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	res.Rows = append(res.Rows,
 		row("initial copy (msync initial vs rsync -aH; cp -a for reference)", init, 0.5, ""),
 		row("no-change pass (catchup vs rsync -aH --delete)", nochange, 0.3, ""),
+		row("no-change pass, catchup --trust-dest (DST not scanned) vs rsync -aH --delete", trusted, 0.3, "the downtime pass"),
 		row("catch-up after one mutate round", catchup, 0.5, "each run mutates with the next round"),
 		row("verify identical trees (msync verify vs rsync -aHn -c --delete)", verify, 0.5, ""))
 	bytesRow := Row{Name: "catch-up bytes a remote transfer sends (msync --delta=always vs rsync --no-whole-file --stats)", Unit: "bytes",

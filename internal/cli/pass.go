@@ -27,6 +27,7 @@ type passFlags struct {
 	fsync            string
 	delta            string
 	deleteExtraneous bool
+	trustDest        bool
 	final            bool
 	noXattrs         bool
 	owners           bool
@@ -77,6 +78,7 @@ ctime, inode) is unchanged.
 With --final (run after services are stopped) the source is re-scanned after the pass and
 the command exits 24, listing the paths, unless nothing changed during the pass.`
 		c.Flags().BoolVar(&f.final, "final", false, "prove the source stayed quiet: re-scan after the pass, exit 24 listing what moved")
+		c.Flags().BoolVar(&f.trustDest, "trust-dest", false, "compare with DST's manifest from the last pass instead of scanning DST (half the work; only when nothing else writes to DST; ignored after an interrupted pass)")
 	}
 	fl := c.Flags()
 	addCommonFlags(c, f)
@@ -131,7 +133,7 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 		return fatal(err)
 	}
 	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: sd, Final: f.final, DryRun: f.dryRun,
-		DeleteExtraneous: f.deleteExtraneous, Exclude: ex, Xattrs: !f.noXattrs, Owners: f.ownersEnabled(),
+		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: ex, Xattrs: !f.noXattrs, Owners: f.ownersEnabled(),
 		Fsync: fsync, Delta: dm, Workers: f.workers, Counters: &engine.Counters{}, Log: env.Stderr}
 	if f.quiet {
 		o.Log = io.Discard

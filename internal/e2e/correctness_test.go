@@ -227,3 +227,38 @@ func readFile(t *testing.T, p string) []byte {
 	must(t, err)
 	return b
 }
+
+// --trust-dest compares with DST's committed manifest instead of scanning
+// it: exact results, and a second trusted pass finds nothing to do. After an
+// interrupted pass it scans anyway.
+func TestTrustDest(t *testing.T) {
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	buildTree(t, src)
+	runPass(t, engine.Initial, src, dst, st, nil)
+	mutateTree(t, src)
+	trusted := func(o *engine.Options) { o.TrustDest = true }
+	res := runPass(t, engine.Catchup, src, dst, st, trusted)
+	if !res.TrustedDest || res.Stats.Failed != 0 {
+		t.Fatalf("trusted pass: trusted=%v problems=%+v", res.TrustedDest, res.Problems)
+	}
+	mustRsyncClean(t, src, dst)
+	mustVerify(t, src, dst)
+	var items []string
+	res = runPass(t, engine.Catchup, src, dst, st, func(o *engine.Options) {
+		o.TrustDest = true
+		o.OnItem = func(it engine.Item) { items = append(items, it.String()) }
+	})
+	if len(items) != 0 || !res.TrustedDest {
+		t.Fatalf("second trusted pass did something: %q", items)
+	}
+	// A pass that never finished leaves its marker: the next one scans.
+	must(t, os.WriteFile(st+"/pass-in-progress", nil, 0o600))
+	res = runPass(t, engine.Catchup, src, dst, st, trusted)
+	if res.TrustedDest {
+		t.Fatal("trusted the destination manifest after an interrupted pass")
+	}
+	if _, err := os.Stat(st + "/pass-in-progress"); !os.IsNotExist(err) {
+		t.Fatal("a completed pass left its in-progress marker")
+	}
+}

@@ -88,6 +88,10 @@ type Options struct {
 	Final bool
 	// DryRun reports what would change and changes nothing.
 	DryRun bool
+	// TrustDest compares with the destination's committed manifest instead
+	// of scanning it, when the last pass completed: half the system calls,
+	// for a destination nothing else writes to (the downtime pass).
+	TrustDest bool
 	// DeleteExtraneous also deletes destination paths msync did not put there.
 	DeleteExtraneous bool
 	Exclude          *filter.Matcher
@@ -170,4 +174,7 @@ type Result struct {
 	NotQuiet []string `json:"not_quiet,omitempty"`
 	// Committed is true when the manifests of this pass were committed.
 	Committed bool `json:"committed"`
+	// TrustedDest is true when the destination was not scanned but taken
+	// from its committed manifest (--trust-dest).
+	TrustedDest bool `json:"trusted_dest,omitempty"`
 }

@@ -222,7 +222,25 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	defer srcScan.Close()
 	var dstIt manifest.Iterator = manifest.Empty
 	var dstScan *scan.Scanner
-	if dstExists {
+	if o.TrustDest && dstExists {
+		switch {
+		case o.Kind != Catchup:
+			fmt.Fprintln(o.Log, "msync: --trust-dest applies to catch-up passes; scanning the destination")
+		case st.Interrupted():
+			fmt.Fprintln(o.Log, "msync: the previous pass was interrupted; scanning the destination instead of trusting its manifest")
+		default:
+			it, closeD, err := open(state.Dest)
+			if err != nil {
+				return nil, err
+			}
+			defer closeD()
+			if it != manifest.Empty {
+				dstIt = it
+				p.res.TrustedDest = true
+			}
+		}
+	}
+	if dstExists && !p.res.TrustedDest {
 		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: o.Exclude, Xattrs: ns, Prev: dstCache})
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
@@ -247,6 +265,12 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		return nil, err
 	}
 	defer p.srcRoot.Close()
+
+	if !o.DryRun {
+		if err := st.Begin(); err != nil {
+			return nil, err
+		}
+	}
 
 	// Manifest writer: new source and destination manifests, in order.
 	var writerErr error
@@ -407,6 +431,11 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			return p.res, fmt.Errorf("commit destination manifest: %w", err)
 		}
 		p.res.Committed = true
+		if p.res.Stats.Failed == 0 {
+			if err := st.Done(); err != nil {
+				return p.res, err
+			}
+		}
 	}
 	phases.Commit = time.Since(t)
 
@@ -662,7 +691,9 @@ func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
 			p.res.Stats.MetaOnly++
 			p.mu.Unlock()
 		}
-		if temps := p.dstScan.TakeTemps(d.Path); len(temps) > 0 && !p.o.DryRun {
+		if p.dstScan == nil {
+			// Trusted destination manifest: no scan, no leftovers to find.
+		} else if temps := p.dstScan.TakeTemps(d.Path); len(temps) > 0 && !p.o.DryRun {
 			// Leftovers of a killed pass: remove them, then reset the mtime.
 			for _, t := range temps {
 				if err := removeAll(p.dirs, t); err == nil {
@@ -695,8 +726,7 @@ func (p *pass) handleSpecial(s, d *manifest.Entry) {
 	}
 	same := d != nil && (s.Type != manifest.TypeSymlink || d.LinkTarget == s.LinkTarget)
 	if same {
-		p.updateMeta(s, d, note)
-		p.slots <- &slot{src: s, dst: d}
+		p.slots <- &slot{src: s, dst: p.updateMeta(s, d, note)}
 		return
 	}
 	code := "c" + string(typeLetter(s.Type)) + "+++++++++"
@@ -774,7 +804,7 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 		if !s.HasHash && m != nil && m.HasHash && m.Size == s.Size && m.Mtime == s.Mtime && m.Inode == s.Inode {
 			s.Hash, s.HasHash = m.Hash, true
 		}
-		p.updateMeta(s, d, "")
+		sl.dst = p.updateMeta(s, d, "")
 		p.slots <- sl
 		return
 	}
@@ -812,11 +842,12 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 }
 
 // updateMeta brings the metadata of an object whose content is current at
-// the destination in line with the source, itemizing what differed.
-func (p *pass) updateMeta(s, d *manifest.Entry, note string) {
+// the destination in line with the source, itemizing what differed. It
+// returns the destination's entry as it is afterwards.
+func (p *pass) updateMeta(s, d *manifest.Entry, note string) *manifest.Entry {
 	code, differs := p.metaFlags(s, d)
 	if !differs {
-		return
+		return d
 	}
 	code[0], code[1] = '.', typeLetter(s.Type)
 	p.item(string(code[:]), s.Path, s.Type, note)
@@ -824,7 +855,7 @@ func (p *pass) updateMeta(s, d *manifest.Entry, note string) {
 	p.res.Stats.MetaOnly++
 	p.mu.Unlock()
 	if p.o.DryRun {
-		return
+		return d
 	}
 	dfd, name, err := p.dirs.At(s.Path)
 	if err == nil {
@@ -832,7 +863,14 @@ func (p *pass) updateMeta(s, d *manifest.Entry, note string) {
 	}
 	if err != nil {
 		p.problem(s.Path, pathErr("set metadata", p.dst.root, s.Path, err), false)
+		return d
 	}
+	now := *d
+	now.Mode, now.Mtime, now.Xattrs = s.Mode, s.Mtime, s.Xattrs
+	if p.o.Owners {
+		now.UID, now.GID = s.UID, s.GID
+	}
+	return &now
 }
 
 func (p *pass) applyDirMeta(e *manifest.Entry) error {

@@ -81,6 +81,32 @@ func Open(path string) (*Dir, error) {
 // Close releases the lock.
 func (d *Dir) Close() error { return d.lock.Close() }
 
+func (d *Dir) runningPath() string { return filepath.Join(d.Path, "pass-in-progress") }
+
+// Begin marks a pass as running. A marker left behind tells the next pass
+// that the previous one was interrupted, so the destination may differ from
+// its committed manifest.
+func (d *Dir) Begin() error {
+	if err := os.WriteFile(d.runningPath(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
+// Done clears the mark of Begin after the pass committed.
+func (d *Dir) Done() error {
+	if err := os.Remove(d.runningPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
+// Interrupted reports whether a pass began and never finished.
+func (d *Dir) Interrupted() bool {
+	_, err := os.Stat(d.runningPath())
+	return err == nil
+}
+
 // Side names one end of a migration.
 type Side string
 

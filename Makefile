@@ -49,7 +49,7 @@ demo: build
 
 # Side by side with rsync (about 10 minutes here), then the micro-benchmarks.
 BENCH_SCALE ?= 0.3
-BENCH_RUNS ?= 3
+BENCH_RUNS ?= 4
 bench: build deps
 	$(BIN) bench run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) -o bench/latest.md
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan | tee bench/micro.txt

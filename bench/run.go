@@ -101,8 +101,29 @@ const gnuTime = "/usr/bin/time"
 
 var rssLine = regexp.MustCompile(`(?m)^MSYNC_BENCH_RSS_KB=(\d+)$`)
 
+// settle flushes dirty data and waits until the kernel has written it, so
+// that no command pays for the writeback or deletions of the one before.
+func settle() {
+	exec.Command("sync").Run()
+	for range 50 {
+		b, err := os.ReadFile("/proc/meminfo")
+		if err != nil {
+			return
+		}
+		i := strings.Index(string(b), "Dirty:")
+		if i < 0 {
+			return
+		}
+		f := strings.Fields(string(b[i:]))
+		if kb, _ := strconv.ParseInt(f[1], 10, 64); kb < 16<<10 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func (c *Config) run(ctx context.Context, name string, args ...string) (sample, error) {
-	exec.Command("sync").Run() // start each timed command without others' writeback
+	settle()
 	cmd := exec.CommandContext(ctx, name, args...)
 	haveTime := false
 	if _, err := os.Stat(gnuTime); err == nil {
@@ -139,7 +160,7 @@ var bytesSent = regexp.MustCompile(`Total bytes sent: ([0-9,]+)`)
 // identical copies, alternating which goes first, c.Runs times.
 func Run(ctx context.Context, c Config) (*Result, error) {
 	if c.Runs <= 0 {
-		c.Runs = 3
+		c.Runs = 4
 	}
 	if c.Rsync == "" {
 		p, err := exec.LookPath("rsync")
@@ -216,6 +237,10 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		for _, d := range []string{m, r, ref, ms, m2, r2, ms2} {
 			os.RemoveAll(d)
 		}
+		// Deleting gigabytes leaves the file system busy for a while: let it
+		// finish before anything is timed, or the first tool pays for it.
+		settle()
+		time.Sleep(3 * time.Second)
 		if err := both(i, init, []string{"initial", src, m, "--state", ms, "--no-progress"}, []string{"-aH", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}

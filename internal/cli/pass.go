@@ -88,7 +88,7 @@ the command exits 24, listing the paths, unless nothing changed during the pass.
 	fl.StringVar(&f.fsync, "fsync", "pass", "when to flush data to disk: file (each file before rename), pass (once before commit), none")
 	fl.StringVar(&f.delta, "delta", "auto", "send changed files as deltas: auto (whole files between local trees), always, never")
 	fl.BoolVar(&f.deleteExtraneous, "delete-extraneous", false, "also delete DST paths that are not in SRC and that msync did not put there")
-	fl.IntVar(&f.workers, "workers", 1, "files written in parallel (on one local disk more writers contend for directory locks: measured slower on ext4)")
+	fl.IntVar(&f.workers, "workers", 4, "files transferred in parallel")
 	return c
 }
 

@@ -101,7 +101,7 @@ type Options struct {
 	Owners  bool
 	Fsync   FsyncPolicy
 	Delta   DeltaMode
-	Workers int // file transfers in parallel; 0 means 1
+	Workers int // file transfers in parallel; 0 means 4
 	Retries int // re-reads of a file that changed while read; default 2
 
 	// OnItem, if set, is called for every change in rsync's %i format.

@@ -77,7 +77,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, errors.New("no state directory given")
 	}
 	if o.Workers <= 0 {
-		p.o.Workers = 1
+		p.o.Workers = 4
 	}
 	if o.Retries <= 0 {
 		p.o.Retries = 2

@@ -206,44 +206,31 @@ func Diff(ctx context.Context, sig *Signature, target io.Reader, sink Sink) (Sta
 				return st, err
 			}
 		}
-		sum := roll.Sum()
-		if ix.slots[mix(sum)&ix.mask] == 0 {
-			// No block has this weak sum: slide on (the common case).
-			if start+bs < end {
-				roll.Roll(buf[start], buf[start+bs])
-				start++
+		// Most positions have no block with their weak sum: an empty home
+		// slot settles that without a call.
+		if sum := roll.Sum(); ix.slots[mix(sum)&ix.mask] != 0 {
+			if b := ix.find(sum, buf[start:start+bs], want); b >= 0 {
+				if err := flushLit(start); err != nil {
+					return st, err
+				}
+				if err := addCopy(&pendOff, &pendLen, int64(b)*int64(bs), int64(bs), sink, &st); err != nil {
+					return st, err
+				}
+				start += bs
+				lit = start
+				want = b + 1
+				rolling = false
 				continue
 			}
-			rolling = false
-			start++
-			continue
 		}
-		w := buf[start : start+bs]
-		if b := ix.find(sum, w, want); b >= 0 {
-			if err := flushLit(start); err != nil {
-				return st, err
-			}
-			if err := addCopy(&pendOff, &pendLen, int64(b)*int64(bs), int64(bs), sink, &st); err != nil {
-				return st, err
-			}
-			start += bs
-			lit = start
-			want = b + 1
-			rolling = false
-			continue
-		}
+		// Slide one byte; at the end of the buffered data the next window's
+		// sum is computed afresh after a refill (or the tail is handled).
 		if start+bs < end {
 			roll.Roll(buf[start], buf[start+bs])
-			start++
-			continue
+		} else {
+			rolling = false
 		}
-		// Need more data to roll further.
-		rolling = false
 		start++
-		if start > end-bs && eof {
-			// Remaining bytes are fewer than a block; loop handles the tail.
-			continue
-		}
 	}
 }
 

@@ -28,14 +28,8 @@ func record(t *testing.T, root string, c contents) {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
-		var v string
-		switch {
-		case d.Type().IsRegular():
-			v = hashOf(t, p)
-		case d.Type()&fs.ModeSymlink != 0:
-			v, _ = os.Readlink(p)
-			v = "->" + v
-		default:
+		v, ok := contentOf(t, p, d)
+		if !ok {
 			return nil
 		}
 		if c[rel] == nil {
@@ -45,6 +39,19 @@ func record(t *testing.T, root string, c contents) {
 		return nil
 	})
 	must(t, err)
+}
+
+// contentOf returns what a regular file holds (its hash) or a symlink
+// points to; ok is false for other objects.
+func contentOf(t *testing.T, p string, d fs.DirEntry) (v string, ok bool) {
+	switch {
+	case d.Type().IsRegular():
+		return hashOf(t, p), true
+	case d.Type()&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(p)
+		return "->" + target, true
+	}
+	return "", false
 }
 
 func hashOf(t *testing.T, p string) string {
@@ -71,14 +78,8 @@ func checkNothingInvented(t *testing.T, dst, state string, allowed contents) (te
 			temps++
 			return nil
 		}
-		var v string
-		switch {
-		case d.Type().IsRegular():
-			v = hashOf(t, p)
-		case d.Type()&fs.ModeSymlink != 0:
-			v, _ = os.Readlink(p)
-			v = "->" + v
-		default:
+		v, ok := contentOf(t, p, d)
+		if !ok {
 			return nil
 		}
 		if !allowed[rel][v] {

@@ -157,3 +157,31 @@ func WriteJSON(w io.Writer, it Iterator) error {
 	}
 	return bw.Flush()
 }
+
+// Escape makes a path safe for line-oriented output the way rsync prints
+// names: control characters other than tab, DEL, and bytes that are not
+// valid UTF-8 become \#ooo (octal); everything else is kept.
+func Escape(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r < 0x20 && r != '\t', r == 0x7f:
+			fmt.Fprintf(&b, "\\#%03o", s[i])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}

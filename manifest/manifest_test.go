@@ -202,6 +202,22 @@ func TestDiff(t *testing.T) {
 	}
 }
 
+func TestEscapeLikeRsync(t *testing.T) {
+	// The expectations are what rsync 3.5.0 -i printed for the same names.
+	for in, want := range map[string]string{
+		"new\nline":  `new\#012line`,
+		"bad-\xff":   `bad-\#377`,
+		"tab\tx":     "tab\tx",
+		"é":          "é",
+		`back\slash`: `back\slash`,
+		"del\x7f":    `del\#177`,
+	} {
+		if got := Escape(in); got != want {
+			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestMtreeVis(t *testing.T) {
 	if got := mtreeVis("a b\n#\xff"); got != `a\040b\012\043\377` {
 		t.Errorf("got %q", got)

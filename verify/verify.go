@@ -55,7 +55,7 @@ func displayPath(p string) string {
 	if p == "" {
 		return "./"
 	}
-	return p
+	return manifest.Escape(p)
 }
 
 // Counts tallies the report's lines.

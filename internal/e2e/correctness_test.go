@@ -192,7 +192,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Fatal("dry run committed a manifest")
 	}
 	joined := strings.Join(items, "\n")
-	for _, want := range []string{">f+++++++++ big.bin", "cL+++++++++ rel-link -> page", "cd+++++++++ deep/", "hf+++++++++ links/b => deep/a/c-link"} {
+	for _, want := range []string{">f+++++++++ big.bin", "cL+++++++++ rel-link -> page", "cd+++++++++ deep/", "hf+++++++++ links/b => deep/a/c-link", `>f+++++++++ new\#012line`, `>f+++++++++ bad-utf8-\#377\#376`} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("dry-run itemize lacks %q:\n%s", want, joined)
 		}

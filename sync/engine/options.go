@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/msync/msync/internal/filter"
+	"github.com/msync/msync/manifest"
 )
 
 // FsyncPolicy says when written data is flushed to stable storage.
@@ -119,7 +120,10 @@ type Item struct {
 	Note string // " -> target" for symlinks, " => leader" for hard links
 }
 
-func (it Item) String() string { return it.Code + " " + it.Path + it.Note }
+// String formats the item as rsync -i prints it, escaping unprintable bytes.
+func (it Item) String() string {
+	return it.Code + " " + manifest.Escape(it.Path) + manifest.Escape(it.Note)
+}
 
 // Counters are live totals of a running pass, safe to read concurrently.
 type Counters struct {

@@ -180,3 +180,56 @@ func ReadAll(it Iterator) ([]*Entry, error) {
 		out = append(out, e)
 	}
 }
+
+// Union merges sorted streams into one sorted stream without duplicates;
+// for a path in several, the entry of the earliest stream wins.
+func Union(its ...Iterator) Iterator {
+	ps := make([]*Peeker, len(its))
+	for i, it := range its {
+		ps[i] = NewPeeker(it)
+	}
+	return &union{ps: ps}
+}
+
+type union struct{ ps []*Peeker }
+
+func (u *union) Next() (*Entry, error) {
+	var best *Entry
+	for _, p := range u.ps {
+		e, err := p.Peek()
+		if err != nil {
+			return nil, err
+		}
+		if e != nil && (best == nil || Compare(e.Path, best.Path) < 0) {
+			best = e
+		}
+	}
+	if best == nil {
+		return nil, io.EOF
+	}
+	path := best.Path
+	var out *Entry
+	for _, p := range u.ps {
+		if e, _ := p.Peek(); e != nil && e.Path == path {
+			if out == nil {
+				out = e
+			}
+			p.Take()
+		}
+	}
+	return out, nil
+}
+
+// Prefix yields the entries of a possibly truncated manifest up to the
+// first damage: what a killed writer managed to write. Use it only where a
+// short list is safe.
+type Prefix struct{ It Iterator }
+
+// Next implements Iterator; any error ends the stream.
+func (p Prefix) Next() (*Entry, error) {
+	e, err := p.It.Next()
+	if err != nil {
+		return nil, io.EOF
+	}
+	return e, nil
+}

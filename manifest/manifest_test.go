@@ -278,3 +278,25 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestUnionMergesWithoutDuplicates(t *testing.T) {
+	mk := func(tag string, paths ...string) Iterator {
+		var es []*Entry
+		for _, p := range paths {
+			es = append(es, &Entry{Path: p, Type: TypeFile, LinkTarget: tag})
+		}
+		return &SliceIterator{Entries: es}
+	}
+	got, err := ReadAll(Union(mk("a", "", "b", "d"), mk("b", "b", "c"), mk("c", "a", "d/x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, e := range got {
+		s = append(s, e.Path+":"+e.LinkTarget)
+	}
+	want := []string{":a", "a:c", "b:a", "c:b", "d:a", "d/x:c"}
+	if !slices.Equal(s, want) {
+		t.Fatalf("Union = %q, want %q", s, want)
+	}
+}

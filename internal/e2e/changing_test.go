@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/sync/engine"
 )
 
@@ -125,5 +129,51 @@ func TestDeltaMismatchFallsBackToFullCopy(t *testing.T) {
 	if !strings.Contains(out, `"deltas": 0`) {
 		t.Errorf("the failed delta should not count as one:\n%s", out)
 	}
+	mustVerify(t, src, dst)
+}
+
+// Files an interrupted initial pass put at DST, and that then vanish from
+// SRC, are deleted by the next catch-up: the interrupted pass's pending
+// manifest says msync put them there.
+func TestInterruptedPassOrphansAreDeleted(t *testing.T) {
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	for i := range 10 {
+		write(t, fmt.Sprintf("%s/f%02d", src, i), "data", 0o644)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := 0
+	setHooks(t, func(string) {
+		if n++; n == 4 {
+			cancel() // the pass dies after three files, as if killed
+		}
+	}, nil)
+	ex, _ := filter.New(nil)
+	_, err := engine.Run(ctx, engine.Options{Kind: engine.Initial, Src: src, Dst: dst, StateDir: st, Exclude: ex, Workers: 1})
+	if err == nil {
+		t.Fatal("cancelled pass reported success")
+	}
+	setHooks(t, nil, nil)
+	if _, err := os.Stat(st + "/src.manifest"); !os.IsNotExist(err) {
+		t.Fatal("an interrupted pass committed its manifest")
+	}
+	if _, err := os.Stat(dst + "/f00"); err != nil {
+		t.Fatalf("the interrupted pass copied nothing: %v", err)
+	}
+	must(t, os.Remove(src+"/f00")) // gone from the source before the next pass
+	write(t, dst+"/mine", "not msync's", 0o644)
+	res := runPass(t, engine.Catchup, src, dst, st, nil)
+	if _, err := os.Stat(dst + "/f00"); !os.IsNotExist(err) {
+		t.Fatalf("a file the interrupted pass copied, now gone from the source, is still at DST (deleted %d)", res.Stats.Deleted)
+	}
+	if _, err := os.Stat(dst + "/mine"); err != nil {
+		t.Fatal("a file msync never put there was deleted")
+	}
+	if m, _ := filepath.Glob(st + "/src.manifest.*"); len(m) != 0 {
+		t.Errorf("interrupted manifests not settled: %q", m)
+	}
+	must(t, os.Remove(dst+"/mine"))
+	runPass(t, engine.Catchup, src, dst, st, func(o *engine.Options) { o.DeleteExtraneous = false })
 	mustVerify(t, src, dst)
 }

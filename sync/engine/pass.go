@@ -204,6 +204,17 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		return nil, err
 	}
 	defer closeB()
+	// What msync put at the destination: the last committed source manifest,
+	// plus whatever killed passes recorded in their pending manifests.
+	var interrupted []string
+	if o.DryRun {
+		interrupted, _ = filepath.Glob(st.ManifestPath(state.Source) + ".interrupted.*")
+		if _, err := os.Stat(st.PendingPath()); err == nil {
+			interrupted = append(interrupted, st.PendingPath())
+		}
+	} else if interrupted, err = st.TakeInterrupted(); err != nil {
+		return nil, err
+	}
 	var old manifest.Iterator = manifest.Empty
 	if o.Kind == Catchup {
 		it, closeC, err := open(state.Source)
@@ -211,7 +222,16 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			return nil, err
 		}
 		defer closeC()
-		old = it
+		olds := []manifest.Iterator{it}
+		for _, path := range interrupted {
+			r, err := manifest.Open(path)
+			if err != nil {
+				continue // a pass killed before it wrote a header
+			}
+			defer r.Close()
+			olds = append(olds, manifest.Prefix{It: r})
+		}
+		old = manifest.Union(olds...)
 	}
 
 	ns := p.xattrNS()
@@ -275,14 +295,17 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	// Manifest writer: new source and destination manifests, in order.
 	var writerErr error
 	var writerWG sync.WaitGroup
-	var srcPF, dstPF *renameio.PendingFile
+	// The new source manifest is written where a killed pass leaves it for
+	// the next one to read (state.PendingPath), and renamed at commit.
+	var srcPF *os.File
+	var dstPF *renameio.PendingFile
 	p.slots = make(chan *slot, 4096)
 	if !o.DryRun {
-		srcPF, err = renameio.NewPendingFile(st.ManifestPath(state.Source), renameio.WithPermissions(0o600))
+		srcPF, err = os.OpenFile(st.PendingPath(), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("state: %w", err)
 		}
-		defer srcPF.Cleanup()
+		defer srcPF.Close()
 		dstPF, err = renameio.NewPendingFile(st.ManifestPath(state.Dest), renameio.WithPermissions(0o600))
 		if err != nil {
 			return nil, fmt.Errorf("state: %w", err)
@@ -381,6 +404,11 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			p.problem(pr.Path, fmt.Errorf("destination: %w", pr.Err), false)
 		}
 	}
+	if loopErr == nil && ctx.Err() != nil {
+		// Interrupted after the merge: transfers were cut short. Commit nothing;
+		// the pending manifest tells the next pass what may be at DST.
+		loopErr = fmt.Errorf("pass interrupted: %w", ctx.Err())
+	}
 	if loopErr != nil {
 		close(p.slots)
 		writerWG.Wait()
@@ -412,6 +440,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	if writerErr != nil {
 		return p.res, writerErr
 	}
+	if err := ctx.Err(); err != nil {
+		return p.res, fmt.Errorf("pass interrupted: %w", err)
+	}
 	t = time.Now()
 	if !o.DryRun {
 		if o.Fsync == FsyncPass {
@@ -424,13 +455,16 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 				return p.res, fmt.Errorf("sync destination file system: %w", err)
 			}
 		}
-		if err := srcPF.CloseAtomicallyReplace(); err != nil {
+		if err := commitFile(srcPF, st.ManifestPath(state.Source)); err != nil {
 			return p.res, fmt.Errorf("commit source manifest: %w", err)
 		}
 		if err := dstPF.CloseAtomicallyReplace(); err != nil {
 			return p.res, fmt.Errorf("commit destination manifest: %w", err)
 		}
 		p.res.Committed = true
+		if err := st.SettleInterrupted(interrupted); err != nil {
+			return p.res, err
+		}
 		if p.res.Stats.Failed == 0 {
 			if err := st.Done(); err != nil {
 				return p.res, err
@@ -469,6 +503,25 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 	}
 	return p.res, nil
+}
+
+// commitFile syncs and closes f, renames it to path and syncs the directory.
+func commitFile(f *os.File, path string) error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func minPath(es ...*manifest.Entry) (string, bool) {

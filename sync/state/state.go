@@ -107,6 +107,34 @@ func (d *Dir) Interrupted() bool {
 	return err == nil
 }
 
+// PendingPath is where a pass writes its new source manifest as it goes;
+// it is renamed to the committed manifest when the pass completes.
+func (d *Dir) PendingPath() string { return d.ManifestPath(Source) + ".pending" }
+
+// TakeInterrupted moves the pending manifest a killed pass left behind
+// aside and returns every such manifest not yet settled: they list what
+// those passes may have put at the destination.
+func (d *Dir) TakeInterrupted() ([]string, error) {
+	if _, err := os.Stat(d.PendingPath()); err == nil {
+		aside := fmt.Sprintf("%s.interrupted.%d", d.ManifestPath(Source), time.Now().UnixNano())
+		if err := os.Rename(d.PendingPath(), aside); err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+	}
+	return filepath.Glob(d.ManifestPath(Source) + ".interrupted.*")
+}
+
+// SettleInterrupted removes the manifests TakeInterrupted returned, once a
+// pass that took them into account has committed.
+func (d *Dir) SettleInterrupted(paths []string) error {
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("state: %w", err)
+		}
+	}
+	return nil
+}
+
 // Side names one end of a migration.
 type Side string
 

@@ -215,6 +215,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	} else if interrupted, err = st.TakeInterrupted(); err != nil {
 		return nil, err
 	}
+	if len(interrupted) > 0 || st.Interrupted() {
+		fmt.Fprintln(o.Log, "msync: the previous pass was interrupted; this pass completes it")
+	}
 	var old manifest.Iterator = manifest.Empty
 	if o.Kind == Catchup {
 		it, closeC, err := open(state.Source)

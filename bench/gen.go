@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Base is the mtime every generated file starts from; mutations move
@@ -123,6 +125,12 @@ func (g *gen) symlink(target, rel string) {
 	if err := os.Symlink(target, p); err != nil && g.err == nil {
 		g.err = err
 	}
+	// The link's own mtime, deterministic like every other (not followed).
+	g.tick++
+	t := unix.NsecToTimespec(g.when.Add(time.Duration(g.tick) * time.Second).UnixNano())
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil && g.err == nil {
+		g.err = err
+	}
 	g.st.Links++
 }
 
@@ -213,7 +221,41 @@ func Gen(dir string, seed uint64, scale float64) (GenStats, error) {
 		g.file("exim/input/"+id+"-H", g.textOf(300+g.r.IntN(1500)), 0o640)
 		g.file("exim/msglog/"+id, g.textOf(200), 0o640)
 	}
+	if err := chownTree(dir); err != nil {
+		return g.st, err
+	}
 	return g.st, fixDirTimes(dir, g)
+}
+
+// chownTree gives the tree the fixed numeric owners of the services it
+// imitates when running as root (users 1000+N, list 38, Debian-exim 101),
+// so that owner copying is exercised; elsewhere it does nothing.
+func chownTree(root string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		uid, gid := 0, 0
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		var n int
+		switch {
+		case parts[0] == "home" && len(parts) > 1:
+			fmt.Sscanf(parts[1], "user%d", &n)
+			uid, gid = 1000+n, 100
+		case parts[0] == "projects" && len(parts) > 1:
+			fmt.Sscanf(parts[1], "repo%d", &n)
+			uid, gid = 2000+n, 2000+n
+		case parts[0] == "mailman":
+			uid, gid = 38, 38
+		case parts[0] == "exim":
+			uid, gid = 101, 103
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
 
 func eximID(g *gen, i int) string {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // list returns the sorted names in dir (nil if it does not exist).
@@ -164,5 +165,29 @@ func Mutate(dir string, seed uint64, round int) (GenStats, error) {
 		notes := filepath.Join(dir, u, "notes.txt")
 		os.Link(notes, filepath.Join(dir, u, fmt.Sprintf("notes-r%d.txt", round)))
 	}
-	return g.st, g.err
+	if g.err != nil {
+		return g.st, g.err
+	}
+	return g.st, restampChanged(dir, g)
+}
+
+// restampChanged gives the directories this mutation changed (their mtime
+// is the real clock, far past any generated stamp) a deterministic mtime;
+// directories it did not touch keep theirs, as on a real server. Rounds
+// must stay below about 300 for the cut-off to hold.
+func restampChanged(root string, g *gen) error {
+	cut := Base.Add(300 * 24 * time.Hour)
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.ModTime().After(cut) {
+			g.stamp(p)
+		}
+		return g.err
+	})
 }

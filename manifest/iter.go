@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/google/renameio/v2"
 )
 
 // Iterator yields entries in Compare order and io.EOF at the end.
@@ -95,39 +93,6 @@ func Diff(old, new Iterator, fn func(o, n *Entry) error) error {
 			return err
 		}
 	}
-}
-
-// WriteFile atomically replaces the manifest file at path with the entries
-// of it: temp file in the same directory, fsync, rename.
-func WriteFile(path string, it Iterator) (n uint64, err error) {
-	f, err := renameio.NewPendingFile(path, renameio.WithPermissions(0o600))
-	if err != nil {
-		return 0, fmt.Errorf("write manifest %s: %w", path, err)
-	}
-	defer f.Cleanup()
-	w, err := NewWriter(f)
-	if err != nil {
-		return 0, fmt.Errorf("write manifest %s: %w", path, err)
-	}
-	for {
-		e, err := it.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, fmt.Errorf("write manifest %s: %w", path, err)
-		}
-		if err := w.Add(e); err != nil {
-			return 0, fmt.Errorf("write manifest %s: %w", path, err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		return 0, fmt.Errorf("write manifest %s: %w", path, err)
-	}
-	if err := f.CloseAtomicallyReplace(); err != nil {
-		return 0, fmt.Errorf("write manifest %s: %w", path, err)
-	}
-	return w.Count(), nil
 }
 
 // FileReader is a Reader over an open manifest file.

@@ -126,47 +126,39 @@ func (d *dest) finishFile(f *os.File, dirfd int, tmp, name string, e *manifest.E
 }
 
 // setMeta makes owner, mode, xattrs and mtime of an existing object match e.
+// Every step works on dirfd+name without following a final symlink; for
+// anything but a symlink the object is first pinned with O_PATH|O_NOFOLLOW
+// and its type checked, so a name swapped for a symlink is refused, and its
+// mode set through the pinned descriptor (after chown, which clears setuid).
 func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
-	if e.Type == manifest.TypeSymlink {
-		if d.owners {
-			if err := unix.Fchownat(dirfd, name, int(e.UID), int(e.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return fmt.Errorf("lchown: %w", err)
-			}
+	pinned := -1
+	if e.Type != manifest.TypeSymlink {
+		fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
 		}
-		if len(d.xattrNS) > 0 && os.Geteuid() == 0 {
-			if err := fsx.SetXattrs(fsx.ProcPath(dirfd, name), e.Xattrs, d.xattrNS); err != nil {
-				return err
-			}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
 		}
-		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(e.Mtime)}
-		if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("set symlink mtime: %w", err)
+		if t := scan.FromStat("", &st).Type; t != e.Type {
+			return fmt.Errorf("is a %s now, expected a %s", t, e.Type)
 		}
-		return nil
+		pinned = fd
 	}
-	// O_PATH|O_NOFOLLOW pins the object itself: if name was swapped for a
-	// symlink, the type check below refuses it instead of following it.
-	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
-	if scan.FromStat("", &st).Type != e.Type {
-		return fmt.Errorf("is a %s now, expected a %s", scan.FromStat("", &st).Type, e.Type)
-	}
-	proc := fsx.ProcPath(fd, "")
-	if d.owners && (st.Uid != e.UID || st.Gid != e.GID) {
+	if d.owners {
 		if err := unix.Fchownat(dirfd, name, int(e.UID), int(e.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown: %w", err)
 		}
 	}
-	if err := unix.Chmod(proc, e.Mode); err != nil {
-		return fmt.Errorf("chmod: %w", err)
+	if pinned >= 0 {
+		if err := unix.Chmod(fsx.ProcPath(pinned, ""), e.Mode); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
 	}
+	// user. xattrs exist only on files and directories; root sets the
+	// trusted. and security. namespaces on other objects too.
 	if len(d.xattrNS) > 0 && (e.Type == manifest.TypeFile || e.Type == manifest.TypeDir || os.Geteuid() == 0) {
 		if err := fsx.SetXattrs(fsx.ProcPath(dirfd, name), e.Xattrs, d.xattrNS); err != nil {
 			return err

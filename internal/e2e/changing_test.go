@@ -177,3 +177,18 @@ func TestInterruptedPassOrphansAreDeleted(t *testing.T) {
 	runPass(t, engine.Catchup, src, dst, st, func(o *engine.Options) { o.DeleteExtraneous = false })
 	mustVerify(t, src, dst)
 }
+
+// A path that moves on every read is retried and seen again by --final's
+// re-scan, but listed once, with the first reason.
+func TestFinalListsEachMovedPathOnce(t *testing.T) {
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	write(t, src+"/log", "line\n", 0o644)
+	runPass(t, engine.Initial, src, dst, st, nil)
+	appendTo(t, src+"/log", "more\n")
+	setHooks(t, nil, func(p string) { appendTo(t, src+"/"+p, "again\n") })
+	res := runPass(t, engine.Catchup, src, dst, st, func(o *engine.Options) { o.Final = true })
+	if len(res.NotQuiet) != 1 || res.NotQuiet[0] != "log (changed while read)" {
+		t.Fatalf("NotQuiet = %q, want one entry for log", res.NotQuiet)
+	}
+}

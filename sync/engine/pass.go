@@ -67,7 +67,8 @@ type pass struct {
 	created bool // this pass created the destination root
 	// noTmpfile: the destination refused O_TMPFILE once; use named temps.
 	noTmpfile atomic.Bool
-	notQuiet  []string
+	notQuiet  []string        // source paths that moved during the pass, once each
+	movedSeen map[string]bool // guards notQuiet against repeats
 }
 
 // Run performs one pass as o describes.
@@ -133,6 +134,21 @@ func (p *pass) problem(path string, err error, vanished bool) {
 	} else {
 		p.res.Stats.Failed++
 	}
+}
+
+// moved records that a source path changed during the pass, with the first
+// reason seen; retries and the final re-scan may report it again.
+func (p *pass) moved(path, why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.movedSeen[path] {
+		return
+	}
+	if p.movedSeen == nil {
+		p.movedSeen = map[string]bool{}
+	}
+	p.movedSeen[path] = true
+	p.notQuiet = append(p.notQuiet, path+" ("+why+")")
 }
 
 func (p *pass) note(path, msg string) {
@@ -479,11 +495,10 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	var quiet *bool
 	if o.Final {
 		t = time.Now()
-		changed, err := p.recheck(ctx, st)
-		if err != nil {
+		if err := p.recheck(ctx, st); err != nil {
 			return p.res, err
 		}
-		p.res.NotQuiet = append(p.notQuiet, changed...)
+		p.res.NotQuiet = p.notQuiet
 		q := len(p.res.NotQuiet) == 0
 		quiet = &q
 		phases.Recheck = time.Since(t)
@@ -1006,40 +1021,39 @@ func pathOf(sl *slot) string {
 	return sl.dst.Path
 }
 
-// recheck re-scans the source and lists what differs from the manifest the
-// pass committed.
-func (p *pass) recheck(ctx context.Context, st *state.Dir) ([]string, error) {
+// recheck re-scans the source and records (as moved) what differs from the
+// manifest the pass committed.
+func (p *pass) recheck(ctx context.Context, st *state.Dir) error {
 	if p.o.DryRun {
-		return nil, nil
+		return nil
 	}
 	r, err := st.OpenManifest(state.Source)
 	if err != nil || r == nil {
-		return nil, fmt.Errorf("final re-check: %w", err)
+		return fmt.Errorf("final re-check: %w", err)
 	}
 	defer r.Close()
 	sc, err := scan.Start(ctx, scan.Config{Root: p.o.Src, Exclude: p.o.Exclude, Xattrs: p.xattrNS()})
 	if err != nil {
-		return nil, fmt.Errorf("final re-check: %w", err)
+		return fmt.Errorf("final re-check: %w", err)
 	}
 	defer sc.Close()
-	var changed []string
 	err = manifest.Diff(r, sc, func(o, n *manifest.Entry) error {
 		switch {
 		case o == nil:
-			changed = append(changed, n.Path+" (appeared)")
+			p.moved(n.Path, "appeared")
 		case n == nil:
-			changed = append(changed, o.Path+" (vanished)")
+			p.moved(o.Path, "vanished")
 		case o.Type != n.Type || o.Size != n.Size || o.Mtime != n.Mtime || o.Ctime != n.Ctime ||
 			o.Inode != n.Inode || o.Mode != n.Mode || o.UID != n.UID || o.GID != n.GID || o.LinkTarget != n.LinkTarget:
 			if o.Type == manifest.TypeDir && o.Mtime == n.Mtime && o.Mode == n.Mode {
 				return nil // a directory's ctime moves with its contents, reported there
 			}
-			changed = append(changed, n.Path+" (changed)")
+			p.moved(n.Path, "changed")
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("final re-check: %w", err)
+		return fmt.Errorf("final re-check: %w", err)
 	}
-	return changed, nil
+	return nil
 }

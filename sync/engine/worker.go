@@ -69,9 +69,7 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 		if !errors.Is(err, errChangedWhileRead) {
 			break
 		}
-		p.mu.Lock()
-		p.notQuiet = append(p.notQuiet, j.s.Path+" (changed while read)")
-		p.mu.Unlock()
+		p.moved(j.s.Path, "changed while read")
 	}
 	if err != nil {
 		j.err = err
@@ -126,9 +124,7 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	}
 	if before.Ino != j.s.Inode || before.Size != j.s.Size || before.Mtim.Nano() != j.s.Mtime || before.Ctim.Nano() != j.s.Ctime {
 		// Changed since the scan: copy what is there now, with its metadata.
-		w.p.mu.Lock()
-		w.p.notQuiet = append(w.p.notQuiet, j.s.Path+" (changed during the pass)")
-		w.p.mu.Unlock()
+		w.p.moved(j.s.Path, "changed during the pass")
 		fresh := scan.FromStat(j.s.Path, &before)
 		fresh.Xattrs = j.s.Xattrs
 		*j.s = *fresh

@@ -12,21 +12,32 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
-	"github.com/msync/msync/sync/scan"
+	"github.com/msync/msync/sync/tree"
 )
+
+// Side is one tree being verified: scanned and hashed where it lives
+// (tree.Local here, transport/remote across a connection).
+type Side interface {
+	String() string
+	Scan(ctx context.Context, c tree.ScanConfig) (tree.Scan, error)
+}
 
 // Options configure a verification.
 type Options struct {
 	Src, Dst string
-	Exclude  *filter.Matcher
-	Xattrs   bool // compare extended attributes
-	Owners   bool // compare numeric uid/gid
-	Workers  int  // hashing goroutines per side; 0 means 2
-	All      bool // keep "=" lines too
+	// SrcSide and DstSide, when set, are used instead of the local
+	// directories Src and Dst.
+	SrcSide, DstSide Side
+	Exclude          []string
+	Xattrs           bool // compare extended attributes
+	Owners           bool // compare numeric uid/gid
+	Workers          int  // hashing goroutines per side; 0 means 2
+	All              bool // keep "=" lines too
 	// Progress, if set, is called with bytes hashed so far on both sides.
 	Progress func(bytes int64)
 }
@@ -98,26 +109,29 @@ type Report struct {
 }
 
 type side struct {
-	h       *scan.Hasher
-	sc      *scan.Scanner
+	sc      tree.Scan
 	leaders map[[2]uint64]string
+	bytes   atomic.Int64
 }
 
-func start(ctx context.Context, root string, o Options) (*side, error) {
+func (s *side) Next() (*manifest.Entry, error) {
+	e, err := s.sc.Next()
+	if e != nil && e.Type == manifest.TypeFile && e.HasHash {
+		s.bytes.Add(e.Size)
+	}
+	return e, err
+}
+
+func start(ctx context.Context, t Side, o Options) (*side, error) {
 	ns := []string(nil)
 	if o.Xattrs {
 		ns = fsx.XattrNamespaces()
 	}
-	sc, err := scan.Start(ctx, scan.Config{Root: root, Exclude: o.Exclude, Xattrs: ns})
+	sc, err := t.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Hash: true, Workers: o.Workers})
 	if err != nil {
 		return nil, err
 	}
-	h, err := scan.NewHasher(ctx, root, sc, o.Workers, true)
-	if err != nil {
-		sc.Close()
-		return nil, err
-	}
-	return &side{h: h, sc: sc, leaders: map[[2]uint64]string{}}, nil
+	return &side{sc: sc, leaders: map[[2]uint64]string{}}, nil
 }
 
 // leader returns the first path of e's hard link group seen on this side.
@@ -137,17 +151,31 @@ func (s *side) leader(e *manifest.Entry) string {
 func Run(ctx context.Context, o Options) (*Report, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a, err := start(ctx, o.Src, o)
-	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
+	if _, err := filter.New(o.Exclude); err != nil {
+		return nil, err
 	}
-	defer a.h.Close()
-	b, err := start(ctx, o.Dst, o)
-	if err != nil {
-		return nil, fmt.Errorf("destination: %w", err)
+	srcSide, dstSide := o.SrcSide, o.DstSide
+	if srcSide == nil {
+		l := tree.NewLocal(o.Src)
+		defer l.Close()
+		srcSide = l
 	}
-	defer b.h.Close()
-	rep := &Report{Src: o.Src, Dst: o.Dst, Method: "xxhash64 of every file, both sides read locally", ByTop: map[string]Counts{}}
+	if dstSide == nil {
+		l := tree.NewLocal(o.Dst)
+		defer l.Close()
+		dstSide = l
+	}
+	a, err := start(ctx, srcSide, o)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", srcSide, err)
+	}
+	defer a.sc.Close()
+	b, err := start(ctx, dstSide, o)
+	if err != nil {
+		return nil, fmt.Errorf("destination %s: %w", dstSide, err)
+	}
+	defer b.sc.Close()
+	rep := &Report{Src: srcSide.String(), Dst: dstSide.String(), Method: "xxhash64 of every file, each side read on its own host", ByTop: map[string]Counts{}}
 	record := func(l Line) {
 		top := l.Path
 		if i := strings.IndexByte(l.Path, '/'); i >= 0 {
@@ -165,9 +193,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	n := 0
-	err = manifest.Diff(a.h, b.h, func(s, d *manifest.Entry) error {
+	err = manifest.Diff(a, b, func(s, d *manifest.Entry) error {
 		if n++; n%1024 == 0 && o.Progress != nil {
-			o.Progress(a.h.Bytes() + b.h.Bytes())
+			o.Progress(a.bytes.Load() + b.bytes.Load())
 		}
 		switch {
 		case d == nil:
@@ -186,14 +214,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	for _, side := range []struct {
 		name string
-		sc   *scan.Scanner
+		sc   tree.Scan
 	}{{"source", a.sc}, {"destination", b.sc}} {
 		for _, p := range side.sc.Problems() {
 			record(Line{Code: '!', Path: p.Path, Err: side.name + ": " + p.Err.Error()})
 		}
 	}
 	slices.SortStableFunc(rep.Lines, func(x, y Line) int { return manifest.Compare(x.Path, y.Path) })
-	rep.Totals.Bytes = a.h.Bytes() + b.h.Bytes()
+	rep.Totals.Bytes = a.bytes.Load() + b.bytes.Load()
 	rep.Identical = rep.Totals.Identical()
 	return rep, nil
 }
@@ -205,10 +233,10 @@ func compare(o Options, a, b *side, s, d *manifest.Entry) Line {
 		return l
 	}
 	if s.Type == manifest.TypeFile {
-		if err := a.h.Err(s.Path); err != nil {
+		if err := a.sc.HashErr(s.Path); err != nil {
 			return Line{Code: '!', Path: s.Path, Err: "source: " + err.Error()}
 		}
-		if err := b.h.Err(d.Path); err != nil {
+		if err := b.sc.HashErr(d.Path); err != nil {
 			return Line{Code: '!', Path: s.Path, Err: "destination: " + err.Error()}
 		}
 		if s.Size != d.Size || s.Hash != d.Hash {

@@ -124,7 +124,7 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 	if err != nil {
 		return &exitError{code: exitCodeUsage, err: err}
 	}
-	ex, err := filter.New(f.excludes)
+	_, err = filter.New(f.excludes)
 	if err != nil {
 		return &exitError{code: exitCodeUsage, err: err}
 	}
@@ -133,7 +133,7 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 		return fatal(err)
 	}
 	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: sd, Final: f.final, DryRun: f.dryRun,
-		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: ex, Xattrs: !f.noXattrs, Owners: f.ownersEnabled(),
+		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Owners: f.ownersEnabled(),
 		Fsync: fsync, Delta: dm, Workers: f.workers, Counters: &engine.Counters{}, Log: env.Stderr}
 	if f.quiet {
 		o.Log = io.Discard

@@ -32,11 +32,10 @@ Each path that does not match is printed with a code like rclone check --combine
 Exit status: 0 only when the trees are identical, 1 when anything differs, 2 on error.`,
 		Args: usageArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ex, err := filter.New(f.excludes)
-			if err != nil {
+			if _, err := filter.New(f.excludes); err != nil {
 				return &exitError{code: exitCodeUsage, err: err}
 			}
-			o := verify.Options{Src: args[0], Dst: args[1], Exclude: ex, Xattrs: !f.noXattrs,
+			o := verify.Options{Src: args[0], Dst: args[1], Exclude: f.excludes, Xattrs: !f.noXattrs,
 				Owners: f.ownersEnabled(), All: all, Workers: workers}
 			rep, err := verify.Run(cmd.Context(), o)
 			if err != nil {

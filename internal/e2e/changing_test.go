@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/send"
 )
 
 func setHooks(t *testing.T, before, after func(string)) {
-	engine.TestHooks.BeforeOpen, engine.TestHooks.AfterRead = before, after
-	t.Cleanup(func() { engine.TestHooks.BeforeOpen, engine.TestHooks.AfterRead = nil, nil })
+	send.TestHooks.BeforeOpen, send.TestHooks.AfterRead = before, after
+	t.Cleanup(func() { send.TestHooks.BeforeOpen, send.TestHooks.AfterRead = nil, nil })
 }
 
 func appendTo(t *testing.T, p, s string) {
@@ -149,8 +149,7 @@ func TestInterruptedPassOrphansAreDeleted(t *testing.T) {
 			cancel() // the pass dies after three files, as if killed
 		}
 	}, nil)
-	ex, _ := filter.New(nil)
-	_, err := engine.Run(ctx, engine.Options{Kind: engine.Initial, Src: src, Dst: dst, StateDir: st, Exclude: ex, Workers: 1})
+	_, err := engine.Run(ctx, engine.Options{Kind: engine.Initial, Src: src, Dst: dst, StateDir: st, Workers: 1})
 	if err == nil {
 		t.Fatal("cancelled pass reported success")
 	}

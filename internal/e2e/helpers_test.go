@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/msync/msync/internal/cli"
-	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/verify"
 )
@@ -71,8 +70,7 @@ func mustVerify(t *testing.T, src, dst string) {
 
 func runPass(t *testing.T, kind engine.Kind, src, dst, state string, mod func(*engine.Options)) *engine.Result {
 	t.Helper()
-	ex, _ := filter.New(nil)
-	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: state, Xattrs: true, Owners: isRoot(), Exclude: ex}
+	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: state, Xattrs: true, Owners: isRoot()}
 	if mod != nil {
 		mod(&o)
 	}

@@ -5,12 +5,14 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sync/atomic"
 
-	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/send"
+	"github.com/msync/msync/sync/tree"
 )
 
 // FsyncPolicy says when written data is flushed to stable storage.
@@ -80,8 +82,14 @@ const (
 
 // Options configure one pass.
 type Options struct {
-	Kind     Kind
+	Kind Kind
+	// Src and Dst are the trees' paths; Src names the source in messages
+	// when Source is set.
 	Src, Dst string
+	// Source is the tree to copy from; nil means the local directory Src.
+	// A remote source (transport/remote) streams its scan and file data
+	// over a connection; the pass itself always runs where Dst is.
+	Source   Source
 	StateDir string // required
 
 	// Final makes the pass prove that the source stayed quiet: a re-scan
@@ -95,7 +103,7 @@ type Options struct {
 	TrustDest bool
 	// DeleteExtraneous also deletes destination paths msync did not put there.
 	DeleteExtraneous bool
-	Exclude          *filter.Matcher
+	Exclude          []string // rsync-style patterns (see internal/filter)
 	// Xattrs copies extended attributes (user., and trusted./security. as root).
 	Xattrs bool
 	// Owners copies numeric uid/gid (default: when running as root).
@@ -181,4 +189,15 @@ type Result struct {
 	// TrustedDest is true when the destination was not scanned but taken
 	// from its committed manifest (--trust-dest).
 	TrustedDest bool `json:"trusted_dest,omitempty"`
+}
+
+// Source is what a pass needs from the tree it copies: a scan in manifest
+// order and the content of its files (see sync/tree).
+type Source interface {
+	// String names the source in messages ("host:/srv/mail").
+	String() string
+	// Join names one path of the source in messages.
+	Join(rel string) string
+	Scan(ctx context.Context, c tree.ScanConfig) (tree.Scan, error)
+	Fetch(ctx context.Context, req *send.Request) (tree.Reply, error)
 }

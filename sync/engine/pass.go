@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/sync/tree"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +56,10 @@ type pass struct {
 	mu      sync.Mutex // guards res
 	dst     *dest
 	dirs    *fsx.Dirs // main goroutine's destination directories
-	srcRoot *fsx.Root
+	src     Source
+	local   *tree.Local // the source when it is on this host
+	srcRoot *fsx.Root   // its root, for direct reads
+	exclude *filter.Matcher
 	dstScan *scan.Scanner
 	stack   []*frame
 	fixups  []*manifest.Entry
@@ -86,8 +91,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Log == nil {
 		p.o.Log = io.Discard
 	}
-	if err := checkPaths(o.Src, o.Dst); err != nil {
+	ex, err := filter.New(o.Exclude)
+	if err != nil {
 		return nil, err
+	}
+	p.exclude = ex
+	p.src = o.Source
+	if p.src == nil {
+		if err := checkPaths(o.Src, o.Dst); err != nil {
+			return nil, err
+		}
+		p.local = tree.NewLocal(o.Src)
+		defer p.local.Close()
+		p.src = p.local
+	} else if l, ok := p.src.(*tree.Local); ok {
+		p.local = l
 	}
 	st, err := state.Open(o.StateDir)
 	if err != nil {
@@ -254,9 +272,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	}
 
 	ns := p.xattrNS()
-	srcScan, err := scan.Start(ctx, scan.Config{Root: o.Src, Exclude: o.Exclude, Xattrs: ns, Prev: srcCache})
+	srcScan, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Prev: srcCache})
 	if err != nil {
-		return nil, fmt.Errorf("scan source: %w", err)
+		return nil, fmt.Errorf("scan source %s: %w", p.src, err)
 	}
 	defer srcScan.Close()
 	var dstIt manifest.Iterator = manifest.Empty
@@ -280,7 +298,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 	}
 	if dstExists && !p.res.TrustedDest {
-		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: o.Exclude, Xattrs: ns, Prev: dstCache})
+		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: p.exclude, Xattrs: ns, Prev: dstCache})
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
 		}
@@ -299,11 +317,13 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		p.dirs = r.NewDirs()
 		defer p.dirs.Close()
 	}
-	p.srcRoot, err = fsx.OpenRoot(o.Src)
-	if err != nil {
-		return nil, err
+	if p.local != nil {
+		p.srcRoot, err = fsx.OpenRoot(p.local.Root)
+		if err != nil {
+			return nil, err
+		}
+		defer p.srcRoot.Close()
 	}
-	defer p.srcRoot.Close()
 
 	if !o.DryRun {
 		if err := st.Begin(); err != nil {
@@ -1032,7 +1052,7 @@ func (p *pass) recheck(ctx context.Context, st *state.Dir) error {
 		return fmt.Errorf("final re-check: %w", err)
 	}
 	defer r.Close()
-	sc, err := scan.Start(ctx, scan.Config{Root: p.o.Src, Exclude: p.o.Exclude, Xattrs: p.xattrNS()})
+	sc, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: p.o.Exclude, Xattrs: p.xattrNS()})
 	if err != nil {
 		return fmt.Errorf("final re-check: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/scan"
+	"github.com/msync/msync/sync/send"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,20 +33,24 @@ type worker struct {
 }
 
 func (p *pass) newWorker() *worker {
-	return &worker{p: p, srcDirs: p.srcRoot.NewDirs(), dstDirs: p.dst.root.NewDirs(), buf: make([]byte, 256<<10)}
+	w := &worker{p: p, dstDirs: p.dst.root.NewDirs(), buf: make([]byte, 256<<10)}
+	if p.srcRoot != nil {
+		w.srcDirs = p.srcRoot.NewDirs()
+	}
+	return w
 }
 
 func (w *worker) close() {
-	w.srcDirs.Close()
+	if w.srcDirs != nil {
+		w.srcDirs.Close()
+	}
 	w.dstDirs.Close()
 }
 
-// TestHooks let tests change the source at exact moments of a transfer.
-// They must stay nil outside tests.
+// TestHooks let tests change the source at exact moments of a transfer (see
+// also send.TestHooks). They must stay nil outside tests.
 var TestHooks struct {
-	BeforeOpen func(path string) // before a source file is opened
-	AfterRead  func(path string) // after its content was read, before the re-check
-	AfterSign  func(path string) // after the old destination copy was signed for a delta
+	AfterSign func(path string) // after the old destination copy was signed for a delta
 }
 
 // errChangedWhileRead marks a read that saw the source file move under it.
@@ -76,7 +81,7 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 		var pe *os.PathError
 		vanished := errors.As(err, &pe) && errors.Is(pe.Err, unix.ENOENT) && pe.Op == "open"
 		if !errors.As(err, &pe) {
-			err = fmt.Errorf("%s: %w", p.srcRoot.Join(j.s.Path), err)
+			err = fmt.Errorf("%s: %w", p.src.Join(j.s.Path), err)
 		}
 		p.problem(j.s.Path, err, vanished)
 		return
@@ -104,30 +109,37 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 // destination, check the source did not move, rename into place.
 func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStats, error) {
 	var st xferStats
-	if TestHooks.BeforeOpen != nil {
-		TestHooks.BeforeOpen(j.s.Path)
-	}
-	src, err := scan.OpenFile(w.srcDirs, j.s.Path)
-	if err != nil {
-		if pe, ok := err.(*os.PathError); ok {
-			pe.Path = w.p.srcRoot.Join(j.s.Path)
-		}
-		return st, err
-	}
-	defer src.Close()
+	basis := mode != DeltaNever && j.d != nil && j.d.Type == manifest.TypeFile && j.d.Size > 0
+	useBasis := basis && (mode == DeltaAlways || w.p.local == nil)
+	var src *os.File
 	var before unix.Stat_t
-	if err := unix.Fstat(int(src.Fd()), &before); err != nil {
-		return st, err
-	}
-	if before.Mode&unix.S_IFMT != unix.S_IFREG {
-		return st, errors.New("no longer a regular file")
-	}
-	if before.Ino != j.s.Inode || before.Size != j.s.Size || before.Mtim.Nano() != j.s.Mtime || before.Ctim.Nano() != j.s.Ctime {
-		// Changed since the scan: copy what is there now, with its metadata.
-		w.p.moved(j.s.Path, "changed during the pass")
-		fresh := scan.FromStat(j.s.Path, &before)
-		fresh.Xattrs = j.s.Xattrs
-		*j.s = *fresh
+	if w.p.local != nil && !useBasis {
+		// Local whole-file copy: read the source directly.
+		if send.TestHooks.BeforeOpen != nil {
+			send.TestHooks.BeforeOpen(j.s.Path)
+		}
+		f, err := scan.OpenFile(w.srcDirs, j.s.Path)
+		if err != nil {
+			if pe, ok := err.(*os.PathError); ok {
+				pe.Path = w.p.src.Join(j.s.Path)
+			}
+			return st, err
+		}
+		defer f.Close()
+		src = f
+		if err := unix.Fstat(int(src.Fd()), &before); err != nil {
+			return st, err
+		}
+		if before.Mode&unix.S_IFMT != unix.S_IFREG {
+			return st, errors.New("no longer a regular file")
+		}
+		if before.Ino != j.s.Inode || before.Size != j.s.Size || before.Mtim.Nano() != j.s.Mtime || before.Ctim.Nano() != j.s.Ctime {
+			// Changed since the scan: copy what is there now, with its metadata.
+			w.p.moved(j.s.Path, "changed during the pass")
+			fresh := scan.FromStat(j.s.Path, &before)
+			fresh.Xattrs = j.s.Xattrs
+			*j.s = *fresh
+		}
 	}
 	dirfd, name, err := w.dstDirs.At(j.s.Path)
 	if err != nil {
@@ -159,12 +171,11 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 
 	var hash uint64
 	var n int64
-	basis := j.d != nil && j.d.Type == manifest.TypeFile && j.d.Size > 0
-	if mode == DeltaAlways && basis {
-		hash, n, st, err = w.deltaCopy(ctx, j, src, tmpf)
+	if src == nil {
+		hash, n, st, err = w.fetchCopy(ctx, j, useBasis, tmpf)
 	} else {
 		h := xxhash.New()
-		n, err = copyBuf(ctx, io.MultiWriter(tmpf, h), src, w.buf)
+		n, err = copyBuf(ctx, io.MultiWriter(tmpf, h), io.LimitReader(src, before.Size), w.buf)
 		hash = h.Sum64()
 		st.literal, st.wire = n, n+int64(len(j.s.Path))+32
 	}
@@ -175,15 +186,17 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 		return st, err
 	}
 	st.written = n
-	if TestHooks.AfterRead != nil {
-		TestHooks.AfterRead(j.s.Path)
-	}
-	var after unix.Stat_t
-	if err := unix.Fstat(int(src.Fd()), &after); err != nil {
-		return st, err
-	}
-	if after.Size != before.Size || after.Mtim != before.Mtim || n != before.Size {
-		return st, errChangedWhileRead
+	if src != nil {
+		if send.TestHooks.AfterRead != nil {
+			send.TestHooks.AfterRead(j.s.Path)
+		}
+		var after unix.Stat_t
+		if err := unix.Fstat(int(src.Fd()), &after); err != nil {
+			return st, err
+		}
+		if after.Size != before.Size || after.Mtim != before.Mtim || n != before.Size {
+			return st, errChangedWhileRead
+		}
 	}
 	if err := w.p.dst.finishFile(tmpf, dirfd, tmp, name, j.s); err != nil {
 		return st, &os.PathError{Op: "write", Path: w.p.dst.root.Join(j.s.Path), Err: err}
@@ -199,76 +212,101 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	return st, nil
 }
 
-// deltaCopy rebuilds the new content into tmp from the old destination file
-// and a delta (or the append fast path) computed from the source, exactly as
-// it would cross a wire.
-func (w *worker) deltaCopy(ctx context.Context, j *fileJob, src *os.File, tmp *os.File) (uint64, int64, xferStats, error) {
+// fetchCopy asks the source for the file as a delta against the old
+// destination copy (or the append fast path, or whole when there is no
+// basis) and rebuilds it into tmp, exactly as a remote transfer does.
+func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *os.File) (uint64, int64, xferStats, error) {
 	var st xferStats
-	old, err := scan.OpenFile(w.dstDirs, j.d.Path)
-	if err != nil {
-		return 0, 0, st, err
-	}
-	defer old.Close()
-
-	oldHash, haveHash := j.d.Hash, j.d.HasHash
-	if !haveHash && j.m != nil && j.m.HasHash && j.m.Size == j.d.Size && j.m.Mtime == j.d.Mtime {
-		oldHash, haveHash = j.m.Hash, true
-	}
-	pr, pw := io.Pipe()
-	ops := &countWriter{w: pw}
-	var sendStats delta.Stats
-	var sendErr error
-	var sigBytes int64
-	sent := make(chan struct{})
-	appendable := haveHash && j.s.Size > j.d.Size
-	go func() {
-		defer close(sent)
-		sink := delta.NewOpWriter(ops)
-		if appendable {
-			sendStats, sendErr = delta.Append(ctx, j.d.Size, oldHash, src, sink)
-			if sendErr == nil {
-				pw.Close()
-				return
-			}
-			if !errors.Is(sendErr, delta.ErrPrefixChanged) {
-				pw.CloseWithError(sendErr)
-				return
-			}
-			if _, err := src.Seek(0, io.SeekStart); err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			appendable = false
-		}
-		// The receiver signs its old copy; the signature crosses the wire.
-		sig, _, err := delta.Sign(ctx, io.NewSectionReader(old, 0, j.d.Size), j.d.Size, 0)
+	req := &send.Request{Path: j.s.Path, Size: j.s.Size, Mtime: j.s.Mtime, Ctime: j.s.Ctime, Inode: j.s.Inode}
+	var old *os.File
+	var basisSize int64
+	if useBasis {
+		f, err := scan.OpenFile(w.dstDirs, j.d.Path)
 		if err != nil {
-			sendErr = err
-			pw.CloseWithError(err)
-			return
+			return 0, 0, st, err
 		}
-		enc, _ := sig.MarshalBinary()
-		sigBytes = int64(len(enc))
-		if TestHooks.AfterSign != nil {
-			TestHooks.AfterSign(j.d.Path)
+		defer f.Close()
+		old, basisSize = f, j.d.Size
+		oldHash, haveHash := j.d.Hash, j.d.HasHash
+		if !haveHash && j.m != nil && j.m.HasHash && j.m.Size == j.d.Size && j.m.Mtime == j.d.Mtime {
+			oldHash, haveHash = j.m.Hash, true
 		}
-		sendStats, sendErr = delta.Diff(ctx, sig, src, sink)
-		pw.CloseWithError(sendErr)
-	}()
-	n, hash, err := delta.Apply(ctx, old, delta.NewOpReader(pr, j.d.Size), tmp)
-	pr.CloseWithError(io.ErrClosedPipe)
-	<-sent
-	if sendErr != nil && !errors.Is(sendErr, io.ErrClosedPipe) {
-		return 0, n, st, sendErr
+		if haveHash && j.s.Size > j.d.Size {
+			req.Mode, req.BasisSize, req.BasisHash = send.Append, j.d.Size, oldHash
+		}
 	}
-	if err != nil {
-		return 0, n, st, err
+	var sigBytes int64
+	for {
+		if useBasis && req.Mode != send.Append {
+			// The receiver signs its old copy; the signature crosses the wire.
+			sig, _, err := delta.Sign(ctx, io.NewSectionReader(old, 0, basisSize), basisSize, 0)
+			if err != nil {
+				return 0, 0, st, err
+			}
+			enc, _ := sig.MarshalBinary()
+			sigBytes = int64(len(enc))
+			if TestHooks.AfterSign != nil {
+				TestHooks.AfterSign(j.d.Path)
+			}
+			req.Mode, req.Sig = send.Delta, sig
+		}
+		reply, err := w.p.src.Fetch(ctx, req)
+		if err != nil {
+			return 0, 0, st, err
+		}
+		var basis io.ReaderAt = emptyReaderAt{}
+		if old != nil {
+			basis = old
+		}
+		n, hash, aerr := delta.Apply(ctx, basis, delta.NewOpReader(reply, basisSize), tmp)
+		res, err := reply.Result()
+		if err != nil {
+			return 0, n, st, err
+		}
+		switch res.Status {
+		case send.PrefixChanged:
+			if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+				return 0, n, st, err
+			}
+			if err := tmp.Truncate(0); err != nil {
+				return 0, n, st, err
+			}
+			req.Mode = send.Delta
+			continue
+		case send.Changed:
+			return 0, n, st, errChangedWhileRead
+		case send.Failed:
+			var pe *os.PathError
+			if errors.As(res.Err, &pe) {
+				e := *pe
+				e.Path = w.p.src.Join(j.s.Path)
+				return 0, n, st, &e
+			}
+			return 0, n, st, res.Err
+		}
+		if aerr != nil {
+			return 0, n, st, aerr
+		}
+		if res.Fresh != nil {
+			w.p.moved(j.s.Path, "changed during the pass")
+			fresh := *res.Fresh
+			fresh.Xattrs = j.s.Xattrs
+			*j.s = fresh
+		}
+		if n != j.s.Size {
+			return 0, n, st, errChangedWhileRead
+		}
+		st.literal, st.matched = res.Stats.Literal, res.Stats.Matched
+		st.wire = res.Stats.Literal + sigBytes + int64(len(j.s.Path)) + 32 + (res.Stats.Matched/(64<<10)+1)*8
+		st.appended = req.Mode == send.Append
+		st.delta = req.Mode == send.Delta
+		return hash, n, st, nil
 	}
-	st.literal, st.matched = sendStats.Literal, sendStats.Matched
-	st.wire = ops.n + sigBytes + int64(len(j.s.Path)) + 32
-	st.appended, st.delta = appendable, !appendable
-	return hash, n, st, nil
 }
+
+type emptyReaderAt struct{}
+
+func (emptyReaderAt) ReadAt(p []byte, off int64) (int, error) { return 0, io.EOF }
 
 type countWriter struct {
 	w io.Writer

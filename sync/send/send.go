@@ -1,0 +1,127 @@
+// Package send is the sending half of a file transfer: it reads one file of
+// a local tree and writes the delta operations (delta.OpWriter) that rebuild
+// it at the receiver, whole, as an append to a proven prefix, or as a delta
+// against the receiver's block signature. The same code runs in-process for
+// local passes and behind msync's wire protocol for remote ones.
+package send
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/msync/msync/delta"
+	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/scan"
+	"golang.org/x/sys/unix"
+)
+
+// Mode says how the receiver wants a file.
+type Mode uint8
+
+// The request modes; their values are part of the wire encoding.
+const (
+	Whole  Mode = 0 // all of it, as literals
+	Append Mode = 1 // the receiver's old copy is BasisSize bytes hashing to BasisHash
+	Delta  Mode = 2 // against Sig, the receiver's signature of its old copy
+)
+
+// Request asks for one file.
+type Request struct {
+	Path string
+	// Want is the identity the receiver saw in the scan: size, mtime,
+	// ctime and inode. When the file differs, Result.Fresh says how.
+	Size         int64
+	Mtime, Ctime int64
+	Inode        uint64
+	Mode         Mode
+	BasisSize    int64
+	BasisHash    uint64
+	Sig          *delta.Signature
+}
+
+// Status is the outcome of a request.
+type Status uint8
+
+// The statuses; their values are part of the wire encoding.
+const (
+	OK            Status = 0
+	Changed       Status = 1 // the file moved while it was read: nothing usable was sent
+	PrefixChanged Status = 2 // Append refused: ask again with a signature
+	Failed        Status = 3 // Err says why
+)
+
+// Result describes what was sent.
+type Result struct {
+	Status Status
+	// Fresh is the file as it was opened, when it is no longer what the
+	// request wanted (same file, new size or times); nil otherwise.
+	Fresh *manifest.Entry
+	Stats delta.Stats
+	Err   error
+}
+
+// TestHooks let tests change the source at exact moments of a transfer.
+// They must stay nil outside tests.
+var TestHooks struct {
+	BeforeOpen func(path string) // before a source file is opened
+	AfterRead  func(path string) // after its content was read, before the re-check
+}
+
+// File sends req.Path of the tree behind dirs to ops. The operations written
+// end with delta's end marker only when the Result is OK; otherwise the
+// receiver must discard what it received.
+func File(ctx context.Context, dirs *fsx.Dirs, req *Request, ops io.Writer) *Result {
+	if TestHooks.BeforeOpen != nil {
+		TestHooks.BeforeOpen(req.Path)
+	}
+	f, err := scan.OpenFile(dirs, req.Path)
+	if err != nil {
+		return &Result{Status: Failed, Err: err}
+	}
+	defer f.Close()
+	var before unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
+		return &Result{Status: Failed, Err: &os.PathError{Op: "fstat", Path: req.Path, Err: err}}
+	}
+	if before.Mode&unix.S_IFMT != unix.S_IFREG {
+		return &Result{Status: Failed, Err: fmt.Errorf("%s: no longer a regular file", req.Path)}
+	}
+	res := &Result{}
+	if before.Ino != req.Inode || before.Size != req.Size || before.Mtim.Nano() != req.Mtime || before.Ctim.Nano() != req.Ctime {
+		res.Fresh = scan.FromStat(req.Path, &before)
+	}
+	sink := delta.NewOpWriter(ops)
+	// Read exactly the size seen at open: a file that grows meanwhile is
+	// caught by the fstat below rather than sent torn.
+	src := io.LimitReader(f, before.Size)
+	switch {
+	case req.Mode == Append:
+		res.Stats, err = delta.Append(ctx, req.BasisSize, req.BasisHash, src, sink)
+		if errors.Is(err, delta.ErrPrefixChanged) {
+			return &Result{Status: PrefixChanged}
+		}
+	case req.Mode == Delta:
+		res.Stats, err = delta.Diff(ctx, req.Sig, src, sink)
+	default:
+		res.Stats, err = delta.Diff(ctx, nil, src, sink)
+	}
+	if err != nil {
+		return &Result{Status: Failed, Err: err}
+	}
+	if TestHooks.AfterRead != nil {
+		TestHooks.AfterRead(req.Path)
+	}
+	var after unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+		return &Result{Status: Failed, Err: &os.PathError{Op: "fstat", Path: req.Path, Err: err}}
+	}
+	if after.Size != before.Size || after.Mtim != before.Mtim || res.Stats.Size != before.Size {
+		return &Result{Status: Changed}
+	}
+	res.Status = OK
+	return res
+}

@@ -82,8 +82,9 @@ type Entry struct {
 	Xattrs     []Xattr
 
 	// Incomplete is set by scanners on a directory whose contents could not
-	// be read completely; it is not stored. Whoever acts on a scan must not
-	// take missing children of such a directory as deletions.
+	// be read completely (it travels with a scan streamed to another host).
+	// Whoever acts on a scan must not take missing children of such a
+	// directory as deletions.
 	Incomplete bool
 }
 

@@ -127,6 +127,9 @@ func (w *Writer) Add(e *Entry) error {
 	if e.HasHash {
 		flags |= 1
 	}
+	if e.Incomplete {
+		flags |= 2
+	}
 	b = append(b, flags)
 	if e.HasHash {
 		b = binary.LittleEndian.AppendUint64(b, e.Hash)
@@ -173,6 +176,18 @@ func (w *Writer) record(tag byte, payload []byte) error {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	if _, err := w.bw.Write(payload); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return nil
+}
+
+// Flush pushes the entries added so far through the compressor to the
+// underlying writer, for a reader at the far end of a stream.
+func (w *Writer) Flush() error {
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := w.zw.Flush(); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	return nil
@@ -395,9 +410,10 @@ func (r *Reader) decodeEntry(p []byte) (*Entry, error) {
 	e.Nlink = uint32(d.bounded(1<<32 - 1))
 	e.Rdev = d.uvarint()
 	flags := d.byte()
-	if flags&^1 != 0 {
+	if flags&^3 != 0 {
 		d.fail()
 	}
+	e.Incomplete = flags&2 != 0
 	if flags&1 != 0 {
 		e.Hash = d.u64()
 		e.HasHash = true

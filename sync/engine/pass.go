@@ -84,6 +84,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.Workers <= 0 {
 		p.o.Workers = 4
+		if _, local := o.Source.(*tree.Local); o.Source != nil && !local {
+			// Each worker waits on the network for its file: keep many
+			// requests in flight so that no round trip stalls the pass.
+			p.o.Workers = 32
+		}
 	}
 	if o.Retries <= 0 {
 		p.o.Retries = 2
@@ -476,6 +481,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 
 	close(p.slots)
 	writerWG.Wait()
+	if wb, ok := p.src.(interface{ WireBytes() int64 }); ok {
+		p.res.Stats.WireBytes = wb.WireBytes()
+	}
 	if writerErr != nil {
 		return p.res, writerErr
 	}

@@ -161,18 +161,23 @@ func (l *Local) putDirs(d *fsx.Dirs) {
 	l.dirs = append(l.dirs, d)
 }
 
-// Fetch sends one file through an in-process pipe.
-func (l *Local) Fetch(ctx context.Context, req *send.Request) (Reply, error) {
+// Send writes the operations of one file to w (see send.File).
+func (l *Local) Send(ctx context.Context, req *send.Request, w io.Writer) *send.Result {
 	dirs, err := l.getDirs()
 	if err != nil {
-		return nil, err
+		return &send.Result{Status: send.Failed, Err: err}
 	}
+	defer l.putDirs(dirs)
+	return send.File(ctx, dirs, req, w)
+}
+
+// Fetch sends one file through an in-process pipe.
+func (l *Local) Fetch(ctx context.Context, req *send.Request) (Reply, error) {
 	pr, pw := io.Pipe()
 	r := &localReply{pr: pr, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		defer l.putDirs(dirs)
-		r.res = send.File(ctx, dirs, req, pw)
+		r.res = l.Send(ctx, req, pw)
 		pw.Close()
 	}()
 	return r, nil

@@ -1,0 +1,358 @@
+// Package remote is msync's own protocol between two msync processes, on
+// any byte stream (ssh stdio, TCP): one end serves a tree as a source
+// (scans streamed in manifest format under credit-based flow control, file
+// requests answered with delta operations by a pool of readers), the other
+// runs the pass where the destination is. Pushes run the pass on the server
+// with the client serving its tree; pulls and verifications run it on the
+// client. Many file requests are in flight at once, so no per-file round
+// trip stalls the pass.
+package remote
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/msync/msync/transport/wire"
+)
+
+// ErrClosed is returned for operations on a closed connection.
+var ErrClosed = errors.New("connection closed")
+
+// Conn is one protocol connection.
+type Conn struct {
+	rw       io.ReadWriteCloser
+	fr       *wire.Reader
+	name     string // the peer, for messages
+	version  uint16
+	features uint64
+	compress bool
+
+	out     chan outFrame
+	done    chan struct{} // closed by fail
+	failErr error
+	once    sync.Once
+	wbytes  atomic.Int64
+	readerr chan struct{} // closed when the read loop ends
+
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
+
+	mu      sync.Mutex
+	nextID  uint32
+	scans   map[uint32]*scanStream
+	fetches map[uint32]*fetchReply
+
+	served  *servedSource // set when this end serves a tree
+	pending error         // why this end sent TError
+
+	opens  chan wire.OpenRequest
+	openOK chan []byte
+	push   *pushClient
+}
+
+type outFrame struct {
+	t       wire.Type
+	stream  uint32
+	payload []byte
+}
+
+// Options configure a connection.
+type Options struct {
+	Name     string // the peer, for messages ("host:path", "msync://host/mod")
+	Compress bool   // compress file data with zstd when the peer can
+}
+
+// NewConn performs the handshake on rw and starts the connection.
+func NewConn(rw io.ReadWriteCloser, o Options) (*Conn, error) {
+	ours := wire.Hello{Version: wire.Version, MinVersion: wire.MinVersion, Features: wire.KnownFeatures}
+	c := &Conn{rw: rw, name: o.Name, out: make(chan outFrame, 256), done: make(chan struct{}),
+		readerr: make(chan struct{}), scans: map[uint32]*scanStream{}, fetches: map[uint32]*fetchReply{},
+		opens: make(chan wire.OpenRequest, 1), openOK: make(chan []byte, 1)}
+	cr := &countReader{r: rw}
+	v, f, err := wire.Handshake(cr, rw, ours)
+	if err != nil {
+		rw.Close()
+		return nil, fmt.Errorf("%s: %w", o.Name, err)
+	}
+	c.version, c.features = v, f
+	c.compress = o.Compress && f&wire.FeatZstd != 0
+	c.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxMemory(8<<20))
+	if c.compress {
+		c.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(2))
+	}
+	c.fr = wire.NewReader(rw)
+	c.wbytes.Add(wire.HelloSize)
+	go c.writeLoop()
+	go c.readLoop()
+	return c, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// WireBytes returns the bytes sent and received so far.
+func (c *Conn) WireBytes() int64 { return c.wbytes.Load() + c.fr.BytesRead() + wire.HelloSize }
+
+// Done is closed when the connection has failed or was closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.failErr
+	default:
+		return nil
+	}
+}
+
+// Close ends the connection.
+func (c *Conn) Close() error {
+	c.fail(ErrClosed)
+	<-c.readerr
+	return nil
+}
+
+// fail ends the connection with err, waking everything that waits on it.
+func (c *Conn) fail(err error) {
+	c.once.Do(func() {
+		c.failErr = err
+		close(c.done)
+		c.rw.Close()
+		c.mu.Lock()
+		for id, f := range c.fetches {
+			f.abort()
+			delete(c.fetches, id)
+		}
+		for _, s := range c.scans {
+			s.abort(err)
+		}
+		c.mu.Unlock()
+		if c.served != nil {
+			c.served.stop()
+		}
+		if c.push != nil {
+			c.push.abort(err)
+		}
+	})
+}
+
+// send queues a frame; payload must not be modified afterwards.
+func (c *Conn) send(t wire.Type, stream uint32, payload []byte) error {
+	if len(payload) > wire.MaxPayload {
+		return fmt.Errorf("internal error: %s frame of %d bytes", t, len(payload))
+	}
+	select {
+	case c.out <- outFrame{t, stream, payload}:
+		return nil
+	case <-c.done:
+		return c.closedErr()
+	}
+}
+
+func (c *Conn) closedErr() error {
+	err := c.failErr
+	if err == nil || err == ErrClosed || errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", c.name, ErrClosed)
+	}
+	return err
+}
+
+// failAfterError tells the peer why this end gives up, then fails with err.
+func (c *Conn) failAfterError(err error) {
+	msg := err.Error()
+	err = fmt.Errorf("%s: %w", c.name, err)
+	c.mu.Lock()
+	if c.pending == nil {
+		c.pending = err
+	}
+	c.mu.Unlock()
+	if len(msg) > 4096 {
+		msg = msg[:4096]
+	}
+	select {
+	case c.out <- outFrame{wire.TError, 0, []byte(msg)}:
+		// The write loop fails the connection once the message is out.
+		select {
+		case <-c.done:
+		case <-time.After(2 * time.Second):
+		}
+	case <-c.done:
+	case <-time.After(time.Second):
+	}
+	c.fail(err)
+}
+
+func (c *Conn) writeLoop() {
+	bw := bufio.NewWriterSize(c.rw, 256<<10)
+	var hdr []byte
+	for {
+		var f outFrame
+		select {
+		case f = <-c.out:
+		case <-c.done:
+			return
+		}
+		hdr = wire.AppendHeader(hdr[:0], f.t, f.stream, len(f.payload))
+		if _, err := bw.Write(hdr); err != nil {
+			c.fail(fmt.Errorf("%s: send: %w", c.name, err))
+			return
+		}
+		if _, err := bw.Write(f.payload); err != nil {
+			c.fail(fmt.Errorf("%s: send: %w", c.name, err))
+			return
+		}
+		c.wbytes.Add(int64(len(hdr) + len(f.payload)))
+		if len(c.out) == 0 || f.t == wire.TError || f.t == wire.TResult {
+			if err := bw.Flush(); err != nil {
+				c.fail(fmt.Errorf("%s: send: %w", c.name, err))
+				return
+			}
+			if f.t == wire.TError {
+				c.mu.Lock()
+				err := c.pending
+				c.mu.Unlock()
+				if err == nil {
+					err = fmt.Errorf("gave up: %s", f.payload)
+				}
+				c.fail(err)
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) readLoop() {
+	defer close(c.readerr)
+	for {
+		f, err := c.fr.Next()
+		if err != nil {
+			if err == io.EOF {
+				c.fail(io.EOF)
+			} else {
+				select {
+				case <-c.done: // we closed it
+				default:
+					c.fail(fmt.Errorf("%s: %w", c.name, err))
+				}
+			}
+			return
+		}
+		if err := c.dispatch(f); err != nil {
+			c.failAfterError(err)
+			return
+		}
+	}
+}
+
+// RemoteError is an error the peer reported.
+type RemoteError struct {
+	Peer string
+	Msg  string
+}
+
+func (e *RemoteError) Error() string { return e.Peer + ": " + e.Msg }
+
+func (c *Conn) dispatch(f wire.Frame) error {
+	switch f.Type {
+	case wire.TError:
+		c.fail(&RemoteError{Peer: c.name, Msg: string(f.Payload)})
+		return nil
+	case wire.TOpen:
+		var req wire.OpenRequest
+		if err := wire.DecodeJSON(f.Payload, &req); err != nil {
+			return err
+		}
+		select {
+		case c.opens <- req:
+			return nil
+		default:
+			return fmt.Errorf("%w: second open request", wire.ErrProtocol)
+		}
+	case wire.TOpenOK:
+		select {
+		case c.openOK <- append([]byte(nil), f.Payload...):
+			return nil
+		default:
+			return fmt.Errorf("%w: unexpected open reply", wire.ErrProtocol)
+		}
+	case wire.TScanReq, wire.TCredit, wire.TFetch, wire.TSig:
+		if c.served == nil {
+			return fmt.Errorf("%w: the peer sent a %s but this end serves no tree", wire.ErrProtocol, f.Type)
+		}
+		return c.served.dispatch(f)
+	case wire.TScanData, wire.THashErr, wire.TScanEnd:
+		c.mu.Lock()
+		s := c.scans[f.Stream]
+		c.mu.Unlock()
+		if s == nil {
+			return fmt.Errorf("%w: %s for unknown scan %d", wire.ErrProtocol, f.Type, f.Stream)
+		}
+		return s.dispatch(f)
+	case wire.TData, wire.TDataZ, wire.TEnd:
+		c.mu.Lock()
+		r := c.fetches[f.Stream]
+		if f.Type == wire.TEnd {
+			delete(c.fetches, f.Stream)
+		}
+		c.mu.Unlock()
+		if r == nil {
+			return fmt.Errorf("%w: %s for unknown request %d", wire.ErrProtocol, f.Type, f.Stream)
+		}
+		return r.dispatch(c, f)
+	case wire.TItem, wire.TLog, wire.TProgress, wire.TResult:
+		if c.push == nil {
+			return fmt.Errorf("%w: unexpected %s", wire.ErrProtocol, f.Type)
+		}
+		return c.push.dispatch(f)
+	}
+	return fmt.Errorf("%w: unexpected %s", wire.ErrProtocol, f.Type)
+}
+
+func (c *Conn) newID() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	return c.nextID
+}
+
+// compressChunk returns the frame for a chunk of file data.
+func (c *Conn) dataFrame(p []byte) (wire.Type, []byte) {
+	b := append([]byte(nil), p...)
+	if !c.compress || len(p) < 512 {
+		return wire.TData, b
+	}
+	z := c.zenc.EncodeAll(p, make([]byte, 0, len(p)/2))
+	if len(z) < len(p)*9/10 {
+		return wire.TDataZ, z
+	}
+	return wire.TData, b
+}
+
+// context returns a context cancelled when the connection ends.
+func (c *Conn) context(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

@@ -1,0 +1,337 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport/wire"
+)
+
+// OpenSource asks the server to serve path (a directory on its host, or
+// "module/path" on a daemon) and returns it as a Source.
+func (c *Conn) OpenSource(ctx context.Context, path, token string) (*Source, error) {
+	if _, err := c.open(ctx, wire.OpenRequest{Op: "source", Path: path, Token: token}); err != nil {
+		return nil, err
+	}
+	return c.Source(path), nil
+}
+
+func (c *Conn) open(ctx context.Context, req wire.OpenRequest) (*wire.OpenReply, error) {
+	b, err := wire.EncodeJSON(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.send(wire.TOpen, 0, b); err != nil {
+		return nil, err
+	}
+	select {
+	case p := <-c.openOK:
+		var rep wire.OpenReply
+		if err := wire.DecodeJSON(p, &rep); err != nil {
+			return nil, err
+		}
+		return &rep, nil
+	case <-c.done:
+		return nil, c.closedErr()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// PushHandlers receive what a pass run by the peer reports as it goes.
+type PushHandlers struct {
+	OnItem   func(engine.Item)
+	Log      io.Writer
+	Counters *engine.Counters
+}
+
+type pushClient struct {
+	h      PushHandlers
+	mu     sync.Mutex
+	result *wire.PassResult
+	err    error
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (p *pushClient) finish() { p.once.Do(func() { close(p.done) }) }
+
+func (p *pushClient) abort(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+	p.finish()
+}
+
+func (p *pushClient) dispatch(f wire.Frame) error {
+	switch f.Type {
+	case wire.TItem:
+		it, err := wire.DecodeItem(f.Payload)
+		if err != nil {
+			return err
+		}
+		if p.h.OnItem != nil {
+			p.h.OnItem(engine.Item{Code: it.Code, Path: it.Path, Note: it.Note})
+		}
+	case wire.TLog:
+		if p.h.Log != nil {
+			p.h.Log.Write(f.Payload)
+		}
+	case wire.TProgress:
+		v, err := wire.DecodeUvarints(f.Payload, 6)
+		if err != nil {
+			return err
+		}
+		if c := p.h.Counters; c != nil {
+			c.Scanned.Store(int64(v[0]))
+			c.FilesDone.Store(int64(v[1]))
+			c.BytesDone.Store(int64(v[2]))
+			c.BytesQueued.Store(int64(v[3]))
+			c.FilesQueued.Store(int64(v[4]))
+			c.ScanFinished.Store(v[5] != 0)
+		}
+	case wire.TResult:
+		var r wire.PassResult
+		if err := wire.DecodeJSON(f.Payload, &r); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.result = &r
+		p.mu.Unlock()
+		p.finish()
+	}
+	return nil
+}
+
+// Push runs a pass on the server into path, with local (this host's tree)
+// as its source; o.Src names the source in the server's state directory.
+func (c *Conn) Push(ctx context.Context, local *tree.Local, path, token string, o wire.PassOptions, h PushHandlers) (*engine.Result, error) {
+	pc := &pushClient{h: h, done: make(chan struct{})}
+	c.push = pc
+	c.Serve(local)
+	if _, err := c.open(ctx, wire.OpenRequest{Op: "receive", Path: path, Token: token, Pass: &o}); err != nil {
+		return nil, err
+	}
+	select {
+	case <-pc.done:
+	case <-ctx.Done():
+		c.Close()
+		return nil, ctx.Err()
+	}
+	pc.mu.Lock()
+	r, err := pc.result, pc.err
+	pc.mu.Unlock()
+	if r == nil {
+		if err == nil || errors.Is(err, io.EOF) || errors.Is(err, ErrClosed) {
+			err = fmt.Errorf("%s: connection lost before the pass ended: %w", c.name, ErrClosed)
+		}
+		return nil, err
+	}
+	var res *engine.Result
+	if len(r.Result) > 0 {
+		res = &engine.Result{}
+		if err := json.Unmarshal(r.Result, res); err != nil {
+			return nil, fmt.Errorf("%w: pass result: %v", wire.ErrProtocol, err)
+		}
+	}
+	if r.Err != "" {
+		return res, &RemoteError{Peer: c.name, Msg: r.Err}
+	}
+	if res == nil {
+		return nil, fmt.Errorf("%w: pass result without a result", wire.ErrProtocol)
+	}
+	return res, nil
+}
+
+// ServerConfig configures the serving end of a connection.
+type ServerConfig struct {
+	// Resolve checks a request and returns the local directory it names.
+	Resolve func(req *wire.OpenRequest) (string, error)
+	// Log receives the server's own notes; nil discards them.
+	Log io.Writer
+}
+
+// Serve answers one connection: a "source" request serves a tree until the
+// client hangs up; a "receive" request runs a pass with the client's tree
+// as the source and reports its result.
+func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err error) {
+	c, err := NewConn(rw, Options{Name: "client"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer func() {
+		// A panic in a served connection ends it, never the daemon.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+			c.failAfterError(err)
+		}
+	}()
+	var req wire.OpenRequest
+	select {
+	case req = <-c.opens:
+	case <-c.done:
+		return c.closedErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Minute):
+		err := errors.New("no request within a minute")
+		c.failAfterError(err)
+		return err
+	}
+	root, err := cfg.Resolve(&req)
+	if err != nil {
+		c.failAfterError(err)
+		return err
+	}
+	switch req.Op {
+	case "source":
+		c.Serve(tree.NewLocal(root))
+		b, _ := wire.EncodeJSON(wire.OpenReply{Path: root})
+		if err := c.send(wire.TOpenOK, 0, b); err != nil {
+			return err
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := c.Err(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, ErrClosed) {
+			return err
+		}
+		return nil
+	case "receive":
+		if req.Pass == nil {
+			err := fmt.Errorf("%w: receive without pass options", wire.ErrProtocol)
+			c.failAfterError(err)
+			return err
+		}
+		return receive(ctx, c, root, req.Pass)
+	}
+	err = fmt.Errorf("%w: unknown request %q", wire.ErrProtocol, req.Op)
+	c.failAfterError(err)
+	return err
+}
+
+type logWriter struct{ c *Conn }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		n := min(len(p), 64<<10)
+		if err := w.c.send(wire.TLog, 0, append([]byte(nil), p[:n]...)); err != nil {
+			return 0, err
+		}
+		p = p[n:]
+	}
+	return total, nil
+}
+
+// PassOptions converts the wire form of a pass's options.
+func PassOptions(w *wire.PassOptions) (engine.Options, error) {
+	o := engine.Options{Kind: engine.Kind(w.Kind), Final: w.Final, DryRun: w.DryRun, TrustDest: w.TrustDest,
+		DeleteExtraneous: w.DeleteExtraneous, Exclude: w.Exclude, Xattrs: w.Xattrs, Owners: w.Owners, Workers: w.Workers}
+	if o.Kind != engine.Initial && o.Kind != engine.Catchup {
+		return o, fmt.Errorf("%w: pass kind %q", wire.ErrProtocol, w.Kind)
+	}
+	var err error
+	if o.Fsync, err = engine.ParseFsync(w.Fsync); err != nil {
+		return o, err
+	}
+	if o.Delta, err = engine.ParseDelta(w.Delta); err != nil {
+		return o, err
+	}
+	if o.Workers < 0 || o.Workers > 256 {
+		return o, fmt.Errorf("%w: %d workers", wire.ErrProtocol, o.Workers)
+	}
+	return o, nil
+}
+
+func receive(ctx context.Context, c *Conn, root string, w *wire.PassOptions) error {
+	o, err := PassOptions(w)
+	if err != nil {
+		c.failAfterError(err)
+		return err
+	}
+	o.Src, o.Dst = w.SrcName, root
+	o.Source = c.Source(w.SrcName)
+	o.StateDir = w.StateDir
+	if o.StateDir == "" {
+		if o.StateDir, err = state.DefaultDir(w.SrcName, root); err != nil {
+			c.failAfterError(err)
+			return err
+		}
+	}
+	o.Log = logWriter{c}
+	if w.Itemize {
+		o.OnItem = func(it engine.Item) {
+			c.send(wire.TItem, 0, wire.EncodeItem(wire.Item{Code: it.Code, Path: it.Path, Note: it.Note}))
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	if w.Progress {
+		o.Counters = &engine.Counters{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+				case <-stop:
+					return
+				}
+				k := o.Counters
+				fin := uint64(0)
+				if k.ScanFinished.Load() {
+					fin = 1
+				}
+				c.send(wire.TProgress, 0, wire.EncodeUvarints(uint64(k.Scanned.Load()), uint64(k.FilesDone.Load()),
+					uint64(k.BytesDone.Load()), uint64(k.BytesQueued.Load()), uint64(k.FilesQueued.Load()), fin))
+			}
+		}()
+	}
+	b, _ := wire.EncodeJSON(wire.OpenReply{Path: root})
+	if err := c.send(wire.TOpenOK, 0, b); err != nil {
+		return err
+	}
+	pctx, cancel := c.context(ctx)
+	defer cancel()
+	res, err := engine.Run(pctx, o)
+	close(stop)
+	wg.Wait()
+	pr := wire.PassResult{}
+	if res != nil {
+		pr.Result, _ = json.Marshal(res)
+	}
+	if err != nil {
+		pr.Err = err.Error()
+	}
+	out, jerr := wire.EncodeJSON(pr)
+	if jerr != nil {
+		res.Problems = res.Problems[:min(len(res.Problems), 1000)]
+		pr.Result, _ = json.Marshal(res)
+		out, _ = wire.EncodeJSON(pr)
+	}
+	if serr := c.send(wire.TResult, 0, out); serr != nil {
+		return serr
+	}
+	// Wait for the client to hang up, so that the result is read.
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+	}
+	return err
+}

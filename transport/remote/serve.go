@@ -1,0 +1,290 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/send"
+	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport/wire"
+)
+
+// Limits on what a peer may ask of a served tree at once.
+const (
+	senders         = 8       // files read concurrently
+	maxOutstanding  = 4096    // file requests queued
+	maxPendingSig   = 256     // requests with signature bytes and no TFetch yet
+	maxPendingBytes = 1 << 30 // signature bytes buffered
+	maxScans        = 16
+)
+
+// servedSource answers scan and file requests for a local tree.
+type servedSource struct {
+	c     *Conn
+	local *tree.Local
+	ctx   context.Context
+	stopf context.CancelFunc
+
+	// Touched only by the read loop:
+	sigs     map[uint32][]byte
+	sigBytes int
+
+	mu    sync.Mutex
+	scans map[uint32]*servedScan
+
+	reqs chan fetchJob
+	wg   sync.WaitGroup
+}
+
+type fetchJob struct {
+	id  uint32
+	req *send.Request
+}
+
+// Serve makes this end answer the peer's scan and file requests for the
+// tree at local.
+func (c *Conn) Serve(local *tree.Local) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &servedSource{c: c, local: local, ctx: ctx, stopf: cancel, sigs: map[uint32][]byte{},
+		scans: map[uint32]*servedScan{}, reqs: make(chan fetchJob, maxOutstanding)}
+	for range senders {
+		s.wg.Add(1)
+		go s.sender()
+	}
+	c.served = s
+}
+
+func (s *servedSource) stop() {
+	s.stopf()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sc := range s.scans {
+		sc.wake()
+	}
+}
+
+func (s *servedSource) dispatch(f wire.Frame) error {
+	switch f.Type {
+	case wire.TScanReq:
+		var req wire.ScanRequest
+		if err := wire.DecodeJSON(f.Payload, &req); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if s.scans[f.Stream] != nil || len(s.scans) >= maxScans {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: scan %d: duplicate id or too many scans", wire.ErrProtocol, f.Stream)
+		}
+		sc := &servedScan{s: s, id: f.Stream}
+		sc.cond = sync.NewCond(&sc.mu)
+		s.scans[f.Stream] = sc
+		s.mu.Unlock()
+		go sc.run(req)
+	case wire.TCredit:
+		s.mu.Lock()
+		sc := s.scans[f.Stream]
+		s.mu.Unlock()
+		if sc == nil {
+			return nil // a credit that crossed the end of its scan
+		}
+		v, err := wire.DecodeUvarints(f.Payload, 1)
+		if err != nil {
+			return err
+		}
+		if v[0] > 1<<40 {
+			return fmt.Errorf("%w: credit of %d bytes", wire.ErrProtocol, v[0])
+		}
+		sc.mu.Lock()
+		sc.credit += int64(v[0])
+		sc.cond.Broadcast()
+		sc.mu.Unlock()
+	case wire.TSig:
+		cur, ok := s.sigs[f.Stream]
+		if !ok && len(s.sigs) >= maxPendingSig {
+			return fmt.Errorf("%w: too many signatures pending", wire.ErrProtocol)
+		}
+		if len(cur)+len(f.Payload) > wire.MaxSignature || s.sigBytes+len(f.Payload) > maxPendingBytes {
+			return fmt.Errorf("%w: signature for request %d exceeds %d bytes", wire.ErrProtocol, f.Stream, wire.MaxSignature)
+		}
+		s.sigs[f.Stream] = append(cur, f.Payload...)
+		s.sigBytes += len(f.Payload)
+	case wire.TFetch:
+		sig := s.sigs[f.Stream]
+		delete(s.sigs, f.Stream)
+		s.sigBytes -= len(sig)
+		req, err := wire.DecodeFetch(f.Payload, sig)
+		if err != nil {
+			return err
+		}
+		select {
+		case s.reqs <- fetchJob{f.Stream, req}:
+		default:
+			return fmt.Errorf("%w: more than %d file requests outstanding", wire.ErrProtocol, maxOutstanding)
+		}
+	}
+	return nil
+}
+
+func (s *servedSource) sender() {
+	defer s.wg.Done()
+	for {
+		select {
+		case j := <-s.reqs:
+			w := &dataWriter{c: s.c, id: j.id}
+			res := s.local.Send(s.ctx, j.req, w)
+			if res.Status == send.OK {
+				if err := w.flush(); err != nil {
+					return
+				}
+			}
+			if s.c.send(wire.TEnd, j.id, wire.EncodeEnd(res)) != nil {
+				return
+			}
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// dataWriter cuts a file's operations into data frames.
+type dataWriter struct {
+	c   *Conn
+	id  uint32
+	buf []byte
+}
+
+func (w *dataWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if w.buf == nil {
+			w.buf = make([]byte, 0, wire.ChunkSize)
+		}
+		k := min(len(p), wire.ChunkSize-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		if len(w.buf) == wire.ChunkSize {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *dataWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	t, payload := w.c.dataFrame(w.buf)
+	w.buf = w.buf[:0]
+	return w.c.send(t, w.id, payload)
+}
+
+// servedScan streams one scan under the peer's credit.
+type servedScan struct {
+	s      *servedSource
+	id     uint32
+	mu     sync.Mutex
+	cond   *sync.Cond
+	credit int64
+}
+
+func (sc *servedScan) wake() {
+	sc.mu.Lock()
+	sc.cond.Broadcast()
+	sc.mu.Unlock()
+}
+
+// Write sends scan bytes as the credit allows.
+func (sc *servedScan) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		sc.mu.Lock()
+		for sc.credit <= 0 && sc.s.ctx.Err() == nil {
+			sc.cond.Wait()
+		}
+		if err := sc.s.ctx.Err(); err != nil {
+			sc.mu.Unlock()
+			return 0, err
+		}
+		k := int(min(int64(len(p)), sc.credit, wire.ChunkSize))
+		sc.credit -= int64(k)
+		sc.mu.Unlock()
+		if err := sc.s.c.send(wire.TScanData, sc.id, append([]byte(nil), p[:k]...)); err != nil {
+			return 0, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
+
+func (sc *servedScan) run(req wire.ScanRequest) {
+	err := sc.stream(req)
+	end := wire.ScanEnd{}
+	if err != nil {
+		end.Err = err.Error()
+	}
+	b, _ := wire.EncodeJSON(end)
+	if end.Err == "" {
+		return
+	}
+	sc.s.c.send(wire.TScanEnd, sc.id, b)
+}
+
+func (sc *servedScan) stream(req wire.ScanRequest) error {
+	ctx := sc.s.ctx
+	scn, err := sc.s.local.Scan(ctx, tree.ScanConfig{Exclude: req.Exclude, Xattrs: req.Xattrs, Hash: req.Hash, Workers: req.Workers})
+	if err != nil {
+		return err
+	}
+	defer scn.Close()
+	mw, err := manifest.NewWriter(sc)
+	if err != nil {
+		return err
+	}
+	last := time.Now()
+	for {
+		e, err := scn.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if req.Hash && e.Type == manifest.TypeFile && !e.HasHash {
+			if herr := scn.HashErr(e.Path); herr != nil {
+				if err := sc.s.c.send(wire.THashErr, sc.id, wire.EncodeHashErr(e.Path, herr.Error())); err != nil {
+					return err
+				}
+			}
+		}
+		if err := mw.Add(e); err != nil {
+			return err
+		}
+		if time.Since(last) > 50*time.Millisecond {
+			// Let the peer work on what is scanned while the rest comes.
+			if err := mw.Flush(); err != nil {
+				return err
+			}
+			last = time.Now()
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return err
+	}
+	end := wire.ScanEnd{}
+	for _, p := range scn.Problems() {
+		end.Problems = append(end.Problems, wire.ScanProblem{Path: p.Path, Err: p.Err.Error()})
+	}
+	b, err := wire.EncodeJSON(end)
+	if err != nil {
+		// Too many problems for one frame: keep the first ones.
+		end.Problems = end.Problems[:1000]
+		b, _ = wire.EncodeJSON(end)
+	}
+	return sc.s.c.send(wire.TScanEnd, sc.id, b)
+}

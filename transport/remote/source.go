@@ -355,12 +355,12 @@ func (s *Source) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 
 // fetchReply receives one file's operations.
 type fetchReply struct {
-	c       *Conn
-	ctx     context.Context
-	path    string
-	ch      chan []byte
-	cur     []byte
-	end     []byte
+	c        *Conn
+	ctx      context.Context
+	path     string
+	ch       chan []byte
+	cur      []byte
+	end      []byte
 	once     sync.Once
 	gone     chan struct{}
 	goneOnce sync.Once

@@ -20,7 +20,12 @@ func Apply(ctx context.Context, basis io.ReaderAt, ops *OpReader, out io.Writer)
 	h := xxhash.New()
 	w := io.MultiWriter(out, h)
 	var written int64
-	buf := make([]byte, 256<<10)
+	var buf []byte
+	defer func() {
+		if buf != nil {
+			putBuf(&buf)
+		}
+	}()
 	for i := 0; ; i++ {
 		if i%64 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -33,6 +38,9 @@ func Apply(ctx context.Context, basis io.ReaderAt, ops *OpReader, out io.Writer)
 		}
 		switch op.Kind {
 		case OpCopy:
+			if buf == nil {
+				buf = *getBuf()
+			}
 			n, err := io.CopyBuffer(w, io.NewSectionReader(basis, op.Offset, op.Length), buf)
 			written += n
 			if err != nil {

@@ -251,7 +251,9 @@ func addCopy(off, n *int64, o, l int64, sink Sink, st *Stats) error {
 
 func literalOnly(ctx context.Context, target io.Reader, sink Sink, whole *xxhash.Digest) (Stats, error) {
 	var st Stats
-	buf := make([]byte, 256<<10)
+	bp := getBuf()
+	defer putBuf(bp)
+	buf := *bp
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -287,7 +289,9 @@ var ErrPrefixChanged = errors.New("prefix changed")
 func Append(ctx context.Context, prefixLen int64, prefixHash uint64, target io.Reader, sink Sink) (Stats, error) {
 	var st Stats
 	whole := xxhash.New()
-	n, err := io.CopyBuffer(whole, io.LimitReader(target, prefixLen), make([]byte, 256<<10))
+	bp := getBuf()
+	n, err := io.CopyBuffer(whole, io.LimitReader(target, prefixLen), *bp)
+	putBuf(bp)
 	if err != nil {
 		return st, fmt.Errorf("delta: read target prefix: %w", err)
 	}

@@ -2,6 +2,7 @@ package delta
 
 import (
 	"bufio"
+	"errors"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -35,8 +36,8 @@ type OpWriter struct {
 	buf [2*binary.MaxVarintLen64 + 9]byte
 }
 
-// NewOpWriter returns an OpWriter on w; call Flush when done.
-func NewOpWriter(w io.Writer) *OpWriter { return &OpWriter{w: bufio.NewWriterSize(w, 64<<10)} }
+// NewOpWriter returns an OpWriter on w; End flushes it.
+func NewOpWriter(w io.Writer) *OpWriter { return &OpWriter{w: getWriter(w)} }
 
 // Copy writes a copy operation.
 func (o *OpWriter) Copy(off, n int64) error {
@@ -72,8 +73,17 @@ func (o *OpWriter) End(size int64, hash uint64) error {
 	if _, err := o.w.Write(b); err != nil {
 		return err
 	}
-	return o.w.Flush()
+	if err := o.w.Flush(); err != nil {
+		return err
+	}
+	putWriter(o.w)
+	o.w = bufio.NewWriterSize(errWriter{}, 16) // no writes after End
+	return nil
 }
+
+type errWriter struct{}
+
+func (errWriter) Write([]byte) (int, error) { return 0, errors.New("delta: write after End") }
 
 // OpReader decodes an operation stream, checking copies against the basis
 // size and literal lengths against MaxLiteral.
@@ -86,7 +96,7 @@ type OpReader struct {
 
 // NewOpReader reads operations from r for a basis of basisSize bytes.
 func NewOpReader(r io.Reader, basisSize int64) *OpReader {
-	return &OpReader{r: bufio.NewReaderSize(r, 64<<10), basisSize: basisSize}
+	return &OpReader{r: getReader(r), basisSize: basisSize}
 }
 
 // Next returns the next operation. The Data of a literal is valid until the
@@ -142,6 +152,8 @@ func (o *OpReader) Next() (Op, error) {
 			return Op{}, fmt.Errorf("%w: end size %d", ErrCorrupt, n)
 		}
 		o.done = true
+		putReader(o.r)
+		o.r = nil
 		return Op{Kind: OpEnd, Length: int64(n), Hash: binary.LittleEndian.Uint64(h[:])}, nil
 	}
 	return Op{}, fmt.Errorf("%w: unknown op %#x", ErrCorrupt, k)

@@ -40,6 +40,7 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // Env is what a command may touch of the outside world.
 type Env struct {
+	Stdin          io.Reader // serve --stdio speaks the protocol on Stdin and Stdout
 	Stdout, Stderr io.Writer
 	// IsTerminal reports whether stderr is a terminal (progress default).
 	IsTerminal bool
@@ -110,7 +111,7 @@ during the pass (with --final: the source was not quiet).`,
 		}
 	}
 	root.AddCommand(newPassCommand(env, "initial"), newPassCommand(env, "catchup"),
-		newVerifyCommand(env), newManifestCommand(env), newBenchCommand(env), newVersionCommand(env))
+		newVerifyCommand(env), newManifestCommand(env), newServeCommand(env), newBenchCommand(env), newVersionCommand(env))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitCodeUsage, err: fmt.Errorf("%w (see msync %s --help)", err, c.Name())}
 	})

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,10 @@ import (
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport"
+	"github.com/msync/msync/transport/remote"
+	"github.com/msync/msync/transport/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -33,6 +38,7 @@ type passFlags struct {
 	owners           bool
 	noOwners         bool
 	workers          int
+	remote           remoteFlags
 }
 
 func addCommonFlags(c *cobra.Command, f *passFlags) {
@@ -57,6 +63,7 @@ func newPassCommand(env Env, kind string) *cobra.Command {
 			return runPass(cmd, env, engine.Kind(kind), f, args[0], args[1])
 		},
 	}
+	addRemoteFlags(c, &f.remote)
 	switch kind {
 	case "initial":
 		c.Short = "Copy SRC into DST in full and record the first manifests"
@@ -66,7 +73,7 @@ nanosecond, numeric owners (as root) and extended attributes. DST is created if 
 Nothing at DST is deleted (see catchup --delete-extraneous). Every file is written under a
 temporary name beside its destination and renamed into place, so an interrupted pass never
 leaves a half-written file; the next pass completes it. Manifests of both sides are committed
-to the state directory only when the pass completed.`
+to the state directory only when the pass completed.` + endpointHelp
 	case "catchup":
 		c.Short = "Copy what changed since the last pass; --final for the downtime pass"
 		c.Long = `Scan both sides (in parallel) and copy only what changed: files whose size or mtime
@@ -76,7 +83,7 @@ Content hashes are reused from the last manifest for files whose identity (size,
 ctime, inode) is unchanged.
 
 With --final (run after services are stopped) the source is re-scanned after the pass and
-the command exits 24, listing the paths, unless nothing changed during the pass.`
+the command exits 24, listing the paths, unless nothing changed during the pass.` + endpointHelp
 		c.Flags().BoolVar(&f.final, "final", false, "prove the source stayed quiet: re-scan after the pass, exit 24 listing what moved")
 		c.Flags().BoolVar(&f.trustDest, "trust-dest", false, "compare with DST's manifest from the last pass instead of scanning DST (half the work; only when nothing else writes to DST; ignored after an interrupted pass)")
 	}
@@ -86,15 +93,22 @@ the command exits 24, listing the paths, unless nothing changed during the pass.
 	fl.BoolVarP(&f.itemize, "itemize-changes", "i", false, "list each change in rsync's %i format (e.g. >f.st...... path)")
 	fl.BoolVar(&f.stats, "stats", false, "print transfer statistics at the end")
 	fl.StringVar(&f.fsync, "fsync", "pass", "when to flush data to disk: file (each file before rename), pass (once before commit), none")
-	fl.StringVar(&f.delta, "delta", "auto", "send changed files as deltas: auto (whole files between local trees), always, never")
+	fl.StringVar(&f.delta, "delta", "auto", "send changed files as deltas: auto (deltas from a remote source, whole files between local trees), always, never")
 	fl.BoolVar(&f.deleteExtraneous, "delete-extraneous", false, "also delete DST paths that are not in SRC and that msync did not put there")
-	fl.IntVar(&f.workers, "workers", 4, "files transferred in parallel")
+	fl.IntVar(&f.workers, "workers", 0, "files transferred in parallel (default 4 locally, 32 in flight from a remote source)")
 	return c
 }
 
 func stateDir(flag, src, dst string) (string, error) {
 	if flag != "" {
 		return flag, nil
+	}
+	if e, err := transport.Parse(src); err == nil && e.Remote() {
+		ad, err := filepath.Abs(dst)
+		if err != nil {
+			return "", err
+		}
+		return state.DefaultDir(src, ad)
 	}
 	as, err := filepath.Abs(src)
 	if err != nil {
@@ -128,9 +142,18 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 	if err != nil {
 		return &exitError{code: exitCodeUsage, err: err}
 	}
-	sd, err := stateDir(f.state, src, dst)
+	srcEP, dstEP, err := endpoints(src, dst)
 	if err != nil {
-		return fatal(err)
+		return err
+	}
+	if f.workers < 0 || f.workers > 256 {
+		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--workers=%d: want 1..256", f.workers)}
+	}
+	sd := f.state
+	if !dstEP.Remote() {
+		if sd, err = stateDir(f.state, src, dst); err != nil {
+			return fatal(err)
+		}
 	}
 	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: sd, Final: f.final, DryRun: f.dryRun,
 		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Owners: f.ownersEnabled(),
@@ -150,7 +173,23 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 	}
 	stop := startProgress(env, f.progress, f.noProgress || f.quiet || f.json, o.Counters)
 	start := time.Now()
-	res, err := engine.Run(ctx, o)
+	var res *engine.Result
+	switch {
+	case srcEP.Remote():
+		var c *transport.Conn
+		if c, err = f.remote.dial(ctx, env, srcEP); err == nil {
+			var s *remote.Source
+			if s, err = c.OpenSource(ctx, srcEP.Path, c.Token); err == nil {
+				o.Source = s
+				res, err = engine.Run(ctx, o)
+			}
+			c.Close()
+		}
+	case dstEP.Remote():
+		res, err = f.push(ctx, env, o, srcEP, dstEP)
+	default:
+		res, err = engine.Run(ctx, o)
+	}
 	stop()
 	elapsed := time.Since(start)
 	if err != nil {
@@ -206,6 +245,29 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 		return &exitError{code: code, err: summaryError(res, code)}
 	}
 	return nil
+}
+
+// push runs the pass on DST's host with this host's SRC as its source.
+func (f *passFlags) push(ctx context.Context, env Env, o engine.Options, srcEP, dstEP transport.Endpoint) (*engine.Result, error) {
+	fi, err := os.Stat(srcEP.Path)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("source %s: not a directory", srcEP.Path)
+	}
+	c, err := f.remote.dial(ctx, env, dstEP)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	local := tree.NewLocal(srcEP.Path)
+	defer local.Close()
+	w := wire.PassOptions{Kind: string(o.Kind), SrcName: sourceName(srcEP.Path), StateDir: f.state, Final: o.Final,
+		DryRun: o.DryRun, TrustDest: o.TrustDest, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude,
+		Xattrs: o.Xattrs, Owners: f.owners, OwnersAuto: !f.owners && !f.noOwners, Fsync: f.fsync, Delta: f.delta,
+		Workers: o.Workers, Itemize: o.OnItem != nil, Progress: true}
+	return c.Push(ctx, local, dstEP.Path, c.Token, w, remote.PushHandlers{OnItem: o.OnItem, Log: o.Log, Counters: o.Counters})
 }
 
 func summaryError(res *engine.Result, code int) error {

@@ -7,7 +7,8 @@ import (
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
-	"github.com/msync/msync/sync/scan"
+	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport"
 	"github.com/msync/msync/verify"
 	"github.com/spf13/cobra"
 )
@@ -29,13 +30,28 @@ Each path that does not match is printed with a code like rclone check --combine
   + path         extra at DST
   ! path: error  could not be read
 --all also prints "= path" for every match. A summary per top-level directory follows.
-Exit status: 0 only when the trees are identical, 1 when anything differs, 2 on error.`,
+Exit status: 0 only when the trees are identical, 1 when anything differs, 2 on error.` + endpointHelp,
 		Args: usageArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := filter.New(f.excludes); err != nil {
 				return &exitError{code: exitCodeUsage, err: err}
 			}
-			o := verify.Options{Src: args[0], Dst: args[1], Exclude: f.excludes, Xattrs: !f.noXattrs,
+			srcEP, dstEP, err := endpoints(args[0], args[1])
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			srcSide, closeSrc, err := f.remote.openSide(ctx, env, srcEP)
+			if err != nil {
+				return fatal(fmt.Errorf("verify: %w", err))
+			}
+			defer closeSrc()
+			dstSide, closeDst, err := f.remote.openSide(ctx, env, dstEP)
+			if err != nil {
+				return fatal(fmt.Errorf("verify: %w", err))
+			}
+			defer closeDst()
+			o := verify.Options{Src: args[0], Dst: args[1], SrcSide: srcSide, DstSide: dstSide, Exclude: f.excludes, Xattrs: !f.noXattrs,
 				Owners: f.ownersEnabled(), All: all, Workers: workers}
 			rep, err := verify.Run(cmd.Context(), o)
 			if err != nil {
@@ -53,6 +69,7 @@ Exit status: 0 only when the trees are identical, 1 when anything differs, 2 on 
 		},
 	}
 	addCommonFlags(c, f)
+	addRemoteFlags(c, &f.remote)
 	c.Flags().BoolVar(&all, "all", false, "also print \"=\" lines for matching paths")
 	c.Flags().IntVar(&workers, "workers", 2, "files hashed in parallel on each side")
 	return c
@@ -62,6 +79,7 @@ func newManifestCommand(env Env) *cobra.Command {
 	var out, format string
 	var excludes []string
 	var noXattrs, noHash bool
+	var rf remoteFlags
 	c := &cobra.Command{
 		Use:   "manifest [flags] DIR",
 		Short: "Write a manifest of DIR (msync, BSD mtree or JSON lines)",
@@ -70,11 +88,13 @@ func newManifestCommand(env Env) *cobra.Command {
 Formats:
   msync  msync's binary manifest (versioned, zstd, checksummed), with content hashes
   mtree  BSD mtree(5) spec: check a tree with "mtree -f FILE -p DIR"
-  json   one JSON object per line, with content hashes`,
+  json   one JSON object per line, with content hashes
+
+DIR may be remote ([user@]host:path or msync://host/module/path): it is then scanned and
+hashed on its own host and only the manifest crosses the network.`,
 		Args: usageArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ex, err := filter.New(excludes)
-			if err != nil {
+			if _, err := filter.New(excludes); err != nil {
 				return &exitError{code: exitCodeUsage, err: err}
 			}
 			var write func(io.Writer, manifest.Iterator) error
@@ -110,21 +130,21 @@ Formats:
 			if !noXattrs {
 				ns = []string{"user."}
 			}
-			sc, err := scan.Start(cmd.Context(), scan.Config{Root: args[0], Exclude: ex, Xattrs: ns})
+			ep, err := transport.Parse(args[0])
+			if err != nil {
+				return &exitError{code: exitCodeUsage, err: err}
+			}
+			side, closeSide, err := rf.openSide(cmd.Context(), env, ep)
+			if err != nil {
+				return fatal(err)
+			}
+			defer closeSide()
+			sc, err := side.Scan(cmd.Context(), tree.ScanConfig{Exclude: excludes, Xattrs: ns, Hash: hash})
 			if err != nil {
 				return fatal(err)
 			}
 			defer sc.Close()
 			var it manifest.Iterator = sc
-			var h *scan.Hasher
-			if hash {
-				h, err = scan.NewHasher(cmd.Context(), args[0], sc, 2, true)
-				if err != nil {
-					return fatal(err)
-				}
-				defer h.Close()
-				it = h
-			}
 			if out == "" || out == "-" {
 				if err := write(env.Stdout, it); err != nil {
 					return fatal(err)
@@ -150,6 +170,7 @@ Formats:
 	c.Flags().StringArrayVar(&excludes, "exclude", nil, "exclude paths matching this rsync-style pattern (repeatable)")
 	c.Flags().BoolVar(&noXattrs, "no-xattrs", false, "leave out extended attributes")
 	c.Flags().BoolVar(&noHash, "no-hash", false, "do not read files to hash them (msync and json formats)")
+	addRemoteFlags(c, &rf)
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -241,6 +242,9 @@ func (w logWriter) Write(p []byte) (int, error) {
 func PassOptions(w *wire.PassOptions) (engine.Options, error) {
 	o := engine.Options{Kind: engine.Kind(w.Kind), Final: w.Final, DryRun: w.DryRun, TrustDest: w.TrustDest,
 		DeleteExtraneous: w.DeleteExtraneous, Exclude: w.Exclude, Xattrs: w.Xattrs, Owners: w.Owners, Workers: w.Workers}
+	if w.OwnersAuto {
+		o.Owners = os.Geteuid() == 0
+	}
 	if o.Kind != engine.Initial && o.Kind != engine.Catchup {
 		return o, fmt.Errorf("%w: pass kind %q", wire.ErrProtocol, w.Kind)
 	}

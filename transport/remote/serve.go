@@ -134,12 +134,15 @@ func (s *servedSource) sender() {
 	for {
 		select {
 		case j := <-s.reqs:
-			w := &dataWriter{c: s.c, id: j.id}
+			w := &dataWriter{c: s.c, id: j.id, buf: (*chunkPool.Get().(*[]byte))[:0]}
 			res := s.local.Send(s.ctx, j.req, w)
+			var err error
 			if res.Status == send.OK {
-				if err := w.flush(); err != nil {
-					return
-				}
+				err = w.flush()
+			}
+			chunkPool.Put(&w.buf)
+			if err != nil {
+				return
 			}
 			if s.c.send(wire.TEnd, j.id, wire.EncodeEnd(res)) != nil {
 				return
@@ -157,12 +160,11 @@ type dataWriter struct {
 	buf []byte
 }
 
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, wire.ChunkSize); return &b }}
+
 func (w *dataWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		if w.buf == nil {
-			w.buf = make([]byte, 0, wire.ChunkSize)
-		}
 		k := min(len(p), wire.ChunkSize-len(w.buf))
 		w.buf = append(w.buf, p[:k]...)
 		p = p[k:]

@@ -42,6 +42,7 @@ type PassOptions struct {
 	Exclude          []string `json:"exclude,omitempty"`
 	Xattrs           bool     `json:"xattrs,omitempty"`
 	Owners           bool     `json:"owners,omitempty"`
+	OwnersAuto       bool     `json:"owners_auto,omitempty"` // copy owners when the receiver runs as root
 	Fsync            string   `json:"fsync,omitempty"`
 	Delta            string   `json:"delta,omitempty"`
 	Workers          int      `json:"workers,omitempty"`

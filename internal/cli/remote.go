@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport"
+	"github.com/msync/msync/verify"
+	"github.com/spf13/cobra"
+)
+
+// remoteFlags say how to reach a remote SRC or DST.
+type remoteFlags struct {
+	rsh, remoteMsync, compress, tokenFile string
+}
+
+func addRemoteFlags(c *cobra.Command, rf *remoteFlags) {
+	fl := c.Flags()
+	fl.StringVarP(&rf.rsh, "rsh", "e", "", `remote shell for host:path endpoints, like rsync's -e (default "ssh", or $MSYNC_RSH)`)
+	fl.StringVar(&rf.remoteMsync, "remote-msync", "msync", "command that runs msync on the far side of ssh")
+	fl.StringVarP(&rf.compress, "compress", "z", "auto", "compress file data with zstd: on, off or auto (off on loopback; data that does not compress is sent as is)")
+	fl.Lookup("compress").NoOptDefVal = "on"
+	fl.StringVar(&rf.tokenFile, "auth-token-file", "", "file holding the token of an msync:// daemon module")
+}
+
+const endpointHelp = `
+SRC and DST may each be a local directory, [user@]host:path (msync over ssh: the far
+side runs "msync serve --stdio"; see -e and --remote-msync) or msync://host[:port]/module/path
+(an "msync serve --listen" daemon). One of them must be local. The pass always runs where
+DST is: pulls run here, pushes on the far side, with the state directory on DST's host.`
+
+func (rf *remoteFlags) dial(ctx context.Context, env Env, e transport.Endpoint) (*transport.Conn, error) {
+	o := transport.DialOptions{Rsh: rf.rsh, RemoteMsync: rf.remoteMsync, Compress: rf.compress, Stderr: env.Stderr}
+	if rf.tokenFile != "" {
+		b, err := os.ReadFile(rf.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--auth-token-file: %w", err)
+		}
+		o.Token = strings.TrimSpace(string(b))
+	}
+	return transport.Dial(ctx, e, o)
+}
+
+// endpoints parses SRC and DST and refuses two remote ones.
+func endpoints(src, dst string) (transport.Endpoint, transport.Endpoint, error) {
+	s, err := transport.Parse(src)
+	if err != nil {
+		return s, transport.Endpoint{}, &exitError{code: exitCodeUsage, err: err}
+	}
+	d, err := transport.Parse(dst)
+	if err != nil {
+		return s, d, &exitError{code: exitCodeUsage, err: err}
+	}
+	if s.Remote() && d.Remote() {
+		return s, d, &exitError{code: exitCodeUsage, err: fmt.Errorf("%s and %s are both remote: one side must be local", src, dst)}
+	}
+	return s, d, nil
+}
+
+// openSide opens one side of a verification or manifest: local, or the
+// far side of a connection.
+func (rf *remoteFlags) openSide(ctx context.Context, env Env, e transport.Endpoint) (verify.Side, func(), error) {
+	if !e.Remote() {
+		l := tree.NewLocal(e.Path)
+		return l, func() { l.Close() }, nil
+	}
+	c, err := rf.dial(ctx, env, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := c.OpenSource(ctx, e.Path, c.Token)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return s, func() { c.Close() }, nil
+}
+
+// sourceName names a local source for the state directory of a push.
+func sourceName(src string) string {
+	host, _ := os.Hostname()
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		abs = src
+	}
+	return host + ":" + abs
+}

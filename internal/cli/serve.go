@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/msync/msync/transport"
+	"github.com/spf13/cobra"
+)
+
+func newServeCommand(env Env) *cobra.Command {
+	var stdio, readOnly bool
+	var listen, tokenFile string
+	var modules []string
+	c := &cobra.Command{
+		Use:   "serve (--stdio | --listen ADDR --module NAME=PATH[,ro] ...)",
+		Short: "Be the far side of a remote pass: over ssh (--stdio) or as a TCP daemon",
+		Long: `Serve msync's protocol to a client msync.
+
+--stdio is what "msync ... host:path" runs through ssh on the far side: it serves any
+path the ssh user can reach (paths are relative to the login directory; ~/ is home).
+
+--listen ADDR runs a daemon that clients reach as msync://host[:port]/NAME/path. Only the
+--module directories are served; a client cannot reach outside them (no "..", no absolute
+paths, no symlinked path components). A module marked ",ro", or every module with
+--read-only, can be the source of a pass or a verification but never a destination.
+With --auth-token-file, clients must present the same token (--auth-token-file on their
+side); it is compared in constant time. The daemon does not encrypt: use it on a trusted
+network or through a tunnel, and ssh otherwise. Each connection is independent: one that
+fails (or panics) never takes the daemon down. Pushes keep their state directory on this
+host, under the daemon user's $XDG_STATE_HOME/msync.`,
+		Args: usageArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			switch {
+			case stdio && listen != "":
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("--stdio and --listen exclude each other")}
+			case stdio:
+				if err := transport.ServeStdio(ctx, env.Stdin, env.Stdout, env.Stderr); err != nil {
+					return fatal(fmt.Errorf("serve: %w", err))
+				}
+				return nil
+			case listen == "":
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("give --stdio or --listen ADDR (see msync serve --help)")}
+			}
+			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr}
+			if len(modules) == 0 {
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("--listen needs at least one --module NAME=PATH")}
+			}
+			for _, s := range modules {
+				m, err := transport.ParseModule(s)
+				if err != nil {
+					return &exitError{code: exitCodeUsage, err: err}
+				}
+				fi, err := os.Stat(m.Path)
+				if err != nil || !fi.IsDir() {
+					return &exitError{code: exitCodeUsage, err: fmt.Errorf("--module %s: %s is not a directory", m.Name, m.Path)}
+				}
+				d.Modules = append(d.Modules, m)
+			}
+			if tokenFile != "" {
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return fatal(fmt.Errorf("--auth-token-file: %w", err))
+				}
+				d.Token = strings.TrimSpace(string(b))
+				if d.Token == "" {
+					return fatal(fmt.Errorf("--auth-token-file %s is empty", tokenFile))
+				}
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fatal(fmt.Errorf("listen: %w", err))
+			}
+			fmt.Fprintf(env.Stderr, "msync serve: listening on %s\n", ln.Addr())
+			if err := transport.ServeListener(ctx, ln, d); err != nil {
+				return fatal(fmt.Errorf("serve: %w", err))
+			}
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.BoolVar(&stdio, "stdio", false, "serve one client on stdin/stdout (run by ssh)")
+	fl.StringVar(&listen, "listen", "", "serve clients on this TCP address (e.g. 127.0.0.1:7873)")
+	fl.StringArrayVar(&modules, "module", nil, "serve directory PATH as module NAME (NAME=PATH, or NAME=PATH,ro for read-only; repeatable)")
+	fl.BoolVar(&readOnly, "read-only", false, "refuse every push: modules can only be read")
+	fl.StringVar(&tokenFile, "auth-token-file", "", "require clients to present the token in this file")
+	return c
+}

@@ -1,0 +1,188 @@
+package transport
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/transport/remote"
+	"github.com/msync/msync/transport/wire"
+)
+
+// Module is a directory a daemon serves under a name.
+type Module struct {
+	Name     string
+	Path     string
+	ReadOnly bool
+}
+
+// ParseModule reads "name=path[,ro]".
+func ParseModule(s string) (Module, error) {
+	name, path, ok := strings.Cut(s, "=")
+	if !ok || name == "" || path == "" || strings.ContainsAny(name, "/ ") {
+		return Module{}, fmt.Errorf("--module %q: want name=path[,ro]", s)
+	}
+	m := Module{Name: name, Path: path}
+	if p, ok := strings.CutSuffix(path, ",ro"); ok {
+		m.Path, m.ReadOnly = p, true
+	}
+	abs, err := filepath.Abs(m.Path)
+	if err != nil {
+		return m, err
+	}
+	m.Path = abs
+	return m, nil
+}
+
+// DaemonConfig configures `msync serve --listen`.
+type DaemonConfig struct {
+	Modules  []Module
+	ReadOnly bool   // every module refuses pushes
+	Token    string // when set, clients must present it
+	Log      io.Writer
+}
+
+// resolve checks a daemon request against the modules.
+func (d *DaemonConfig) resolve(req *wire.OpenRequest) (string, error) {
+	if d.Token != "" {
+		// Compare digests: constant time whatever the lengths.
+		a, b := sha256.Sum256([]byte(req.Token)), sha256.Sum256([]byte(d.Token))
+		if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+			return "", errors.New("authentication failed: wrong or missing token (see --auth-token-file)")
+		}
+	}
+	name, sub, _ := strings.Cut(strings.Trim(req.Path, "/"), "/")
+	i := slices.IndexFunc(d.Modules, func(m Module) bool { return m.Name == name })
+	if i < 0 {
+		var names []string
+		for _, m := range d.Modules {
+			names = append(names, m.Name)
+		}
+		return "", fmt.Errorf("unknown module %q (this daemon serves: %s)", name, strings.Join(names, ", "))
+	}
+	m := d.Modules[i]
+	if req.Op == "receive" && (m.ReadOnly || d.ReadOnly) {
+		return "", fmt.Errorf("module %q is read-only: it can be a source, not a destination", name)
+	}
+	return Beneath(m.Path, sub)
+}
+
+// Beneath returns root/sub after checking that sub is a clean relative
+// path and that none of its existing components is a symlink, so that a
+// client cannot reach outside root.
+func Beneath(root, sub string) (string, error) {
+	sub = strings.Trim(sub, "/")
+	if sub == "" {
+		return root, nil
+	}
+	if err := manifest.ValidPath(sub); err != nil {
+		return "", fmt.Errorf("path %q: %w", sub, err)
+	}
+	cur := root
+	for _, c := range strings.Split(sub, "/") {
+		cur = filepath.Join(cur, c)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, os.ErrNotExist) {
+			break // created by the pass, inside root
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return "", fmt.Errorf("path %q goes through a symlink (%s): refused", sub, cur)
+		}
+	}
+	return filepath.Join(root, sub), nil
+}
+
+// ServeStdio answers one client on stdin/stdout, as `ssh host msync serve
+// --stdio` runs it: any path the ssh user can reach, "~/" meaning home.
+func ServeStdio(ctx context.Context, in io.Reader, out io.Writer, log io.Writer) error {
+	if in == nil || out == nil {
+		return errors.New("no standard input or output to serve on")
+	}
+	rw := &stdio{in, out}
+	return remote.Serve(ctx, rw, remote.ServerConfig{Log: log, Resolve: func(req *wire.OpenRequest) (string, error) {
+		p := req.Path
+		if p == "~" || strings.HasPrefix(p, "~/") {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", err
+			}
+			p = filepath.Join(home, strings.TrimPrefix(p, "~"))
+		}
+		if p == "" {
+			p = "."
+		}
+		return filepath.Abs(p)
+	}})
+}
+
+type stdio struct {
+	io.Reader
+	w io.Writer
+}
+
+func (s *stdio) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// Close closes whichever of the streams can be: the client sees the end.
+func (s *stdio) Close() error {
+	if c, ok := s.w.(io.Closer); ok {
+		c.Close()
+	}
+	if c, ok := s.Reader.(io.Closer); ok {
+		c.Close()
+	}
+	return nil
+}
+
+// ServeListener answers clients on ln until ctx ends, each on its own
+// goroutine; a failing or panicking connection never stops the others.
+func ServeListener(ctx context.Context, ln net.Listener, d *DaemonConfig) error {
+	log := d.Log
+	if log == nil {
+		log = io.Discard
+	}
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					fmt.Fprintf(log, "msync serve: %s: internal error: %v\n", nc.RemoteAddr(), r)
+				}
+			}()
+			err := remote.Serve(ctx, nc, remote.ServerConfig{Log: log, Resolve: d.resolve})
+			if err != nil {
+				fmt.Fprintf(log, "msync serve: %s: %v\n", nc.RemoteAddr(), err)
+			}
+		}()
+	}
+}

@@ -15,5 +15,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("MSYNC_E2E_MAIN") == "1" {
 		os.Exit(cli.Run(context.Background(), os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopSSHD()
+	os.Exit(code)
 }

@@ -8,6 +8,7 @@ BIN     := bin/msync
 FUZZ_READER ?= 150000x
 FUZZ_OPS ?= 400000x
 FUZZ_SIG ?= 600000x
+FUZZ_FRAMES ?= 300000x
 export PATH := /usr/local/go/bin:$(PATH)
 
 .PHONY: all build deps test unit race fuzz vet demo bench benchcheck stress clean
@@ -33,6 +34,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZ_READER) ./manifest
 	$(GO) test -run '^$$' -fuzz '^FuzzOpReader$$' -fuzztime $(FUZZ_OPS) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzSignature$$' -fuzztime $(FUZZ_SIG) ./delta
+	$(GO) test -run '^$$' -fuzz '^FuzzFrames$$' -fuzztime $(FUZZ_FRAMES) ./transport/wire
 
 test: deps vet build unit race fuzz benchcheck
 	@echo "make test: all tests passed"
@@ -42,7 +44,7 @@ benchcheck: build
 	$(BIN) bench run --scale 0.01 --runs 1 --dir $$(mktemp -d) >/dev/null
 
 race:
-	$(GO) test -race -count=1 ./internal/e2e/ ./sync/...
+	$(GO) test -race -count=1 ./internal/e2e/ ./sync/... ./transport/...
 
 demo: build
 	@bash scripts/demo.sh

@@ -49,7 +49,7 @@ func (s *Source) WireBytes() int64 { return s.c.WireBytes() }
 func (s *Source) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, error) {
 	c := s.c
 	id := c.newID()
-	st := &scanStream{c: c, id: id, hashErrs: map[string]string{}}
+	st := &scanStream{c: c, id: id, hashErrs: map[string]string{}, granted: scanWindow}
 	st.cond = sync.NewCond(&st.mu)
 	c.mu.Lock()
 	c.scans[id] = st
@@ -64,7 +64,6 @@ func (s *Source) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	if err := c.send(wire.TCredit, id, wire.EncodeUvarints(scanWindow)); err != nil {
 		return nil, err
 	}
-	st.granted = scanWindow
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -325,7 +324,7 @@ func (t *treeCheck) add(e *manifest.Entry) error {
 func (s *Source) Fetch(ctx context.Context, req *send.Request) (tree.Reply, error) {
 	c := s.c
 	id := c.newID()
-	r := &fetchReply{c: c, path: req.Path, ch: make(chan []byte, 8), gone: make(chan struct{})}
+	r := &fetchReply{c: c, ctx: ctx, path: req.Path, ch: make(chan []byte, 8), gone: make(chan struct{})}
 	c.mu.Lock()
 	if c.Err() != nil {
 		c.mu.Unlock()
@@ -349,7 +348,6 @@ func (s *Source) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 	if err := c.send(wire.TFetch, id, wire.EncodeFetch(req)); err != nil {
 		return nil, err
 	}
-	r.ctx = ctx
 	return r, nil
 }
 

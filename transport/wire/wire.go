@@ -8,10 +8,12 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Protocol versions: a peer speaking any version in [MinVersion, Version]
@@ -70,6 +72,33 @@ func ParseHello(b []byte) (Hello, error) {
 	return h, nil
 }
 
+// firstLine completes the first line of what a stranger sent, waiting a
+// little for the rest of it.
+func firstLine(b []byte, r io.Reader) string {
+	line := append([]byte(nil), b...)
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		return string(line[:i])
+	}
+	more := make(chan []byte, 1)
+	go func() {
+		var rest []byte
+		var c [1]byte
+		for len(rest) < 200 {
+			if n, err := r.Read(c[:]); n == 0 || err != nil || c[0] == '\n' {
+				break
+			}
+			rest = append(rest, c[0])
+		}
+		more <- rest
+	}()
+	select {
+	case rest := <-more:
+		line = append(line, rest...)
+	case <-time.After(time.Second):
+	}
+	return string(line)
+}
+
 func printable(b []byte) string {
 	if len(b) > 40 {
 		b = b[:40]
@@ -107,7 +136,8 @@ func Handshake(r io.Reader, w io.Writer, ours Hello) (version uint16, features u
 	}
 	theirs, err := ParseHello(buf[:])
 	if err != nil {
-		return 0, 0, err
+		// Probably a shell's or a program's message: show its first line.
+		return 0, 0, protoErr("the peer is not speaking msync's protocol (it sent %q); is msync installed on the far side (see --remote-msync)?", firstLine(buf[:], r))
 	}
 	return Negotiate(ours, theirs)
 }

@@ -1,0 +1,180 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/msync/msync/delta"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/send"
+	"github.com/msync/msync/transport/wire"
+)
+
+// hostilePeer plays a source that sends the scan of entries (or raw bytes)
+// and answers every file request with ops.
+type hostilePeer struct {
+	entries []*manifest.Entry
+	rawScan []byte // sent instead of a manifest when set
+	ops     func(w *delta.OpWriter)
+	frame   []byte // sent raw after the open reply when set
+}
+
+func (h *hostilePeer) run(t *testing.T, conn net.Conn) {
+	defer conn.Close()
+	if _, _, err := wire.Handshake(conn, conn, wire.Hello{Version: wire.Version, MinVersion: wire.MinVersion}); err != nil {
+		return
+	}
+	r := wire.NewReader(conn)
+	out := func(ty wire.Type, id uint32, p []byte) {
+		conn.Write(append(wire.AppendHeader(nil, ty, id, len(p)), p...))
+	}
+	for {
+		f, err := r.Next()
+		if err != nil {
+			return
+		}
+		switch f.Type {
+		case wire.TOpen:
+			out(wire.TOpenOK, 0, []byte(`{"path":"/"}`))
+			if h.frame != nil {
+				conn.Write(h.frame)
+			}
+		case wire.TScanReq:
+			data := h.rawScan
+			if data == nil {
+				var b bytes.Buffer
+				mw, _ := manifest.NewWriter(&b)
+				for _, e := range h.entries {
+					if err := mw.Add(e); err != nil {
+						t.Errorf("hostile scan: %v", err)
+					}
+				}
+				mw.Close()
+				data = b.Bytes()
+			}
+			for len(data) > 0 {
+				n := min(len(data), wire.ChunkSize)
+				out(wire.TScanData, f.Stream, data[:n])
+				data = data[n:]
+			}
+			out(wire.TScanEnd, f.Stream, []byte(`{}`))
+		case wire.TFetch:
+			var b bytes.Buffer
+			w := delta.NewOpWriter(&b)
+			h.ops(w)
+			out(wire.TData, f.Stream, b.Bytes())
+			out(wire.TEnd, f.Stream, wire.EncodeEnd(&send.Result{Status: send.OK, Stats: delta.Stats{Size: 5}}))
+		}
+	}
+}
+
+func pullFromHostile(t *testing.T, h *hostilePeer) (string, *engine.Result, error) {
+	t.Helper()
+	a, b := net.Pipe()
+	go h.run(t, b)
+	c, err := NewConn(a, Options{Name: "evil:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.OpenSource(context.Background(), "/", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	res, err := engine.Run(context.Background(), engine.Options{Kind: engine.Initial, Src: "evil:", Dst: dst, Source: s, StateDir: filepath.Join(t.TempDir(), "st")})
+	return dst, res, err
+}
+
+func file(path string, size int64) *manifest.Entry {
+	return &manifest.Entry{Path: path, Type: manifest.TypeFile, Mode: 0o644, Size: size, Nlink: 1, Inode: 1}
+}
+
+func root() *manifest.Entry { return &manifest.Entry{Path: "", Type: manifest.TypeDir, Mode: 0o755} }
+
+func literal(s string) func(*delta.OpWriter) {
+	return func(w *delta.OpWriter) {
+		w.Literal([]byte(s))
+		w.End(int64(len(s)), hashOf(s))
+	}
+}
+
+func hashOf(s string) uint64 {
+	st, _ := delta.Diff(context.Background(), nil, strings.NewReader(s), delta.NewOpWriter(&bytes.Buffer{}))
+	return st.Hash
+}
+
+// A symlink to a directory outside, then a file "beneath" it: refused, and
+// nothing is written outside the destination.
+func TestHostileSymlinkParent(t *testing.T) {
+	outside := t.TempDir()
+	h := &hostilePeer{entries: []*manifest.Entry{root(),
+		{Path: "a", Type: manifest.TypeSymlink, Mode: 0o777, LinkTarget: outside, Size: int64(len(outside))},
+		file("a/evil", 5)}, ops: literal("pwned")}
+	dst, _, err := pullFromHostile(t, h)
+	if !errors.Is(err, wire.ErrProtocol) || !strings.Contains(err.Error(), "outside any directory") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "evil")); err == nil {
+		t.Fatal("a hostile peer wrote outside the destination")
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "a", "evil")); err == nil {
+		t.Fatal("file written beneath a symlink")
+	}
+}
+
+// A scan that does not start with its root, and raw garbage: refused.
+func TestHostileScans(t *testing.T) {
+	for name, h := range map[string]*hostilePeer{
+		"no root":   {entries: []*manifest.Entry{file("x", 5)}, ops: literal("hello")},
+		"garbage":   {rawScan: []byte("MSYNCMAN\x01\x00\x03\x00not zstd at all"), ops: literal("hello")},
+		"bad magic": {rawScan: []byte("../../../etc/passwd"), ops: literal("hello")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := pullFromHostile(t, h)
+			if !errors.Is(err, wire.ErrProtocol) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}
+
+// File data that copies from outside the (empty) basis, or that does not
+// hash to what its end announces, is never committed.
+func TestHostileFileData(t *testing.T) {
+	for name, ops := range map[string]func(*delta.OpWriter){
+		"copy outside basis": func(w *delta.OpWriter) { w.Copy(0, 1<<40); w.End(5, 0) },
+		"wrong hash":         func(w *delta.OpWriter) { w.Literal([]byte("hello")); w.End(5, 12345) },
+		"too long":           literal("hello, longer than announced"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			dst, res, err := pullFromHostile(t, &hostilePeer{entries: []*manifest.Entry{root(), file("f", 5)}, ops: ops})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Stats.Failed != 1 {
+				t.Fatalf("stats %+v, problems %+v", res.Stats, res.Problems)
+			}
+			if _, err := os.Stat(filepath.Join(dst, "f")); err == nil {
+				t.Fatal("bad file data was committed")
+			}
+		})
+	}
+}
+
+// A frame announcing a huge payload ends the connection with a clear error
+// before anything is allocated for it.
+func TestHostileHugeFrame(t *testing.T) {
+	h := &hostilePeer{frame: wire.AppendHeader(nil, wire.TLog, 0, 1<<31), entries: []*manifest.Entry{root()}, ops: literal("x")}
+	_, _, err := pullFromHostile(t, h)
+	if err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Fatalf("err = %v", err)
+	}
+}

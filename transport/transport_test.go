@@ -1,0 +1,134 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport/remote"
+	"github.com/msync/msync/transport/wire"
+)
+
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		in         string
+		kind       Kind
+		user, host string
+		port       int
+		path       string
+	}{
+		{"/srv/mail", Local, "", "", 0, "/srv/mail"},
+		{"./a:b", Local, "", "", 0, "./a:b"},
+		{"dir/x:y", Local, "", "", 0, "dir/x:y"},
+		{"old:/srv/mail", SSH, "", "old", 0, "/srv/mail"},
+		{"root@old.example.org:lists", SSH, "root", "old.example.org", 0, "lists"},
+		{"old:", SSH, "", "old", 0, "."},
+		{"[::1]:/srv", SSH, "", "::1", 0, "/srv"},
+		{"msync://old/mail", Daemon, "", "old", DefaultPort, "mail"},
+		{"msync://127.0.0.1:9000/mail/lists/", Daemon, "", "127.0.0.1", 9000, "mail/lists"},
+		{"msync://[::1]:9000/m", Daemon, "", "::1", 9000, "m"},
+	} {
+		e, err := Parse(c.in)
+		if err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		if e.Kind != c.kind || e.User != c.user || e.Host != c.host || e.Port != c.port || e.Path != c.path {
+			t.Errorf("%s: got %+v", c.in, e)
+		}
+	}
+	for _, bad := range []string{"msync://", "msync://host", "msync://host:x/m", "rsync://host/m", "@:x"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestBeneath(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	os.Mkdir(filepath.Join(root, "d"), 0o755)
+	os.Symlink(outside, filepath.Join(root, "link"))
+	if p, err := Beneath(root, "d/new/x"); err != nil || p != filepath.Join(root, "d/new/x") {
+		t.Errorf("d/new/x: %q %v", p, err)
+	}
+	for _, bad := range []string{"../x", "d/../../x", "link", "link/x", "d/./x"} {
+		if _, err := Beneath(root, bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// The daemon: a token compared in constant time, read-only modules,
+// unknown modules, and a path escaping its module are all refused with
+// clear errors; the right token works.
+func TestDaemonRefusals(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), []byte("data"), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ServeListener(ctx, ln, &DaemonConfig{Token: "s3cret", Modules: []Module{{Name: "m", Path: root}, {Name: "ro", Path: root, ReadOnly: true}}})
+	dial := func() *remote.Conn {
+		nc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := remote.NewConn(nc, remote.Options{Name: "daemon"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, c := range []struct{ path, token, want string }{
+		{"m", "", "authentication failed"},
+		{"m", "s3cre", "authentication failed"},
+		{"nope", "s3cret", `unknown module "nope"`},
+		{"m/../etc", "s3cret", "path"},
+	} {
+		conn := dial()
+		_, err := conn.OpenSource(ctx, c.path, c.token)
+		conn.Close()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("open %s with %q: %v, want %q", c.path, c.token, err, c.want)
+		}
+	}
+	conn := dial()
+	_, err = conn.Push(ctx, tree.NewLocal(t.TempDir()), "ro/x", "s3cret", wire.PassOptions{Kind: "initial", SrcName: "t"}, remote.PushHandlers{})
+	conn.Close()
+	if err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("push to a read-only module: %v", err)
+	}
+	conn = dial()
+	defer conn.Close()
+	s, err := conn.OpenSource(ctx, "ro", "s3cret")
+	if err != nil {
+		t.Fatalf("read-only module as a source: %v", err)
+	}
+	sc, err := s.Scan(ctx, tree.ScanConfig{Hash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	n := 0
+	for {
+		e, err := sc.Next()
+		if err != nil {
+			break
+		}
+		if e.Path == "f" && !e.HasHash {
+			t.Error("hashing scan without a hash")
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("scan of the module returned %d entries, want 2", n)
+	}
+}

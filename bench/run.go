@@ -30,6 +30,9 @@ type Config struct {
 	// MemFiles, when set, adds rows measuring peak RSS per file on a tree of
 	// that many one-byte files.
 	MemFiles int
+	// SSH, when set, is the ssh command (as for -e) that reaches this host
+	// on loopback: rows compare pulls over ssh with rsync -e over the same.
+	SSH string
 }
 
 // Summary is the median and range of one measurement over the runs.
@@ -335,6 +338,13 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	for _, d := range []string{m, r, ms, m2, r2, ms2} {
 		os.RemoveAll(d)
 	}
+	if c.SSH != "" {
+		rows, err := c.sshRows(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		res.Rows = append(res.Rows, rows...)
+	}
 	if c.MemFiles > 0 {
 		rows, err := c.memRows(ctx)
 		if err != nil {
@@ -450,4 +460,114 @@ func (r *Result) Markdown(w io.Writer) {
 			fmt.Fprintf(w, "| (reference: cp -a) | | %s | | | %.0f MiB |\n", fmtVal("s", *row.Ref), float64(row.Ref.RSSKB)/1024)
 		}
 	}
+}
+
+var bytesReceived = regexp.MustCompile(`Total bytes received: ([0-9,]+)`)
+
+func statNum(re *regexp.Regexp, out string) (int64, error) {
+	m := re.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("rsync --stats: no %q in:\n%s", re.String(), out)
+	}
+	return strconv.ParseInt(strings.ReplaceAll(m[1], ",", ""), 10, 64)
+}
+
+// sshRows pulls the tree over ssh on loopback (msync serve --stdio on the
+// far side vs rsync --server), initial and after a mutate round, and
+// compares the bytes each tool counts on its connection.
+func (c *Config) sshRows(ctx context.Context, src string) ([]Row, error) {
+	m, r, ms := filepath.Join(c.Dir, "sm"), filepath.Join(c.Dir, "sr"), filepath.Join(c.Dir, "sm.state")
+	msyncAbs, err := filepath.Abs(c.Msync)
+	if err != nil {
+		return nil, err
+	}
+	remote := "127.0.0.1:" + src
+	var init, catchup []float64
+	var initRSS, catchRSS, rInitRSS, rCatchRSS []int64
+	var rInit, rCatch, mBytes, rBytes []float64
+	mArgs := func(kind string) []string {
+		return []string{kind, remote, m, "--state", ms, "--no-progress", "--json", "-e", c.SSH, "--remote-msync", msyncAbs}
+	}
+	rArgs := []string{"-aH", "--delete", "--stats", "-e", c.SSH, remote + "/", r + "/"}
+	wire := func(out string) (float64, error) {
+		var js struct {
+			Result struct {
+				Stats struct {
+					Wire int64 `json:"wire_bytes"`
+				} `json:"stats"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(out), &js); err != nil {
+			return 0, fmt.Errorf("msync --json: %w", err)
+		}
+		return float64(js.Result.Stats.Wire), nil
+	}
+	for i := range c.Runs {
+		c.logf("ssh run %d of %d", i+1, c.Runs)
+		for _, d := range []string{m, r, ms} {
+			os.RemoveAll(d)
+		}
+		settle()
+		time.Sleep(3 * time.Second)
+		for _, phase := range []string{"initial", "catchup"} {
+			if phase == "catchup" {
+				if _, err := Mutate(src, c.Seed, 100+i); err != nil {
+					return nil, err
+				}
+			}
+			order := []bool{i%2 == 0, i%2 != 0}
+			for _, isM := range order {
+				if isM {
+					x, err := c.run(ctx, c.Msync, mArgs(phase)...)
+					if err != nil {
+						return nil, err
+					}
+					if phase == "initial" {
+						init, initRSS = append(init, x.secs), append(initRSS, x.rss)
+					} else {
+						catchup, catchRSS = append(catchup, x.secs), append(catchRSS, x.rss)
+						w, err := wire(x.out)
+						if err != nil {
+							return nil, err
+						}
+						mBytes = append(mBytes, w)
+					}
+				} else {
+					x, err := c.run(ctx, c.Rsync, rArgs...)
+					if err != nil {
+						return nil, err
+					}
+					if phase == "initial" {
+						rInit, rInitRSS = append(rInit, x.secs), append(rInitRSS, x.rss)
+					} else {
+						rCatch, rCatchRSS = append(rCatch, x.secs), append(rCatchRSS, x.rss)
+						sent, err := statNum(bytesSent, x.out)
+						if err != nil {
+							return nil, err
+						}
+						recv, err := statNum(bytesReceived, x.out)
+						if err != nil {
+							return nil, err
+						}
+						rBytes = append(rBytes, float64(sent+recv))
+					}
+				}
+			}
+		}
+	}
+	for _, d := range []string{m, r, ms} {
+		os.RemoveAll(d)
+	}
+	mk := func(name, unit string, ms, rs []float64, mr, rr []int64, target float64, note string) Row {
+		rw := Row{Name: name, Unit: unit, Msync: summarize(ms, mr), Rsync: summarize(rs, rr), Target: target, Note: note}
+		if rw.Rsync.Median > 0 {
+			rw.Ratio = rw.Msync.Median / rw.Rsync.Median
+		}
+		return rw
+	}
+	return []Row{
+		mk("ssh pull, initial copy (msync host:path vs rsync -aH -e ssh)", "s", init, rInit, initRSS, rInitRSS, 0.7, "loopback sshd, same ssh options"),
+		mk("ssh pull, catch-up after one mutate round", "s", catchup, rCatch, catchRSS, rCatchRSS, 0.5, ""),
+		mk("ssh pull, catch-up bytes on the connection (both directions, as each tool counts)", "bytes", mBytes, rBytes, nil, nil, 0.8, ""),
+	}, nil
 }

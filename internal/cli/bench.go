@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/bench"
+	"github.com/msync/msync/internal/sshd"
 	"github.com/spf13/cobra"
 )
 
@@ -60,7 +61,7 @@ func newBenchCommand(env Env) *cobra.Command {
 func newBenchRunCommand(env Env) *cobra.Command {
 	var cfg bench.Config
 	var out string
-	var asJSON bool
+	var asJSON, sshLoopback bool
 	c := &cobra.Command{
 		Use:   "run [flags]",
 		Short: "Compare msync with rsync on a generated tree, side by side, as ratios",
@@ -85,6 +86,17 @@ Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,
 				cfg.Dir = filepath.Join(os.TempDir(), "msync-bench")
 			}
 			cfg.Log = env.Stderr
+			switch {
+			case sshLoopback && cfg.SSH != "":
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("--ssh and --ssh-loopback exclude each other")}
+			case sshLoopback:
+				srv, err := sshd.Start()
+				if err != nil {
+					return fatal(fmt.Errorf("--ssh-loopback: %w", err))
+				}
+				defer srv.Close()
+				cfg.SSH = srv.Command()
+			}
 			res, err := bench.Run(cmd.Context(), cfg)
 			if err != nil {
 				return fatal(fmt.Errorf("bench run: %w", err))
@@ -114,6 +126,8 @@ Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,
 	c.Flags().StringVarP(&out, "out", "o", "", "also write the table (or JSON) to this file")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of Markdown")
 	c.Flags().IntVar(&cfg.MemFiles, "mem-files", 0, "also measure peak RSS per file on a tree of this many one-byte files (e.g. 1000000)")
+	c.Flags().StringVar(&cfg.SSH, "ssh", "", "also pull over ssh to 127.0.0.1 with this ssh command (as for -e), msync vs rsync")
+	c.Flags().BoolVar(&sshLoopback, "ssh-loopback", false, "start a private OpenSSH server on 127.0.0.1 (keys generated) for the ssh rows")
 	c.Flags().StringVar(&cfg.Msync, "msync", "", "msync binary to measure (default: this one)")
 	c.Flags().StringVar(&cfg.Rsync, "rsync", "", "rsync binary to compare with (default: rsync on PATH)")
 	return c

@@ -32,7 +32,13 @@ const (
 	// FlagXXH64: content hashes are xxhash64.
 	FlagXXH64 = 1 << 1
 
-	knownFlags = FlagZstd | FlagXXH64
+	// FlagCompact: for streams to another host. Device and inode are
+	// stored only for regular files with more than one link (what hard link
+	// detection needs); the other entries read back with zero device and
+	// inode.
+	FlagCompact = 1 << 2
+
+	knownFlags = FlagZstd | FlagXXH64 | FlagCompact
 
 	tagEntry   = 0x01
 	tagTrailer = 0xFF
@@ -62,15 +68,24 @@ type Writer struct {
 	started bool
 	buf     []byte
 	closed  bool
+	compact bool
 }
 
 // NewWriter writes the header to w and returns a Writer for the body. Close
 // must be called to write the trailer; it does not close w.
-func NewWriter(w io.Writer) (*Writer, error) {
+func NewWriter(w io.Writer) (*Writer, error) { return newWriter(w, FlagZstd|FlagXXH64) }
+
+// NewCompactWriter is NewWriter for a stream to another host (FlagCompact):
+// smaller, without the inode numbers a state manifest keeps.
+func NewCompactWriter(w io.Writer) (*Writer, error) {
+	return newWriter(w, FlagZstd|FlagXXH64|FlagCompact)
+}
+
+func newWriter(w io.Writer, flags uint16) (*Writer, error) {
 	var hdr [12]byte
 	copy(hdr[:], magic)
 	binary.LittleEndian.PutUint16(hdr[8:], Version)
-	binary.LittleEndian.PutUint16(hdr[10:], FlagZstd|FlagXXH64)
+	binary.LittleEndian.PutUint16(hdr[10:], flags)
 	if _, err := w.Write(hdr[:]); err != nil {
 		return nil, fmt.Errorf("write manifest header: %w", err)
 	}
@@ -78,7 +93,7 @@ func NewWriter(w io.Writer) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	return &Writer{w: w, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), digest: xxhash.New()}, nil
+	return &Writer{w: w, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), digest: xxhash.New(), compact: flags&FlagCompact != 0}, nil
 }
 
 // Add appends e. Entries must be added in strictly increasing Compare order.
@@ -118,11 +133,21 @@ func (w *Writer) Add(e *Entry) error {
 	}
 	b = binary.AppendUvarint(b, uint64(e.Size))
 	b = binary.AppendVarint(b, e.Mtime)
-	b = binary.AppendVarint(b, e.Ctime)
-	b = binary.AppendUvarint(b, e.Dev)
-	b = binary.AppendUvarint(b, e.Inode)
-	b = binary.AppendUvarint(b, uint64(e.Nlink))
-	b = binary.AppendUvarint(b, e.Rdev)
+	if w.compact {
+		b = binary.AppendVarint(b, e.Ctime)
+		b = binary.AppendUvarint(b, uint64(e.Nlink))
+		b = binary.AppendUvarint(b, e.Rdev)
+		if e.IsHardlinked() {
+			b = binary.AppendUvarint(b, e.Dev)
+			b = binary.AppendUvarint(b, e.Inode)
+		}
+	} else {
+		b = binary.AppendVarint(b, e.Ctime)
+		b = binary.AppendUvarint(b, e.Dev)
+		b = binary.AppendUvarint(b, e.Inode)
+		b = binary.AppendUvarint(b, uint64(e.Nlink))
+		b = binary.AppendUvarint(b, e.Rdev)
+	}
 	var flags byte
 	if e.HasHash {
 		flags |= 1
@@ -225,9 +250,10 @@ type Reader struct {
 	digest *xxhash.Digest
 	prev   string
 	count  uint64
-	buf    []byte
-	done   bool
-	err    error
+	buf     []byte
+	done    bool
+	err     error
+	compact bool
 }
 
 // NewReader reads and checks the header of r.
@@ -253,7 +279,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if flags&FlagXXH64 == 0 {
 		return nil, corrupt("unsupported content hash algorithm (flags %#x)", flags)
 	}
-	rd := &Reader{digest: xxhash.New()}
+	rd := &Reader{digest: xxhash.New(), compact: flags&FlagCompact != 0}
 	body := r
 	if flags&FlagZstd != 0 {
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(64<<20), zstd.WithDecoderMaxWindow(8<<20))
@@ -405,10 +431,19 @@ func (r *Reader) decodeEntry(p []byte) (*Entry, error) {
 	e.Size = int64(d.bounded(1<<62 - 1))
 	e.Mtime = d.varint()
 	e.Ctime = d.varint()
-	e.Dev = d.uvarint()
-	e.Inode = d.uvarint()
-	e.Nlink = uint32(d.bounded(1<<32 - 1))
-	e.Rdev = d.uvarint()
+	if r.compact {
+		e.Nlink = uint32(d.bounded(1<<32 - 1))
+		e.Rdev = d.uvarint()
+		if e.IsHardlinked() {
+			e.Dev = d.uvarint()
+			e.Inode = d.uvarint()
+		}
+	} else {
+		e.Dev = d.uvarint()
+		e.Inode = d.uvarint()
+		e.Nlink = uint32(d.bounded(1<<32 - 1))
+		e.Rdev = d.uvarint()
+	}
 	flags := d.byte()
 	if flags&^3 != 0 {
 		d.fail()

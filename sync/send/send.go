@@ -91,7 +91,8 @@ func File(ctx context.Context, dirs *fsx.Dirs, req *Request, ops io.Writer) *Res
 		return &Result{Status: Failed, Err: fmt.Errorf("%s: no longer a regular file", req.Path)}
 	}
 	res := &Result{}
-	if before.Ino != req.Inode || before.Size != req.Size || before.Mtim.Nano() != req.Mtime || before.Ctim.Nano() != req.Ctime {
+	// A compact scan (manifest.FlagCompact) carries no inode: Inode 0.
+	if req.Inode != 0 && before.Ino != req.Inode || before.Size != req.Size || before.Mtim.Nano() != req.Mtime || before.Ctim.Nano() != req.Ctime {
 		res.Fresh = scan.FromStat(req.Path, &before)
 	}
 	sink := delta.NewOpWriter(ops)

@@ -244,7 +244,7 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 		return err
 	}
 	defer scn.Close()
-	mw, err := manifest.NewWriter(sc)
+	mw, err := manifest.NewCompactWriter(sc)
 	if err != nil {
 		return err
 	}

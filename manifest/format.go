@@ -245,11 +245,11 @@ func (w *Writer) Close() error {
 // Reader reads a manifest written by Writer, validating order, bounds and
 // the trailer checksum. It implements Iterator.
 type Reader struct {
-	br     *bufio.Reader
-	zr     *zstd.Decoder
-	digest *xxhash.Digest
-	prev   string
-	count  uint64
+	br      *bufio.Reader
+	zr      *zstd.Decoder
+	digest  *xxhash.Digest
+	prev    string
+	count   uint64
 	buf     []byte
 	done    bool
 	err     error

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -48,6 +49,11 @@ type Env struct {
 
 // Run executes the msync command line args and returns the exit code.
 func Run(ctx context.Context, args []string, env Env) int {
+	// Several goroutines (and a remote shell's stderr copier) write to
+	// Stderr: make a plain writer safe for that.
+	if _, ok := env.Stderr.(*os.File); !ok && env.Stderr != nil {
+		env.Stderr = &lockedWriter{w: env.Stderr}
+	}
 	root := newRootCommand(env)
 	root.SetArgs(args)
 	root.SetOut(env.Stdout)
@@ -140,6 +146,17 @@ func newVersionCommand(env Env) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func fatal(err error) error { return &exitError{code: ExitFatal, err: err} }

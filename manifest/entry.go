@@ -86,6 +86,9 @@ type Entry struct {
 	// Whoever acts on a scan must not take missing children of such a
 	// directory as deletions.
 	Incomplete bool
+	// Gone marks, in a diff stream only (FlagDiff), a path that no longer
+	// exists.
+	Gone bool
 }
 
 // SameIdentity reports whether a and b describe the same unchanged inode, in

@@ -38,7 +38,12 @@ const (
 	// inode.
 	FlagCompact = 1 << 2
 
-	knownFlags = FlagZstd | FlagXXH64 | FlagCompact
+	// FlagDiff: a compact stream that lists only what changed against a
+	// base scan both ends hold: new or changed entries, and Gone entries
+	// for paths that disappeared (see Diff streams in transport/remote).
+	FlagDiff = 1 << 3
+
+	knownFlags = FlagZstd | FlagXXH64 | FlagCompact | FlagDiff
 
 	tagEntry   = 0x01
 	tagTrailer = 0xFF
@@ -69,6 +74,8 @@ type Writer struct {
 	buf     []byte
 	closed  bool
 	compact bool
+	diff    bool
+	sum     uint64
 }
 
 // NewWriter writes the header to w and returns a Writer for the body. Close
@@ -79,6 +86,12 @@ func NewWriter(w io.Writer) (*Writer, error) { return newWriter(w, FlagZstd|Flag
 // smaller, without the inode numbers a state manifest keeps.
 func NewCompactWriter(w io.Writer) (*Writer, error) {
 	return newWriter(w, FlagZstd|FlagXXH64|FlagCompact)
+}
+
+// NewDiffWriter is NewCompactWriter for a diff stream (FlagDiff): entries
+// with Gone set record deletions.
+func NewDiffWriter(w io.Writer) (*Writer, error) {
+	return newWriter(w, FlagZstd|FlagXXH64|FlagCompact|FlagDiff)
 }
 
 func newWriter(w io.Writer, flags uint16) (*Writer, error) {
@@ -93,7 +106,7 @@ func newWriter(w io.Writer, flags uint16) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	return &Writer{w: w, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), digest: xxhash.New(), compact: flags&FlagCompact != 0}, nil
+	return &Writer{w: w, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10), digest: xxhash.New(), compact: flags&FlagCompact != 0, diff: flags&FlagDiff != 0}, nil
 }
 
 // Add appends e. Entries must be added in strictly increasing Compare order.
@@ -154,6 +167,12 @@ func (w *Writer) Add(e *Entry) error {
 	}
 	if e.Incomplete {
 		flags |= 2
+	}
+	if e.Gone {
+		if !w.diff {
+			return fmt.Errorf("manifest writer: %q: a deletion outside a diff stream", e.Path)
+		}
+		flags |= 4
 	}
 	b = append(b, flags)
 	if e.HasHash {
@@ -218,6 +237,10 @@ func (w *Writer) Flush() error {
 	return nil
 }
 
+// Sum identifies the entries written (whatever the compression): the
+// checksum in the trailer. Valid after Close.
+func (w *Writer) Sum() uint64 { return w.sum }
+
 // Count returns the number of entries added so far.
 func (w *Writer) Count() uint64 { return w.count }
 
@@ -228,8 +251,9 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
+	w.sum = w.digest.Sum64()
 	t := binary.AppendUvarint(nil, w.count)
-	t = binary.LittleEndian.AppendUint64(t, w.digest.Sum64())
+	t = binary.LittleEndian.AppendUint64(t, w.sum)
 	if err := w.record(tagTrailer, t); err != nil {
 		return err
 	}
@@ -254,7 +278,16 @@ type Reader struct {
 	done    bool
 	err     error
 	compact bool
+	diff    bool
+	sum     uint64
 }
+
+// Diff reports whether this is a diff stream (FlagDiff).
+func (r *Reader) Diff() bool { return r.diff }
+
+// Sum returns the trailer's checksum (see Writer.Sum) once Next has
+// returned io.EOF.
+func (r *Reader) Sum() uint64 { return r.sum }
 
 // NewReader reads and checks the header of r.
 func NewReader(r io.Reader) (*Reader, error) {
@@ -279,7 +312,10 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if flags&FlagXXH64 == 0 {
 		return nil, corrupt("unsupported content hash algorithm (flags %#x)", flags)
 	}
-	rd := &Reader{digest: xxhash.New(), compact: flags&FlagCompact != 0}
+	if flags&FlagDiff != 0 && flags&FlagCompact == 0 {
+		return nil, corrupt("diff flag without compact flag")
+	}
+	rd := &Reader{digest: xxhash.New(), compact: flags&FlagCompact != 0, diff: flags&FlagDiff != 0}
 	body := r
 	if flags&FlagZstd != 0 {
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(64<<20), zstd.WithDecoderMaxWindow(8<<20))
@@ -359,6 +395,7 @@ func (r *Reader) next() (*Entry, error) {
 			return nil, corrupt("data after trailer")
 		}
 		r.done = true
+		r.sum = sum
 		return nil, io.EOF
 	case tagEntry:
 	default:
@@ -445,10 +482,11 @@ func (r *Reader) decodeEntry(p []byte) (*Entry, error) {
 		e.Rdev = d.uvarint()
 	}
 	flags := d.byte()
-	if flags&^3 != 0 {
+	if flags&^7 != 0 || (flags&4 != 0 && !r.diff) {
 		d.fail()
 	}
 	e.Incomplete = flags&2 != 0
+	e.Gone = flags&4 != 0
 	if flags&1 != 0 {
 		e.Hash = d.u64()
 		e.HasHash = true

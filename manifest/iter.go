@@ -198,3 +198,60 @@ func (p Prefix) Next() (*Entry, error) {
 	}
 	return e, nil
 }
+
+// Patch applies a diff stream (FlagDiff) to the base it was made against:
+// it yields base's entries, replaced or removed as diff says, and the new
+// ones, in order. A deletion of a path base does not have is corruption.
+func Patch(base, diff Iterator) Iterator {
+	return &patch{b: NewPeeker(base), d: NewPeeker(diff)}
+}
+
+type patch struct{ b, d *Peeker }
+
+func (p *patch) Next() (*Entry, error) {
+	for {
+		b, err := p.b.Peek()
+		if err != nil {
+			return nil, err
+		}
+		d, err := p.d.Peek()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case b == nil && d == nil:
+			return nil, io.EOF
+		case d == nil || b != nil && Compare(b.Path, d.Path) < 0:
+			p.b.Take()
+			return b, nil
+		case b == nil || Compare(d.Path, b.Path) < 0:
+			p.d.Take()
+			if d.Gone {
+				return nil, corrupt("diff deletes %q, which its base does not have", d.Path)
+			}
+			return d, nil
+		default: // same path
+			p.b.Take()
+			p.d.Take()
+			if d.Gone {
+				continue
+			}
+			return d, nil
+		}
+	}
+}
+
+// SameScan reports whether two scans of a path agree in everything a diff
+// stream carries.
+func SameScan(a, b *Entry) bool { return Equal(a, b) && a.Incomplete == b.Incomplete }
+
+// Compacted returns e as a compact stream carries it (FlagCompact): without
+// device and inode unless it is a hard-linked file.
+func Compacted(e *Entry) *Entry {
+	if e.IsHardlinked() || (e.Dev == 0 && e.Inode == 0) {
+		return e
+	}
+	c := *e
+	c.Dev, c.Inode = 0, 0
+	return &c
+}

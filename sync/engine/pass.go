@@ -277,7 +277,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	}
 
 	ns := p.xattrNS()
-	srcScan, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Prev: srcCache})
+	srcScan, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Prev: srcCache, Cache: filepath.Join(st.Path, "src.scan")})
 	if err != nil {
 		return nil, fmt.Errorf("scan source %s: %w", p.src, err)
 	}
@@ -1060,7 +1060,7 @@ func (p *pass) recheck(ctx context.Context, st *state.Dir) error {
 		return fmt.Errorf("final re-check: %w", err)
 	}
 	defer r.Close()
-	sc, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: p.o.Exclude, Xattrs: p.xattrNS()})
+	sc, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: p.o.Exclude, Xattrs: p.xattrNS(), Cache: filepath.Join(st.Path, "src.scan")})
 	if err != nil {
 		return fmt.Errorf("final re-check: %w", err)
 	}

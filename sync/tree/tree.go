@@ -26,6 +26,10 @@ type ScanConfig struct {
 	// Prev is the tree's last manifest, used as a hash and xattr cache by a
 	// local scan; remote scans ignore it.
 	Prev manifest.Iterator
+	// Cache is a file where a remote scan keeps the last full scan it
+	// received, so that the next one can come as a diff; local scans
+	// ignore it.
+	Cache string
 }
 
 // Scan is a running scan.

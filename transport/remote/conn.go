@@ -158,6 +158,11 @@ func (c *Conn) send(t wire.Type, stream uint32, payload []byte) error {
 		return fmt.Errorf("internal error: %s frame of %d bytes", t, len(payload))
 	}
 	select {
+	case <-c.done:
+		return c.closedErr()
+	default:
+	}
+	select {
 	case c.out <- outFrame{t, stream, payload}:
 		return nil
 	case <-c.done:

@@ -3,9 +3,12 @@ package remote
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -98,3 +101,88 @@ func TestPullAndPush(t *testing.T) {
 		}
 	}
 }
+
+// A catch-up's scan comes as a diff against the last full scan both ends
+// kept: a no-change pass moves a small fraction of the first scan's bytes.
+// A base that does not match on the serving end is caught by the scan's
+// sum: the pass fails cleanly and the next one starts from a full scan.
+func TestScanDiffs(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	src, dst := t.TempDir(), t.TempDir()
+	files := map[string]string{}
+	for i := range 3000 {
+		files[filepath.Join("d"+strings.Repeat("x", i%7), "file"+strings.Repeat("y", i%5)+string(rune('a'+i%26))+itoa(i))] = "content " + itoa(i)
+	}
+	writeTree(t, src, files)
+	st := filepath.Join(t.TempDir(), "st")
+	pull := func() (*engine.Result, int64, error) {
+		c, errc := pipe(t, anyPath)
+		defer func() { c.Close(); <-errc }()
+		s, err := c.OpenSource(context.Background(), src, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := engine.Run(context.Background(), engine.Options{Kind: engine.Catchup, Src: "peer:" + src, Dst: dst, Source: s, StateDir: st})
+		return res, s.WireBytes(), err
+	}
+	_, first, err := pull()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, src, map[string]string{"dnew/f": "new"})
+	os.Remove(filepath.Join(src, "d", "filea0"))
+	res, _, err := pull()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Created < 2 || res.Stats.Deleted != 1 {
+		t.Fatalf("catch-up through a diff scan: %+v", res.Stats)
+	}
+	mustIdentical(t, src, dst)
+	_, quiet, err := pull()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quiet*10 > first {
+		t.Errorf("no-change pass moved %d bytes, the first %d: the scan was not sent as a diff", quiet, first)
+	}
+	// Swap the serving end's kept scans for ones of another tree.
+	cache, _ := os.UserCacheDir()
+	kept, _ := filepath.Glob(filepath.Join(cache, "msync", "scans", "*", "*"))
+	other := t.TempDir()
+	writeTree(t, other, map[string]string{"zzz": "other"})
+	c, errc := pipe(t, anyPath)
+	s, _ := c.OpenSource(context.Background(), other, "")
+	sc, _ := s.Scan(context.Background(), tree.ScanConfig{Cache: filepath.Join(t.TempDir(), "o.scan")})
+	for {
+		if _, err := sc.Next(); err != nil {
+			break
+		}
+	}
+	sc.Close()
+	c.Close()
+	<-errc
+	otherKept, _ := filepath.Glob(filepath.Join(cache, "msync", "scans", "*", "*"))
+	var donor string
+	for _, p := range otherKept {
+		if !slices.Contains(kept, p) {
+			donor = p
+		}
+	}
+	if donor == "" || len(kept) == 0 {
+		t.Fatalf("kept scans: %v then %v", kept, otherKept)
+	}
+	b, _ := os.ReadFile(donor)
+	for _, p := range kept {
+		os.WriteFile(p, b, 0o600)
+	}
+	if _, _, err := pull(); err == nil || !errors.Is(err, wire.ErrProtocol) {
+		t.Fatalf("a wrong base went unnoticed: %v", err)
+	}
+	if _, _, err := pull(); err != nil {
+		t.Fatalf("the pass after a wrong base: %v", err)
+	}
+	mustIdentical(t, src, dst)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -244,27 +245,38 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 		return err
 	}
 	defer scn.Close()
-	mw, err := manifest.NewCompactWriter(sc)
+	end := wire.ScanEnd{}
+	var cache *scanCache
+	if !req.Hash && sc.s.c.features&wire.FeatScanDiff != 0 {
+		cache = openScanCache(sc.s.local.Root, req)
+	}
+	var base *manifest.FileReader
+	if cache != nil && req.Base != "" {
+		base = cache.open(req.Base)
+	}
+	var mw *manifest.Writer
+	if base != nil {
+		defer base.Close()
+		mw, err = manifest.NewDiffWriter(sc)
+	} else {
+		mw, err = manifest.NewCompactWriter(sc)
+	}
 	if err != nil {
 		return err
 	}
+	var full *manifest.Writer
+	var tmp *os.File
+	if cache != nil {
+		if tmp, full = cache.create(); tmp != nil {
+			defer func() {
+				tmp.Close()
+				os.Remove(tmp.Name())
+			}()
+		}
+	}
 	last := time.Now()
-	for {
-		e, err := scn.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if req.Hash && e.Type == manifest.TypeFile && !e.HasHash {
-			if herr := scn.HashErr(e.Path); herr != nil {
-				if err := sc.s.c.send(wire.THashErr, sc.id, wire.EncodeHashErr(e.Path, herr.Error())); err != nil {
-					return err
-				}
-			}
-		}
-		if err := mw.Add(e); err != nil {
+	add := func(w *manifest.Writer, e *manifest.Entry) error {
+		if err := w.Add(e); err != nil {
 			return err
 		}
 		if time.Since(last) > 50*time.Millisecond {
@@ -274,11 +286,62 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 			}
 			last = time.Now()
 		}
+		return nil
+	}
+	keep := func(e *manifest.Entry) {
+		if full != nil && full.Add(e) != nil {
+			full = nil // the cache is an optimisation: drop it, not the scan
+		}
+	}
+	if base != nil {
+		err = manifest.Diff(base, scn, func(o, n *manifest.Entry) error {
+			if n != nil {
+				keep(n)
+			}
+			switch {
+			case n == nil:
+				g := *o
+				g.Gone = true
+				return add(mw, &g)
+			case o == nil || !manifest.SameScan(o, manifest.Compacted(n)):
+				return add(mw, n)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		for {
+			e, err := scn.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if req.Hash && e.Type == manifest.TypeFile && !e.HasHash {
+				if herr := scn.HashErr(e.Path); herr != nil {
+					if err := sc.s.c.send(wire.THashErr, sc.id, wire.EncodeHashErr(e.Path, herr.Error())); err != nil {
+						return err
+					}
+				}
+			}
+			keep(e)
+			if err := add(mw, e); err != nil {
+				return err
+			}
+		}
 	}
 	if err := mw.Close(); err != nil {
 		return err
 	}
-	end := wire.ScanEnd{}
+	if full != nil && full.Close() == nil {
+		end.Sum = fmt.Sprintf("%016x", full.Sum())
+		cache.commit(tmp, end.Sum)
+	} else if base == nil {
+		end.Sum = fmt.Sprintf("%016x", mw.Sum())
+	}
 	for _, p := range scn.Problems() {
 		end.Problems = append(end.Problems, wire.ScanProblem{Path: p.Path, Err: p.Err.Error()})
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/msync/msync/manifest"
@@ -51,10 +53,21 @@ func (s *Source) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	id := c.newID()
 	st := &scanStream{c: c, id: id, hashErrs: map[string]string{}, granted: scanWindow}
 	st.cond = sync.NewCond(&st.mu)
+	sreq := wire.ScanRequest{Exclude: cfg.Exclude, Xattrs: cfg.Xattrs, Hash: cfg.Hash, Workers: cfg.Workers}
+	if cfg.Cache != "" && !cfg.Hash && c.features&wire.FeatScanDiff != 0 {
+		st.cache = cfg.Cache
+		if sum, ok := baseSum(cfg.Cache); ok {
+			sreq.Base = fmt.Sprintf("%016x", sum)
+		}
+	}
 	c.mu.Lock()
+	if c.Err() != nil {
+		c.mu.Unlock()
+		return nil, c.closedErr()
+	}
 	c.scans[id] = st
 	c.mu.Unlock()
-	req, err := wire.EncodeJSON(wire.ScanRequest{Exclude: cfg.Exclude, Xattrs: cfg.Xattrs, Hash: cfg.Hash, Workers: cfg.Workers})
+	req, err := wire.EncodeJSON(sreq)
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +105,32 @@ type scanStream struct {
 	finOnce  sync.Once
 
 	rd    *manifest.Reader
+	it    manifest.Iterator // rd, or rd patched onto the kept base
+	base  *manifest.FileReader
 	check treeCheck
 	eof   bool
+
+	cache string           // where the last full scan is kept ("": nowhere)
+	tmp   *os.File         // the new full scan being kept
+	keep  *manifest.Writer // on tmp
+}
+
+// baseSum returns the Sum of the kept scan at path, if it reads back whole.
+func baseSum(path string) (uint64, bool) {
+	r, err := manifest.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer r.Close()
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			return r.Sum(), true
+		}
+		if err != nil {
+			return 0, false
+		}
+	}
 }
 
 func (s *scanStream) finished() chan struct{} {
@@ -196,9 +233,30 @@ func (s *scanStream) Next() (*manifest.Entry, error) {
 		if err != nil {
 			return nil, s.wrap(err)
 		}
-		s.rd = rd
+		s.rd, s.it = rd, rd
+		if rd.Diff() {
+			if s.cache == "" {
+				return nil, s.wrap(fmt.Errorf("%w: a diff scan that was not asked for", wire.ErrProtocol))
+			}
+			b, err := manifest.Open(s.cache)
+			if err != nil {
+				return nil, s.wrap(fmt.Errorf("kept scan: %w", err))
+			}
+			s.base = b
+			s.it = manifest.Patch(b, rd)
+		}
+		if s.cache != "" {
+			if f, err := os.CreateTemp(filepath.Dir(s.cache), ".scan-*"); err == nil {
+				if w, err := manifest.NewCompactWriter(f); err == nil {
+					s.tmp, s.keep = f, w
+				} else {
+					f.Close()
+					os.Remove(f.Name())
+				}
+			}
+		}
 	}
-	e, err := s.rd.Next()
+	e, err := s.it.Next()
 	if err == io.EOF {
 		s.mu.Lock()
 		for !s.ended && s.err == nil {
@@ -212,11 +270,17 @@ func (s *scanStream) Next() (*manifest.Entry, error) {
 		if end.Err != "" {
 			return nil, &RemoteError{Peer: s.c.name, Msg: end.Err}
 		}
+		if err := s.commitKept(end.Sum); err != nil {
+			return nil, s.wrap(err)
+		}
 		s.eof = true
 		s.close()
 		return nil, io.EOF
 	}
 	if err != nil {
+		if s.base != nil {
+			os.Remove(s.cache) // the next scan comes whole
+		}
 		return nil, s.wrap(err)
 	}
 	if err := s.check.add(e); err != nil {
@@ -224,7 +288,45 @@ func (s *scanStream) Next() (*manifest.Entry, error) {
 		s.c.failAfterError(err)
 		return nil, err
 	}
+	if s.keep != nil && s.keep.Add(e) != nil {
+		s.dropKept()
+	}
 	return e, nil
+}
+
+// commitKept keeps the scan just received as the base of the next one,
+// after checking it is the scan the peer made: a diff patched onto the
+// wrong base fails here.
+func (s *scanStream) commitKept(sum string) error {
+	if s.keep == nil {
+		if s.rd.Diff() {
+			return fmt.Errorf("%w: diff scan could not be checked", wire.ErrProtocol)
+		}
+		return nil
+	}
+	defer s.dropKept()
+	if err := s.keep.Close(); err != nil {
+		return nil
+	}
+	if got := fmt.Sprintf("%016x", s.keep.Sum()); got != sum {
+		if s.rd.Diff() {
+			os.Remove(s.cache)
+			return fmt.Errorf("%w: the scan rebuilt from a diff has sum %s, the peer's %s", wire.ErrProtocol, got, sum)
+		}
+		return nil // an old peer that sends no sum: keep nothing
+	}
+	if s.tmp.Sync() == nil && s.tmp.Close() == nil && os.Rename(s.tmp.Name(), s.cache) == nil {
+		s.tmp, s.keep = nil, nil
+	}
+	return nil
+}
+
+func (s *scanStream) dropKept() {
+	if s.tmp != nil {
+		s.tmp.Close()
+		os.Remove(s.tmp.Name())
+		s.tmp, s.keep = nil, nil
+	}
 }
 
 func (s *scanStream) wrap(err error) error {
@@ -275,6 +377,10 @@ func (s *scanStream) Close() {
 	if s.rd != nil {
 		s.rd.Close()
 	}
+	if s.base != nil {
+		s.base.Close()
+	}
+	s.dropKept()
 	if !s.eof {
 		s.eof = true
 		s.abort(ErrClosed)

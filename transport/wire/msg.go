@@ -61,6 +61,9 @@ type ScanRequest struct {
 	Xattrs  []string `json:"xattrs,omitempty"`
 	Hash    bool     `json:"hash,omitempty"`
 	Workers int      `json:"workers,omitempty"`
+	// Base is the Sum (hex) of the last full scan the receiver keeps: the
+	// server may answer with a diff against it (FeatScanDiff).
+	Base string `json:"base,omitempty"`
 }
 
 // ScanProblem is a path a scan could not read.
@@ -72,6 +75,7 @@ type ScanProblem struct {
 // ScanEnd closes a scan.
 type ScanEnd struct {
 	Problems []ScanProblem `json:"problems,omitempty"`
+	Sum      string        `json:"sum,omitempty"` // of the full scan, for the receiver to keep as its next base
 	Err      string        `json:"error,omitempty"` // the scan failed as a whole
 }
 

@@ -25,9 +25,10 @@ const (
 
 // Feature bits exchanged in the handshake; both sides use the intersection.
 const (
-	FeatZstd uint64 = 1 << 0 // data frames may be zstd-compressed (TDataZ)
+	FeatZstd     uint64 = 1 << 0 // data frames may be zstd-compressed (TDataZ)
+	FeatScanDiff uint64 = 1 << 1 // scans may be sent as diffs against a base both ends keep
 
-	KnownFeatures = FeatZstd
+	KnownFeatures = FeatZstd | FeatScanDiff
 )
 
 const magic = "MSYNCWIR"

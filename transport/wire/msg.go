@@ -75,7 +75,7 @@ type ScanProblem struct {
 // ScanEnd closes a scan.
 type ScanEnd struct {
 	Problems []ScanProblem `json:"problems,omitempty"`
-	Sum      string        `json:"sum,omitempty"` // of the full scan, for the receiver to keep as its next base
+	Sum      string        `json:"sum,omitempty"`   // of the full scan, for the receiver to keep as its next base
 	Err      string        `json:"error,omitempty"` // the scan failed as a whole
 }
 

@@ -231,13 +231,19 @@ func dialSSH(ctx context.Context, e Endpoint, o DialOptions) (*sshConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := cmd.StdoutPipe()
+	// Our own pipe, not StdoutPipe: Wait (which runs as soon as the shell
+	// exits) must not close it before what the shell said has been read.
+	out, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
+	cmd.Stdout = pw
 	if err := cmd.Start(); err != nil {
+		out.Close()
+		pw.Close()
 		return nil, fmt.Errorf("start %s: %w", args[0], err)
 	}
+	pw.Close()
 	c := &sshConn{cmd: cmd, in: in, out: out, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
@@ -262,6 +268,7 @@ func (c *sshConn) Close() error {
 			c.cmd.Process.Kill()
 			<-c.done
 		}
+		c.out.Close()
 	})
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
@@ -186,3 +187,51 @@ func TestScanDiffs(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// slowConn delays every write, like a long link.
+type slowConn struct {
+	net.Conn
+	d time.Duration
+}
+
+func (s slowConn) Write(p []byte) (int, error) {
+	time.Sleep(s.d)
+	return s.Conn.Write(p)
+}
+
+// File requests are pipelined: over a slow link the receiver does not wait
+// for one file before asking for the next, so many requests queue up at
+// the sender (here at least 16 of the 32 in flight).
+func TestFetchesArePipelined(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	files := map[string]string{}
+	for i := range 300 {
+		files["f"+itoa(i)] = "small file " + itoa(i)
+	}
+	writeTree(t, src, files)
+	a, b := net.Pipe()
+	served := make(chan *Conn, 1)
+	go func() {
+		c, err := NewConn(slowConn{b, 2 * time.Millisecond}, Options{Name: "client"})
+		if err != nil {
+			return
+		}
+		c.Serve(tree.NewLocal(src))
+		served <- c
+		<-c.Done()
+	}()
+	c, err := NewConn(a, Options{Name: "slow:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := <-served
+	s := c.Source(src)
+	if _, err := engine.Run(context.Background(), engine.Options{Kind: engine.Initial, Src: "slow:", Dst: dst, Source: s, StateDir: filepath.Join(t.TempDir(), "st")}); err != nil {
+		t.Fatal(err)
+	}
+	mustIdentical(t, src, dst)
+	if n := srv.served.maxQueued.Load(); n < 16 {
+		t.Errorf("at most %d file requests were waiting at the sender: not pipelined", n)
+	}
+}

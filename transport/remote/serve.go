@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/msync/msync/manifest"
@@ -39,6 +40,8 @@ type servedSource struct {
 
 	reqs chan fetchJob
 	wg   sync.WaitGroup
+
+	maxQueued atomic.Int64 // most file requests seen waiting at once
 }
 
 type fetchJob struct {
@@ -120,6 +123,9 @@ func (s *servedSource) dispatch(f wire.Frame) error {
 		req, err := wire.DecodeFetch(f.Payload, sig)
 		if err != nil {
 			return err
+		}
+		if n := int64(len(s.reqs) + 1); n > s.maxQueued.Load() {
+			s.maxQueued.Store(n)
 		}
 		select {
 		case s.reqs <- fetchJob{f.Stream, req}:

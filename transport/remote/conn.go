@@ -82,10 +82,9 @@ func NewConn(rw io.ReadWriteCloser, o Options) (*Conn, error) {
 		return nil, fmt.Errorf("%s: %w", o.Name, err)
 	}
 	c.version, c.features = v, f
-	c.compress = o.Compress && f&wire.FeatZstd != 0
 	c.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxMemory(8<<20))
-	if c.compress {
-		c.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(2))
+	if o.Compress {
+		c.setCompress()
 	}
 	c.fr = wire.NewReader(rw)
 	c.wbytes.Add(wire.HelloSize)
@@ -103,6 +102,16 @@ func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// setCompress makes this end compress the file data it sends, when the
+// peer can read it. Called before any data is sent.
+func (c *Conn) setCompress() {
+	if c.features&wire.FeatZstd == 0 || c.compress {
+		return
+	}
+	c.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(2))
+	c.compress = true
 }
 
 // WireBytes returns the bytes sent and received so far.

@@ -19,7 +19,7 @@ import (
 // OpenSource asks the server to serve path (a directory on its host, or
 // "module/path" on a daemon) and returns it as a Source.
 func (c *Conn) OpenSource(ctx context.Context, path, token string) (*Source, error) {
-	if _, err := c.open(ctx, wire.OpenRequest{Op: "source", Path: path, Token: token}); err != nil {
+	if _, err := c.open(ctx, wire.OpenRequest{Op: "source", Path: path, Token: token, Compress: c.compress}); err != nil {
 		return nil, err
 	}
 	return c.Source(path), nil
@@ -197,6 +197,9 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 	}
 	switch req.Op {
 	case "source":
+		if req.Compress {
+			c.setCompress()
+		}
 		c.Serve(tree.NewLocal(root))
 		b, _ := wire.EncodeJSON(wire.OpenReply{Path: root})
 		if err := c.send(wire.TOpenOK, 0, b); err != nil {

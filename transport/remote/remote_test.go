@@ -235,3 +235,45 @@ func TestFetchesArePipelined(t *testing.T) {
 		t.Errorf("at most %d file requests were waiting at the sender: not pipelined", n)
 	}
 }
+
+// With compression on, text crosses in a fraction of its size and arrives
+// intact; data that does not compress is sent as it is.
+func TestCompressedData(t *testing.T) {
+	src := t.TempDir()
+	text := strings.Repeat("Received: from mail.example.org by list.example.org\n", 20000)
+	noise := make([]byte, 1<<20)
+	for i := range noise {
+		noise[i] = byte(i*7919>>3) ^ byte(i>>11)
+	}
+	writeTree(t, src, map[string]string{"archive.mbox": text})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(src, "noise.bin"), noise, 0o644))
+	for _, z := range []bool{false, true} {
+		a, b := net.Pipe()
+		errc := make(chan error, 1)
+		go func() { errc <- Serve(context.Background(), b, ServerConfig{Resolve: anyPath}) }()
+		c, err := NewConn(a, Options{Name: "z:", Compress: z})
+		must(err)
+		s, err := c.OpenSource(context.Background(), src, "")
+		must(err)
+		dst := t.TempDir()
+		_, err = engine.Run(context.Background(), engine.Options{Kind: engine.Initial, Src: "z:", Dst: dst, Source: s, StateDir: filepath.Join(t.TempDir(), "st")})
+		must(err)
+		wb := s.WireBytes()
+		c.Close()
+		<-errc
+		mustIdentical(t, src, dst)
+		total := int64(len(text) + len(noise))
+		if z && wb > int64(len(noise))+int64(len(text))/4 {
+			t.Errorf("compressed pass moved %d bytes for %d bytes of files", wb, total)
+		}
+		if !z && wb < total {
+			t.Errorf("uncompressed pass moved %d bytes for %d bytes of files", wb, total)
+		}
+	}
+}

@@ -24,10 +24,13 @@ const (
 // Path as the source of a pass or verification run by the client) or
 // "receive" (run a pass into Path whose source the client serves).
 type OpenRequest struct {
-	Op    string       `json:"op"`
-	Path  string       `json:"path"`
-	Token string       `json:"token,omitempty"` // TCP daemon modules with --auth-token-file
-	Pass  *PassOptions `json:"pass,omitempty"`  // receive
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Token string `json:"token,omitempty"` // TCP daemon modules with --auth-token-file
+	// Compress asks the serving end to compress the file data it sends
+	// (when FeatZstd was negotiated).
+	Compress bool         `json:"compress,omitempty"`
+	Pass     *PassOptions `json:"pass,omitempty"` // receive
 }
 
 // PassOptions is the wire form of a pass's options (engine.Options).

@@ -176,14 +176,14 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 	var res *engine.Result
 	switch {
 	case srcEP.Remote():
-		var c *transport.Conn
-		if c, err = f.remote.dial(ctx, env, srcEP); err == nil {
-			var s *remote.Source
-			if s, err = c.OpenSource(ctx, srcEP.Path, c.Token); err == nil {
+		var t transport.Transport
+		if t, err = f.remote.open(ctx, env, srcEP); err == nil {
+			var s engine.Source
+			if s, err = t.Source(ctx, srcEP.Path); err == nil {
 				o.Source = s
 				res, err = engine.Run(ctx, o)
 			}
-			c.Close()
+			t.Close()
 		}
 	case dstEP.Remote():
 		res, err = f.push(ctx, env, o, srcEP, dstEP)
@@ -256,18 +256,18 @@ func (f *passFlags) push(ctx context.Context, env Env, o engine.Options, srcEP, 
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("source %s: not a directory", srcEP.Path)
 	}
-	c, err := f.remote.dial(ctx, env, dstEP)
+	t, err := f.remote.open(ctx, env, dstEP)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	defer t.Close()
 	local := tree.NewLocal(srcEP.Path)
 	defer local.Close()
 	w := wire.PassOptions{Kind: string(o.Kind), SrcName: sourceName(srcEP.Path), StateDir: f.state, Final: o.Final,
 		DryRun: o.DryRun, TrustDest: o.TrustDest, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude,
 		Xattrs: o.Xattrs, Owners: f.owners, OwnersAuto: !f.owners && !f.noOwners, Fsync: f.fsync, Delta: f.delta,
 		Workers: o.Workers, Itemize: o.OnItem != nil, Progress: true}
-	return c.Push(ctx, local, dstEP.Path, c.Token, w, remote.PushHandlers{OnItem: o.OnItem, Log: o.Log, Counters: o.Counters})
+	return t.Push(ctx, local, dstEP.Path, w, remote.PushHandlers{OnItem: o.OnItem, Log: o.Log, Counters: o.Counters})
 }
 
 func summaryError(res *engine.Result, code int) error {

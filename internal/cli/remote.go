@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport"
 	"github.com/msync/msync/verify"
 	"github.com/spf13/cobra"
@@ -33,7 +32,7 @@ side runs "msync serve --stdio"; see -e and --remote-msync) or msync://host[:por
 (an "msync serve --listen" daemon). One of them must be local. The pass always runs where
 DST is: pulls run here, pushes on the far side, with the state directory on DST's host.`
 
-func (rf *remoteFlags) dial(ctx context.Context, env Env, e transport.Endpoint) (*transport.Conn, error) {
+func (rf *remoteFlags) open(ctx context.Context, env Env, e transport.Endpoint) (transport.Transport, error) {
 	o := transport.DialOptions{Rsh: rf.rsh, RemoteMsync: rf.remoteMsync, Compress: rf.compress, Stderr: env.Stderr}
 	if rf.tokenFile != "" {
 		b, err := os.ReadFile(rf.tokenFile)
@@ -42,7 +41,7 @@ func (rf *remoteFlags) dial(ctx context.Context, env Env, e transport.Endpoint) 
 		}
 		o.Token = strings.TrimSpace(string(b))
 	}
-	return transport.Dial(ctx, e, o)
+	return transport.Open(ctx, e, o)
 }
 
 // endpoints parses SRC and DST and refuses two remote ones.
@@ -64,20 +63,16 @@ func endpoints(src, dst string) (transport.Endpoint, transport.Endpoint, error) 
 // openSide opens one side of a verification or manifest: local, or the
 // far side of a connection.
 func (rf *remoteFlags) openSide(ctx context.Context, env Env, e transport.Endpoint) (verify.Side, func(), error) {
-	if !e.Remote() {
-		l := tree.NewLocal(e.Path)
-		return l, func() { l.Close() }, nil
-	}
-	c, err := rf.dial(ctx, env, e)
+	t, err := rf.open(ctx, env, e)
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := c.OpenSource(ctx, e.Path, c.Token)
+	s, err := t.Source(ctx, e.Path)
 	if err != nil {
-		c.Close()
+		t.Close()
 		return nil, nil, err
 	}
-	return s, func() { c.Close() }, nil
+	return s, func() { t.Close() }, nil
 }
 
 // sourceName names a local source for the state directory of a push.

@@ -1,11 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport"
+	"github.com/msync/msync/transport/remote"
+	"github.com/msync/msync/transport/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,5 +124,68 @@ func TestTransportConformance(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// The same checks through the Transport interface itself, for every
+// implementation: LocalTransport, and Conn over ssh and over TCP.
+func TestTransportContract(t *testing.T) {
+	needTool(t, "rsync")
+	type impl struct {
+		name string
+		open func(t *testing.T) transport.Transport
+		path func(t *testing.T, dir string) string
+	}
+	dial := func(t *testing.T, raw string) transport.Transport {
+		e, err := transport.Parse(raw)
+		must(t, err)
+		o := transport.DialOptions{}
+		if e.Kind == transport.SSH {
+			f := needSSHD(t)
+			o.Rsh, o.RemoteMsync = f[1], f[3]
+		}
+		tr, err := transport.Open(context.Background(), e, o)
+		must(t, err)
+		return tr
+	}
+	for _, im := range []impl{
+		{"local", func(t *testing.T) transport.Transport { return &transport.LocalTransport{} }, func(t *testing.T, d string) string { return d }},
+		{"ssh", func(t *testing.T) transport.Transport { return dial(t, "127.0.0.1:/") }, func(t *testing.T, d string) string { return d }},
+		{"tcp", func(t *testing.T) transport.Transport { return dial(t, daemonURL(t, "tmp", os.TempDir()+"/x")) }, func(t *testing.T, d string) string {
+			u := daemonURL(t, "tmp", d)
+			return u[strings.Index(u, "/tmp/")+1:]
+		}},
+	} {
+		t.Run(im.name, func(t *testing.T) {
+			base := t.TempDir()
+			src, pulled, pushed := base+"/src", base+"/pulled", base+"/pushed"
+			must(t, os.Mkdir(src, 0o755))
+			buildTree(t, src)
+			for round, kind := range []engine.Kind{engine.Initial, engine.Catchup} {
+				if round == 1 {
+					mutateTree(t, src)
+				}
+				tr := im.open(t)
+				s, err := tr.Source(context.Background(), im.path(t, src))
+				must(t, err)
+				_, err = engine.Run(context.Background(), engine.Options{Kind: kind, Src: s.String(), Dst: pulled, Source: s,
+					StateDir: base + "/pull.state", Xattrs: true, Owners: isRoot()})
+				must(t, err)
+				tr.Close()
+				mustRsyncClean(t, src, pulled)
+
+				tr = im.open(t)
+				local := tree.NewLocal(src)
+				res, err := tr.Push(context.Background(), local, im.path(t, pushed), wire.PassOptions{Kind: string(kind), SrcName: "test:" + src,
+					StateDir: base + "/push.state", Xattrs: true, OwnersAuto: true}, remote.PushHandlers{})
+				must(t, err)
+				local.Close()
+				tr.Close()
+				if res.Stats.Failed != 0 {
+					t.Fatalf("push: %+v", res.Problems)
+				}
+				mustRsyncClean(t, src, pushed)
+			}
+		})
 	}
 }

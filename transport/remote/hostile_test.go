@@ -3,7 +3,9 @@ package remote
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"github.com/cespare/xxhash/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -176,5 +178,81 @@ func TestHostileHugeFrame(t *testing.T) {
 	_, _, err := pullFromHostile(t, h)
 	if err == nil || !strings.Contains(err.Error(), "exceeds") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// rawScan encodes entries in the manifest format without the writer's
+// checks (and without compression), as a hostile peer may.
+func rawScan(entries []*manifest.Entry) []byte {
+	var body []byte
+	prev := ""
+	for _, e := range entries {
+		shared := 0
+		for shared < len(prev) && shared < len(e.Path) && prev[shared] == e.Path[shared] {
+			shared++
+		}
+		var p []byte
+		p = binary.AppendUvarint(p, uint64(shared))
+		p = binary.AppendUvarint(p, uint64(len(e.Path)-shared))
+		p = append(p, e.Path[shared:]...)
+		p = append(p, byte(e.Type))
+		for _, v := range []uint64{uint64(e.Mode), 0, 0, uint64(e.Size)} {
+			p = binary.AppendUvarint(p, v)
+		}
+		p = binary.AppendVarint(p, 0) // mtime
+		p = binary.AppendVarint(p, 0) // ctime
+		for range 4 {
+			p = binary.AppendUvarint(p, 0) // dev, inode, nlink, rdev
+		}
+		p = append(p, 0)    // flags
+		p = append(p, 0, 0) // no link target, no xattrs
+		body = append(body, 1)
+		body = binary.AppendUvarint(body, uint64(len(p)))
+		body = append(body, p...)
+		prev = e.Path
+	}
+	sum := xxhash.Sum64(body)
+	t := binary.AppendUvarint(nil, uint64(len(entries)))
+	t = binary.LittleEndian.AppendUint64(t, sum)
+	body = append(body, 0xFF)
+	body = binary.AppendUvarint(body, uint64(len(t)))
+	body = append(body, t...)
+	hdr := []byte("MSYNCMAN\x01\x00")
+	hdr = binary.LittleEndian.AppendUint16(hdr, manifest.FlagXXH64)
+	return append(hdr, body...)
+}
+
+// Paths with "..", absolute paths and duplicates in a peer's scan are
+// refused before anything is written; nothing appears outside DST.
+func TestHostilePaths(t *testing.T) {
+	// The encoder itself is checked: a clean raw scan is accepted.
+	ok := rawScan([]*manifest.Entry{root(), file("f", 5)})
+	if _, _, err := pullFromHostile(t, &hostilePeer{rawScan: ok, ops: literal("hello")}); err != nil {
+		t.Fatalf("a well-formed raw scan was refused: %v", err)
+	}
+	for name, paths := range map[string][]string{
+		"dot-dot":   {"../evil"},
+		"deep":      {"a", "a/../../evil"},
+		"absolute":  {"/tmp/evil"},
+		"duplicate": {"f", "f"},
+		"unsorted":  {"z", "a"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			es := []*manifest.Entry{root()}
+			for _, p := range paths {
+				if p == "a" {
+					es = append(es, &manifest.Entry{Path: p, Type: manifest.TypeDir, Mode: 0o755})
+				} else {
+					es = append(es, file(p, 5))
+				}
+			}
+			dst, _, err := pullFromHostile(t, &hostilePeer{rawScan: rawScan(es), ops: literal("hello")})
+			if !errors.Is(err, wire.ErrProtocol) {
+				t.Fatalf("err = %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(filepath.Dir(dst), "evil")); err == nil {
+				t.Fatal("written outside the destination")
+			}
+		})
 	}
 }

@@ -297,7 +297,7 @@ func printStats(w io.Writer, res *engine.Result, elapsed time.Duration, dry bool
 	fmt.Fprintf(w, "Literal data: %s\n", humanBytes(s.Literal))
 	fmt.Fprintf(w, "Matched data: %s (deltas: %d, appends: %d)\n", humanBytes(s.Matched), s.Deltas, s.Appended)
 	fmt.Fprintf(w, "Bytes written: %s\n", humanBytes(s.Written))
-	fmt.Fprintf(w, "Bytes a remote transfer would send: %s\n", humanBytes(s.WireBytes))
+	fmt.Fprintf(w, "Wire bytes (remote: counted on the connection; local: what a remote pass would send): %s\n", humanBytes(s.WireBytes))
 	if s.Temps > 0 {
 		fmt.Fprintf(w, "Leftover temp files removed: %d\n", s.Temps)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/wire"
@@ -41,7 +43,11 @@ func Open(ctx context.Context, e Endpoint, o DialOptions) (Transport, error) {
 	if e.Kind == Local {
 		return &LocalTransport{}, nil
 	}
-	return Dial(ctx, e, o)
+	c, err := Dial(ctx, e, o)
+	if err != nil {
+		return nil, err // not a nil *Conn in a non-nil interface
+	}
+	return c, nil
 }
 
 // LocalTransport reaches trees on this host.
@@ -105,3 +111,88 @@ var (
 
 // String names the transport for messages.
 func (c *Conn) String() string { return fmt.Sprint(c.Endpoint) }
+
+// PendingSource is a Source still being opened (a remote shell takes a
+// moment to connect): String and Join answer at once, the other methods
+// wait for it. A pass given one scans its destination meanwhile.
+type PendingSource struct {
+	name  string
+	ready chan struct{}
+	src   engine.Source
+	err   error
+}
+
+// OpenPending opens path through a transport made by open, in the
+// background. Close the transport it returns once the pass is over.
+func OpenPending(ctx context.Context, name, path string, open func() (Transport, error)) (*PendingSource, func()) {
+	p := &PendingSource{name: name, ready: make(chan struct{})}
+	var t Transport
+	go func() {
+		defer close(p.ready)
+		var err error
+		if t, err = open(); err != nil {
+			p.err = err
+			return
+		}
+		p.src, p.err = t.Source(ctx, path)
+	}()
+	return p, func() {
+		<-p.ready
+		if t != nil {
+			t.Close()
+		}
+	}
+}
+
+func (p *PendingSource) wait(ctx context.Context) (engine.Source, error) {
+	select {
+	case <-p.ready:
+		return p.src, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// String names the source.
+func (p *PendingSource) String() string { return p.name }
+
+// Join names one path of the source.
+func (p *PendingSource) Join(rel string) string {
+	if rel == "" {
+		return p.name
+	}
+	if strings.HasSuffix(p.name, "/") || strings.HasSuffix(p.name, ":") {
+		return p.name + rel
+	}
+	return p.name + "/" + rel
+}
+
+// Scan waits for the source, then scans it.
+func (p *PendingSource) Scan(ctx context.Context, c tree.ScanConfig) (tree.Scan, error) {
+	s, err := p.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Scan(ctx, c)
+}
+
+// Fetch waits for the source, then asks it for a file.
+func (p *PendingSource) Fetch(ctx context.Context, req *send.Request) (tree.Reply, error) {
+	s, err := p.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Fetch(ctx, req)
+}
+
+// WireBytes returns the bytes that crossed the connection, once open.
+func (p *PendingSource) WireBytes() int64 {
+	select {
+	case <-p.ready:
+		if wb, ok := p.src.(interface{ WireBytes() int64 }); ok {
+			return wb.WireBytes()
+		}
+	default:
+	}
+	return 0
+}

@@ -176,6 +176,16 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 	var res *engine.Result
 	switch {
 	case srcEP.Remote():
+		if _, serr := os.Stat(dst); serr == nil {
+			// Scan DST while the connection to SRC is being made.
+			ps, done := transport.OpenPending(ctx, src, srcEP.Path, func() (transport.Transport, error) {
+				return f.remote.open(ctx, env, srcEP)
+			})
+			o.Source = ps
+			res, err = engine.Run(ctx, o)
+			done()
+			break
+		}
 		var t transport.Transport
 		if t, err = f.remote.open(ctx, env, srcEP); err == nil {
 			var s engine.Source

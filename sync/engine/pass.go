@@ -277,11 +277,6 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	}
 
 	ns := p.xattrNS()
-	srcScan, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Prev: srcCache, Cache: filepath.Join(st.Path, "src.scan")})
-	if err != nil {
-		return nil, fmt.Errorf("scan source %s: %w", p.src, err)
-	}
-	defer srcScan.Close()
 	var dstIt manifest.Iterator = manifest.Empty
 	var dstScan *scan.Scanner
 	if o.TrustDest && dstExists {
@@ -311,6 +306,14 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		dstIt = dstScan
 		p.dstScan = dstScan
 	}
+
+	// The source's scan starts after the destination's: a remote source
+	// may still be connecting, and the destination scan goes on meanwhile.
+	srcScan, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Prev: srcCache, Cache: filepath.Join(st.Path, "src.scan")})
+	if err != nil {
+		return nil, fmt.Errorf("scan source %s: %w", p.src, err)
+	}
+	defer srcScan.Close()
 
 	if dstExists {
 		r, err := fsx.OpenRoot(o.Dst)

@@ -65,7 +65,7 @@ func (c *scanCache) create() (*os.File, *manifest.Writer) {
 	if err != nil {
 		return nil, nil
 	}
-	w, err := manifest.NewCompactWriter(f)
+	w, err := manifest.NewWriter(f)
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
@@ -75,10 +75,9 @@ func (c *scanCache) create() (*os.File, *manifest.Writer) {
 }
 
 // commit names a complete kept scan by its Sum and drops the oldest.
+// Kept scans are not fsynced: a torn one fails its checksum and the next
+// scan is sent whole.
 func (c *scanCache) commit(f *os.File, sum string) {
-	if err := f.Sync(); err != nil {
-		return
-	}
 	if err := os.Rename(f.Name(), filepath.Join(c.dir, sum)); err != nil {
 		return
 	}

@@ -246,23 +246,33 @@ func (sc *servedScan) run(req wire.ScanRequest) {
 
 func (sc *servedScan) stream(req wire.ScanRequest) error {
 	ctx := sc.s.ctx
-	scn, err := sc.s.local.Scan(ctx, tree.ScanConfig{Exclude: req.Exclude, Xattrs: req.Xattrs, Hash: req.Hash, Workers: req.Workers})
+	var cache *scanCache
+	if !req.Hash && sc.s.c.features&wire.FeatScanDiff != 0 {
+		cache = openScanCache(sc.s.local.Root, req)
+	}
+	// The kept scan the receiver names is the base of the diff, and (read
+	// a second time) the scanner's cache of xattrs by identity.
+	var base, prev *manifest.FileReader
+	if cache != nil && req.Base != "" {
+		if base = cache.open(req.Base); base != nil {
+			defer base.Close()
+			if prev = cache.open(req.Base); prev != nil {
+				defer prev.Close()
+			}
+		}
+	}
+	cfg := tree.ScanConfig{Exclude: req.Exclude, Xattrs: req.Xattrs, Hash: req.Hash, Workers: req.Workers}
+	if prev != nil {
+		cfg.Prev = prev
+	}
+	scn, err := sc.s.local.Scan(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer scn.Close()
 	end := wire.ScanEnd{}
-	var cache *scanCache
-	if !req.Hash && sc.s.c.features&wire.FeatScanDiff != 0 {
-		cache = openScanCache(sc.s.local.Root, req)
-	}
-	var base *manifest.FileReader
-	if cache != nil && req.Base != "" {
-		base = cache.open(req.Base)
-	}
 	var mw *manifest.Writer
 	if base != nil {
-		defer base.Close()
 		mw, err = manifest.NewDiffWriter(sc)
 	} else {
 		mw, err = manifest.NewCompactWriter(sc)
@@ -270,7 +280,9 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 	if err != nil {
 		return err
 	}
-	var full *manifest.Writer
+	// The kept scan is full (with inodes, for the xattr cache); it is named
+	// by the sum of its compact form, which is what the receiver rebuilds.
+	var full, sum *manifest.Writer
 	var tmp *os.File
 	if cache != nil {
 		if tmp, full = cache.create(); tmp != nil {
@@ -278,6 +290,7 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 				tmp.Close()
 				os.Remove(tmp.Name())
 			}()
+			sum, _ = manifest.NewCompactWriter(io.Discard)
 		}
 	}
 	last := time.Now()
@@ -295,7 +308,7 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 		return nil
 	}
 	keep := func(e *manifest.Entry) {
-		if full != nil && full.Add(e) != nil {
+		if full != nil && (full.Add(e) != nil || sum.Add(e) != nil) {
 			full = nil // the cache is an optimisation: drop it, not the scan
 		}
 	}
@@ -309,7 +322,7 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 				g := *o
 				g.Gone = true
 				return add(mw, &g)
-			case o == nil || !manifest.SameScan(o, manifest.Compacted(n)):
+			case o == nil || !manifest.SameScan(manifest.Compacted(o), manifest.Compacted(n)):
 				return add(mw, n)
 			}
 			return nil
@@ -342,8 +355,8 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 	if err := mw.Close(); err != nil {
 		return err
 	}
-	if full != nil && full.Close() == nil {
-		end.Sum = fmt.Sprintf("%016x", full.Sum())
+	if full != nil && full.Close() == nil && sum.Close() == nil {
+		end.Sum = fmt.Sprintf("%016x", sum.Sum())
 		cache.commit(tmp, end.Sum)
 	} else if base == nil {
 		end.Sum = fmt.Sprintf("%016x", mw.Sum())

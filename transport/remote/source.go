@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/msync/msync/manifest"
@@ -56,8 +57,8 @@ func (s *Source) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	sreq := wire.ScanRequest{Exclude: cfg.Exclude, Xattrs: cfg.Xattrs, Hash: cfg.Hash, Workers: cfg.Workers}
 	if cfg.Cache != "" && !cfg.Hash && c.features&wire.FeatScanDiff != 0 {
 		st.cache = cfg.Cache
-		if sum, ok := baseSum(cfg.Cache); ok {
-			sreq.Base = fmt.Sprintf("%016x", sum)
+		if path, sum := newestKept(cfg.Cache); path != "" {
+			st.basePath, sreq.Base = path, sum
 		}
 	}
 	c.mu.Lock()
@@ -110,27 +111,28 @@ type scanStream struct {
 	check treeCheck
 	eof   bool
 
-	cache string           // where the last full scan is kept ("": nowhere)
-	tmp   *os.File         // the new full scan being kept
-	keep  *manifest.Writer // on tmp
+	cache    string           // where scans are kept: CACHE.SUM ("": nowhere)
+	basePath string           // the kept scan named as the base of a diff
+	tmp      *os.File         // the new full scan being kept
+	keep     *manifest.Writer // on tmp
 }
 
-// baseSum returns the Sum of the kept scan at path, if it reads back whole.
-func baseSum(path string) (uint64, bool) {
-	r, err := manifest.Open(path)
-	if err != nil {
-		return 0, false
-	}
-	defer r.Close()
-	for {
-		_, err := r.Next()
-		if err == io.EOF {
-			return r.Sum(), true
+// newestKept finds the last scan kept at prefix: PREFIX.SUM, named by its
+// sum so that it need not be read to be named.
+func newestKept(prefix string) (path, sum string) {
+	ms, _ := filepath.Glob(prefix + ".*")
+	var newest int64
+	for _, m := range ms {
+		sfx := strings.TrimPrefix(m, prefix+".")
+		fi, err := os.Stat(m)
+		if err != nil || !validSum(sfx) {
+			continue
 		}
-		if err != nil {
-			return 0, false
+		if t := fi.ModTime().UnixNano(); path == "" || t > newest {
+			path, sum, newest = m, sfx, t
 		}
 	}
+	return path, sum
 }
 
 func (s *scanStream) finished() chan struct{} {
@@ -235,10 +237,10 @@ func (s *scanStream) Next() (*manifest.Entry, error) {
 		}
 		s.rd, s.it = rd, rd
 		if rd.Diff() {
-			if s.cache == "" {
+			if s.basePath == "" {
 				return nil, s.wrap(fmt.Errorf("%w: a diff scan that was not asked for", wire.ErrProtocol))
 			}
-			b, err := manifest.Open(s.cache)
+			b, err := manifest.Open(s.basePath)
 			if err != nil {
 				return nil, s.wrap(fmt.Errorf("kept scan: %w", err))
 			}
@@ -279,7 +281,7 @@ func (s *scanStream) Next() (*manifest.Entry, error) {
 	}
 	if err != nil {
 		if s.base != nil {
-			os.Remove(s.cache) // the next scan comes whole
+			os.Remove(s.basePath) // the next scan comes whole
 		}
 		return nil, s.wrap(err)
 	}
@@ -310,13 +312,22 @@ func (s *scanStream) commitKept(sum string) error {
 	}
 	if got := fmt.Sprintf("%016x", s.keep.Sum()); got != sum {
 		if s.rd.Diff() {
-			os.Remove(s.cache)
+			os.Remove(s.basePath)
 			return fmt.Errorf("%w: the scan rebuilt from a diff has sum %s, the peer's %s", wire.ErrProtocol, got, sum)
 		}
 		return nil // an old peer that sends no sum: keep nothing
 	}
-	if s.tmp.Sync() == nil && s.tmp.Close() == nil && os.Rename(s.tmp.Name(), s.cache) == nil {
+	// Not fsynced: a torn kept scan fails its checksum; the next scan is
+	// then sent whole.
+	kept := s.cache + "." + sum
+	if s.tmp.Close() == nil && os.Rename(s.tmp.Name(), kept) == nil {
 		s.tmp, s.keep = nil, nil
+		old, _ := filepath.Glob(s.cache + ".*")
+		for _, o := range old {
+			if o != kept && validSum(strings.TrimPrefix(o, s.cache+".")) {
+				os.Remove(o)
+			}
+		}
 	}
 	return nil
 }

@@ -74,6 +74,7 @@ type pass struct {
 	noTmpfile atomic.Bool
 	notQuiet  []string        // source paths that moved during the pass, once each
 	movedSeen map[string]bool // guards notQuiet against repeats
+	stop      context.CancelCauseFunc
 }
 
 // Run performs one pass as o describes.
@@ -148,7 +149,23 @@ func checkPaths(src, dst string) error {
 	return nil
 }
 
+// errStopped wraps what made a pass stop on its own (a full file system).
+var errStopped = errors.New("pass stopped")
+
+// interrupted says why the pass ended early.
+func (p *pass) interrupted(ctx context.Context) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errStopped) {
+		return cause
+	}
+	return fmt.Errorf("pass interrupted: %w", ctx.Err())
+}
+
 func (p *pass) problem(path string, err error, vanished bool) {
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+		// Every file after this one would fail the same way: stop, commit
+		// nothing; what is in place stays, the next pass completes it.
+		p.stop(fmt.Errorf("%w: %w; free space at the destination and run the pass again", errStopped, err))
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.res.Problems = append(p.res.Problems, Problem{Path: path, Err: err.Error(), Vanished: vanished})
@@ -206,8 +223,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	start := time.Now()
 	var phases state.PhaseTimes
 	o := &p.o
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p.stop = cancel
 
 	dstExists := true
 	if _, err := os.Lstat(o.Dst); errors.Is(err, os.ErrNotExist) {
@@ -391,8 +409,8 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	S, D, M := manifest.NewPeeker(srcScan), manifest.NewPeeker(dstIt), manifest.NewPeeker(old)
 	var loopErr error
 	for {
-		if err := ctx.Err(); err != nil {
-			loopErr = err
+		if ctx.Err() != nil {
+			loopErr = p.interrupted(ctx)
 			break
 		}
 		s, err := S.Peek()
@@ -454,7 +472,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	if loopErr == nil && ctx.Err() != nil {
 		// Interrupted after the merge: transfers were cut short. Commit nothing;
 		// the pending manifest tells the next pass what may be at DST.
-		loopErr = fmt.Errorf("pass interrupted: %w", ctx.Err())
+		loopErr = p.interrupted(ctx)
 	}
 	if loopErr != nil {
 		close(p.slots)
@@ -491,7 +509,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		return p.res, writerErr
 	}
 	if err := ctx.Err(); err != nil {
-		return p.res, fmt.Errorf("pass interrupted: %w", err)
+		return p.res, p.interrupted(ctx)
 	}
 	t = time.Now()
 	if !o.DryRun {

@@ -35,6 +35,7 @@ type passFlags struct {
 	trustDest        bool
 	final            bool
 	noXattrs         bool
+	sparse           bool
 	owners           bool
 	noOwners         bool
 	workers          int
@@ -95,6 +96,7 @@ the command exits 24, listing the paths, unless nothing changed during the pass.
 	fl.StringVar(&f.fsync, "fsync", "pass", "when to flush data to disk: file (each file before rename), pass (once before commit), none")
 	fl.StringVar(&f.delta, "delta", "auto", "send changed files as deltas: auto (deltas from a remote source, whole files between local trees), always, never")
 	fl.BoolVar(&f.deleteExtraneous, "delete-extraneous", false, "also delete DST paths that are not in SRC and that msync did not put there")
+	fl.BoolVarP(&f.sparse, "sparse", "S", false, "leave holes where aligned 4 KiB blocks of written files are zero (like rsync -S)")
 	fl.IntVar(&f.workers, "workers", 0, "files transferred in parallel (default 4 locally, 32 in flight from a remote source)")
 	return c
 }
@@ -156,7 +158,7 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 		}
 	}
 	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: sd, Final: f.final, DryRun: f.dryRun,
-		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Owners: f.ownersEnabled(),
+		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Sparse: f.sparse, Owners: f.ownersEnabled(),
 		Fsync: fsync, Delta: dm, Workers: f.workers, Counters: &engine.Counters{}, Log: env.Stderr}
 	if f.quiet {
 		o.Log = io.Discard
@@ -275,7 +277,7 @@ func (f *passFlags) push(ctx context.Context, env Env, o engine.Options, srcEP, 
 	defer local.Close()
 	w := wire.PassOptions{Kind: string(o.Kind), SrcName: sourceName(srcEP.Path), StateDir: f.state, Final: o.Final,
 		DryRun: o.DryRun, TrustDest: o.TrustDest, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude,
-		Xattrs: o.Xattrs, Owners: f.owners, OwnersAuto: !f.owners && !f.noOwners, Fsync: f.fsync, Delta: f.delta,
+		Xattrs: o.Xattrs, Sparse: o.Sparse, Owners: f.owners, OwnersAuto: !f.owners && !f.noOwners, Fsync: f.fsync, Delta: f.delta,
 		Workers: o.Workers, Itemize: o.OnItem != nil, Progress: true}
 	return t.Push(ctx, local, dstEP.Path, w, remote.PushHandlers{OnItem: o.OnItem, Log: o.Log, Counters: o.Counters})
 }

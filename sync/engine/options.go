@@ -106,6 +106,9 @@ type Options struct {
 	Exclude          []string // rsync-style patterns (see internal/filter)
 	// Xattrs copies extended attributes (user., and trusted./security. as root).
 	Xattrs bool
+	// Sparse leaves holes at the destination where aligned 4 KiB blocks of
+	// a written file are zero, like rsync --sparse.
+	Sparse bool
 	// Owners copies numeric uid/gid (default: when running as root).
 	Owners  bool
 	Fsync   FsyncPolicy

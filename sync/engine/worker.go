@@ -171,13 +171,17 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 
 	var hash uint64
 	var n int64
+	out, finish := w.p.target(tmpf)
 	if src == nil {
-		hash, n, st, err = w.fetchCopy(ctx, j, useBasis, tmpf)
+		hash, n, st, err = w.fetchCopy(ctx, j, useBasis, tmpf, out)
 	} else {
 		h := xxhash.New()
-		n, err = copyBuf(ctx, io.MultiWriter(tmpf, h), io.LimitReader(src, before.Size), w.buf)
+		n, err = copyBuf(ctx, io.MultiWriter(out, h), io.LimitReader(src, before.Size), w.buf)
 		hash = h.Sum64()
 		st.literal, st.wire = n, n+int64(len(j.s.Path))+32
+	}
+	if err == nil {
+		err = finish()
 	}
 	if err != nil {
 		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
@@ -215,7 +219,7 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 // fetchCopy asks the source for the file as a delta against the old
 // destination copy (or the append fast path, or whole when there is no
 // basis) and rebuilds it into tmp, exactly as a remote transfer does.
-func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *os.File) (uint64, int64, xferStats, error) {
+func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *os.File, out io.Writer) (uint64, int64, xferStats, error) {
 	var st xferStats
 	req := &send.Request{Path: j.s.Path, Size: j.s.Size, Mtime: j.s.Mtime, Ctime: j.s.Ctime, Inode: j.s.Inode}
 	var old *os.File
@@ -258,7 +262,7 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 		if old != nil {
 			basis = old
 		}
-		n, hash, aerr := delta.Apply(ctx, basis, delta.NewOpReader(reply, basisSize), tmp)
+		n, hash, aerr := delta.Apply(ctx, basis, delta.NewOpReader(reply, basisSize), out)
 		res, err := reply.Result()
 		if err != nil {
 			return 0, n, st, err
@@ -270,6 +274,9 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 			}
 			if err := tmp.Truncate(0); err != nil {
 				return 0, n, st, err
+			}
+			if sw, ok := out.(*sparseWriter); ok {
+				sw.off = 0
 			}
 			req.Mode = send.Delta
 			continue

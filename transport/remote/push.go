@@ -244,7 +244,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 // PassOptions converts the wire form of a pass's options.
 func PassOptions(w *wire.PassOptions) (engine.Options, error) {
 	o := engine.Options{Kind: engine.Kind(w.Kind), Final: w.Final, DryRun: w.DryRun, TrustDest: w.TrustDest,
-		DeleteExtraneous: w.DeleteExtraneous, Exclude: w.Exclude, Xattrs: w.Xattrs, Owners: w.Owners, Workers: w.Workers}
+		DeleteExtraneous: w.DeleteExtraneous, Exclude: w.Exclude, Xattrs: w.Xattrs, Sparse: w.Sparse, Owners: w.Owners, Workers: w.Workers}
 	if w.OwnersAuto {
 		o.Owners = os.Geteuid() == 0
 	}

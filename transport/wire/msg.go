@@ -44,6 +44,7 @@ type PassOptions struct {
 	DeleteExtraneous bool     `json:"delete_extraneous,omitempty"`
 	Exclude          []string `json:"exclude,omitempty"`
 	Xattrs           bool     `json:"xattrs,omitempty"`
+	Sparse           bool     `json:"sparse,omitempty"`
 	Owners           bool     `json:"owners,omitempty"`
 	OwnersAuto       bool     `json:"owners_auto,omitempty"` // copy owners when the receiver runs as root
 	Fsync            string   `json:"fsync,omitempty"`

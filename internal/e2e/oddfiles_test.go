@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,5 +83,25 @@ func TestDirSwappedForSymlinkMidPass(t *testing.T) {
 		if b, err := os.ReadFile(dst + "/dir/" + n); err != nil || string(b) != "content "+n {
 			t.Fatalf("dir/%s: %q %v", n, b, err)
 		}
+	}
+}
+
+// Sockets are skipped with a note naming them; the rest is copied, exit 0.
+func TestSocketsSkippedWithNote(t *testing.T) {
+	base := t.TempDir()
+	src, dst := base+"/src", base+"/dst"
+	write(t, src+"/a", "a", 0o644)
+	ln, err := net.Listen("unix", src+"/mail.sock")
+	must(t, err)
+	defer ln.Close()
+	code, _, errOut := msync("initial", src, dst, "--state", base+"/st")
+	if code != 0 || !strings.Contains(errOut, "mail.sock: sockets are not copied") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if _, err := os.Lstat(dst + "/mail.sock"); err == nil {
+		t.Error("socket copied")
+	}
+	if b, _ := os.ReadFile(dst + "/a"); string(b) != "a" {
+		t.Error("the rest was not copied")
 	}
 }

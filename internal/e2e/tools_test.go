@@ -104,25 +104,38 @@ func TestUnreadableSourceAsNobody(t *testing.T) {
 	}
 }
 
-// A corrupted or truncated state file stops the pass with a clear error
-// naming the file, and nothing at the destination changes.
+// A corrupted, truncated or forged state file stops the pass with a clear
+// error naming the file, and nothing at the destination changes.
 func TestCorruptStateIsAClearError(t *testing.T) {
-	base := t.TempDir()
-	src, dst, st := base+"/src", base+"/dst", base+"/state"
-	write(t, src+"/a", "a", 0o644)
-	if code, _, e := msync("initial", src, dst, "--state", st); code != 0 {
-		t.Fatal(e)
-	}
-	m := st + "/src.manifest"
-	b := readFile(t, m)
-	must(t, os.WriteFile(m, b[:len(b)-3], 0o600))
-	write(t, src+"/b", "b", 0o644)
-	code, _, e := msync("catchup", src, dst, "--state", st)
-	if code != 2 || !strings.Contains(e, m) || !strings.Contains(e, "corrupt manifest") {
-		t.Fatalf("exit %d, stderr: %s", code, e)
-	}
-	if _, err := os.Stat(dst + "/b"); !os.IsNotExist(err) {
-		t.Fatal("a pass with a corrupt state wrote to the destination")
+	for name, spoil := range map[string]func(b []byte) []byte{
+		"truncated":     func(b []byte) []byte { return b[:len(b)-3] },
+		"flipped byte":  func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b },
+		"newer version": func(b []byte) []byte { b[8] = 9; return b },
+		"forged":        func(b []byte) []byte { return []byte("MSYNCMAN\x01\x00\x03\x00garbage that is not zstd") },
+		"not a manifest": func(b []byte) []byte {
+			return []byte("#!/bin/sh\nrm -rf /\n")
+		},
+	} {
+		for _, side := range []string{"src", "dst"} {
+			t.Run(name+"/"+side, func(t *testing.T) {
+				base := t.TempDir()
+				src, dst, st := base+"/src", base+"/dst", base+"/state"
+				write(t, src+"/a", "a", 0o644)
+				if code, _, e := msync("initial", src, dst, "--state", st); code != 0 {
+					t.Fatal(e)
+				}
+				m := st + "/" + side + ".manifest"
+				must(t, os.WriteFile(m, spoil(readFile(t, m)), 0o600))
+				write(t, src+"/b", "b", 0o644)
+				code, _, e := msync("catchup", src, dst, "--state", st, "--trust-dest")
+				if code != 2 || !strings.Contains(e, m) || !strings.Contains(e, "manifest") {
+					t.Fatalf("exit %d, stderr: %s", code, e)
+				}
+				if _, err := os.Stat(dst + "/b"); !os.IsNotExist(err) {
+					t.Fatal("a pass with a corrupt state wrote to the destination")
+				}
+			})
+		}
 	}
 }
 

@@ -56,8 +56,11 @@ bench: build deps
 	$(BIN) bench run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) --ssh-loopback -o bench/latest.md
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan | tee bench/micro.txt
 
+# 50 seeded kill points per pass kind, ssh and daemon kills, then peak RSS
+# of initial and catch-up on 1,000,000 tiny files (about 20 minutes).
 stress: build deps
 	MSYNC_STRESS=1 $(GO) test -count=1 -timeout 60m -run 'Kill' -v ./internal/e2e/
+	$(BIN) bench run --scale 0.01 --runs 1 --mem-files 1000000 --dir $$(mktemp -d)
 
 clean:
 	rm -rf bin demo

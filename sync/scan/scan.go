@@ -315,8 +315,7 @@ func (s *Scanner) emit(ctx context.Context, e *manifest.Entry) error {
 		if prev != nil {
 			e.Xattrs = prev.Xattrs
 		} else {
-			// Read-only, so a plain path is fine here (and cheaper than /proc).
-			xs, err := fsx.ListXattrs(s.root.Join(e.Path), s.cfg.Xattrs)
+			xs, err := s.listXattrs(nil, e.Path)
 			if err != nil && !errors.Is(err, unix.ENOENT) {
 				s.problem(e.Path, err)
 			}
@@ -383,6 +382,24 @@ func (s *Scanner) walkDir(ctx context.Context, dirs *fsx.Dirs, dir *manifest.Ent
 	return nil
 }
 
+// listXattrs reads the xattrs of rel. Read-only, so a plain path is fine
+// (and cheaper than /proc) unless it is longer than the kernel takes; then
+// the parent is reached component by component.
+func (s *Scanner) listXattrs(dirs *fsx.Dirs, rel string) ([]manifest.Xattr, error) {
+	if p := s.root.Join(rel); len(p) < 3800 {
+		return fsx.ListXattrs(p, s.cfg.Xattrs)
+	}
+	if dirs == nil {
+		dirs = s.root.NewDirs()
+		defer dirs.Close()
+	}
+	dfd, name, err := dirs.At(rel)
+	if err != nil {
+		return nil, err
+	}
+	return fsx.ListXattrs(fsx.ProcPath(dfd, name), s.cfg.Xattrs)
+}
+
 // list reads directory dir and lstats its children, sorted by name.
 func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 	fd, err := dirs.Dir(dir)
@@ -445,7 +462,7 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 			e.Size = int64(len(t))
 		}
 		if !s.cacheXattrs && s.wantXattrs(e) {
-			xs, err := fsx.ListXattrs(s.root.Join(rel), s.cfg.Xattrs)
+			xs, err := s.listXattrs(dirs, rel)
 			if err != nil && !errors.Is(err, unix.ENOENT) {
 				s.problem(rel, err)
 			}

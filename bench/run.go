@@ -279,17 +279,11 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			var js struct {
-				Result struct {
-					Stats struct {
-						Wire int64 `json:"wire_bytes"`
-					} `json:"stats"`
-				} `json:"result"`
+			w, err := wireBytes(x.out)
+			if err != nil {
+				return nil, err
 			}
-			if err := json.Unmarshal([]byte(x.out), &js); err != nil {
-				return nil, fmt.Errorf("msync --json: %w", err)
-			}
-			mBytes = append(mBytes, float64(js.Result.Stats.Wire))
+			mBytes = append(mBytes, w)
 			x, err = c.run(ctx, c.Rsync, "-aH", "--delete", "--no-whole-file", "--stats", src+"/", r2+"/")
 			if err != nil {
 				return nil, err
@@ -462,6 +456,21 @@ func (r *Result) Markdown(w io.Writer) {
 	}
 }
 
+// wireBytes reads the wire bytes of msync --json output.
+func wireBytes(out string) (float64, error) {
+	var js struct {
+		Result struct {
+			Stats struct {
+				Wire int64 `json:"wire_bytes"`
+			} `json:"stats"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &js); err != nil {
+		return 0, fmt.Errorf("msync --json: %w", err)
+	}
+	return float64(js.Result.Stats.Wire), nil
+}
+
 var bytesReceived = regexp.MustCompile(`Total bytes received: ([0-9,]+)`)
 
 func statNum(re *regexp.Regexp, out string) (int64, error) {
@@ -489,19 +498,6 @@ func (c *Config) sshRows(ctx context.Context, src string) ([]Row, error) {
 		return []string{kind, remote, m, "--state", ms, "--no-progress", "--json", "-e", c.SSH, "--remote-msync", msyncAbs}
 	}
 	rArgs := []string{"-aH", "--delete", "--stats", "-e", c.SSH, remote + "/", r + "/"}
-	wire := func(out string) (float64, error) {
-		var js struct {
-			Result struct {
-				Stats struct {
-					Wire int64 `json:"wire_bytes"`
-				} `json:"stats"`
-			} `json:"result"`
-		}
-		if err := json.Unmarshal([]byte(out), &js); err != nil {
-			return 0, fmt.Errorf("msync --json: %w", err)
-		}
-		return float64(js.Result.Stats.Wire), nil
-	}
 	for i := range c.Runs {
 		c.logf("ssh run %d of %d", i+1, c.Runs)
 		for _, d := range []string{m, r, ms} {
@@ -526,7 +522,7 @@ func (c *Config) sshRows(ctx context.Context, src string) ([]Row, error) {
 						init, initRSS = append(init, x.secs), append(initRSS, x.rss)
 					} else {
 						catchup, catchRSS = append(catchup, x.secs), append(catchRSS, x.rss)
-						w, err := wire(x.out)
+						w, err := wireBytes(x.out)
 						if err != nil {
 							return nil, err
 						}

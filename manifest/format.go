@@ -279,15 +279,10 @@ type Reader struct {
 	err     error
 	compact bool
 	diff    bool
-	sum     uint64
 }
 
 // Diff reports whether this is a diff stream (FlagDiff).
 func (r *Reader) Diff() bool { return r.diff }
-
-// Sum returns the trailer's checksum (see Writer.Sum) once Next has
-// returned io.EOF.
-func (r *Reader) Sum() uint64 { return r.sum }
 
 // NewReader reads and checks the header of r.
 func NewReader(r io.Reader) (*Reader, error) {
@@ -395,7 +390,6 @@ func (r *Reader) next() (*Entry, error) {
 			return nil, corrupt("data after trailer")
 		}
 		r.done = true
-		r.sum = sum
 		return nil, io.EOF
 	case tagEntry:
 	default:

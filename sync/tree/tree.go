@@ -133,14 +133,6 @@ func (s *localScan) Close() {
 	s.sc.Close()
 }
 
-// Scanner returns the underlying local scanner of a Scan made by Local, or nil.
-func Scanner(s Scan) *scan.Scanner {
-	if ls, ok := s.(*localScan); ok {
-		return ls.sc
-	}
-	return nil
-}
-
 func (l *Local) getDirs() (*fsx.Dirs, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

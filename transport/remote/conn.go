@@ -49,12 +49,12 @@ type Conn struct {
 	scans   map[uint32]*scanStream
 	fetches map[uint32]*fetchReply
 
-	served  *servedSource // set when this end serves a tree
-	pending error         // why this end sent TError
+	served  atomic.Pointer[servedSource] // set when this end serves a tree
+	pending error                        // why this end sent TError
 
 	opens  chan wire.OpenRequest
 	openOK chan []byte
-	push   *pushClient
+	push   atomic.Pointer[pushClient]
 }
 
 type outFrame struct {
@@ -152,11 +152,11 @@ func (c *Conn) fail(err error) {
 			s.abort(err)
 		}
 		c.mu.Unlock()
-		if c.served != nil {
-			c.served.stop()
+		if sv := c.served.Load(); sv != nil {
+			sv.stop()
 		}
-		if c.push != nil {
-			c.push.abort(err)
+		if pc := c.push.Load(); pc != nil {
+			pc.abort(err)
 		}
 	})
 }
@@ -306,10 +306,11 @@ func (c *Conn) dispatch(f wire.Frame) error {
 			return fmt.Errorf("%w: unexpected open reply", wire.ErrProtocol)
 		}
 	case wire.TScanReq, wire.TCredit, wire.TFetch, wire.TSig:
-		if c.served == nil {
+		sv := c.served.Load()
+		if sv == nil {
 			return fmt.Errorf("%w: the peer sent a %s but this end serves no tree", wire.ErrProtocol, f.Type)
 		}
-		return c.served.dispatch(f)
+		return sv.dispatch(f)
 	case wire.TScanData, wire.THashErr, wire.TScanEnd:
 		c.mu.Lock()
 		s := c.scans[f.Stream]
@@ -330,10 +331,11 @@ func (c *Conn) dispatch(f wire.Frame) error {
 		}
 		return r.dispatch(c, f)
 	case wire.TItem, wire.TLog, wire.TProgress, wire.TResult:
-		if c.push == nil {
+		pc := c.push.Load()
+		if pc == nil {
 			return fmt.Errorf("%w: unexpected %s", wire.ErrProtocol, f.Type)
 		}
-		return c.push.dispatch(f)
+		return pc.dispatch(f)
 	}
 	return fmt.Errorf("%w: unexpected %s", wire.ErrProtocol, f.Type)
 }

@@ -118,7 +118,7 @@ func (p *pushClient) dispatch(f wire.Frame) error {
 // as its source; o.Src names the source in the server's state directory.
 func (c *Conn) Push(ctx context.Context, local *tree.Local, path, token string, o wire.PassOptions, h PushHandlers) (*engine.Result, error) {
 	pc := &pushClient{h: h, done: make(chan struct{})}
-	c.push = pc
+	c.push.Store(pc)
 	c.Serve(local)
 	if _, err := c.open(ctx, wire.OpenRequest{Op: "receive", Path: path, Token: token, Pass: &o}); err != nil {
 		return nil, err

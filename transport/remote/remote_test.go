@@ -231,7 +231,7 @@ func TestFetchesArePipelined(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustIdentical(t, src, dst)
-	if n := srv.served.maxQueued.Load(); n < 16 {
+	if n := srv.served.Load().maxQueued.Load(); n < 16 {
 		t.Errorf("at most %d file requests were waiting at the sender: not pipelined", n)
 	}
 }

@@ -59,7 +59,7 @@ func (c *Conn) Serve(local *tree.Local) {
 		s.wg.Add(1)
 		go s.sender()
 	}
-	c.served = s
+	c.served.Store(s)
 }
 
 func (s *servedSource) stop() {

@@ -147,12 +147,7 @@ func TestInitialAndCatchupAreExact(t *testing.T) {
 			}
 
 			// One flipped byte with size and mtime kept: verify names the file.
-			var fi unix.Stat_t
-			must(t, unix.Stat(dst+"/page", &fi))
-			b, _ := os.ReadFile(dst + "/page")
-			b[100] ^= 1
-			must(t, os.WriteFile(dst+"/page", b, 0o600))
-			must(t, unix.UtimesNano(dst+"/page", []unix.Timespec{fi.Atim, fi.Mtim}))
+			flipByteKeepTimes(t, dst+"/page")
 			code, out, _ := msync("verify", src, dst)
 			if code != 1 || !strings.Contains(out, "* page (content)") {
 				t.Fatalf("verify of corrupted copy: exit %d\n%s", code, out)
@@ -261,4 +256,17 @@ func TestTrustDest(t *testing.T) {
 	if _, err := os.Stat(st + "/pass-in-progress"); !os.IsNotExist(err) {
 		t.Fatal("a completed pass left its in-progress marker")
 	}
+}
+
+// flipByteKeepTimes corrupts one byte of p, keeping its size and times:
+// only reading the content can tell.
+func flipByteKeepTimes(t *testing.T, p string) {
+	t.Helper()
+	var fi unix.Stat_t
+	must(t, unix.Stat(p, &fi))
+	b, err := os.ReadFile(p)
+	must(t, err)
+	b[len(b)/2] ^= 1
+	must(t, os.WriteFile(p, b, 0o600))
+	must(t, unix.UtimesNano(p, []unix.Timespec{fi.Atim, fi.Mtim}))
 }

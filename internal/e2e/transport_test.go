@@ -12,7 +12,6 @@ import (
 	"github.com/msync/msync/transport"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/wire"
-	"golang.org/x/sys/unix"
 )
 
 // A transport as the conformance suite sees it: how to name a local
@@ -112,12 +111,7 @@ func TestTransportConformance(t *testing.T) {
 				mustVerify(t, src, dst)
 
 				// verify through the transport names a flipped byte.
-				var fi unix.Stat_t
-				must(t, unix.Stat(dst+"/page", &fi))
-				b, _ := os.ReadFile(dst + "/page")
-				b[100] ^= 1
-				must(t, os.WriteFile(dst+"/page", b, 0o600))
-				must(t, unix.UtimesNano(dst+"/page", []unix.Timespec{fi.Atim, fi.Mtim}))
+				flipByteKeepTimes(t, dst+"/page")
 				code, out, _ := msync(append([]string{"verify", from, to}, tc.flags(t)...)...)
 				if code != 1 || !strings.Contains(out, "* page (content)") {
 					t.Fatalf("verify through %s of a corrupted copy: exit %d\n%s", tc.name, code, out)

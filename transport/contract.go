@@ -3,8 +3,6 @@ package transport
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/msync/msync/sync/engine"
@@ -109,9 +107,6 @@ var (
 	_ Transport = (*Conn)(nil)
 )
 
-// String names the transport for messages.
-func (c *Conn) String() string { return fmt.Sprint(c.Endpoint) }
-
 // PendingSource is a Source still being opened (a remote shell takes a
 // moment to connect): String and Join answer at once, the other methods
 // wait for it. A pass given one scans its destination meanwhile.
@@ -157,15 +152,7 @@ func (p *PendingSource) wait(ctx context.Context) (engine.Source, error) {
 func (p *PendingSource) String() string { return p.name }
 
 // Join names one path of the source.
-func (p *PendingSource) Join(rel string) string {
-	if rel == "" {
-		return p.name
-	}
-	if strings.HasSuffix(p.name, "/") || strings.HasSuffix(p.name, ":") {
-		return p.name + rel
-	}
-	return p.name + "/" + rel
-}
+func (p *PendingSource) Join(rel string) string { return remote.JoinName(p.name, rel) }
 
 // Scan waits for the source, then scans it.
 func (p *PendingSource) Scan(ctx context.Context, c tree.ScanConfig) (tree.Scan, error) {

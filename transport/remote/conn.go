@@ -75,8 +75,7 @@ func NewConn(rw io.ReadWriteCloser, o Options) (*Conn, error) {
 	c := &Conn{rw: rw, name: o.Name, out: make(chan outFrame, 256), done: make(chan struct{}),
 		readerr: make(chan struct{}), scans: map[uint32]*scanStream{}, fetches: map[uint32]*fetchReply{},
 		opens: make(chan wire.OpenRequest, 1), openOK: make(chan []byte, 1)}
-	cr := &countReader{r: rw}
-	v, f, err := wire.Handshake(cr, rw, ours)
+	v, f, err := wire.Handshake(rw, rw, ours)
 	if err != nil {
 		rw.Close()
 		return nil, fmt.Errorf("%s: %w", o.Name, err)
@@ -91,17 +90,6 @@ func NewConn(rw io.ReadWriteCloser, o Options) (*Conn, error) {
 	go c.writeLoop()
 	go c.readLoop()
 	return c, nil
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // setCompress makes this end compress the file data it sends, when the

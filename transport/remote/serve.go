@@ -231,17 +231,13 @@ func (sc *servedScan) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// run streams the scan; stream ends it with its problems, or run with the
+// error that stopped it.
 func (sc *servedScan) run(req wire.ScanRequest) {
-	err := sc.stream(req)
-	end := wire.ScanEnd{}
-	if err != nil {
-		end.Err = err.Error()
+	if err := sc.stream(req); err != nil {
+		b, _ := wire.EncodeJSON(wire.ScanEnd{Err: err.Error()})
+		sc.s.c.send(wire.TScanEnd, sc.id, b)
 	}
-	b, _ := wire.EncodeJSON(end)
-	if end.Err == "" {
-		return
-	}
-	sc.s.c.send(wire.TScanEnd, sc.id, b)
 }
 
 func (sc *servedScan) stream(req wire.ScanRequest) error {

@@ -34,15 +34,17 @@ func (c *Conn) Source(root string) *Source { return &Source{c: c, root: root} }
 func (s *Source) String() string { return s.c.name }
 
 // Join names one path of the source in messages.
-func (s *Source) Join(rel string) string {
+func (s *Source) Join(rel string) string { return JoinName(s.c.name, rel) }
+
+// JoinName names path rel of the tree called name ("host:/srv", "host:").
+func JoinName(name, rel string) string {
 	if rel == "" {
-		return s.c.name
+		return name
 	}
-	n := s.c.name
-	if len(n) > 0 && n[len(n)-1] != '/' && n[len(n)-1] != ':' {
-		n += "/"
+	if strings.HasSuffix(name, "/") || strings.HasSuffix(name, ":") {
+		return name + rel
 	}
-	return n + rel
+	return name + "/" + rel
 }
 
 // WireBytes returns the bytes that crossed the connection so far.

@@ -25,6 +25,11 @@ type fileJob struct {
 	done    chan struct{}
 }
 
+// request asks for the file as the scan saw it.
+func (j *fileJob) request() *send.Request {
+	return &send.Request{Path: j.s.Path, Size: j.s.Size, Mtime: j.s.Mtime, Ctime: j.s.Ctime, Inode: j.s.Inode}
+}
+
 type worker struct {
 	p       *pass
 	srcDirs *fsx.Dirs
@@ -112,13 +117,10 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	basis := mode != DeltaNever && j.d != nil && j.d.Type == manifest.TypeFile && j.d.Size > 0
 	useBasis := basis && (mode == DeltaAlways || w.p.local == nil)
 	var src *os.File
-	var before unix.Stat_t
+	var before *unix.Stat_t
 	if w.p.local != nil && !useBasis {
 		// Local whole-file copy: read the source directly.
-		if send.TestHooks.BeforeOpen != nil {
-			send.TestHooks.BeforeOpen(j.s.Path)
-		}
-		f, err := scan.OpenFile(w.srcDirs, j.s.Path)
+		f, st0, fresh, err := send.Open(w.srcDirs, j.request())
 		if err != nil {
 			if pe, ok := err.(*os.PathError); ok {
 				pe.Path = w.p.src.Join(j.s.Path)
@@ -126,17 +128,10 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 			return st, err
 		}
 		defer f.Close()
-		src = f
-		if err := unix.Fstat(int(src.Fd()), &before); err != nil {
-			return st, err
-		}
-		if before.Mode&unix.S_IFMT != unix.S_IFREG {
-			return st, errors.New("no longer a regular file")
-		}
-		if before.Ino != j.s.Inode || before.Size != j.s.Size || before.Mtim.Nano() != j.s.Mtime || before.Ctim.Nano() != j.s.Ctime {
+		src, before = f, st0
+		if fresh != nil {
 			// Changed since the scan: copy what is there now, with its metadata.
 			w.p.moved(j.s.Path, "changed during the pass")
-			fresh := scan.FromStat(j.s.Path, &before)
 			fresh.Xattrs = j.s.Xattrs
 			*j.s = *fresh
 		}
@@ -191,14 +186,11 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	}
 	st.written = n
 	if src != nil {
-		if send.TestHooks.AfterRead != nil {
-			send.TestHooks.AfterRead(j.s.Path)
-		}
-		var after unix.Stat_t
-		if err := unix.Fstat(int(src.Fd()), &after); err != nil {
+		same, err := send.Unchanged(src, j.s.Path, before, n)
+		if err != nil {
 			return st, err
 		}
-		if after.Size != before.Size || after.Mtim != before.Mtim || n != before.Size {
+		if !same {
 			return st, errChangedWhileRead
 		}
 	}
@@ -221,7 +213,7 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 // basis) and rebuilds it into tmp, exactly as a remote transfer does.
 func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *os.File, out io.Writer) (uint64, int64, xferStats, error) {
 	var st xferStats
-	req := &send.Request{Path: j.s.Path, Size: j.s.Size, Mtime: j.s.Mtime, Ctime: j.s.Ctime, Inode: j.s.Inode}
+	req := j.request()
 	var old *os.File
 	var basisSize int64
 	if useBasis {

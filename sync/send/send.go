@@ -75,26 +75,12 @@ var TestHooks struct {
 // end with delta's end marker only when the Result is OK; otherwise the
 // receiver must discard what it received.
 func File(ctx context.Context, dirs *fsx.Dirs, req *Request, ops io.Writer) *Result {
-	if TestHooks.BeforeOpen != nil {
-		TestHooks.BeforeOpen(req.Path)
-	}
-	f, err := scan.OpenFile(dirs, req.Path)
+	f, before, fresh, err := Open(dirs, req)
 	if err != nil {
 		return &Result{Status: Failed, Err: err}
 	}
 	defer f.Close()
-	var before unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
-		return &Result{Status: Failed, Err: &os.PathError{Op: "fstat", Path: req.Path, Err: err}}
-	}
-	if before.Mode&unix.S_IFMT != unix.S_IFREG {
-		return &Result{Status: Failed, Err: fmt.Errorf("%s: no longer a regular file", req.Path)}
-	}
-	res := &Result{}
-	// A compact scan (manifest.FlagCompact) carries no inode: Inode 0.
-	if req.Inode != 0 && before.Ino != req.Inode || before.Size != req.Size || before.Mtim.Nano() != req.Mtime || before.Ctim.Nano() != req.Ctime {
-		res.Fresh = scan.FromStat(req.Path, &before)
-	}
+	res := &Result{Fresh: fresh}
 	sink := delta.NewOpWriter(ops)
 	// Read exactly the size seen at open: a file that grows meanwhile is
 	// caught by the fstat below rather than sent torn.
@@ -113,16 +99,55 @@ func File(ctx context.Context, dirs *fsx.Dirs, req *Request, ops io.Writer) *Res
 	if err != nil {
 		return &Result{Status: Failed, Err: err}
 	}
-	if TestHooks.AfterRead != nil {
-		TestHooks.AfterRead(req.Path)
+	same, err := Unchanged(f, req.Path, before, res.Stats.Size)
+	if err != nil {
+		return &Result{Status: Failed, Err: err}
 	}
-	var after unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
-		return &Result{Status: Failed, Err: &os.PathError{Op: "fstat", Path: req.Path, Err: err}}
-	}
-	if after.Size != before.Size || after.Mtim != before.Mtim || res.Stats.Size != before.Size {
+	if !same {
 		return &Result{Status: Changed}
 	}
 	res.Status = OK
 	return res
+}
+
+// Open opens the regular file req.Path for reading, never through a
+// symlink, and returns its stat as opened and, when that is no longer the
+// file req saw (size, times, inode), the file as it is now.
+func Open(dirs *fsx.Dirs, req *Request) (*os.File, *unix.Stat_t, *manifest.Entry, error) {
+	if TestHooks.BeforeOpen != nil {
+		TestHooks.BeforeOpen(req.Path)
+	}
+	f, err := scan.OpenFile(dirs, req.Path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, nil, nil, &os.PathError{Op: "fstat", Path: req.Path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		return nil, nil, nil, fmt.Errorf("%s: no longer a regular file", req.Path)
+	}
+	var fresh *manifest.Entry
+	// A compact scan (manifest.FlagCompact) carries no inode: Inode 0.
+	if req.Inode != 0 && st.Ino != req.Inode || st.Size != req.Size || st.Mtim.Nano() != req.Mtime || st.Ctim.Nano() != req.Ctime {
+		fresh = scan.FromStat(req.Path, &st)
+	}
+	return f, &st, fresh, nil
+}
+
+// Unchanged reports whether f, of which n bytes were read, is still the
+// file it was when opened (before): a file that moved while it was read
+// must not be used.
+func Unchanged(f *os.File, path string, before *unix.Stat_t, n int64) (bool, error) {
+	if TestHooks.AfterRead != nil {
+		TestHooks.AfterRead(path)
+	}
+	var after unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+		return false, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	return after.Size == before.Size && after.Mtim == before.Mtim && n == before.Size, nil
 }

@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,22 +13,21 @@ import (
 )
 
 // startDaemon runs `msync serve --listen` (this test binary) serving dir as
-// module "m", and returns its address and process.
-func startDaemon(t *testing.T, dir string) (string, *exec.Cmd) {
+// module "m", and returns its address and a function that kills it.
+func startDaemon(t *testing.T, dir string) (string, func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(os.Args[0], "serve", "--listen", addr, "--module", "m="+dir)
-	cmd.Env = append(os.Environ(), "MSYNC_E2E_MAIN=1")
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	must(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, done := startMsync(t, "serve", "--listen", addr, "--module", "m="+dir)
+	var once sync.Once
+	kill := func() { once.Do(func() { cmd.Process.Signal(syscall.SIGKILL); <-done }) }
+	t.Cleanup(kill)
 	for range 100 {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr, cmd
+			return addr, kill
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -55,7 +51,7 @@ func TestDaemonUnderLoadAndKills(t *testing.T) {
 	write(t, small+"/big", strings.Repeat("mbox line\n", 500000), 0o644)
 	allowed := contents{}
 	record(t, src, allowed)
-	addr, daemon := startDaemon(t, base+"/trees")
+	addr, killDaemon := startDaemon(t, base+"/trees")
 	url, smallURL := "msync://"+addr+"/m/src", "msync://"+addr+"/m/small"
 
 	var wg sync.WaitGroup
@@ -100,8 +96,7 @@ func TestDaemonUnderLoadAndKills(t *testing.T) {
 		done <- code
 	}()
 	time.Sleep(60 * time.Millisecond)
-	daemon.Process.Signal(syscall.SIGKILL)
-	daemon.Wait()
+	killDaemon()
 	code := <-done
 	if code == 0 {
 		t.Fatal("the pull finished before its daemon was killed: kill point too late for this machine")

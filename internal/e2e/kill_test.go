@@ -103,16 +103,24 @@ func checkNothingInvented(t *testing.T, dst, state string, allowed contents) (te
 	return temps
 }
 
+// startMsync runs this test binary as msync with args, in its own process;
+// done yields its Wait once it exits.
+func startMsync(t *testing.T, args ...string) (cmd *exec.Cmd, done <-chan error) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "MSYNC_E2E_MAIN=1")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	must(t, cmd.Start())
+	c := make(chan error, 1)
+	go func() { c <- cmd.Wait() }()
+	return cmd, c
+}
+
 // killAt runs msync with args and SIGKILLs it after delay (or lets it
 // finish). It returns whether the process was killed before it finished.
 func killAt(t *testing.T, delay time.Duration, args ...string) bool {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "MSYNC_E2E_MAIN=1")
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	must(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	cmd, done := startMsync(t, args...)
 	select {
 	case <-done:
 		return false

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,12 +17,7 @@ import (
 func killSSHAt(t *testing.T, delay time.Duration, pidfile string, args ...string) (bool, int) {
 	t.Helper()
 	os.Remove(pidfile)
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "MSYNC_E2E_MAIN=1")
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	must(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	cmd, done := startMsync(t, args...)
 	killed := false
 	select {
 	case <-done:

@@ -116,6 +116,10 @@ type Options struct {
 	Workers int // file transfers in parallel; 0 means 4
 	Retries int // re-reads of a file that changed while read; default 2
 
+	// Rules, if set, carry what the dataset's class knows about its files
+	// (see sync/class).
+	Rules Rules
+
 	// OnItem, if set, is called for every change in rsync's %i format.
 	OnItem func(Item)
 	// Counters, if set, is updated as the pass goes (for progress bars).
@@ -170,7 +174,8 @@ type Stats struct {
 	Failed    int64 `json:"failed"`
 	Vanished  int64 `json:"vanished"`
 	Skipped   int64 `json:"skipped"`
-	Temps     int64 `json:"temps_removed"` // leftovers of killed passes removed
+	Held      int64 `json:"held,omitempty"` // source files the class's rules left as they are at DST this pass
+	Temps     int64 `json:"temps_removed"`  // leftovers of killed passes removed
 }
 
 // Problem is a path the pass could not handle.
@@ -192,6 +197,37 @@ type Result struct {
 	// TrustedDest is true when the destination was not scanned but taken
 	// from its committed manifest (--trust-dest).
 	TrustedDest bool `json:"trusted_dest,omitempty"`
+	// Queue counts the queued messages (Rules.Queued) on each side after
+	// the pass; nil when the rules count none.
+	Queue *Queue `json:"queue,omitempty"`
+}
+
+// Queue is the number of queued messages on each side.
+type Queue struct {
+	Src int64 `json:"src"`
+	Dst int64 `json:"dst"`
+}
+
+// Rules answer a pass's per-file questions for one class of data (a
+// dataset's class in a plan: mbox archives, mail queues, darcs repositories).
+// sync/class implements them.
+type Rules interface {
+	// Class names the class in pass records.
+	Class() string
+	// Hold says why the source file s stays as it is at the destination
+	// this pass (neither copied nor deleted), or "". prev and next are the
+	// neighbouring source paths in manifest order.
+	Hold(s *manifest.Entry, prev, next string) string
+	// Immutable: same name and size means same content; never a delta.
+	Immutable(path string) bool
+	// Last: written only after the other files of its directory.
+	Last(path string) bool
+	// Growing: grows by appending; the append path is tried even locally.
+	Growing(path string) bool
+	// Transient: vanishing during a pass is normal, not an error.
+	Transient(path string) bool
+	// Queued: one queued message, counted on both sides.
+	Queued(path string) bool
 }
 
 // Source is what a pass needs from the tree it copies: a scan in manifest

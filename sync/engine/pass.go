@@ -31,6 +31,9 @@ type frame struct {
 	incomplete bool // the source directory could not be read completely
 	deleting   bool // the destination directory is being removed with its contents
 	failed     bool // could not be created: its contents are skipped
+	// last are the transfers of files the class writes after the others of
+	// this directory (Rules.Last): dispatched when the frame is closed.
+	last []*fileJob
 }
 
 // slot carries one path's new manifest entries to the manifest writer, in order.
@@ -75,6 +78,13 @@ type pass struct {
 	notQuiet  []string        // source paths that moved during the pass, once each
 	movedSeen map[string]bool // guards notQuiet against repeats
 	stop      context.CancelCauseFunc
+	rules     Rules          // nil: no class rules
+	inflight  sync.WaitGroup // dispatched transfers not yet done
+	prevSrc   string         // the source path before the current one
+	nextSrc   string         // the source path after it, when rules ask
+	abort     atomic.Bool    // the merge ended early: deferred transfers are dropped
+	queue     Queue          // Rules.Queued paths on each side, counted by the writer
+	diffTime  time.Duration  // time spent in handle
 }
 
 // Run performs one pass as o describes.
@@ -102,6 +112,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	p.exclude = ex
+	p.rules = o.Rules
 	p.src = o.Source
 	if p.src == nil {
 		if err := checkPaths(o.Src, o.Dst); err != nil {
@@ -161,6 +172,10 @@ func (p *pass) interrupted(ctx context.Context) error {
 }
 
 func (p *pass) problem(path string, err error, vanished bool) {
+	if vanished && p.rules != nil && p.rules.Transient(path) {
+		p.note(path, "vanished during the pass (normal for "+p.rules.Class()+")")
+		return
+	}
 	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
 		// Every file after this one would fail the same way: stop, commit
 		// nothing; what is in place stays, the next pass completes it.
@@ -400,6 +415,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 				for j := range p.jobs {
 					w.transfer(ctx, j)
 					close(j.done)
+					p.inflight.Done()
 				}
 			}()
 		}
@@ -436,6 +452,12 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			s = nil
 		} else if s != nil {
 			S.Take()
+			if p.rules != nil && s.Type == manifest.TypeFile {
+				p.nextSrc = ""
+				if n, err := S.Peek(); err == nil && n != nil {
+					p.nextSrc = n.Path
+				}
+			}
 		}
 		if d != nil && d.Path != path {
 			d = nil
@@ -450,17 +472,26 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		if o.Counters != nil && s != nil {
 			o.Counters.Scanned.Add(1)
 		}
+		t0 := time.Now()
 		p.popTo(path)
 		p.handle(s, d, m)
+		p.diffTime += time.Since(t0)
+		if s != nil {
+			p.prevSrc = s.Path
+		}
+	}
+	if loopErr != nil || ctx.Err() != nil {
+		p.abort.Store(true)
 	}
 	p.popTo("\x00") // pops every frame, root last
+	phases.Diff = p.diffTime
 	if o.Counters != nil {
 		o.Counters.ScanFinished.Store(true)
 	}
+	phases.Scan = time.Since(start)
 	close(p.jobs)
 	workersWG.Wait()
-	phases.Scan = time.Since(start) // scan and transfer overlap; see Transfer
-	phases.Transfer = phases.Scan
+	phases.Transfer = time.Since(start)
 	for _, pr := range srcScan.Problems() {
 		p.problem(pr.Path, pr.Err, false)
 	}
@@ -502,6 +533,10 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 
 	close(p.slots)
 	writerWG.Wait()
+	if p.rules != nil && (p.queue.Src > 0 || p.queue.Dst > 0) {
+		q := p.queue
+		p.res.Queue = &q
+	}
 	if wb, ok := p.src.(interface{ WireBytes() int64 }); ok {
 		p.res.Stats.WireBytes = wb.WireBytes()
 	}
@@ -560,6 +595,12 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 		rec := &state.Pass{Kind: kind, Start: start, End: time.Now(), Src: o.Src, Dst: o.Dst, OK: true,
 			Stats: p.res.Stats, Phases: phases, Quiet: quiet}
+		if p.rules != nil {
+			rec.Class = p.rules.Class()
+		}
+		if q := p.res.Queue; q != nil {
+			rec.Queue = &state.Queue{Src: q.Src, Dst: q.Dst}
+		}
 		if last, err := state.LastPassEnd(st.Path); err == nil && !last.IsZero() {
 			rec.GapSeconds = start.Sub(last).Seconds()
 		}
@@ -615,7 +656,31 @@ func (p *pass) popTo(path string) {
 		if top.want != nil && !top.failed && (top.dirty || top.needMeta) {
 			p.fixups = append(p.fixups, top.want)
 		}
+		if len(top.last) > 0 {
+			p.dispatchLast(top.last)
+		}
 	}
+}
+
+// dispatchLast sends the deferred transfers of a directory once every
+// transfer dispatched before them is done, so that their files appear
+// after the others (a darcs repository's hashed_inventory after its
+// patches, an exim -H after its -D).
+func (p *pass) dispatchLast(jobs []*fileJob) {
+	p.inflight.Wait()
+	for _, j := range jobs {
+		if p.abort.Load() {
+			j.err = errors.New("not written: the pass ended early")
+			close(j.done)
+			continue
+		}
+		p.dispatch(j)
+	}
+}
+
+func (p *pass) dispatch(j *fileJob) {
+	p.inflight.Add(1)
+	p.jobs <- j
 }
 
 func (p *pass) top() *frame {
@@ -695,6 +760,17 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 		return
 	}
 	p.countSource(s)
+	if p.rules != nil && s.Type == manifest.TypeFile && (d == nil || d.Type == manifest.TypeFile) {
+		if why := p.rules.Hold(s, p.prevSrc, p.nextSrc); why != "" {
+			p.note(s.Path, why)
+			p.mu.Lock()
+			p.res.Stats.Held++
+			p.mu.Unlock()
+			// What msync put there before (m) stays its to delete later.
+			p.slots <- &slot{src: m, dst: d}
+			return
+		}
+	}
 	if s.Type == manifest.TypeSocket {
 		p.note(s.Path, "sockets are not copied")
 		p.slots <- &slot{src: s, dst: d}
@@ -740,6 +816,9 @@ func (p *pass) countSource(s *manifest.Entry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st.Entries++
+	if p.rules != nil && p.rules.Queued(s.Path) {
+		p.queue.Src++
+	}
 	switch s.Type {
 	case manifest.TypeFile:
 		st.Files++
@@ -917,11 +996,12 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 	if leader != nil {
 		leader.slot = sl
 	}
-	if d != nil && d.Type == manifest.TypeFile && d.Size == s.Size && d.Mtime == s.Mtime {
+	immutable := p.rules != nil && p.rules.Immutable(s.Path)
+	if d != nil && d.Type == manifest.TypeFile && d.Size == s.Size && (d.Mtime == s.Mtime || immutable) {
 		if leader != nil {
 			leader.dstIno = d.Inode
 		}
-		if !s.HasHash && m != nil && m.HasHash && m.Size == s.Size && m.Mtime == s.Mtime && m.Inode == s.Inode {
+		if !s.HasHash && m != nil && m.HasHash && m.Size == s.Size && (immutable || m.Mtime == s.Mtime && m.Inode == s.Inode) {
 			s.Hash, s.HasHash = m.Hash, true
 		}
 		sl.dst = p.updateMeta(s, d, "")
@@ -955,10 +1035,26 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 		p.slots <- sl
 		return
 	}
-	j := &fileJob{s: s, d: d, m: m, done: make(chan struct{})}
+	j := &fileJob{s: s, d: d, m: m, mode: p.o.Delta, done: make(chan struct{})}
+	if p.rules != nil {
+		switch {
+		case immutable:
+			j.mode = DeltaNever
+		case p.rules.Growing(s.Path) && p.o.Delta != DeltaNever:
+			j.mode = DeltaAlways
+		}
+		if leader == nil && p.rules.Last(s.Path) && len(p.stack) > 0 {
+			j.deferred = true
+			top := p.stack[len(p.stack)-1]
+			top.last = append(top.last, j)
+			sl.job = j
+			p.slots <- sl
+			return
+		}
+	}
 	sl.job = j
 	p.slots <- sl
-	p.jobs <- j
+	p.dispatch(j)
 }
 
 // updateMeta brings the metadata of an object whose content is current at
@@ -1022,7 +1118,11 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 		}
 	}
 	var firstErr error
-	for sl := range p.slots {
+	// A deferred transfer (Rules.Last) is done only after the merge has
+	// left its directory: while one heads the order, later entries wait
+	// here instead of stalling the merge.
+	var backlog []*slot
+	write := func(sl *slot) {
 		if sl.job != nil {
 			<-sl.job.done
 			if sl.job.err == nil {
@@ -1038,8 +1138,11 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 				sl.dst = &e
 			}
 		}
+		if p.rules != nil && sl.dst != nil && p.rules.Queued(pathOf(sl)) {
+			p.queue.Dst++
+		}
 		if sw == nil || firstErr != nil {
-			continue
+			return
 		}
 		if sl.src != nil {
 			if err := sw.Add(sl.src); err != nil {
@@ -1054,6 +1157,21 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 			}
 		}
 	}
+	for sl := range p.slots {
+		if len(backlog) == 0 && (sl.job == nil || !sl.job.deferred) {
+			write(sl)
+			continue
+		}
+		backlog = append(backlog, sl)
+		for len(backlog) > 0 && (backlog[0].job == nil || !backlog[0].job.deferred || isDone(backlog[0].job)) {
+			write(backlog[0])
+			backlog[0] = nil
+			backlog = backlog[1:]
+		}
+	}
+	for _, sl := range backlog {
+		write(sl)
+	}
 	if firstErr != nil || sw == nil {
 		return firstErr
 	}
@@ -1061,6 +1179,15 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 		return err
 	}
 	return dw.Close()
+}
+
+func isDone(j *fileJob) bool {
+	select {
+	case <-j.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func pathOf(sl *slot) string {

@@ -23,6 +23,9 @@ type fileJob struct {
 	out     *manifest.Entry
 	err     error
 	done    chan struct{}
+	mode    DeltaMode // the pass's, or what the class's rules ask for
+	// deferred: written after the other files of its directory (Rules.Last).
+	deferred bool
 }
 
 // request asks for the file as the scan saw it.
@@ -71,7 +74,7 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 	var err error
 	var st xferStats
 	for attempt := 0; attempt <= p.o.Retries; attempt++ {
-		st, err = w.once(ctx, j, p.o.Delta)
+		st, err = w.once(ctx, j, j.mode)
 		if errors.Is(err, delta.ErrVerify) {
 			// The old copy moved under us or the delta was wrong: copy whole.
 			st, err = w.once(ctx, j, DeltaNever)

@@ -158,7 +158,8 @@ func (d *Dir) OpenManifest(s Side) (*manifest.FileReader, error) {
 
 // Pass is the record of one pass, appended to passes.jsonl.
 type Pass struct {
-	Kind       string        `json:"kind"` // initial, catchup, final
+	Kind       string        `json:"kind"`            // initial, catchup, final
+	Class      string        `json:"class,omitempty"` // the dataset's class (sync/class); "" is generic
 	Start      time.Time     `json:"start"`
 	End        time.Time     `json:"end"`
 	GapSeconds float64       `json:"gap_seconds,omitempty"` // since the previous pass ended
@@ -170,12 +171,24 @@ type Pass struct {
 	Stats      any           `json:"stats"`
 	Phases     PhaseTimes    `json:"phases"`
 	Quiet      *bool         `json:"quiet,omitempty"` // final passes: was the source quiet
+	Queue      *Queue        `json:"queue,omitempty"` // queued messages on each side after the pass
 	Duration   time.Duration `json:"duration_ns"`
 }
 
-// PhaseTimes is the wall time of each phase of a pass.
+// Queue is the number of queued messages on each side (exim-spool).
+type Queue struct {
+	Src int64 `json:"src"`
+	Dst int64 `json:"dst"`
+}
+
+// PhaseTimes is the wall time of each phase of a pass. Scanning, comparing
+// and transferring overlap (the comparison is a merge of the scans as they
+// stream, and files are copied as soon as they are found): Scan runs until
+// both scans were consumed, Diff is the time spent deciding what to do
+// with each entry, Transfer runs until the last file was written.
 type PhaseTimes struct {
 	Scan     time.Duration `json:"scan_ns"`
+	Diff     time.Duration `json:"diff_ns,omitempty"`
 	Transfer time.Duration `json:"transfer_ns"`
 	Delete   time.Duration `json:"delete_ns"`
 	Commit   time.Duration `json:"commit_ns"`

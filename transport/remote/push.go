@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/msync/msync/sync/class"
 	"io"
 	"os"
 	"sync"
@@ -260,6 +261,17 @@ func PassOptions(w *wire.PassOptions) (engine.Options, error) {
 	}
 	if o.Workers < 0 || o.Workers > 256 {
 		return o, fmt.Errorf("%w: %d workers", wire.ErrProtocol, o.Workers)
+	}
+	if w.Class != "" {
+		n, err := class.Parse(w.Class)
+		if err != nil {
+			return o, fmt.Errorf("%w: %w", wire.ErrProtocol, err)
+		}
+		if w.MaxAgeSeconds < 0 {
+			return o, fmt.Errorf("%w: max_age %d", wire.ErrProtocol, w.MaxAgeSeconds)
+		}
+		o.Rules = n.Rules(class.Config{Final: w.Final, MaxAge: time.Duration(w.MaxAgeSeconds) * time.Second})
+		o.Exclude = append(o.Exclude, n.Excludes()...)
 	}
 	return o, nil
 }

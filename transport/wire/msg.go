@@ -52,6 +52,10 @@ type PassOptions struct {
 	Workers          int      `json:"workers,omitempty"`
 	Itemize          bool     `json:"itemize,omitempty"`
 	Progress         bool     `json:"progress,omitempty"`
+	// Class is the dataset's class (sync/class) and MaxAgeSeconds its
+	// max_age: the receiving end applies the class's rules.
+	Class         string `json:"class,omitempty"`
+	MaxAgeSeconds int64  `json:"max_age_seconds,omitempty"`
 }
 
 // OpenReply accepts an OpenRequest.

@@ -69,7 +69,7 @@ func Init(src, dest string) ([]Proposal, error) {
 	for _, p := range found {
 		claimed = append(claimed, p.rel)
 	}
-	if restNeeded(src, claimed) {
+	if restNeeded(claimed) {
 		found = append(found, Proposal{Dataset: Dataset{Name: "rest", Class: string(class.Generic), Exclude: restExcludes(claimed)},
 			Why: "everything else under the source, without the areas above"})
 	}
@@ -89,30 +89,16 @@ func Init(src, dest string) ([]Proposal, error) {
 	return found, nil
 }
 
-// restNeeded reports whether some top-level entry of src is outside every
-// claimed area.
-func restNeeded(src string, claimed []string) bool {
+// restNeeded reports whether a dataset for the rest is wanted: always,
+// unless SRC itself is one area; it also carries the metadata of SRC's
+// root and of anything that appears at the top later.
+func restNeeded(claimed []string) bool {
 	for _, c := range claimed {
 		if c == "" {
 			return false
 		}
 	}
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		return true
-	}
-	for _, e := range ents {
-		exact := false
-		for _, c := range claimed {
-			if c == e.Name() {
-				exact = true
-			}
-		}
-		if !exact {
-			return true
-		}
-	}
-	return false
+	return true
 }
 
 // restExcludes are anchored patterns for the outermost claimed areas.

@@ -38,6 +38,10 @@ type Options struct {
 	Owners           bool // compare numeric uid/gid
 	Workers          int  // hashing goroutines per side; 0 means 2
 	All              bool // keep "=" lines too
+	// Held, if set, says why a source entry missing at the destination is
+	// meant to be missing (a class's rule, e.g. old mailman bad/ files left
+	// behind): listed with "~", not a difference.
+	Held func(e *manifest.Entry) string
 	// Progress, if set, is called with bytes hashed so far on both sides.
 	Progress func(bytes int64)
 }
@@ -76,6 +80,7 @@ type Counts struct {
 	Missing int64 `json:"missing"`
 	Extra   int64 `json:"extra"`
 	Errors  int64 `json:"errors"`
+	Held    int64 `json:"held,omitempty"` // missing at DST by a class's rule
 	Bytes   int64 `json:"bytes_hashed"`
 }
 
@@ -91,6 +96,8 @@ func (c *Counts) add(code byte) {
 		c.Extra++
 	case '!':
 		c.Errors++
+	case '~':
+		c.Held++
 	}
 }
 
@@ -200,6 +207,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		switch {
 		case d == nil:
 			a.leader(s)
+			if o.Held != nil {
+				if why := o.Held(s); why != "" {
+					record(Line{Code: '~', Path: s.Path, Err: why})
+					return nil
+				}
+			}
 			record(Line{Code: '-', Path: s.Path})
 		case s == nil:
 			b.leader(d)
@@ -287,6 +300,9 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	c := r.Totals
 	fmt.Fprintf(w, "%-24s %10d %8d %8d %8d %8d\n", "total", c.Same, c.Differ, c.Missing, c.Extra, c.Errors)
+	if c.Held > 0 {
+		fmt.Fprintf(w, "%d source path(s) left behind by the dataset's class (\"~\" above), as planned\n", c.Held)
+	}
 	verdict := "IDENTICAL"
 	if !r.Identical {
 		verdict = "DIFFERENT"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/internal/filter"
+	"github.com/msync/msync/sync/class"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
@@ -40,6 +41,12 @@ type passFlags struct {
 	noOwners         bool
 	workers          int
 	remote           remoteFlags
+	plan             planFlags
+	// Set per dataset when running a plan.
+	class  class.Name
+	maxAge time.Duration
+	onItem func(engine.Item)
+	logTo  io.Writer // notes of the pass; nil means stderr
 }
 
 func addCommonFlags(c *cobra.Command, f *passFlags) {
@@ -58,12 +65,16 @@ func addCommonFlags(c *cobra.Command, f *passFlags) {
 func newPassCommand(env Env, kind string) *cobra.Command {
 	f := &passFlags{}
 	c := &cobra.Command{
-		Use:  kind + " [flags] SRC DST",
-		Args: usageArgs(2),
+		Use:  kind + " [flags] SRC DST | --plan FILE [--only NAME]...",
+		Args: planArgs(&f.plan, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.plan.path != "" {
+				return runPlanPasses(cmd, env, engine.Kind(kind), f)
+			}
 			return runPass(cmd, env, engine.Kind(kind), f, args[0], args[1])
 		},
 	}
+	addPlanFlags(c, &f.plan)
 	addRemoteFlags(c, &f.remote)
 	switch kind {
 	case "initial":
@@ -132,40 +143,12 @@ func (f *passFlags) ownersEnabled() bool {
 
 func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, dst string) error {
 	ctx := cmd.Context()
-	fsync, err := engine.ParseFsync(f.fsync)
-	if err != nil {
-		return &exitError{code: exitCodeUsage, err: err}
-	}
-	dm, err := engine.ParseDelta(f.delta)
-	if err != nil {
-		return &exitError{code: exitCodeUsage, err: err}
-	}
-	_, err = filter.New(f.excludes)
-	if err != nil {
-		return &exitError{code: exitCodeUsage, err: err}
-	}
-	srcEP, dstEP, err := endpoints(src, dst)
-	if err != nil {
+	if err := f.check(); err != nil {
 		return err
-	}
-	if f.workers < 0 || f.workers > 256 {
-		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--workers=%d: want 1..256", f.workers)}
-	}
-	sd := f.state
-	if !dstEP.Remote() {
-		if sd, err = stateDir(f.state, src, dst); err != nil {
-			return fatal(err)
-		}
-	}
-	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: sd, Final: f.final, DryRun: f.dryRun,
-		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Sparse: f.sparse, Owners: f.ownersEnabled(),
-		Fsync: fsync, Delta: dm, Workers: f.workers, Counters: &engine.Counters{}, Log: env.Stderr}
-	if f.quiet {
-		o.Log = io.Discard
 	}
 	var items []string
 	if f.itemize && !f.quiet {
-		o.OnItem = func(it engine.Item) {
+		f.onItem = func(it engine.Item) {
 			if f.json {
 				items = append(items, it.String())
 				return
@@ -173,8 +156,127 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 			fmt.Fprintln(env.Stdout, it.String())
 		}
 	}
-	stop := startProgress(env, f.progress, f.noProgress || f.quiet || f.json, o.Counters)
+	counters := &engine.Counters{}
+	stop := startProgress(env, f.progress, f.noProgress || f.quiet || f.json, counters)
 	start := time.Now()
+	res, sd, err := f.execute(ctx, env, kind, src, dst, counters)
+	stop()
+	elapsed := time.Since(start)
+	if err != nil {
+		return fatal(fmt.Errorf("%s %s %s: %w", kind, src, dst, err))
+	}
+	code := passCode(res, f.final)
+	if f.json {
+		out := map[string]any{"command": string(kind), "src": src, "dst": dst, "state": sd, "dry_run": f.dryRun,
+			"final": f.final, "result": res, "exit_code": code, "elapsed_seconds": elapsed.Seconds()}
+		if f.itemize {
+			out["items"] = items
+		}
+		if f.final {
+			out["quiet"] = len(res.NotQuiet) == 0
+		}
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+	} else {
+		printOutcome(env, f, res, elapsed, "")
+	}
+	if code != ExitOK {
+		return &exitError{code: code, err: summaryError(res, code)}
+	}
+	return nil
+}
+
+// passCode is the exit code a pass's result earns.
+func passCode(res *engine.Result, final bool) int {
+	code := ExitOK
+	switch {
+	case res.Stats.Failed > 0:
+		code = ExitPartial
+	case res.Stats.Vanished > 0:
+		code = ExitVanished
+	}
+	if final && len(res.NotQuiet) > 0 && code == ExitOK {
+		code = ExitVanished
+	}
+	return code
+}
+
+// printOutcome prints a pass's problems, statistics and, for a final pass,
+// whether the source was quiet; prefix names the dataset of a plan.
+func printOutcome(env Env, f *passFlags, res *engine.Result, elapsed time.Duration, prefix string) {
+	for _, p := range res.Problems {
+		if !p.Skipped {
+			fmt.Fprintf(env.Stderr, "msync: %s%s\n", prefix, p.Err)
+		}
+	}
+	if f.stats && !f.quiet {
+		if prefix != "" {
+			fmt.Fprintf(env.Stdout, "\n%s", prefix)
+		}
+		printStats(env.Stdout, res, elapsed, f.dryRun)
+	}
+	if f.final {
+		if len(res.NotQuiet) > 0 {
+			fmt.Fprintf(env.Stderr, "msync: %ssource was NOT quiet during the final pass; %d path(s) moved:\n", prefix, len(res.NotQuiet))
+			for i, p := range res.NotQuiet {
+				if i == 50 {
+					fmt.Fprintf(env.Stderr, "  ... and %d more\n", len(res.NotQuiet)-50)
+					break
+				}
+				fmt.Fprintf(env.Stderr, "  %s\n", p)
+			}
+		} else if !f.quiet {
+			fmt.Fprintf(env.Stderr, "msync: %ssource was quiet during the final pass\n", prefix)
+		}
+	}
+}
+
+// check validates the flags that do not depend on SRC and DST.
+func (f *passFlags) check() error {
+	if _, err := engine.ParseFsync(f.fsync); err != nil {
+		return &exitError{code: exitCodeUsage, err: err}
+	}
+	if _, err := engine.ParseDelta(f.delta); err != nil {
+		return &exitError{code: exitCodeUsage, err: err}
+	}
+	if _, err := filter.New(f.excludes); err != nil {
+		return &exitError{code: exitCodeUsage, err: err}
+	}
+	if f.workers < 0 || f.workers > 256 {
+		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--workers=%d: want 1..256", f.workers)}
+	}
+	return nil
+}
+
+// execute runs one pass from src to dst and returns its result and the
+// state directory used ("" when it is on DST's host).
+func (f *passFlags) execute(ctx context.Context, env Env, kind engine.Kind, src, dst string, counters *engine.Counters) (*engine.Result, string, error) {
+	fsync, err := engine.ParseFsync(f.fsync)
+	if err != nil {
+		return nil, "", err
+	}
+	dm, err := engine.ParseDelta(f.delta)
+	if err != nil {
+		return nil, "", err
+	}
+	srcEP, dstEP, err := endpoints(src, dst)
+	if err != nil {
+		return nil, "", err
+	}
+	sd := f.state
+	if !dstEP.Remote() {
+		if sd, err = stateDir(f.state, src, dst); err != nil {
+			return nil, "", err
+		}
+	}
+	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: sd, Final: f.final, DryRun: f.dryRun,
+		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Sparse: f.sparse, Owners: f.ownersEnabled(),
+		Fsync: fsync, Delta: dm, Workers: f.workers, Counters: counters, Log: f.log(env), OnItem: f.onItem}
+	if f.class != "" {
+		o.Rules = f.class.Rules(class.Config{Final: f.final, MaxAge: f.maxAge})
+		o.Exclude = append(append([]string(nil), o.Exclude...), f.class.Excludes()...)
+	}
 	var res *engine.Result
 	switch {
 	case srcEP.Remote():
@@ -202,61 +304,18 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 	default:
 		res, err = engine.Run(ctx, o)
 	}
-	stop()
-	elapsed := time.Since(start)
-	if err != nil {
-		return fatal(fmt.Errorf("%s %s %s: %w", kind, src, dst, err))
+	return res, sd, err
+}
+
+// log is where a pass's notes go.
+func (f *passFlags) log(env Env) io.Writer {
+	if f.quiet {
+		return io.Discard
 	}
-	code := ExitOK
-	switch {
-	case res.Stats.Failed > 0:
-		code = ExitPartial
-	case res.Stats.Vanished > 0:
-		code = ExitVanished
+	if f.logTo != nil {
+		return f.logTo
 	}
-	if f.final && len(res.NotQuiet) > 0 && code == ExitOK {
-		code = ExitVanished
-	}
-	if f.json {
-		out := map[string]any{"command": string(kind), "src": src, "dst": dst, "state": sd, "dry_run": f.dryRun,
-			"final": f.final, "result": res, "exit_code": code, "elapsed_seconds": elapsed.Seconds()}
-		if f.itemize {
-			out["items"] = items
-		}
-		if f.final {
-			out["quiet"] = len(res.NotQuiet) == 0
-		}
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
-	} else {
-		for _, p := range res.Problems {
-			if !p.Skipped {
-				fmt.Fprintf(env.Stderr, "msync: %s\n", p.Err)
-			}
-		}
-		if f.stats && !f.quiet {
-			printStats(env.Stdout, res, elapsed, f.dryRun)
-		}
-		if f.final {
-			if len(res.NotQuiet) > 0 {
-				fmt.Fprintf(env.Stderr, "msync: source was NOT quiet during the final pass; %d path(s) moved:\n", len(res.NotQuiet))
-				for i, p := range res.NotQuiet {
-					if i == 50 {
-						fmt.Fprintf(env.Stderr, "  ... and %d more\n", len(res.NotQuiet)-50)
-						break
-					}
-					fmt.Fprintf(env.Stderr, "  %s\n", p)
-				}
-			} else if !f.quiet {
-				fmt.Fprintln(env.Stderr, "msync: source was quiet during the final pass")
-			}
-		}
-	}
-	if code != ExitOK {
-		return &exitError{code: code, err: summaryError(res, code)}
-	}
-	return nil
+	return env.Stderr
 }
 
 // push runs the pass on DST's host with this host's SRC as its source.
@@ -278,7 +337,7 @@ func (f *passFlags) push(ctx context.Context, env Env, o engine.Options, srcEP, 
 	w := wire.PassOptions{Kind: string(o.Kind), SrcName: sourceName(srcEP.Path), StateDir: f.state, Final: o.Final,
 		DryRun: o.DryRun, TrustDest: o.TrustDest, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude,
 		Xattrs: o.Xattrs, Sparse: o.Sparse, Owners: f.owners, OwnersAuto: !f.owners && !f.noOwners, Fsync: f.fsync, Delta: f.delta,
-		Workers: o.Workers, Itemize: o.OnItem != nil, Progress: true}
+		Workers: o.Workers, Itemize: o.OnItem != nil, Progress: true, Class: string(f.class), MaxAgeSeconds: int64(f.maxAge / time.Second)}
 	return t.Push(ctx, local, dstEP.Path, w, remote.PushHandlers{OnItem: o.OnItem, Log: o.Log, Counters: o.Counters})
 }
 

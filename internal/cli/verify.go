@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"github.com/msync/msync/sync/state"
 	"io"
 	"os"
+	"time"
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
@@ -18,7 +21,7 @@ func newVerifyCommand(env Env) *cobra.Command {
 	var all bool
 	var workers int
 	c := &cobra.Command{
-		Use:   "verify [flags] SRC DST",
+		Use:   "verify [flags] SRC DST | --plan FILE [--only NAME]...",
 		Short: "Hash every file on both sides and report each difference",
 		Long: `Scan both trees and read every regular file on its own side (both sides in parallel),
 then compare content (xxhash64), type, mode, mtime, symlink targets, hard link structure,
@@ -29,33 +32,28 @@ Each path that does not match is printed with a code like rclone check --combine
   - path         missing at DST
   + path         extra at DST
   ! path: error  could not be read
+  ~ path: why    left behind by the dataset's class (--plan), not a difference
 --all also prints "= path" for every match. A summary per top-level directory follows.
+The outcome is recorded in the pair's state directory (when it is on this host) for
+msync status and msync report.
 Exit status: 0 only when the trees are identical, 1 when anything differs, 2 on error.` + endpointHelp,
-		Args: usageArgs(2),
+		Args: planArgs(&f.plan, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := filter.New(f.excludes); err != nil {
 				return &exitError{code: exitCodeUsage, err: err}
 			}
-			srcEP, dstEP, err := endpoints(args[0], args[1])
-			if err != nil {
-				return err
+			if f.plan.path != "" {
+				return runPlanVerify(cmd, env, f, all, workers)
 			}
-			ctx := cmd.Context()
-			srcSide, closeSrc, err := f.remote.openSide(ctx, env, srcEP)
+			start := time.Now()
+			rep, err := f.verifyOne(cmd.Context(), env, args[0], args[1], f.excludes, nil, all, workers)
 			if err != nil {
 				return fatal(fmt.Errorf("verify: %w", err))
 			}
-			defer closeSrc()
-			dstSide, closeDst, err := f.remote.openSide(ctx, env, dstEP)
-			if err != nil {
-				return fatal(fmt.Errorf("verify: %w", err))
-			}
-			defer closeDst()
-			o := verify.Options{Src: args[0], Dst: args[1], SrcSide: srcSide, DstSide: dstSide, Exclude: f.excludes, Xattrs: !f.noXattrs,
-				Owners: f.ownersEnabled(), All: all, Workers: workers}
-			rep, err := verify.Run(cmd.Context(), o)
-			if err != nil {
-				return fatal(fmt.Errorf("verify: %w", err))
+			if sd := f.verifyState(args[0], args[1]); sd != "" {
+				if err := state.WriteVerify(sd, verifyRecord(rep, start)); err != nil {
+					fmt.Fprintf(env.Stderr, "msync: verify: could not record the result: %v\n", err)
+				}
 			}
 			if f.json {
 				verify.WriteJSON(env.Stdout, rep)
@@ -68,6 +66,7 @@ Exit status: 0 only when the trees are identical, 1 when anything differs, 2 on 
 			return nil
 		},
 	}
+	addPlanFlags(c, &f.plan)
 	addCommonFlags(c, f)
 	addRemoteFlags(c, &f.remote)
 	c.Flags().BoolVar(&all, "all", false, "also print \"=\" lines for matching paths")
@@ -204,4 +203,60 @@ func dirOf(p string) string {
 		}
 	}
 	return "."
+}
+
+// verifyOne compares src and dst (local or remote endpoints).
+func (f *passFlags) verifyOne(ctx context.Context, env Env, src, dst string, excludes []string, held func(*manifest.Entry) string, all bool, workers int) (*verify.Report, error) {
+	srcEP, dstEP, err := endpoints(src, dst)
+	if err != nil {
+		return nil, err
+	}
+	srcSide, closeSrc, err := f.remote.openSide(ctx, env, srcEP)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSrc()
+	dstSide, closeDst, err := f.remote.openSide(ctx, env, dstEP)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDst()
+	o := verify.Options{Src: src, Dst: dst, SrcSide: srcSide, DstSide: dstSide, Exclude: excludes, Xattrs: !f.noXattrs,
+		Owners: f.ownersEnabled(), All: all, Workers: workers, Held: held}
+	return verify.Run(ctx, o)
+}
+
+// verifyState is where a verification of src and dst is recorded: --state,
+// or the pair's default state directory when a pass made it; "" for none.
+func (f *passFlags) verifyState(src, dst string) string {
+	if f.state != "" {
+		return f.state
+	}
+	if e, err := transport.Parse(dst); err == nil && e.Remote() {
+		return ""
+	}
+	sd, err := stateDir("", src, dst)
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Stat(sd); err != nil {
+		return ""
+	}
+	return sd
+}
+
+func verifyRecord(rep *verify.Report, start time.Time) *state.Verify {
+	c := rep.Totals
+	v := &state.Verify{Time: start, Duration: time.Since(start), Identical: rep.Identical, Method: rep.Method,
+		Same: c.Same, Differ: c.Differ, Missing: c.Missing, Extra: c.Extra, Errors: c.Errors, Held: c.Held, Bytes: c.Bytes}
+	for _, l := range rep.Lines {
+		if l.Code == '=' || l.Code == '~' {
+			continue
+		}
+		if len(v.First) == 20 {
+			break
+		}
+		v.First = append(v.First, l.String())
+	}
+	return v
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/msync/msync/manifest"
 	"golang.org/x/sys/unix"
 )
@@ -259,4 +260,54 @@ func LastPassEnd(dir string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, nil
+}
+
+// Verify is the outcome of the last verification of a SRC and DST pair.
+type Verify struct {
+	Time      time.Time     `json:"time"`
+	Duration  time.Duration `json:"duration_ns"`
+	Identical bool          `json:"identical"`
+	Method    string        `json:"method"`
+	Same      int64         `json:"same"`
+	Differ    int64         `json:"differ"`
+	Missing   int64         `json:"missing"`
+	Extra     int64         `json:"extra"`
+	Errors    int64         `json:"errors"`
+	Held      int64         `json:"held,omitempty"`
+	Bytes     int64         `json:"bytes_hashed"`
+	// First lists the first differences as verify printed them.
+	First []string `json:"first,omitempty"`
+}
+
+func verifyPath(dir string) string { return filepath.Join(dir, "verify.json") }
+
+// WriteVerify replaces the record of the last verification in dir.
+func WriteVerify(dir string, v *Verify) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(verifyPath(dir), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
+// LastVerify reads the record of the last verification; nil when none.
+func LastVerify(dir string) (*Verify, error) {
+	b, err := os.ReadFile(verifyPath(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	var v Verify
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("state: %s: %w", verifyPath(dir), err)
+	}
+	return &v, nil
 }

@@ -1,0 +1,479 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/class"
+	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/verify"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/msync/msync/plan"
+	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/transport"
+	"github.com/spf13/cobra"
+)
+
+type planFlags struct {
+	path string
+	only []string
+}
+
+func addPlanFlags(c *cobra.Command, pf *planFlags) {
+	c.Flags().StringVar(&pf.path, "plan", "", "run every dataset of this plan file (see msync plan init) instead of SRC DST")
+	c.Flags().StringArrayVar(&pf.only, "only", nil, "with --plan: run only this dataset (repeatable)")
+}
+
+// planArgs accepts n arguments, or none with --plan.
+func planArgs(pf *planFlags, n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if pf.path != "" {
+			if len(args) != 0 {
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("%s: --plan takes the datasets from the plan; no SRC or DST arguments (got %d)", cmd.Name(), len(args))}
+			}
+			return nil
+		}
+		if len(pf.only) > 0 {
+			return &exitError{code: exitCodeUsage, err: fmt.Errorf("%s: --only needs --plan", cmd.Name())}
+		}
+		return usageArgs(n)(cmd, args)
+	}
+}
+
+func (pf *planFlags) load() (*plan.Plan, []*plan.Dataset, error) {
+	p, err := plan.Load(pf.path)
+	if err != nil {
+		return nil, nil, &exitError{code: exitCodeUsage, err: err}
+	}
+	ds, err := p.Select(pf.only)
+	if err != nil {
+		return nil, nil, &exitError{code: exitCodeUsage, err: err}
+	}
+	return p, ds, nil
+}
+
+// endpointsOf resolves a dataset's source and dest (local paths relative to
+// the plan file).
+func endpointsOf(p *plan.Plan, d *plan.Dataset) (src, dst string) {
+	remote := func(s string) bool {
+		e, err := transport.Parse(s)
+		return err == nil && e.Remote()
+	}
+	return p.Local(d.Source, remote(d.Source)), p.Local(d.Dest, remote(d.Dest))
+}
+
+// datasetOutcome is what one dataset of a plan run came to.
+type datasetOutcome struct {
+	Name     string         `json:"name"`
+	Class    string         `json:"class"`
+	Src      string         `json:"src"`
+	Dst      string         `json:"dst"`
+	State    string         `json:"state,omitempty"`
+	ExitCode int            `json:"exit_code"`
+	Error    string         `json:"error,omitempty"`
+	Elapsed  float64        `json:"elapsed_seconds"`
+	Result   *engine.Result `json:"result,omitempty"`
+	Items    []string       `json:"items,omitempty"`
+}
+
+// schedule runs fn for each dataset, at most workers at a time; a dataset
+// whose source contains another's (mailman/ around mailman/archives, the
+// rest around everything) starts after it, so that directory metadata it
+// sets is not disturbed by the inner dataset creating its root.
+func schedule(ctx context.Context, ds []*plan.Dataset, workers int, fn func(i int)) {
+	done := make([]chan struct{}, len(ds))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		var deps []int
+		for j, o := range ds {
+			if j != i && inside(o.Source, d.Source) {
+				deps = append(deps, j)
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[i])
+			for _, j := range deps {
+				<-done[j]
+			}
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// inside reports whether path a is strictly below b.
+func inside(a, b string) bool {
+	b = strings.TrimSuffix(b, "/")
+	return a != b && strings.HasPrefix(a, b+"/")
+}
+
+// prefixWriter prefixes each line with the dataset's name.
+type prefixWriter struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := strings.IndexByte(string(p.buf), '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimPrefix(string(p.buf[:i]), "msync: ")
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, line)
+		p.buf = p.buf[i+1:]
+	}
+	return len(b), nil
+}
+
+// worst combines exit codes: a fatal error outranks failed files, which
+// outrank a source that moved, which outranks differences.
+func worst(a, b int) int {
+	rank := map[int]int{ExitOK: 0, ExitDiffer: 1, ExitVanished: 2, ExitPartial: 3, ExitFatal: 4}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+func runPlanPasses(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	if f.state != "" {
+		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--state: with --plan each dataset has its own state directory (state_dir in the plan)")}
+	}
+	p, ds, err := f.plan.load()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	outs := make([]datasetOutcome, len(ds))
+	var mu sync.Mutex
+	start := time.Now()
+	if !f.quiet && !f.json {
+		fmt.Fprintf(env.Stderr, "msync: %s of %d dataset(s) from %s, %d at a time\n", kind, len(ds), p.Path, p.Workers())
+	}
+	schedule(ctx, ds, p.Workers(), func(i int) {
+		d := ds[i]
+		src, dst := endpointsOf(p, d)
+		df := *f
+		df.state = p.StatePath(d)
+		if e, err := transport.Parse(dst); err == nil && e.Remote() {
+			df.state = "" // a push keeps its state on DST's host
+		}
+		df.excludes = append(append([]string(nil), f.excludes...), d.Exclude...)
+		df.class = d.ClassName()
+		df.maxAge = d.Age()
+		df.deleteExtraneous = f.deleteExtraneous || d.DeleteExtraneous
+		prefix := "[" + d.Name + "] "
+		df.logTo = &prefixWriter{mu: &mu, w: env.Stderr, prefix: "msync: " + prefix}
+		out := datasetOutcome{Name: d.Name, Class: d.Class, Src: src, Dst: dst}
+		if f.itemize && !f.quiet {
+			df.onItem = func(it engine.Item) {
+				mu.Lock()
+				defer mu.Unlock()
+				if f.json {
+					outs[i].Items = append(outs[i].Items, it.String())
+					return
+				}
+				fmt.Fprintf(env.Stdout, "%s%s\n", prefix, it)
+			}
+		}
+		t := time.Now()
+		res, sd, err := df.execute(ctx, env, kind, src, dst, &engine.Counters{})
+		out.Elapsed = time.Since(t).Seconds()
+		out.State, out.Result = sd, res
+		mu.Lock()
+		defer mu.Unlock()
+		out.Items = outs[i].Items
+		if err != nil {
+			out.ExitCode, out.Error = ExitFatal, err.Error()
+			if !f.json {
+				fmt.Fprintf(env.Stderr, "msync: %s%s %s %s: %v\n", prefix, kind, src, dst, err)
+			}
+		} else {
+			out.ExitCode = passCode(res, f.final)
+			if !f.json {
+				printOutcome(Env{Stdout: env.Stdout, Stderr: env.Stderr}, &df, res, time.Duration(out.Elapsed*float64(time.Second)), prefix)
+			}
+		}
+		outs[i] = out
+	})
+	code := ExitOK
+	for _, o := range outs {
+		code = worst(code, o.ExitCode)
+	}
+	if f.json {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(map[string]any{"command": string(kind), "plan": p.Path, "final": f.final, "dry_run": f.dryRun,
+			"datasets": outs, "exit_code": code, "elapsed_seconds": time.Since(start).Seconds()})
+	} else if !f.quiet {
+		writePassSummary(env.Stdout, outs, f.final, time.Since(start))
+	}
+	if code != ExitOK {
+		return &exitError{code: code, err: fmt.Errorf("%s --plan %s: not every dataset succeeded (see the table)", kind, p.Path)}
+	}
+	return nil
+}
+
+func writePassSummary(w io.Writer, outs []datasetOutcome, final bool, elapsed time.Duration) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "dataset\tclass\tentries\tchanged\tdeleted\tdata\ttime\tresult")
+	for _, o := range outs {
+		result := "ok"
+		switch {
+		case o.Error != "":
+			result = "ERROR"
+		case o.ExitCode == ExitPartial:
+			result = fmt.Sprintf("%d failed", o.Result.Stats.Failed)
+		case o.ExitCode == ExitVanished && final && len(o.Result.NotQuiet) > 0:
+			result = "NOT QUIET"
+		case o.ExitCode == ExitVanished:
+			result = fmt.Sprintf("%d vanished", o.Result.Stats.Vanished)
+		}
+		var notes []string
+		if r := o.Result; r != nil {
+			if r.Stats.Held > 0 {
+				notes = append(notes, fmt.Sprintf("%d held", r.Stats.Held))
+			}
+			if q := r.Queue; q != nil {
+				notes = append(notes, fmt.Sprintf("queue %d/%d", q.Src, q.Dst))
+			}
+		}
+		if len(notes) > 0 {
+			result += " (" + strings.Join(notes, ", ") + ")"
+		}
+		if r := o.Result; r != nil {
+			s := r.Stats
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%.1fs\t%s\n", o.Name, o.Class, s.Entries, s.Created+s.Updated+s.MetaOnly+s.HardLinks,
+				s.Deleted, shortBytes(s.DataBytes), o.Elapsed, result)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%.1fs\t%s\n", o.Name, o.Class, o.Elapsed, result)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d dataset(s) in %s", len(outs), elapsed.Round(10*time.Millisecond))
+	if final {
+		fmt.Fprint(w, "; queue = queued messages at SRC/DST")
+	}
+	fmt.Fprintln(w)
+}
+
+func shortBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func newPlanCommand(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "plan",
+		Short: "Write a plan file: the datasets of a migration, each with its class",
+	}
+	var out, dest, stateDir string
+	var force bool
+	initCmd := &cobra.Command{
+		Use:   "init [flags] SRC",
+		Short: "Inspect SRC and write a plan with one dataset per recognised area",
+		Long: `Look at the tree at SRC (three levels deep) and write a plan file with one dataset
+per area it recognises, each with the class that carries msync's knowledge of it:
+
+  home              home directories (dotfiles, Maildir/)
+  mailman-archives  archives/private/LIST.mbox grow by appending: the tail alone is sent
+  mailman-qfiles    queues: *.tmp/*.bak skipped, vanishing files normal, old bad/ and
+                    shunt/ entries (max_age) left behind and listed
+  darcs             _darcs content-addressed files copied once; hashed_inventory last
+  exim-spool        input/ID-D and ID-H copied as a pair; half pairs wait for --final
+  generic           everything else
+
+The file explains each choice in comments; edit it, then run any command with
+--plan FILE (and --only NAME to pick datasets).`,
+		Args: usageArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("plan init: -o FILE is required")}
+			}
+			if _, err := os.Stat(out); err == nil && !force {
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("plan init: %s exists (use --force to replace it)", out)}
+			}
+			ps, err := plan.Init(args[0], dest)
+			if err != nil {
+				return fatal(err)
+			}
+			if stateDir == "" {
+				stateDir = strings.TrimSuffix(baseName(out), ".toml") + ".state"
+			}
+			if err := writeFileAtomic(out, func(w io.Writer) error { return plan.Write(w, args[0], ps, stateDir, time.Now()) }); err != nil {
+				return fatal(fmt.Errorf("plan init: %w", err))
+			}
+			if _, err := plan.Load(out); err != nil {
+				return fatal(fmt.Errorf("plan init wrote a plan it cannot read (a bug): %w", err))
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "dataset\tclass\tsource\tdest")
+			for _, p := range ps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Class, p.Source, p.Dest)
+			}
+			tw.Flush()
+			fmt.Fprintf(env.Stdout, "wrote %s (%d datasets)\n", out, len(ps))
+			if dest == "" {
+				fmt.Fprintln(env.Stdout, "set each dataset's dest before running it (or use --dest)")
+			}
+			return nil
+		},
+	}
+	initCmd.Flags().StringVarP(&out, "output", "o", "", "plan file to write")
+	initCmd.Flags().StringVar(&dest, "dest", "", "where SRC goes: each dataset's dest is its path under it")
+	initCmd.Flags().StringVar(&stateDir, "state-dir", "", "state directory of the plan, relative to the plan file (default: NAME.state)")
+	initCmd.Flags().BoolVar(&force, "force", false, "replace an existing plan file")
+	c.AddCommand(initCmd)
+	return c
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+type verifyOutcome struct {
+	Name     string         `json:"name"`
+	Class    string         `json:"class"`
+	Src      string         `json:"src"`
+	Dst      string         `json:"dst"`
+	ExitCode int            `json:"exit_code"`
+	Error    string         `json:"error,omitempty"`
+	Elapsed  float64        `json:"elapsed_seconds"`
+	Report   *verify.Report `json:"report,omitempty"`
+}
+
+func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers int) error {
+	if f.state != "" {
+		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--state: with --plan each dataset has its own state directory (state_dir in the plan)")}
+	}
+	p, ds, err := f.plan.load()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	outs := make([]verifyOutcome, len(ds))
+	var mu sync.Mutex
+	start := time.Now()
+	schedule(ctx, ds, p.Workers(), func(i int) {
+		d := ds[i]
+		src, dst := endpointsOf(p, d)
+		out := verifyOutcome{Name: d.Name, Class: d.Class, Src: src, Dst: dst}
+		// What the class leaves behind on purpose is not a difference; a
+		// verification is for after the final pass, so exim's half pairs
+		// (copied by --final) are not excused.
+		rules := d.ClassName().Rules(class.Config{Final: true, MaxAge: d.Age()})
+		held := func(e *manifest.Entry) string { return rules.Hold(e, "", "") }
+		t := time.Now()
+		rep, err := f.verifyOne(ctx, env, src, dst, append(append([]string(nil), f.excludes...), d.Excludes()...), held, all, workers)
+		out.Elapsed = time.Since(t).Seconds()
+		if err != nil {
+			out.ExitCode, out.Error = ExitFatal, err.Error()
+		} else {
+			out.Report = rep
+			if !rep.Identical {
+				out.ExitCode = ExitDiffer
+			}
+			if sd := p.StatePath(d); !isRemote(dst) {
+				if err := state.WriteVerify(sd, verifyRecord(rep, t)); err != nil {
+					out.Error = "could not record the result: " + err.Error()
+				}
+			}
+		}
+		mu.Lock()
+		outs[i] = out
+		mu.Unlock()
+	})
+	code := ExitOK
+	for _, o := range outs {
+		code = worst(code, o.ExitCode)
+	}
+	if f.json {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(map[string]any{"command": "verify", "plan": p.Path, "datasets": outs, "exit_code": code,
+			"identical": code == ExitOK, "elapsed_seconds": time.Since(start).Seconds()})
+	} else {
+		for _, o := range outs {
+			if o.Error != "" {
+				fmt.Fprintf(env.Stderr, "msync: [%s] verify %s %s: %s\n", o.Name, o.Src, o.Dst, o.Error)
+			}
+			if o.Report == nil || f.quiet {
+				continue
+			}
+			for _, l := range o.Report.Lines {
+				fmt.Fprintf(env.Stdout, "[%s] %s\n", o.Name, l)
+			}
+		}
+		if !f.quiet {
+			fmt.Fprintln(env.Stdout)
+			tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "dataset\tclass\tsame\tdiffer\tmissing\textra\terrors\tleft behind\thashed\ttime\tresult")
+			for _, o := range outs {
+				if o.Report == nil {
+					fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%.1fs\tERROR\n", o.Name, o.Class, o.Elapsed)
+					continue
+				}
+				c := o.Report.Totals
+				verdict := "IDENTICAL"
+				if !o.Report.Identical {
+					verdict = "DIFFERENT"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.1fs\t%s\n", o.Name, o.Class, c.Same, c.Differ, c.Missing, c.Extra, c.Errors, c.Held,
+					shortBytes(c.Bytes), o.Elapsed, verdict)
+			}
+			tw.Flush()
+			verdict := "IDENTICAL: every dataset matches"
+			if code != ExitOK {
+				verdict = "DIFFERENT: see the datasets above"
+			}
+			fmt.Fprintf(env.Stdout, "%s (%s, %s)\n", verdict, "xxhash64 of every file, each side read on its own host", time.Since(start).Round(10*time.Millisecond))
+		}
+	}
+	if code == ExitFatal {
+		return &exitError{code: code, err: fmt.Errorf("verify --plan %s: a dataset could not be verified", p.Path)}
+	}
+	if code != ExitOK {
+		return &exitError{code: ExitDiffer}
+	}
+	return nil
+}
+
+func isRemote(s string) bool {
+	e, err := transport.Parse(s)
+	return err == nil && e.Remote()
+}

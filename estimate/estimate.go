@@ -1,0 +1,394 @@
+// Package estimate predicts how long a final pass will take from the
+// history of a dataset's passes (DESIGN.md, key idea 8):
+//
+//	final = fixed(entries) + changed files x per-file cost + changed bytes / throughput + re-check
+//
+// where the changes expected after a gap are fitted from the catch-up
+// passes against the time between them, and the costs from their
+// durations. It is pure: records in, a prediction out.
+package estimate
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/msync/msync/sync/state"
+)
+
+// Point is what one pass contributes to the fit.
+type Point struct {
+	Gap      time.Duration // since the previous pass ended
+	Entries  float64       // source entries scanned
+	Files    float64       // changed paths (created, updated, metadata, deleted, links)
+	Bytes    float64       // file bytes copied
+	Duration time.Duration
+	Recheck  time.Duration // final passes: the source re-scan
+	Kind     string
+}
+
+// FromPass extracts a point from a pass record (its Stats as decoded JSON).
+func FromPass(p state.Pass) (Point, error) {
+	m, ok := p.Stats.(map[string]any)
+	if !ok {
+		return Point{}, fmt.Errorf("pass of %s: no statistics", p.Start.Format(time.RFC3339))
+	}
+	num := func(k string) float64 {
+		v, _ := m[k].(float64)
+		return v
+	}
+	return Point{
+		Gap:      time.Duration(p.GapSeconds * float64(time.Second)),
+		Entries:  num("entries"),
+		Files:    num("created") + num("updated") + num("meta_only") + num("deleted") + num("hardlinks"),
+		Bytes:    num("data_bytes"),
+		Duration: p.Duration,
+		Recheck:  p.Phases.Recheck,
+		Kind:     p.Kind,
+	}, nil
+}
+
+// Points returns the usable points of a history: completed, not dry runs.
+func Points(ps []state.Pass) ([]Point, error) {
+	var out []Point
+	for _, p := range ps {
+		if !p.OK || p.DryRun {
+			continue
+		}
+		pt, err := FromPass(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pt)
+	}
+	return out, nil
+}
+
+// Model is a fitted dataset.
+type Model struct {
+	// Change per second of gap, and what changes regardless of the gap
+	// (files rewritten on every pass).
+	FilesPerSec, FilesBase float64
+	BytesPerSec, BytesBase float64
+	// Cost of a pass: Fixed at Entries entries, plus per file and per byte.
+	Fixed    time.Duration
+	Entries  float64
+	PerFile  time.Duration
+	PerByte  float64 // seconds per byte
+	Recheck  time.Duration
+	Measured bool // Recheck comes from a final pass (else estimated)
+	// Spread is the relative uncertainty of a prediction (at least 10%).
+	Spread  float64
+	Catchup int // catch-up passes the fit used
+}
+
+// ErrTooFew is returned before there are catch-up passes to fit.
+var ErrTooFew = errors.New("no catch-up pass yet: run msync catchup (twice or more, at gaps like the final one) first")
+
+// Fit fits a model to the points of one dataset.
+func Fit(pts []Point) (*Model, error) {
+	var cu []Point
+	var initial *Point
+	var recheck []Point
+	for i := range pts {
+		p := pts[i]
+		switch {
+		case p.Kind == "initial":
+			initial = &pts[i]
+		case p.Gap > 0:
+			cu = append(cu, p)
+		}
+		if p.Recheck > 0 {
+			recheck = append(recheck, p)
+		}
+	}
+	if len(cu) == 0 {
+		return nil, ErrTooFew
+	}
+	m := &Model{Catchup: len(cu)}
+	// Change volume against the gap.
+	gaps := make([]float64, len(cu))
+	files := make([]float64, len(cu))
+	bytes := make([]float64, len(cu))
+	for i, p := range cu {
+		gaps[i], files[i], bytes[i] = p.Gap.Seconds(), p.Files, p.Bytes
+		m.Entries += p.Entries / float64(len(cu))
+	}
+	m.FilesPerSec, m.FilesBase = lineFit(gaps, files)
+	m.BytesPerSec, m.BytesBase = lineFit(gaps, bytes)
+
+	// Cost: duration = fixed + perFile*files + perByte*bytes, non-negative.
+	fit := cu
+	if len(cu) < 3 && initial != nil {
+		fit = append(append([]Point(nil), cu...), *initial)
+	}
+	rows := make([][3]float64, len(fit))
+	ys := make([]float64, len(fit))
+	for i, p := range fit {
+		rows[i] = [3]float64{1, p.Files, p.Bytes}
+		ys[i] = (p.Duration - p.Recheck).Seconds()
+	}
+	c := nnls3(rows, ys)
+	m.Fixed = secs(c[0])
+	m.PerFile = secs(c[1])
+	m.PerByte = c[2]
+
+	if len(recheck) > 0 {
+		var sum float64
+		for _, p := range recheck {
+			sum += p.Recheck.Seconds() * safeRatio(m.Entries, p.Entries)
+		}
+		m.Recheck, m.Measured = secs(sum/float64(len(recheck))), true
+	} else {
+		// One side re-scanned, against two scanned in every pass.
+		m.Recheck = m.Fixed / 2
+	}
+
+	// Spread: how well the fit explains the passes it saw, change volume
+	// and cost together.
+	var ss float64
+	for _, p := range cu {
+		pred := m.cost(m.Entries, p.Files, p.Bytes)
+		if pred > 0 {
+			r := ((p.Duration - p.Recheck).Seconds() - pred) / pred
+			ss += r * r
+		}
+		pf := m.FilesBase + m.FilesPerSec*p.Gap.Seconds()
+		if pf > 0 && p.Files > 0 {
+			pc := m.cost(m.Entries, pf, m.BytesBase+m.BytesPerSec*p.Gap.Seconds())
+			r := ((p.Duration - p.Recheck).Seconds() - pc) / pc
+			ss += r * r
+		}
+	}
+	m.Spread = math.Max(0.10, 2*math.Sqrt(ss/float64(2*len(cu))))
+	if len(cu) < 3 {
+		m.Spread = math.Max(m.Spread, 0.5) // too little history to be sure
+	}
+	return m, nil
+}
+
+func (m *Model) cost(entries, files, bytes float64) float64 {
+	return m.Fixed.Seconds()*safeRatio(entries, m.Entries) + m.PerFile.Seconds()*files + m.PerByte*bytes
+}
+
+// Prediction is the expected duration of a pass after a gap.
+type Prediction struct {
+	Gap          time.Duration
+	Files, Bytes float64 // expected changes
+	Scan         time.Duration
+	FileCost     time.Duration
+	ByteCost     time.Duration
+	Recheck      time.Duration // final passes
+	Total        time.Duration
+	Low, High    time.Duration
+	Dominant     string // "scan", "files" or "bytes"
+}
+
+// Predict returns the expected duration of a pass after gap, at entries
+// source entries (0: as in the history); final adds the re-check.
+func (m *Model) Predict(gap time.Duration, entries float64, final bool) Prediction {
+	if entries <= 0 {
+		entries = m.Entries
+	}
+	p := Prediction{Gap: gap}
+	p.Files = math.Max(0, m.FilesBase+m.FilesPerSec*gap.Seconds())
+	p.Bytes = math.Max(0, m.BytesBase+m.BytesPerSec*gap.Seconds())
+	p.Scan = secs(m.Fixed.Seconds() * safeRatio(entries, m.Entries))
+	p.FileCost = secs(m.PerFile.Seconds() * p.Files)
+	p.ByteCost = secs(m.PerByte * p.Bytes)
+	if final {
+		p.Recheck = secs(m.Recheck.Seconds() * safeRatio(entries, m.Entries))
+	}
+	p.Total = p.Scan + p.FileCost + p.ByteCost + p.Recheck
+	p.Low = secs(p.Total.Seconds() * (1 - m.Spread))
+	p.High = secs(p.Total.Seconds() * (1 + m.Spread))
+	p.Dominant = "scan"
+	if p.FileCost > p.Scan+p.Recheck && p.FileCost >= p.ByteCost {
+		p.Dominant = "files"
+	} else if p.ByteCost > p.Scan+p.Recheck && p.ByteCost > p.FileCost {
+		p.Dominant = "bytes"
+	}
+	return p
+}
+
+// Explain says in words what dominates a prediction.
+func (p Prediction) Explain() string {
+	switch p.Dominant {
+	case "files":
+		return fmt.Sprintf("many small files: %.0f changed paths cost %s", p.Files, p.FileCost.Round(time.Millisecond))
+	case "bytes":
+		return fmt.Sprintf("bytes: %.1f MiB to copy cost %s", p.Bytes/(1<<20), p.ByteCost.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("scanning: walking both trees costs %s whatever changed", (p.Scan + p.Recheck).Round(time.Millisecond))
+}
+
+// lineFit fits y = a*x + b with a, b >= 0 (least squares): the full line
+// when both come out non-negative, else the better of a line through the
+// origin and a flat mean.
+func lineFit(xs, ys []float64) (a, b float64) {
+	n := float64(len(xs))
+	var sx, sy, sxx, sxy float64
+	for i := range xs {
+		sx += xs[i]
+		sy += ys[i]
+		sxx += xs[i] * xs[i]
+		sxy += xs[i] * ys[i]
+	}
+	if den := n*sxx - sx*sx; len(xs) >= 2 && den > 1e-9*n*sxx {
+		a = (n*sxy - sx*sy) / den
+		b = (sy - a*sx) / n
+		if a >= 0 && b >= 0 {
+			return a, b
+		}
+	}
+	sse := func(a, b float64) float64 {
+		var e float64
+		for i := range xs {
+			d := ys[i] - (a*xs[i] + b)
+			e += d * d
+		}
+		return e
+	}
+	a, b = 0, math.Max(0, sy/n)
+	if sxx > 0 && sxy > 0 {
+		if o := sxy / sxx; sse(o, 0) <= sse(a, b) {
+			return o, 0
+		}
+	}
+	return a, b
+}
+
+// nnls3 solves min |X c - y| with c >= 0 for three unknowns by trying
+// every set of free variables (eight least-squares problems).
+func nnls3(rows [][3]float64, ys []float64) [3]float64 {
+	best, bestErr := [3]float64{}, math.Inf(1)
+	for mask := 1; mask < 8; mask++ {
+		var idx []int
+		for k := 0; k < 3; k++ {
+			if mask&(1<<k) != 0 {
+				idx = append(idx, k)
+			}
+		}
+		c, ok := lsq(rows, ys, idx)
+		if !ok {
+			continue
+		}
+		neg := false
+		for _, v := range c {
+			if v < 0 {
+				neg = true
+			}
+		}
+		if neg {
+			continue
+		}
+		var e float64
+		for i, r := range rows {
+			d := ys[i] - (c[0]*r[0] + c[1]*r[1] + c[2]*r[2])
+			e += d * d
+		}
+		// Prefer fewer variables when the fit is as good (collinear passes).
+		e *= 1 + 1e-6*float64(len(idx))
+		if e < bestErr {
+			best, bestErr = c, e
+		}
+	}
+	return best
+}
+
+// lsq solves the normal equations for the columns idx (ridge-damped so
+// that collinear columns still give an answer); ok is false when singular.
+func lsq(rows [][3]float64, ys []float64, idx []int) ([3]float64, bool) {
+	k := len(idx)
+	a := make([][]float64, k)
+	b := make([]float64, k)
+	for i := range a {
+		a[i] = make([]float64, k)
+	}
+	for r, row := range rows {
+		for i, ci := range idx {
+			b[i] += row[ci] * ys[r]
+			for j, cj := range idx {
+				a[i][j] += row[ci] * row[cj]
+			}
+		}
+	}
+	for i := range a {
+		a[i][i] *= 1 + 1e-9
+	}
+	// Gaussian elimination with partial pivoting.
+	for col := 0; col < k; col++ {
+		piv := col
+		for r := col + 1; r < k; r++ {
+			if math.Abs(a[r][col]) > math.Abs(a[piv][col]) {
+				piv = r
+			}
+		}
+		if math.Abs(a[piv][col]) < 1e-300 {
+			return [3]float64{}, false
+		}
+		a[col], a[piv] = a[piv], a[col]
+		b[col], b[piv] = b[piv], b[col]
+		for r := col + 1; r < k; r++ {
+			f := a[r][col] / a[col][col]
+			for c := col; c < k; c++ {
+				a[r][c] -= f * a[col][c]
+			}
+			b[r] -= f * b[col]
+		}
+	}
+	x := make([]float64, k)
+	for r := k - 1; r >= 0; r-- {
+		s := b[r]
+		for c := r + 1; c < k; c++ {
+			s -= a[r][c] * x[c]
+		}
+		x[r] = s / a[r][r]
+	}
+	var out [3]float64
+	for i, ci := range idx {
+		if math.IsNaN(x[i]) || math.IsInf(x[i], 0) {
+			return out, false
+		}
+		out[ci] = x[i]
+	}
+	return out, true
+}
+
+func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func safeRatio(a, b float64) float64 {
+	if b <= 0 || a <= 0 {
+		return 1
+	}
+	return a / b
+}
+
+// Makespan is how long datasets of the given durations take when run
+// workers at a time in order (a plan's datasets), each starting after the
+// ones listed in after[i].
+func Makespan(durations []time.Duration, after [][]int, workers int) time.Duration {
+	if workers < 1 {
+		workers = 1
+	}
+	finish := make([]time.Duration, len(durations))
+	slots := make([]time.Duration, workers)
+	for i, d := range durations {
+		sort.Slice(slots, func(a, b int) bool { return slots[a] < slots[b] })
+		start := slots[0]
+		for _, j := range after[i] {
+			if j < i && finish[j] > start {
+				start = finish[j]
+			}
+		}
+		finish[i] = start + d
+		slots[0] = finish[i]
+	}
+	var end time.Duration
+	for _, f := range finish {
+		end = max(end, f)
+	}
+	return end
+}

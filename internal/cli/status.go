@@ -1,0 +1,399 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/msync/msync/estimate"
+	"github.com/msync/msync/plan"
+	"github.com/msync/msync/sync/state"
+	"github.com/spf13/cobra"
+)
+
+// history is the pass history of one dataset (a plan's, or one SRC DST pair).
+type history struct {
+	Name     string        `json:"name"`
+	Class    string        `json:"class,omitempty"`
+	State    string        `json:"state"`
+	Passes   []state.Pass  `json:"passes"`
+	Verify   *state.Verify `json:"last_verify,omitempty"`
+	Source   string        `json:"source,omitempty"`
+	Dest     string        `json:"dest,omitempty"`
+	after    []int         // datasets this one starts after (plan order)
+	parallel int
+}
+
+type historyFlags struct {
+	state string
+	plan  planFlags
+	json  bool
+}
+
+func addHistoryFlags(c *cobra.Command, hf *historyFlags) {
+	c.Flags().StringVar(&hf.state, "state", "", "state directory to read (default: the SRC/DST pair's)")
+	c.Flags().BoolVar(&hf.json, "json", false, "print JSON")
+	addPlanFlags(c, &hf.plan)
+}
+
+// histories loads the pass histories the flags and arguments name.
+func (hf *historyFlags) histories(args []string) ([]history, *plan.Plan, error) {
+	if hf.plan.path != "" {
+		p, ds, err := hf.plan.load()
+		if err != nil {
+			return nil, nil, err
+		}
+		var out []history
+		for i, d := range ds {
+			h := history{Name: d.Name, Class: d.Class, State: p.StatePath(d), Source: d.Source, Dest: d.Dest, parallel: p.Workers()}
+			for j, o := range ds {
+				if j != i && inside(o.Source, d.Source) {
+					h.after = append(h.after, j)
+				}
+			}
+			if err := h.load(); err != nil {
+				return nil, nil, err
+			}
+			out = append(out, h)
+		}
+		return out, p, nil
+	}
+	sd := hf.state
+	name := sd
+	if sd == "" {
+		if len(args) != 2 {
+			return nil, nil, &exitError{code: exitCodeUsage, err: errors.New("give SRC DST, --state DIR or --plan FILE")}
+		}
+		var err error
+		if sd, err = stateDir("", args[0], args[1]); err != nil {
+			return nil, nil, fatal(err)
+		}
+		name = args[0] + " -> " + args[1]
+	}
+	if _, err := os.Stat(sd); err != nil {
+		return nil, nil, fatal(fmt.Errorf("no state directory %s: has a pass run for this pair? (%w)", sd, err))
+	}
+	h := history{Name: name, State: sd, parallel: 1}
+	if err := h.load(); err != nil {
+		return nil, nil, err
+	}
+	return []history{h}, nil, nil
+}
+
+func (h *history) load() error {
+	ps, err := state.Passes(h.State)
+	if err != nil {
+		return fatal(fmt.Errorf("%s: %w", h.Name, err))
+	}
+	h.Passes = ps
+	if h.Verify, err = state.LastVerify(h.State); err != nil {
+		return fatal(fmt.Errorf("%s: %w", h.Name, err))
+	}
+	if h.Class == "" {
+		for _, p := range ps {
+			if p.Class != "" {
+				h.Class = p.Class
+			}
+		}
+	}
+	return nil
+}
+
+func historyArgs(hf *historyFlags) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if hf.plan.path != "" || hf.state != "" {
+			if len(args) != 0 {
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("%s: no SRC DST with --plan or --state", cmd.Name())}
+			}
+			return nil
+		}
+		return planArgs(&hf.plan, 2)(cmd, args)
+	}
+}
+
+func newStatusCommand(env Env) *cobra.Command {
+	hf := &historyFlags{}
+	c := &cobra.Command{
+		Use:   "status [flags] SRC DST | --plan FILE | --state DIR",
+		Short: "Show the passes so far: how the diff shrinks pass after pass",
+		Long: `Print the history of passes of a SRC/DST pair (or of every dataset of a plan): when
+each ran, the gap since the previous one, what it found changed and copied, how long each
+phase took, and the last verification.`,
+		Args: historyArgs(hf),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hs, _, err := hf.histories(args)
+			if err != nil {
+				return err
+			}
+			if hf.json {
+				enc := json.NewEncoder(env.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"datasets": hs})
+			}
+			for i, h := range hs {
+				if i > 0 {
+					fmt.Fprintln(env.Stdout)
+				}
+				writeStatus(env.Stdout, h)
+			}
+			return nil
+		},
+	}
+	addHistoryFlags(c, hf)
+	return c
+}
+
+func writeStatus(w io.Writer, h history) {
+	title := h.Name
+	if h.Class != "" {
+		title += " (" + h.Class + ")"
+	}
+	fmt.Fprintf(w, "%s: %d pass(es), state %s\n", title, len(h.Passes), h.State)
+	if len(h.Passes) == 0 {
+		fmt.Fprintln(w, "  no pass yet")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tkind\tstarted\tgap\ttook\tentries\tchanged\tdeleted\tdata\tliteral\tscan\tdiff\ttransfer\tcommit\tresult")
+	for i, p := range h.Passes {
+		pt, _ := estimate.FromPass(p)
+		st, _ := p.Stats.(map[string]any)
+		num := func(k string) int64 { v, _ := st[k].(float64); return int64(v) }
+		gap := "-"
+		if p.GapSeconds > 0 {
+			gap = shortDuration(time.Duration(p.GapSeconds * float64(time.Second)))
+		}
+		result := "ok"
+		switch {
+		case !p.OK:
+			result = fmt.Sprintf("%d failed", num("failed"))
+		case p.Quiet != nil && !*p.Quiet:
+			result = "NOT QUIET"
+		case p.Quiet != nil:
+			result = "quiet"
+		}
+		if p.DryRun {
+			result += " (dry run)"
+		}
+		if p.Queue != nil {
+			result += fmt.Sprintf(" queue %d/%d", p.Queue.Src, p.Queue.Dst)
+		}
+		if n := num("held"); n > 0 {
+			result += fmt.Sprintf(" %d held", n)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, p.Kind, p.Start.Local().Format("01-02 15:04:05"), gap,
+			shortDuration(p.Duration), int64(pt.Entries), int64(pt.Files), num("deleted"), shortBytes(num("data_bytes")), shortBytes(num("literal_bytes")),
+			shortDuration(p.Phases.Scan), shortDuration(p.Phases.Diff), shortDuration(p.Phases.Transfer), shortDuration(p.Phases.Commit), result)
+	}
+	tw.Flush()
+	if v := h.Verify; v != nil {
+		verdict := "IDENTICAL"
+		if !v.Identical {
+			verdict = fmt.Sprintf("DIFFERENT (%d differ, %d missing, %d extra, %d errors)", v.Differ, v.Missing, v.Extra, v.Errors)
+		}
+		fmt.Fprintf(w, "last verify: %s at %s (%s)\n", verdict, v.Time.Local().Format("2006-01-02 15:04:05"), shortDuration(v.Duration))
+	} else {
+		fmt.Fprintln(w, "last verify: never")
+	}
+}
+
+func shortDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// prediction is one dataset's estimate.
+type prediction struct {
+	Name       string               `json:"name"`
+	Class      string               `json:"class,omitempty"`
+	Passes     int                  `json:"catchup_passes"`
+	Gap        float64              `json:"gap_seconds"`
+	Files      float64              `json:"expected_changed_paths"`
+	Bytes      float64              `json:"expected_bytes"`
+	Seconds    float64              `json:"seconds"`
+	Low        float64              `json:"low_seconds"`
+	High       float64              `json:"high_seconds"`
+	Dominant   string               `json:"dominant"`
+	Explain    string               `json:"explanation"`
+	Error      string               `json:"error,omitempty"`
+	Prediction *estimate.Prediction `json:"-"`
+}
+
+// window is the estimate of a whole final pass.
+type window struct {
+	Datasets []prediction `json:"datasets"`
+	Seconds  float64      `json:"seconds"`
+	Low      float64      `json:"low_seconds"`
+	High     float64      `json:"high_seconds"`
+	Parallel int          `json:"parallel"`
+	At       *time.Time   `json:"at,omitempty"`
+}
+
+// estimateWindow predicts the final pass of every history after gap (or,
+// with at set, after the time from each dataset's last pass to at).
+func estimateWindow(hs []history, gap time.Duration, at time.Time) (*window, error) {
+	w := &window{Parallel: 1}
+	if !at.IsZero() {
+		w.At = &at
+	}
+	var mid, lo, hi []time.Duration
+	var after [][]int
+	for _, h := range hs {
+		w.Parallel = max(w.Parallel, h.parallel)
+		pr := prediction{Name: h.Name, Class: h.Class}
+		g := gap
+		if !at.IsZero() {
+			last, _ := lastEnd(h.Passes)
+			if last.IsZero() || at.Before(last) {
+				return nil, fmt.Errorf("--at %s: %s's last pass ended %s, after it", at.Format("2006-01-02 15:04"), h.Name, last.Local().Format("2006-01-02 15:04"))
+			}
+			g = at.Sub(last)
+		}
+		pts, err := estimate.Points(h.Passes)
+		var m *estimate.Model
+		if err == nil {
+			m, err = estimate.Fit(pts)
+		}
+		if err != nil {
+			pr.Error = err.Error()
+			w.Datasets = append(w.Datasets, pr)
+			mid, lo, hi = append(mid, 0), append(lo, 0), append(hi, 0)
+			after = append(after, h.after)
+			continue
+		}
+		p := m.Predict(g, 0, true)
+		pr.Passes, pr.Gap, pr.Files, pr.Bytes = m.Catchup, g.Seconds(), p.Files, p.Bytes
+		pr.Seconds, pr.Low, pr.High = p.Total.Seconds(), p.Low.Seconds(), p.High.Seconds()
+		pr.Dominant, pr.Explain, pr.Prediction = p.Dominant, p.Explain(), &p
+		w.Datasets = append(w.Datasets, pr)
+		mid, lo, hi = append(mid, p.Total), append(lo, p.Low), append(hi, p.High)
+		after = append(after, h.after)
+	}
+	w.Seconds = estimate.Makespan(mid, after, w.Parallel).Seconds()
+	w.Low = estimate.Makespan(lo, after, w.Parallel).Seconds()
+	w.High = estimate.Makespan(hi, after, w.Parallel).Seconds()
+	return w, nil
+}
+
+func lastEnd(ps []state.Pass) (time.Time, bool) {
+	for i := len(ps) - 1; i >= 0; i-- {
+		if ps[i].OK && !ps[i].DryRun {
+			return ps[i].End, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func newEstimateCommand(env Env) *cobra.Command {
+	hf := &historyFlags{}
+	var gap time.Duration
+	var at string
+	c := &cobra.Command{
+		Use:   "estimate [flags] SRC DST | --plan FILE | --state DIR",
+		Short: "Predict how long the final pass will take",
+		Long: `Predict the duration of the final pass (catchup --final) from the passes so far: the
+change rate fitted against the gap between passes, and the scan, per-file and per-byte
+costs fitted from their durations. Run two or more catch-up passes at gaps like the one
+you will leave before the final pass; the more, the tighter the range.
+
+  --gap 30m                    the last catch-up runs 30 minutes before the final pass
+  --at "2026-12-01 08:00"      the final pass starts then (gap: from each dataset's last pass)
+  (neither)                    the final pass starts now
+
+The answer gives a range and says what dominates: scanning (fixed, grows with the number
+of files), many small changed files, or bytes to copy. With --plan, datasets are combined
+as the plan runs them (parallel, nested datasets after the ones inside them).`,
+		Args: historyArgs(hf),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if gap < 0 {
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("--gap %s: must not be negative", gap)}
+			}
+			var atT time.Time
+			if at != "" {
+				if gap != 0 {
+					return &exitError{code: exitCodeUsage, err: errors.New("--gap and --at: give one")}
+				}
+				var err error
+				if atT, err = parseAt(at); err != nil {
+					return &exitError{code: exitCodeUsage, err: err}
+				}
+			}
+			hs, _, err := hf.histories(args)
+			if err != nil {
+				return err
+			}
+			if gap == 0 && atT.IsZero() {
+				atT = time.Now()
+			}
+			w, err := estimateWindow(hs, gap, atT)
+			if err != nil {
+				return &exitError{code: exitCodeUsage, err: err}
+			}
+			if hf.json {
+				enc := json.NewEncoder(env.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(w)
+			}
+			writeEstimate(env.Stdout, w)
+			for _, d := range w.Datasets {
+				if d.Error != "" {
+					return &exitError{code: ExitFatal, err: fmt.Errorf("%s: %s", d.Name, d.Error)}
+				}
+			}
+			return nil
+		},
+	}
+	addHistoryFlags(c, hf)
+	c.Flags().DurationVar(&gap, "gap", 0, "time between the last catch-up and the final pass (e.g. 30m)")
+	c.Flags().StringVar(&at, "at", "", `when the final pass starts, "YYYY-MM-DD HH:MM" local time`)
+	return c
+}
+
+func parseAt(s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02 15:04", "2006-01-02 15:04:05", "2006-01-02T15:04", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf(`--at %q: want "YYYY-MM-DD HH:MM" (local time)`, s)
+}
+
+func writeEstimate(w io.Writer, win *window) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "dataset\tclass\tcatch-ups\tgap\texpected changes\tfinal pass\trange\tdominated by")
+	for _, d := range win.Datasets {
+		if d.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", d.Name, d.Class, d.Error)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.0f paths, %s\t%s\t%s - %s\t%s\n", d.Name, d.Class, d.Passes, shortDuration(secsDur(d.Gap)),
+			d.Files, shortBytes(int64(d.Bytes)), shortDuration(secsDur(d.Seconds)), shortDuration(secsDur(d.Low)), shortDuration(secsDur(d.High)), d.Explain)
+	}
+	tw.Flush()
+	when := ""
+	if win.At != nil {
+		when = " starting " + win.At.Local().Format("2006-01-02 15:04")
+	}
+	fmt.Fprintf(w, "final pass%s: about %s (%s - %s)", when, shortDuration(secsDur(win.Seconds)), shortDuration(secsDur(win.Low)), shortDuration(secsDur(win.High)))
+	if len(win.Datasets) > 1 {
+		fmt.Fprintf(w, ", %d dataset(s) %d at a time", len(win.Datasets), win.Parallel)
+	}
+	fmt.Fprintln(w, ", including the re-check that proves the source quiet")
+}
+
+func secsDur(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -8,6 +8,7 @@ command -v mtree >/dev/null || need+=(mtree-netbsd)
 [ -x /usr/bin/time ] || need+=(time)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v chromium >/dev/null || need+=(chromium) # renders the HTML report in a test
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -85,6 +85,7 @@ type pass struct {
 	abort     atomic.Bool    // the merge ended early: deferred transfers are dropped
 	queue     Queue          // Rules.Queued paths on each side, counted by the writer
 	diffTime  time.Duration  // time spent in handle
+	held      map[string]bool // source paths the rules left alone: the final re-check ignores them
 }
 
 // Run performs one pass as o describes.
@@ -765,6 +766,12 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 			p.note(s.Path, why)
 			p.mu.Lock()
 			p.res.Stats.Held++
+			if p.o.Final {
+				if p.held == nil {
+					p.held = map[string]bool{}
+				}
+				p.held[s.Path] = true
+			}
 			p.mu.Unlock()
 			// What msync put there before (m) stays its to delete later.
 			p.slots <- &slot{src: m, dst: d}
@@ -1214,6 +1221,9 @@ func (p *pass) recheck(ctx context.Context, st *state.Dir) error {
 	}
 	defer sc.Close()
 	err = manifest.Diff(r, sc, func(o, n *manifest.Entry) error {
+		if n != nil && p.held[n.Path] || o != nil && p.held[o.Path] {
+			return nil // left as it is on purpose; not part of this pass
+		}
 		switch {
 		case o == nil:
 			p.moved(n.Path, "appeared")

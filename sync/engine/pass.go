@@ -78,13 +78,13 @@ type pass struct {
 	notQuiet  []string        // source paths that moved during the pass, once each
 	movedSeen map[string]bool // guards notQuiet against repeats
 	stop      context.CancelCauseFunc
-	rules     Rules          // nil: no class rules
-	inflight  sync.WaitGroup // dispatched transfers not yet done
-	prevSrc   string         // the source path before the current one
-	nextSrc   string         // the source path after it, when rules ask
-	abort     atomic.Bool    // the merge ended early: deferred transfers are dropped
-	queue     Queue          // Rules.Queued paths on each side, counted by the writer
-	diffTime  time.Duration  // time spent in handle
+	rules     Rules           // nil: no class rules
+	inflight  sync.WaitGroup  // dispatched transfers not yet done
+	prevSrc   string          // the source path before the current one
+	nextSrc   string          // the source path after it, when rules ask
+	abort     atomic.Bool     // the merge ended early: deferred transfers are dropped
+	queue     Queue           // Rules.Queued paths on each side, counted by the writer
+	diffTime  time.Duration   // time spent in handle
 	held      map[string]bool // source paths the rules left alone: the final re-check ignores them
 }
 

@@ -116,8 +116,15 @@ func Fit(pts []Point) (*Model, error) {
 		gaps[i], files[i], bytes[i] = p.Gap.Seconds(), p.Files, p.Bytes
 		m.Entries += p.Entries / float64(len(cu))
 	}
-	m.FilesPerSec, m.FilesBase = lineFit(gaps, files)
-	m.BytesPerSec, m.BytesBase = lineFit(gaps, bytes)
+	// Recent passes weigh more (half weight three passes back): the final
+	// pass comes after them, on the system as it is now (caches warm, the
+	// initial copy's after-effects gone, queues at their usual size).
+	weights := make([]float64, len(cu))
+	for i := range cu {
+		weights[i] = math.Pow(0.79, float64(len(cu)-1-i))
+	}
+	m.FilesPerSec, m.FilesBase = lineFit(gaps, files, weights)
+	m.BytesPerSec, m.BytesBase = lineFit(gaps, bytes, weights)
 
 	// Cost: duration = fixed + perFile*files + perByte*bytes, non-negative.
 	fit := cu
@@ -127,8 +134,12 @@ func Fit(pts []Point) (*Model, error) {
 	rows := make([][3]float64, len(fit))
 	ys := make([]float64, len(fit))
 	for i, p := range fit {
-		rows[i] = [3]float64{1, p.Files, p.Bytes}
-		ys[i] = (p.Duration - p.Recheck).Seconds()
+		w := 1.0
+		if i < len(cu) {
+			w = math.Sqrt(weights[i])
+		}
+		rows[i] = [3]float64{w, w * p.Files, w * p.Bytes}
+		ys[i] = w * (p.Duration - p.Recheck).Seconds()
 	}
 	c := nnls3(rows, ys)
 	m.Fixed = secs(c[0])
@@ -224,17 +235,21 @@ func (p Prediction) Explain() string {
 	return fmt.Sprintf("scanning: walking both trees costs %s whatever changed", (p.Scan + p.Recheck).Round(time.Millisecond))
 }
 
-// lineFit fits y = a*x + b with a, b >= 0 (least squares): the full line
-// when both come out non-negative, else the better of a line through the
-// origin and a flat mean.
-func lineFit(xs, ys []float64) (a, b float64) {
-	n := float64(len(xs))
-	var sx, sy, sxx, sxy float64
+// lineFit fits y = a*x + b with a, b >= 0 (weighted least squares): the
+// full line when both come out non-negative, else the better of a line
+// through the origin and a flat mean.
+func lineFit(xs, ys, ws []float64) (a, b float64) {
+	var n, sx, sy, sxx, sxy float64
 	for i := range xs {
-		sx += xs[i]
-		sy += ys[i]
-		sxx += xs[i] * xs[i]
-		sxy += xs[i] * ys[i]
+		w := 1.0
+		if ws != nil {
+			w = ws[i]
+		}
+		n += w
+		sx += w * xs[i]
+		sy += w * ys[i]
+		sxx += w * xs[i] * xs[i]
+		sxy += w * xs[i] * ys[i]
 	}
 	if den := n*sxx - sx*sx; len(xs) >= 2 && den > 1e-9*n*sxx {
 		a = (n*sxy - sx*sy) / den
@@ -246,8 +261,12 @@ func lineFit(xs, ys []float64) (a, b float64) {
 	sse := func(a, b float64) float64 {
 		var e float64
 		for i := range xs {
+			w := 1.0
+			if ws != nil {
+				w = ws[i]
+			}
 			d := ys[i] - (a*xs[i] + b)
-			e += d * d
+			e += w * d * d
 		}
 		return e
 	}

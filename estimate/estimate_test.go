@@ -73,13 +73,13 @@ func TestFromPass(t *testing.T) {
 }
 
 func TestLineFit(t *testing.T) {
-	if a, b := lineFit([]float64{10}, []float64{50}); a != 5 || b != 0 {
+	if a, b := lineFit([]float64{10}, []float64{50}, nil); a != 5 || b != 0 {
 		t.Errorf("one point: %v %v", a, b)
 	}
-	if a, b := lineFit([]float64{1, 2, 3}, []float64{12, 14, 16}); math.Abs(a-2) > 1e-9 || math.Abs(b-10) > 1e-9 {
+	if a, b := lineFit([]float64{1, 2, 3}, []float64{12, 14, 16}, nil); math.Abs(a-2) > 1e-9 || math.Abs(b-10) > 1e-9 {
 		t.Errorf("line: %v %v", a, b)
 	}
-	if a, b := lineFit([]float64{1, 2}, []float64{5, 1}); a != 0 || b != 3 {
+	if a, b := lineFit([]float64{1, 2}, []float64{5, 1}, nil); a != 0 || b != 3 {
 		t.Errorf("falling: %v %v (want a flat mean)", a, b)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +55,7 @@ func newBenchCommand(env Env) *cobra.Command {
 	}
 	mutate.Flags().Uint64Var(&mseed, "seed", 1, "random seed")
 	mutate.Flags().IntVar(&round, "round", 1, "mutation round (each round changes different things)")
-	c.AddCommand(gen, mutate, newBenchRunCommand(env))
+	c.AddCommand(gen, mutate, newBenchRunCommand(env), newEstimateCheckCommand(env))
 	return c
 }
 
@@ -130,5 +131,55 @@ Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,
 	c.Flags().BoolVar(&sshLoopback, "ssh-loopback", false, "start a private OpenSSH server on 127.0.0.1 (keys generated) for the ssh rows")
 	c.Flags().StringVar(&cfg.Msync, "msync", "", "msync binary to measure (default: this one)")
 	c.Flags().StringVar(&cfg.Rsync, "rsync", "", "rsync binary to compare with (default: rsync on PATH)")
+	return c
+}
+
+func newEstimateCheckCommand(env Env) *cobra.Command {
+	cfg := bench.CheckConfig{History: []int{1, 3, 2, 4}, Checks: []int{3, 1, 5, 2}}
+	var asJSON bool
+	var out string
+	c := &cobra.Command{
+		Use:   "estimate-check [flags]",
+		Short: "Replay catch-ups at varied gaps and compare msync estimate's predictions with the real passes",
+		Long: `Generate a tree, copy it, then run catch-up passes after varied gaps, where one gap
+unit (--unit, 10m) stands for two bench mutate rounds of a live server's changes. After the
+learning passes (gaps 1, 3, 2, 4 units) each further pass (3, 1, 5, then 2 units as the
+final pass) is first predicted from the history so far, then run, and the two are printed
+side by side. The target is within ±25%. Timing is real; only the gaps are simulated.`,
+		Args: usageArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.Dir == "" {
+				cfg.Dir = filepath.Join(os.TempDir(), "msync-estimate-check")
+			}
+			if !asJSON {
+				cfg.Log = env.Stderr
+			}
+			res, err := bench.EstimateCheck(cmd.Context(), cfg)
+			if err != nil {
+				return fatal(fmt.Errorf("estimate-check: %w", err))
+			}
+			var b strings.Builder
+			if asJSON {
+				enc := json.NewEncoder(&b)
+				enc.SetIndent("", "  ")
+				enc.Encode(res)
+			} else {
+				res.Markdown(&b)
+			}
+			io.WriteString(env.Stdout, b.String())
+			if out != "" {
+				if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+					return fatal(err)
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().Float64Var(&cfg.Scale, "scale", 0.1, "tree size (1.0: about 150k files, 1.5 GB)")
+	c.Flags().Uint64Var(&cfg.Seed, "seed", 1, "random seed")
+	c.Flags().StringVar(&cfg.Dir, "dir", "", "work directory, emptied first (default: $TMPDIR/msync-estimate-check)")
+	c.Flags().DurationVar(&cfg.Unit, "unit", 10*time.Minute, "the stretch of time two mutate rounds stand for")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().StringVarP(&out, "out", "o", "", "also write the table to this file")
 	return c
 }

@@ -42,6 +42,7 @@ test: deps vet build unit race fuzz benchcheck
 # Proves the benchmark harness works (speed is never asserted in tests).
 benchcheck: build
 	$(BIN) bench run --scale 0.01 --runs 1 --ssh-loopback --dir $$(mktemp -d) >/dev/null
+	$(BIN) bench estimate-check --scale 0.01 --dir $$(mktemp -d)/ec >/dev/null
 
 race:
 	$(GO) test -race -count=1 ./internal/e2e/ ./sync/... ./transport/...

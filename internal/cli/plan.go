@@ -436,6 +436,9 @@ func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers 
 				continue
 			}
 			for _, l := range o.Report.Lines {
+				if l.Code == '~' && !all {
+					continue // counted in the table; --all lists them
+				}
 				fmt.Fprintf(env.Stdout, "[%s] %s\n", o.Name, l)
 			}
 		}

@@ -88,6 +88,10 @@ type pass struct {
 	held      map[string]bool // source paths the rules left alone: the final re-check ignores them
 }
 
+// maxHeldLogged is how many entries left alone by a class's rules a pass
+// names in its log; the result lists them all.
+const maxHeldLogged = 5
+
 // Run performs one pass as o describes.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	p := &pass{o: o, res: &Result{}, leaders: map[linkKey]*leaderInfo{}, root: os.Geteuid() == 0}
@@ -486,6 +490,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	}
 	p.popTo("\x00") // pops every frame, root last
 	phases.Diff = p.diffTime
+	if n := p.res.Stats.Held; n > maxHeldLogged {
+		fmt.Fprintf(o.Log, "msync: and %d more left as they are by the %s rules (all in --json)\n", n-maxHeldLogged, p.rules.Class())
+	}
 	if o.Counters != nil {
 		o.Counters.ScanFinished.Store(true)
 	}
@@ -763,8 +770,11 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 	p.countSource(s)
 	if p.rules != nil && s.Type == manifest.TypeFile && (d == nil || d.Type == manifest.TypeFile) {
 		if why := p.rules.Hold(s, p.prevSrc, p.nextSrc); why != "" {
-			p.note(s.Path, why)
 			p.mu.Lock()
+			p.res.Problems = append(p.res.Problems, Problem{Path: s.Path, Err: why, Skipped: true})
+			if p.res.Stats.Held < maxHeldLogged {
+				fmt.Fprintf(p.o.Log, "msync: leaving %s: %s\n", s.Path, why)
+			}
 			p.res.Stats.Held++
 			if p.o.Final {
 				if p.held == nil {

@@ -24,6 +24,7 @@ type Point struct {
 	Entries  float64       // source entries scanned
 	Files    float64       // changed paths (created, updated, metadata, deleted, links)
 	Bytes    float64       // file bytes copied
+	SrcBytes float64       // sum of source file sizes
 	Duration time.Duration
 	Recheck  time.Duration // final passes: the source re-scan
 	Kind     string
@@ -44,6 +45,7 @@ func FromPass(p state.Pass) (Point, error) {
 		Entries:  num("entries"),
 		Files:    num("created") + num("updated") + num("meta_only") + num("deleted") + num("hardlinks"),
 		Bytes:    num("data_bytes"),
+		SrcBytes: num("src_bytes"),
 		Duration: p.Duration,
 		Recheck:  p.Phases.Recheck,
 		Kind:     p.Kind,
@@ -82,6 +84,11 @@ type Model struct {
 	// Spread is the relative uncertainty of a prediction (at least 10%).
 	Spread  float64
 	Catchup int // catch-up passes the fit used
+	// A pass never changes more than the whole tree: predictions are capped
+	// at the last pass's entries and source bytes.
+	MaxFiles, MaxBytes float64
+	// LongestGap is the longest gap the fit saw.
+	LongestGap time.Duration
 }
 
 // ErrTooFew is returned before there are catch-up passes to fit.
@@ -122,6 +129,11 @@ func Fit(pts []Point) (*Model, error) {
 	weights := make([]float64, len(cu))
 	for i := range cu {
 		weights[i] = math.Pow(0.79, float64(len(cu)-1-i))
+	}
+	last := cu[len(cu)-1]
+	m.MaxFiles, m.MaxBytes = last.Entries, last.SrcBytes
+	for _, p := range cu {
+		m.LongestGap = max(m.LongestGap, p.Gap)
 	}
 	m.FilesPerSec, m.FilesBase = lineFit(gaps, files, weights)
 	m.BytesPerSec, m.BytesBase = lineFit(gaps, bytes, weights)
@@ -195,6 +207,11 @@ type Prediction struct {
 	Total        time.Duration
 	Low, High    time.Duration
 	Dominant     string // "scan", "files" or "bytes"
+	// Extrapolated is how many times the longest gap seen this gap is,
+	// when it is more than twice that (the fit is linear; real change
+	// rates flatten as the same files change again).
+	Extrapolated float64
+	Capped       bool // the change volume hit the size of the tree
 }
 
 // Predict returns the expected duration of a pass after gap, at entries
@@ -206,6 +223,15 @@ func (m *Model) Predict(gap time.Duration, entries float64, final bool) Predicti
 	p := Prediction{Gap: gap}
 	p.Files = math.Max(0, m.FilesBase+m.FilesPerSec*gap.Seconds())
 	p.Bytes = math.Max(0, m.BytesBase+m.BytesPerSec*gap.Seconds())
+	if m.MaxFiles > 0 && p.Files > m.MaxFiles {
+		p.Files, p.Capped = m.MaxFiles, true
+	}
+	if m.MaxBytes > 0 && p.Bytes > m.MaxBytes {
+		p.Bytes, p.Capped = m.MaxBytes, true
+	}
+	if m.LongestGap > 0 && gap > 2*m.LongestGap {
+		p.Extrapolated = gap.Seconds() / m.LongestGap.Seconds()
+	}
 	p.Scan = secs(m.Fixed.Seconds() * safeRatio(entries, m.Entries))
 	p.FileCost = secs(m.PerFile.Seconds() * p.Files)
 	p.ByteCost = secs(m.PerByte * p.Bytes)
@@ -226,13 +252,22 @@ func (m *Model) Predict(gap time.Duration, entries float64, final bool) Predicti
 
 // Explain says in words what dominates a prediction.
 func (p Prediction) Explain() string {
+	var s string
 	switch p.Dominant {
 	case "files":
-		return fmt.Sprintf("many small files: %.0f changed paths cost %s", p.Files, p.FileCost.Round(time.Millisecond))
+		s = fmt.Sprintf("many small files: %.0f changed paths cost %s", p.Files, p.FileCost.Round(time.Millisecond))
 	case "bytes":
-		return fmt.Sprintf("bytes: %.1f MiB to copy cost %s", p.Bytes/(1<<20), p.ByteCost.Round(time.Millisecond))
+		s = fmt.Sprintf("bytes: %.1f MiB to copy cost %s", p.Bytes/(1<<20), p.ByteCost.Round(time.Millisecond))
+	default:
+		s = fmt.Sprintf("scanning: walking both trees costs %s whatever changed", (p.Scan + p.Recheck).Round(time.Millisecond))
 	}
-	return fmt.Sprintf("scanning: walking both trees costs %s whatever changed", (p.Scan + p.Recheck).Round(time.Millisecond))
+	if p.Capped {
+		s += "; capped at the whole tree changing"
+	}
+	if p.Extrapolated > 0 {
+		s += fmt.Sprintf("; extrapolated to %.0fx the longest gap seen: run a catch-up at such a gap to know", p.Extrapolated)
+	}
+	return s
 }
 
 // lineFit fits y = a*x + b with a, b >= 0 (weighted least squares): the

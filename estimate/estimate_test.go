@@ -3,6 +3,7 @@ package estimate
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +91,28 @@ func TestMakespan(t *testing.T) {
 	got := Makespan([]time.Duration{3 * s, 1 * s, 1 * s, 2 * s}, [][]int{nil, nil, nil, {0, 2}}, 2)
 	if got != 5*s {
 		t.Fatalf("makespan %v, want 5s", got)
+	}
+}
+
+func TestPredictCapsAndFlagsExtrapolation(t *testing.T) {
+	var pts []Point
+	for _, g := range []float64{1, 2, 3} {
+		p := synth(g)
+		p.SrcBytes = 5e5
+		pts = append(pts, p)
+	}
+	m, err := Fit(pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.Predict(time.Hour, 0, false)
+	if !p.Capped || p.Bytes != 5e5 || p.Files > 10000 {
+		t.Errorf("an hour at a rate fitted over seconds: %+v, want the change capped at the tree", p)
+	}
+	if p.Extrapolated < 1000 || !strings.Contains(p.Explain(), "extrapolated") {
+		t.Errorf("extrapolation not flagged: %v %q", p.Extrapolated, p.Explain())
+	}
+	if q := m.Predict(2*time.Second, 0, false); q.Extrapolated != 0 || q.Capped {
+		t.Errorf("a gap like those seen is flagged: %+v", q)
 	}
 }

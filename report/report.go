@@ -50,6 +50,8 @@ const (
 	BarColor = "#3b6fd8"
 	// LineColor draws the pass durations.
 	LineColor = "#e07b00"
+	// BytesColor draws the bytes copied (dashed).
+	BytesColor = "#2e9e44"
 )
 
 type passRow struct {
@@ -175,10 +177,15 @@ func chart(ds []Dataset) template.HTML {
 	}
 	changed := make([]float64, n)
 	took := make([]float64, n)
+	data := make([]float64, n)
 	for _, d := range ds {
 		for i, p := range d.Passes {
 			r := row(i+1, p)
 			changed[i] += float64(r.Changed)
+			if st, ok := p.Stats.(map[string]any); ok {
+				v, _ := st["data_bytes"].(float64)
+				data[i] += v
+			}
 			took[i] = math.Max(took[i], p.Duration.Seconds())
 		}
 	}
@@ -192,10 +199,12 @@ func chart(ds []Dataset) template.HTML {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="#666">no passes yet</text></svg>`, ChartWidth/2, ChartHeight/2)
 		return template.HTML(b.String())
 	}
-	maxC, maxT := 1.0, 0.001
+	maxC, maxT, maxB := 1.0, 0.001, 1.0
 	for i := range n {
-		maxC, maxT = math.Max(maxC, changed[i]), math.Max(maxT, took[i])
+		maxC, maxT, maxB = math.Max(maxC, changed[i]), math.Max(maxT, took[i]), math.Max(maxB, data[i])
 	}
+	// Bytes copied share the log scale's shape, against their own maximum.
+	by := func(v float64) float64 { return top + ph - ph*math.Log10(1+v)/math.Log10(1+maxB) }
 	// Changed paths on a log scale: the initial pass dwarfs the rest.
 	ly := func(v float64) float64 { return top + ph - ph*math.Log10(1+v)/math.Log10(1+maxC) }
 	ty := func(v float64) float64 { return top + ph - ph*v/maxT }
@@ -207,7 +216,7 @@ func chart(ds []Dataset) template.HTML {
 	}
 	slot := pw / float64(n)
 	bw := math.Max(2, slot*0.6)
-	var pts []string
+	var pts, bpts []string
 	for i := range n {
 		x := left + slot*float64(i) + slot/2
 		y := ly(changed[i])
@@ -215,7 +224,10 @@ func chart(ds []Dataset) template.HTML {
 			x-bw/2, y, bw, top+ph-y, BarColor, i+1, changed[i])
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11" fill="#333">%d</text>`, x, top+ph+16, i+1)
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, ty(took[i])))
+		bpts = append(bpts, fmt.Sprintf("%.1f,%.1f", x, by(data[i])))
 	}
+	fmt.Fprintf(&b, `<polyline class="bytes" points="%s" fill="none" stroke="%s" stroke-width="2" stroke-dasharray="6 4"><title>bytes copied per pass (log scale, top = %s)</title></polyline>`,
+		strings.Join(bpts, " "), BytesColor, bytes(int64(maxB)))
 	fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="3"/>`, strings.Join(pts, " "), LineColor)
 	for _, p := range pts {
 		xy := strings.Split(p, ",")
@@ -223,6 +235,7 @@ func chart(ds []Dataset) template.HTML {
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="16" font-size="12" fill="%s">changed paths (log scale)</text>`, left-40, BarColor)
 	fmt.Fprintf(&b, `<text x="%d" y="16" text-anchor="end" font-size="12" fill="%s">pass duration</text>`, ChartWidth-8, LineColor)
+	fmt.Fprintf(&b, `<text x="%.1f" y="16" text-anchor="middle" font-size="12" fill="%s">- - bytes copied (log, top %s)</text>`, left+pw/2, BytesColor, bytes(int64(maxB)))
 	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="12" fill="#333">pass</text>`, left+pw/2, ChartHeight-6)
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
@@ -301,7 +314,7 @@ code { font-size: 12px; }
 {{end}}</table>
 
 <h2>Convergence</h2>
-<p>Changed paths per pass (all datasets, bars) and the longest dataset's pass duration (line).</p>
+<p>Changed paths per pass (all datasets, bars), bytes copied (dashed) and the longest dataset's pass duration (line).</p>
 <figure>{{.Chart}}</figure>
 
 <h2>Passes</h2>

@@ -122,6 +122,9 @@ func TestReportInChromium(t *testing.T) {
 	if line.n < 100 || line.r.Dx() < report.ChartWidth/2 {
 		t.Errorf("duration line not drawn: %d pixels in %v", line.n, line.r)
 	}
+	if data := colorBox(img, report.BytesColor); data.n < 100 || data.r.Dx() < report.ChartWidth/2 {
+		t.Errorf("bytes line not drawn: %d pixels in %v", data.n, data.r)
+	}
 
 	// A difference turns the dataset red.
 	var victim string

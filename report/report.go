@@ -303,6 +303,10 @@ code { font-size: 12px; }
 {{else}}<div class="big">not yet</div><div>see the datasets below</div>{{end}}</div>
 </div>
 
+<h2>Convergence</h2>
+<p>Changed paths per pass (all datasets, bars), bytes copied (dashed) and the longest dataset's pass duration (line).</p>
+<figure>{{.Chart}}</figure>
+
 <h2>Datasets</h2>
 <table id="datasets">
 <tr><th>dataset</th><th>class</th><th>source → destination</th><th>passes</th><th>last pass</th><th>final pass (range)</th><th>dominated by</th><th>last verify</th></tr>
@@ -312,10 +316,6 @@ code { font-size: 12px; }
 <td class="{{.VerdictCls}}">{{.Verdict}}<br><small>{{.VerifyNote}}</small></td>
 </tr>
 {{end}}</table>
-
-<h2>Convergence</h2>
-<p>Changed paths per pass (all datasets, bars), bytes copied (dashed) and the longest dataset's pass duration (line).</p>
-<figure>{{.Chart}}</figure>
 
 <h2>Passes</h2>
 {{range .Sets}}<details{{if eq (len $.Sets) 1}} open{{end}}><summary>{{.Name}} ({{len .Passes}} passes)</summary>

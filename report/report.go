@@ -241,7 +241,8 @@ func chart(ds []Dataset) template.HTML {
 	return template.HTML(b.String())
 }
 
-func short(d time.Duration) string {
+// Duration formats d briefly: 850ms, 4.2s, 3m05s, 2h10m, 3d04h.
+func Duration(d time.Duration) string {
 	switch {
 	case d <= 0:
 		return "0s"
@@ -251,11 +252,16 @@ func short(d time.Duration) string {
 		return fmt.Sprintf("%.1fs", d.Seconds())
 	case d < time.Hour:
 		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
-	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
-func bytes(n int64) string {
+func short(d time.Duration) string { return Duration(d) }
+
+// Bytes formats n briefly in binary units.
+func Bytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
@@ -266,6 +272,8 @@ func bytes(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
+
+func bytes(n int64) string { return Bytes(n) }
 
 var page = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <html lang="en">

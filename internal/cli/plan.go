@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/report"
 	"github.com/msync/msync/sync/class"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/verify"
@@ -45,6 +46,14 @@ func planArgs(pf *planFlags, n int) cobra.PositionalArgs {
 		}
 		return usageArgs(n)(cmd, args)
 	}
+}
+
+// loadPlan loads the plan of a pass or verify; --state does not apply.
+func (f *passFlags) loadPlan() (*plan.Plan, []*plan.Dataset, error) {
+	if f.state != "" {
+		return nil, nil, &exitError{code: exitCodeUsage, err: fmt.Errorf("--state: with --plan each dataset has its own state directory (state_dir in the plan)")}
+	}
+	return f.plan.load()
 }
 
 func (pf *planFlags) load() (*plan.Plan, []*plan.Dataset, error) {
@@ -160,10 +169,7 @@ func runPlanPasses(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags) 
 	if err := f.check(); err != nil {
 		return err
 	}
-	if f.state != "" {
-		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--state: with --plan each dataset has its own state directory (state_dir in the plan)")}
-	}
-	p, ds, err := f.plan.load()
+	p, ds, err := f.loadPlan()
 	if err != nil {
 		return err
 	}
@@ -282,17 +288,7 @@ func writePassSummary(w io.Writer, outs []datasetOutcome, final bool, elapsed ti
 	fmt.Fprintln(w)
 }
 
-func shortBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+func shortBytes(n int64) string { return report.Bytes(n) }
 
 func newPlanCommand(env Env) *cobra.Command {
 	c := &cobra.Command{
@@ -378,10 +374,7 @@ type verifyOutcome struct {
 }
 
 func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers int) error {
-	if f.state != "" {
-		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--state: with --plan each dataset has its own state directory (state_dir in the plan)")}
-	}
-	p, ds, err := f.plan.load()
+	p, ds, err := f.loadPlan()
 	if err != nil {
 		return err
 	}

@@ -144,7 +144,7 @@ func EstimateCheck(ctx context.Context, c CheckConfig) (*CheckResult, error) {
 		s := res.Stats
 		row := CheckRow{Pass: len(gaps), Gap: gap, Final: final, Predicted: pr.Total, Low: pr.Low, High: pr.High, Actual: took,
 			ErrPct: 100 * (pr.Total.Seconds() - took.Seconds()) / took.Seconds(), Dominant: pr.Dominant,
-			Files: pr.Files, Changed: float64(s.Created + s.Updated + s.MetaOnly + s.Deleted + s.HardLinks)}
+			Files: pr.Files, Changed: float64(s.Changed())}
 		if math.Abs(row.ErrPct) <= 25 {
 			out.Within++
 		}

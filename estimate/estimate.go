@@ -32,20 +32,15 @@ type Point struct {
 
 // FromPass extracts a point from a pass record (its Stats as decoded JSON).
 func FromPass(p state.Pass) (Point, error) {
-	m, ok := p.Stats.(map[string]any)
-	if !ok {
+	if _, ok := p.Stats.(map[string]any); !ok {
 		return Point{}, fmt.Errorf("pass of %s: no statistics", p.Start.Format(time.RFC3339))
-	}
-	num := func(k string) float64 {
-		v, _ := m[k].(float64)
-		return v
 	}
 	return Point{
 		Gap:      time.Duration(p.GapSeconds * float64(time.Second)),
-		Entries:  num("entries"),
-		Files:    num("created") + num("updated") + num("meta_only") + num("deleted") + num("hardlinks"),
-		Bytes:    num("data_bytes"),
-		SrcBytes: num("src_bytes"),
+		Entries:  float64(p.Stat("entries")),
+		Files:    float64(p.Changed()),
+		Bytes:    float64(p.Stat("data_bytes")),
+		SrcBytes: float64(p.Stat("src_bytes")),
 		Duration: p.Duration,
 		Recheck:  p.Phases.Recheck,
 		Kind:     p.Kind,

@@ -196,6 +196,23 @@ func (p *Plan) Select(only []string) ([]*Dataset, error) {
 	return out, nil
 }
 
+// After returns, for each dataset, the datasets it must run after: those
+// whose source lies inside its own (mailman/ around mailman/archives, the
+// rest around everything), so that the directory metadata the outer one
+// sets is not disturbed by an inner one creating its root.
+func After(ds []*Dataset) [][]int {
+	out := make([][]int, len(ds))
+	for i, d := range ds {
+		outer := strings.TrimSuffix(d.Source, "/") + "/"
+		for j, o := range ds {
+			if j != i && strings.HasPrefix(o.Source, outer) {
+				out[i] = append(out[i], j)
+			}
+		}
+	}
+	return out
+}
+
 // Workers returns how many datasets run at once.
 func (p *Plan) Workers() int {
 	if p.Parallel == 0 {

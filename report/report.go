@@ -146,17 +146,14 @@ func verdict(ds Dataset) (text, cls, note string) {
 }
 
 func row(n int, p state.Pass) passRow {
-	st, _ := p.Stats.(map[string]any)
-	num := func(k string) int64 { v, _ := st[k].(float64); return int64(v) }
 	r := passRow{N: n, Kind: p.Kind, Start: p.Start.Local().Format("01-02 15:04:05"), Took: short(p.Duration), Duration: p.Duration,
-		Changed: num("created") + num("updated") + num("meta_only") + num("deleted") + num("hardlinks"), Deleted: num("deleted"),
-		Data: bytes(num("data_bytes")), Gap: "–", Result: "ok"}
+		Changed: p.Changed(), Deleted: p.Stat("deleted"), Data: bytes(p.Stat("data_bytes")), Gap: "–", Result: "ok"}
 	if p.GapSeconds > 0 {
 		r.Gap = short(time.Duration(p.GapSeconds * float64(time.Second)))
 	}
 	switch {
 	case !p.OK:
-		r.Result, r.Bad = fmt.Sprintf("%d failed", num("failed")), true
+		r.Result, r.Bad = fmt.Sprintf("%d failed", p.Stat("failed")), true
 	case p.Quiet != nil && !*p.Quiet:
 		r.Result, r.Bad = "source NOT quiet", true
 	case p.Quiet != nil:
@@ -180,12 +177,8 @@ func chart(ds []Dataset) template.HTML {
 	data := make([]float64, n)
 	for _, d := range ds {
 		for i, p := range d.Passes {
-			r := row(i+1, p)
-			changed[i] += float64(r.Changed)
-			if st, ok := p.Stats.(map[string]any); ok {
-				v, _ := st["data_bytes"].(float64)
-				data[i] += v
-			}
+			changed[i] += float64(p.Changed())
+			data[i] += float64(p.Stat("data_bytes"))
 			took[i] = math.Max(took[i], p.Duration.Seconds())
 		}
 	}

@@ -116,7 +116,7 @@ func stateDir(flag, src, dst string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	if e, err := transport.Parse(src); err == nil && e.Remote() {
+	if isRemote(src) {
 		ad, err := filepath.Abs(dst)
 		if err != nil {
 			return "", err

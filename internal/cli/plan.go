@@ -18,7 +18,6 @@ import (
 
 	"github.com/msync/msync/plan"
 	"github.com/msync/msync/sync/engine"
-	"github.com/msync/msync/transport"
 	"github.com/spf13/cobra"
 )
 
@@ -71,11 +70,7 @@ func (pf *planFlags) load() (*plan.Plan, []*plan.Dataset, error) {
 // endpointsOf resolves a dataset's source and dest (local paths relative to
 // the plan file).
 func endpointsOf(p *plan.Plan, d *plan.Dataset) (src, dst string) {
-	remote := func(s string) bool {
-		e, err := transport.Parse(s)
-		return err == nil && e.Remote()
-	}
-	return p.Local(d.Source, remote(d.Source)), p.Local(d.Dest, remote(d.Dest))
+	return p.Local(d.Source, isRemote(d.Source)), p.Local(d.Dest, isRemote(d.Dest))
 }
 
 // datasetOutcome is what one dataset of a plan run came to.
@@ -92,10 +87,8 @@ type datasetOutcome struct {
 	Items    []string       `json:"items,omitempty"`
 }
 
-// schedule runs fn for each dataset, at most workers at a time; a dataset
-// whose source contains another's (mailman/ around mailman/archives, the
-// rest around everything) starts after it, so that directory metadata it
-// sets is not disturbed by the inner dataset creating its root.
+// schedule runs fn for each dataset, at most workers at a time, each after
+// the datasets plan.After names for it.
 func schedule(ctx context.Context, ds []*plan.Dataset, workers int, fn func(i int)) {
 	done := make([]chan struct{}, len(ds))
 	for i := range done {
@@ -103,13 +96,9 @@ func schedule(ctx context.Context, ds []*plan.Dataset, workers int, fn func(i in
 	}
 	sem := make(chan struct{}, workers)
 	var wg sync.WaitGroup
-	for i, d := range ds {
-		var deps []int
-		for j, o := range ds {
-			if j != i && inside(o.Source, d.Source) {
-				deps = append(deps, j)
-			}
-		}
+	after := plan.After(ds)
+	for i := range ds {
+		deps := after[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -123,12 +112,6 @@ func schedule(ctx context.Context, ds []*plan.Dataset, workers int, fn func(i in
 		}()
 	}
 	wg.Wait()
-}
-
-// inside reports whether path a is strictly below b.
-func inside(a, b string) bool {
-	b = strings.TrimSuffix(b, "/")
-	return a != b && strings.HasPrefix(a, b+"/")
 }
 
 // prefixWriter prefixes each line with the dataset's name.
@@ -185,7 +168,7 @@ func runPlanPasses(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags) 
 		src, dst := endpointsOf(p, d)
 		df := *f
 		df.state = p.StatePath(d)
-		if e, err := transport.Parse(dst); err == nil && e.Remote() {
+		if isRemote(dst) {
 			df.state = "" // a push keeps its state on DST's host
 		}
 		df.excludes = append(append([]string(nil), f.excludes...), d.Exclude...)
@@ -274,7 +257,7 @@ func writePassSummary(w io.Writer, outs []datasetOutcome, final bool, elapsed ti
 		}
 		if r := o.Result; r != nil {
 			s := r.Stats
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%.1fs\t%s\n", o.Name, o.Class, s.Entries, s.Created+s.Updated+s.MetaOnly+s.HardLinks,
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%.1fs\t%s\n", o.Name, o.Class, s.Entries, s.Changed()-s.Deleted,
 				s.Deleted, shortBytes(s.DataBytes), o.Elapsed, result)
 		} else {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%.1fs\t%s\n", o.Name, o.Class, o.Elapsed, result)
@@ -467,9 +450,4 @@ func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers 
 		return &exitError{code: ExitDiffer}
 	}
 	return nil
-}
-
-func isRemote(s string) bool {
-	e, err := transport.Parse(s)
-	return err == nil && e.Remote()
 }

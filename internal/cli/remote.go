@@ -45,6 +45,12 @@ func (rf *remoteFlags) open(ctx context.Context, env Env, e transport.Endpoint) 
 }
 
 // endpoints parses SRC and DST and refuses two remote ones.
+// isRemote reports whether s names a remote endpoint (host:path, msync://).
+func isRemote(s string) bool {
+	e, err := transport.Parse(s)
+	return err == nil && e.Remote()
+}
+
 func endpoints(src, dst string) (transport.Endpoint, transport.Endpoint, error) {
 	s, err := transport.Parse(src)
 	if err != nil {

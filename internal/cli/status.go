@@ -49,13 +49,10 @@ func (hf *historyFlags) histories(args []string) ([]history, *plan.Plan, error) 
 			return nil, nil, err
 		}
 		var out []history
+		after := plan.After(ds)
 		for i, d := range ds {
 			h := history{Name: d.Name, Class: d.Class, State: p.StatePath(d), Source: d.Source, Dest: d.Dest, parallel: p.Workers()}
-			for j, o := range ds {
-				if j != i && inside(o.Source, d.Source) {
-					h.after = append(h.after, j)
-				}
-			}
+			h.after = after[i]
 			if err := h.load(); err != nil {
 				return nil, nil, err
 			}
@@ -161,9 +158,6 @@ func writeStatus(w io.Writer, h history) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tkind\tstarted\tgap\ttook\tentries\tchanged\tdeleted\tdata\tliteral\tscan\tdiff\ttransfer\tcommit\tresult")
 	for i, p := range h.Passes {
-		pt, _ := estimate.FromPass(p)
-		st, _ := p.Stats.(map[string]any)
-		num := func(k string) int64 { v, _ := st[k].(float64); return int64(v) }
 		gap := "-"
 		if p.GapSeconds > 0 {
 			gap = shortDuration(time.Duration(p.GapSeconds * float64(time.Second)))
@@ -171,7 +165,7 @@ func writeStatus(w io.Writer, h history) {
 		result := "ok"
 		switch {
 		case !p.OK:
-			result = fmt.Sprintf("%d failed", num("failed"))
+			result = fmt.Sprintf("%d failed", p.Stat("failed"))
 		case p.Quiet != nil && !*p.Quiet:
 			result = "NOT QUIET"
 		case p.Quiet != nil:
@@ -183,11 +177,11 @@ func writeStatus(w io.Writer, h history) {
 		if p.Queue != nil {
 			result += fmt.Sprintf(" queue %d/%d", p.Queue.Src, p.Queue.Dst)
 		}
-		if n := num("held"); n > 0 {
+		if n := p.Stat("held"); n > 0 {
 			result += fmt.Sprintf(" %d held", n)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, p.Kind, p.Start.Local().Format("01-02 15:04:05"), gap,
-			shortDuration(p.Duration), int64(pt.Entries), int64(pt.Files), num("deleted"), shortBytes(num("data_bytes")), shortBytes(num("literal_bytes")),
+			shortDuration(p.Duration), p.Stat("entries"), p.Changed(), p.Stat("deleted"), shortBytes(p.Stat("data_bytes")), shortBytes(p.Stat("literal_bytes")),
 			shortDuration(p.Phases.Scan), shortDuration(p.Phases.Diff), shortDuration(p.Phases.Transfer), shortDuration(p.Phases.Commit), result)
 	}
 	tw.Flush()
@@ -238,14 +232,12 @@ func estimateWindow(hs []history, gap time.Duration, at time.Time) (*window, err
 	if !at.IsZero() {
 		w.At = &at
 	}
-	var mid, lo, hi []time.Duration
-	var after [][]int
 	for _, h := range hs {
 		w.Parallel = max(w.Parallel, h.parallel)
 		pr := prediction{Name: h.Name, Class: h.Class}
 		g := gap
 		if !at.IsZero() {
-			last, _ := lastEnd(h.Passes)
+			last := state.LastEnd(h.Passes)
 			if last.IsZero() || at.Before(last) {
 				return nil, fmt.Errorf("--at %s: %s's last pass ended %s, after it", at.Format("2006-01-02 15:04"), h.Name, last.Local().Format("2006-01-02 15:04"))
 			}
@@ -258,32 +250,24 @@ func estimateWindow(hs []history, gap time.Duration, at time.Time) (*window, err
 		}
 		if err != nil {
 			pr.Error = err.Error()
-			w.Datasets = append(w.Datasets, pr)
-			mid, lo, hi = append(mid, 0), append(lo, 0), append(hi, 0)
-			after = append(after, h.after)
-			continue
+		} else {
+			p := m.Predict(g, 0, true)
+			pr.Passes, pr.Gap, pr.Files, pr.Bytes = m.Catchup, g.Seconds(), p.Files, p.Bytes
+			pr.Seconds, pr.Low, pr.High = p.Total.Seconds(), p.Low.Seconds(), p.High.Seconds()
+			pr.Dominant, pr.Explain, pr.Prediction = p.Dominant, p.Explain(), &p
 		}
-		p := m.Predict(g, 0, true)
-		pr.Passes, pr.Gap, pr.Files, pr.Bytes = m.Catchup, g.Seconds(), p.Files, p.Bytes
-		pr.Seconds, pr.Low, pr.High = p.Total.Seconds(), p.Low.Seconds(), p.High.Seconds()
-		pr.Dominant, pr.Explain, pr.Prediction = p.Dominant, p.Explain(), &p
 		w.Datasets = append(w.Datasets, pr)
-		mid, lo, hi = append(mid, p.Total), append(lo, p.Low), append(hi, p.High)
-		after = append(after, h.after)
+	}
+	// Datasets without a prediction count as taking no time.
+	mid, lo, hi := make([]time.Duration, len(hs)), make([]time.Duration, len(hs)), make([]time.Duration, len(hs))
+	after := make([][]int, len(hs))
+	for i, d := range w.Datasets {
+		mid[i], lo[i], hi[i], after[i] = secsDur(d.Seconds), secsDur(d.Low), secsDur(d.High), hs[i].after
 	}
 	w.Seconds = estimate.Makespan(mid, after, w.Parallel).Seconds()
 	w.Low = estimate.Makespan(lo, after, w.Parallel).Seconds()
 	w.High = estimate.Makespan(hi, after, w.Parallel).Seconds()
 	return w, nil
-}
-
-func lastEnd(ps []state.Pass) (time.Time, bool) {
-	for i := len(ps) - 1; i >= 0; i-- {
-		if ps[i].OK && !ps[i].DryRun {
-			return ps[i].End, true
-		}
-	}
-	return time.Time{}, false
 }
 
 func newEstimateCommand(env Env) *cobra.Command {

@@ -232,7 +232,7 @@ func (f *passFlags) verifyState(src, dst string) string {
 	if f.state != "" {
 		return f.state
 	}
-	if e, err := transport.Parse(dst); err == nil && e.Remote() {
+	if isRemote(dst) {
 		return ""
 	}
 	sd, err := stateDir("", src, dst)

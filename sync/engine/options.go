@@ -178,6 +178,12 @@ type Stats struct {
 	Temps     int64 `json:"temps_removed"`  // leftovers of killed passes removed
 }
 
+// Changed counts the paths the pass changed: created, updated, metadata
+// only, deleted and hard links made.
+func (s *Stats) Changed() int64 {
+	return s.Created + s.Updated + s.MetaOnly + s.Deleted + s.HardLinks
+}
+
 // Problem is a path the pass could not handle.
 type Problem struct {
 	Path     string `json:"path"`

@@ -182,6 +182,20 @@ type Queue struct {
 	Dst int64 `json:"dst"`
 }
 
+// Stat returns one counter of a pass record read back from the history
+// (engine.Stats' JSON names, e.g. "data_bytes"); 0 when absent.
+func (p *Pass) Stat(name string) int64 {
+	m, _ := p.Stats.(map[string]any)
+	v, _ := m[name].(float64)
+	return int64(v)
+}
+
+// Changed counts the paths a recorded pass changed: created, updated,
+// metadata only, deleted and hard links made (engine.Stats.Changed).
+func (p *Pass) Changed() int64 {
+	return p.Stat("created") + p.Stat("updated") + p.Stat("meta_only") + p.Stat("deleted") + p.Stat("hardlinks")
+}
+
 // PhaseTimes is the wall time of each phase of a pass. Scanning, comparing
 // and transferring overlap (the comparison is a merge of the scans as they
 // stream, and files are copied as soon as they are found): Scan runs until
@@ -254,12 +268,18 @@ func LastPassEnd(dir string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	return LastEnd(ps), nil
+}
+
+// LastEnd returns the end time of the last successful non-dry pass of a
+// history; zero when there is none.
+func LastEnd(ps []Pass) time.Time {
 	for i := len(ps) - 1; i >= 0; i-- {
 		if ps[i].OK && !ps[i].DryRun {
-			return ps[i].End, nil
+			return ps[i].End
 		}
 	}
-	return time.Time{}, nil
+	return time.Time{}
 }
 
 // Verify is the outcome of the last verification of a SRC and DST pair.

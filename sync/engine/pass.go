@@ -482,7 +482,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		p.handle(s, d, m)
 		p.diffTime += time.Since(t0)
 		if s != nil {
-			p.prevSrc = s.Path
+			// path, not s.Path: a worker may already be rewriting *s
+			// (a file that changed since the scan).
+			p.prevSrc = path
 		}
 	}
 	if loopErr != nil || ctx.Err() != nil {

@@ -1,0 +1,400 @@
+package rsync
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kballard/go-shellquote"
+)
+
+// DefaultPort is the rsync daemon's TCP port.
+const DefaultPort = 873
+
+// Endpoint is a tree served by stock rsync.
+type Endpoint struct {
+	// Daemon selects rsync://Host:Port/Module/Path; otherwise a remote
+	// shell (Rsh, default "ssh") runs RsyncPath on Host.
+	Daemon bool
+	User   string
+	Host   string
+	Port   int
+	Module string // daemon only
+	Path   string // within the module (daemon) or on the host (shell)
+	// Rsh is the remote shell command line, as rsync's -e.
+	Rsh string
+	// RsyncPath is the command that runs rsync on the far side.
+	RsyncPath string
+	// Name names the endpoint in messages.
+	Name string
+}
+
+// serverArgs are the arguments of the far side's `rsync --server --sender`:
+// archive mode with hard links and numeric ids (no name lists cross).
+func (e *Endpoint) serverArgs() []string {
+	path := e.Path
+	if e.Daemon {
+		path = strings.TrimSuffix(e.Module+"/"+strings.TrimPrefix(path, "/"), "/")
+	}
+	if path == "" {
+		path = "."
+	}
+	return []string{"--server", "--sender", "-lHogDtpr", "--numeric-ids", ".", strings.TrimSuffix(path, "/") + "/"}
+}
+
+// Options configure a connection.
+type Options struct {
+	// Log receives the peer's messages (rsync's info, warnings and
+	// errors) and the remote shell's stderr.
+	Log io.Writer
+}
+
+// Client is one connection to a stock rsync sender: one file list, then
+// the files the engine asks for.
+type Client struct {
+	name string
+	log  io.Writer
+
+	closer  func() error // ends the connection (and the remote shell)
+	rawW    io.Writer
+	read    atomic.Int64
+	written atomic.Int64
+
+	dec  *decoder
+	wmu  sync.Mutex
+	enc  *encoder
+	seed int32
+
+	mu       sync.Mutex
+	queue    []*reply // requests sent, in order
+	err      error    // the connection broke: no more requests
+	lastErr  string   // last error message from the peer
+	msgs     []string // error messages seen while the file list came
+	listing  bool
+	ioError  int32
+	scanned  bool
+	phase    chan struct{} // a phase-end marker arrived
+	finished chan struct{} // the reader stopped
+	stats    Stats
+	list     *fileList
+}
+
+// Stats are the sender's totals at the end of a run.
+type Stats struct {
+	Read, Written, Size int64
+}
+
+// Dial connects to e and completes rsync's handshake.
+func Dial(ctx context.Context, e Endpoint, o Options) (*Client, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{})}
+	if e.Daemon {
+		return c, c.dialDaemon(ctx, &e)
+	}
+	return c, c.dialShell(ctx, &e)
+}
+
+type countWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *Client) dialDaemon(ctx context.Context, e *Endpoint) error {
+	port := e.Port
+	if port == 0 {
+		port = DefaultPort
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(e.Host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", e.Name, err)
+	}
+	c.closer = conn.Close
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	defer conn.SetDeadline(time.Time{})
+	br := bufio.NewReader(countReader{conn, &c.read})
+	bw := bufio.NewWriter(countWriter{conn, &c.written})
+	fail := func(err error) error {
+		conn.Close()
+		return fmt.Errorf("%s: %w", e.Name, err)
+	}
+	line, err := readLine(br)
+	if err != nil {
+		return fail(fmt.Errorf("reading the daemon's greeting: %w", err))
+	}
+	v, ok := strings.CutPrefix(line, "@RSYNCD: ")
+	if !ok {
+		return fail(fmt.Errorf("not an rsync daemon (it said %q)", line))
+	}
+	major, _, _ := strings.Cut(strings.Fields(v + " ")[0], ".")
+	if n, err := strconv.Atoi(major); err != nil || n < ProtocolVersion {
+		return fail(fmt.Errorf("the daemon speaks rsync protocol %q; msync needs %d or later (rsync 2.6.0+)", v, ProtocolVersion))
+	}
+	fmt.Fprintf(bw, "@RSYNCD: %d.0\n%s\n", ProtocolVersion, e.Module)
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	for {
+		line, err := readLine(br)
+		if err != nil {
+			return fail(fmt.Errorf("module %q: %w", e.Module, err))
+		}
+		switch {
+		case line == "@RSYNCD: OK":
+		case strings.HasPrefix(line, "@RSYNCD: AUTHREQD"):
+			return fail(fmt.Errorf("module %q wants a password: msync does not do rsync daemon authentication; use rsync over ssh (host:path with --rsync)", e.Module))
+		case strings.HasPrefix(line, "@ERROR"):
+			return fail(fmt.Errorf("the daemon refused module %q: %s", e.Module, strings.TrimSpace(strings.TrimPrefix(line, "@ERROR:"))))
+		case line == "@RSYNCD: EXIT":
+			return fail(fmt.Errorf("the daemon closed the connection"))
+		default:
+			fmt.Fprintf(c.log, "%s: %s\n", e.Name, line) // message of the day
+			continue
+		}
+		break
+	}
+	for _, a := range e.serverArgs() {
+		bw.WriteString(a)
+		bw.WriteByte('\n')
+	}
+	bw.WriteByte('\n')
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	c.rawW = countWriter{conn, &c.written}
+	if err := c.start(br); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// readLine reads one handshake line, at most 4 KiB.
+func readLine(br *bufio.Reader) (string, error) {
+	var b []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		b = append(b, frag...)
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		if len(b) > 4096 {
+			return "", protoErr("handshake line longer than 4 KiB")
+		}
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+func (c *Client) dialShell(ctx context.Context, e *Endpoint) error {
+	rsh := e.Rsh
+	if rsh == "" {
+		rsh = "ssh"
+	}
+	words, err := shellquote.Split(rsh)
+	if err != nil || len(words) == 0 {
+		return fmt.Errorf("remote shell %q: cannot split it into words", rsh)
+	}
+	if e.User != "" {
+		words = append(words, "-l", e.User)
+	}
+	rp := e.RsyncPath
+	if rp == "" {
+		rp = "rsync"
+	}
+	// The remote shell runs one command line: quote every argument.
+	words = append(words, e.Host, rp+" "+shellquote.Join(e.serverArgs()...))
+	cmd := exec.Command(words[0], words[1:]...)
+	cmd.Stderr = c.log
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: starting %s: %w", e.Name, words[0], err)
+	}
+	var once sync.Once
+	var werr error
+	c.closer = func() error {
+		once.Do(func() {
+			stdin.Close()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case werr = <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				werr = <-done
+			}
+		})
+		return werr
+	}
+	fail := func(err error) error {
+		cmd.Process.Kill()
+		c.closer()
+		return fmt.Errorf("%s: %w", e.Name, err)
+	}
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	defer stop()
+	br := bufio.NewReader(countReader{stdout, &c.read})
+	c.rawW = countWriter{stdin, &c.written}
+	bw := bufio.NewWriter(c.rawW)
+	(&encoder{bw}).int32(ProtocolVersion)
+	if err := bw.Flush(); err != nil {
+		return fail(fmt.Errorf("the remote shell ended: %w", err))
+	}
+	d := &decoder{r: br}
+	v, err := d.int32()
+	if err != nil {
+		return fail(fmt.Errorf("the remote rsync did not answer (is %q installed there?): %w", rp, err))
+	}
+	if v < ProtocolVersion || v > 1000 {
+		return fail(fmt.Errorf("the remote rsync speaks protocol %d; msync needs %d or later (rsync 2.6.0+)", v, ProtocolVersion))
+	}
+	if err := c.start(br); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// start reads the checksum seed and switches to the multiplexed stream.
+func (c *Client) start(br *bufio.Reader) error {
+	d := &decoder{r: br}
+	seed, err := d.int32()
+	if err != nil {
+		return fmt.Errorf("reading the checksum seed: %w", err)
+	}
+	c.seed = seed
+	mux := &muxReader{r: br, onMsg: c.onMsg}
+	c.dec = &decoder{r: bufio.NewReaderSize(mux, 256<<10)}
+	c.enc = &encoder{w: bufio.NewWriterSize(c.rawW, 64<<10)}
+	return nil
+}
+
+// onMsg handles one out-of-band message from the sender.
+func (c *Client) onMsg(tag byte, msg []byte) error {
+	text := strings.TrimRight(string(msg), "\n")
+	switch tag {
+	case msgInfo, msgLog, msgClient:
+		fmt.Fprintf(c.log, "%s: %s\n", c.name, text)
+	case msgError, msgErrXfer, msgWarning, msgErrSock, msgErrUTF8:
+		fmt.Fprintf(c.log, "%s: %s\n", c.name, text)
+		c.mu.Lock()
+		if tag != msgWarning {
+			c.lastErr = text
+			if c.listing {
+				c.msgs = append(c.msgs, text)
+			}
+		}
+		c.mu.Unlock()
+	case msgIOError:
+		if len(msg) == 4 {
+			c.mu.Lock()
+			c.ioError |= int32(msg[0]) | int32(msg[1])<<8 | int32(msg[2])<<16 | int32(msg[3])<<24
+			c.mu.Unlock()
+		}
+	case msgErrExit:
+		c.mu.Lock()
+		last := c.lastErr
+		c.mu.Unlock()
+		if last == "" {
+			last = "it gave no reason"
+		}
+		return fmt.Errorf("the rsync sender exited with an error: %s", last)
+	}
+	return nil
+}
+
+// WireBytes returns the bytes that crossed the connection so far.
+func (c *Client) WireBytes() int64 { return c.read.Load() + c.written.Load() }
+
+// broken records why the connection can no longer be used.
+func (c *Client) broken(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	q := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	for _, r := range q {
+		r.fail(err)
+	}
+}
+
+// Close ends the run the way rsync does (phase markers, the sender's
+// totals, a goodbye) when the connection is healthy, then closes it.
+func (c *Client) Close() error {
+	if c.closer == nil {
+		return nil
+	}
+	c.mu.Lock()
+	healthy := c.scanned && c.err == nil
+	c.mu.Unlock()
+	if healthy {
+		c.finish()
+	}
+	c.broken(errors.New("connection closed"))
+	err := c.closer()
+	c.closer = nil
+	return err
+}
+
+// finish sends rsync's end-of-phase markers and goodbye, bounded in time.
+func (c *Client) finish() {
+	timeout := time.After(30 * time.Second)
+	send := func() bool {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		c.enc.int32(-1)
+		return c.enc.w.Flush() == nil
+	}
+	wait := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		case <-c.finished:
+			return false
+		case <-timeout:
+			return false
+		}
+	}
+	// End of the transfer phase, then of the (empty) redo phase: each is
+	// answered by the sender; after the second come its totals.
+	if !send() || !wait(c.phase) || !send() || !wait(c.finished) {
+		return
+	}
+	c.mu.Lock()
+	ok := c.err == nil
+	c.mu.Unlock()
+	if ok {
+		send() // goodbye
+	}
+}

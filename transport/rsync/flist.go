@@ -1,0 +1,296 @@
+package rsync
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/msync/msync/manifest"
+)
+
+// File-list entry flags of protocol 27 (rsync's XMIT_*).
+const (
+	xmitTopDir   = 1 << 0
+	xmitSameMode = 1 << 1
+	xmitSameRdev = 1 << 2
+	xmitSameUID  = 1 << 3
+	xmitSameGID  = 1 << 4
+	xmitSameName = 1 << 5
+	xmitLongName = 1 << 6
+	xmitSameTime = 1 << 7
+	sIFMT        = 0o170000
+	sIFREG       = 0o100000
+	sIFDIR       = 0o040000
+	sIFLNK       = 0o120000
+	sIFIFO       = 0o010000
+	sIFSOCK      = 0o140000
+	sIFCHR       = 0o020000
+	sIFBLK       = 0o060000
+	permBits     = 0o7777
+)
+
+// file is one entry of an rsync file list, as the wire carries it.
+type file struct {
+	name     string // cleaned, relative to the transfer root; "" is the root
+	wire     string // as sent, which is what rsync sorts by
+	size     int64
+	mtime    int64 // seconds
+	mode     uint32
+	uid, gid uint32
+	rdev     uint32
+	link     string
+	dev, ino int64
+	idev     bool // dev and ino were sent (a regular file under -H)
+}
+
+// flistReader decodes a protocol 27 file list sent with -lHogDtpr.
+type flistReader struct {
+	d    *decoder
+	last file
+}
+
+// next returns the next entry, or io.EOF at the list's end marker.
+func (fr *flistReader) next() (*file, error) {
+	flags, err := fr.d.byte()
+	if err != nil {
+		return nil, err
+	}
+	if flags == 0 {
+		return nil, io.EOF
+	}
+	f := &file{}
+	l1 := 0
+	if flags&xmitSameName != 0 {
+		b, err := fr.d.byte()
+		if err != nil {
+			return nil, err
+		}
+		l1 = int(b)
+	}
+	var l2 int
+	if flags&xmitLongName != 0 {
+		n, err := fr.d.int32()
+		if err != nil {
+			return nil, err
+		}
+		l2 = int(n)
+	} else {
+		b, err := fr.d.byte()
+		if err != nil {
+			return nil, err
+		}
+		l2 = int(b)
+	}
+	if l1 > len(fr.last.name) || l2 < 0 || l1+l2 > maxPath || l1+l2 == 0 {
+		return nil, protoErr("file-list name of %d+%d bytes (previous name %d bytes)", l1, l2, len(fr.last.name))
+	}
+	tail, err := fr.d.bytes(l2)
+	if err != nil {
+		return nil, err
+	}
+	name := fr.last.name[:l1] + string(tail)
+	if f.size, err = fr.d.longint(); err != nil {
+		return nil, err
+	}
+	if f.size < 0 {
+		return nil, protoErr("%q: negative length %d", name, f.size)
+	}
+	if flags&xmitSameTime != 0 {
+		f.mtime = fr.last.mtime
+	} else {
+		t, err := fr.d.int32()
+		if err != nil {
+			return nil, err
+		}
+		f.mtime = int64(uint32(t)) // rsync 2.x and 3.x send time_t as 32 bits here
+	}
+	if flags&xmitSameMode != 0 {
+		f.mode = fr.last.mode
+	} else {
+		m, err := fr.d.int32()
+		if err != nil {
+			return nil, err
+		}
+		f.mode = uint32(m)
+	}
+	if flags&xmitSameUID != 0 {
+		f.uid = fr.last.uid
+	} else {
+		v, err := fr.d.int32()
+		if err != nil {
+			return nil, err
+		}
+		f.uid = uint32(v)
+	}
+	if flags&xmitSameGID != 0 {
+		f.gid = fr.last.gid
+	} else {
+		v, err := fr.d.int32()
+		if err != nil {
+			return nil, err
+		}
+		f.gid = uint32(v)
+	}
+	switch f.mode & sIFMT {
+	case sIFCHR, sIFBLK, sIFIFO, sIFSOCK:
+		if flags&xmitSameRdev != 0 {
+			f.rdev = fr.last.rdev
+		} else {
+			v, err := fr.d.int32()
+			if err != nil {
+				return nil, err
+			}
+			f.rdev = uint32(v)
+		}
+	case sIFLNK:
+		n, err := fr.d.int32()
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 || n > maxPath {
+			return nil, protoErr("%q: symlink target of %d bytes", name, n)
+		}
+		b, err := fr.d.bytes(int(n))
+		if err != nil {
+			return nil, err
+		}
+		f.link = string(b)
+	case sIFREG, sIFDIR:
+	default:
+		return nil, protoErr("%q: unknown file type in mode %#o", name, f.mode)
+	}
+	if f.mode&sIFMT == sIFREG {
+		if f.dev, err = fr.d.longint(); err != nil {
+			return nil, err
+		}
+		if f.ino, err = fr.d.longint(); err != nil {
+			return nil, err
+		}
+		f.idev = true
+	}
+	// The next entry's name shares a prefix with this one as sent, before
+	// it is cleaned.
+	fr.last = *f
+	fr.last.name = name
+	f.wire = name
+	if f.name, err = cleanName(name); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// cleanName turns a sender's name into a manifest path ("" for the root)
+// or refuses it: absolute names and ".." never leave the tree.
+func cleanName(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		return "", protoErr("absolute name %q in the file list", name)
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return "", protoErr("name with a NUL byte in the file list")
+	}
+	parts := strings.Split(name, "/")
+	out := parts[:0]
+	for _, p := range parts {
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			return "", protoErr("name %q with \"..\" in the file list", name)
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, "/"), nil
+}
+
+// entry converts f to a manifest entry; links counts the entries that share
+// f's device and inode.
+func (f *file) entry(links map[[2]int64]uint32) (*manifest.Entry, error) {
+	e := &manifest.Entry{Path: f.name, Mode: f.mode & permBits, UID: f.uid, GID: f.gid,
+		Size: f.size, Mtime: f.mtime * 1e9, Nlink: 1}
+	switch f.mode & sIFMT {
+	case sIFREG:
+		e.Type = manifest.TypeFile
+		if f.idev {
+			e.Dev, e.Inode = uint64(f.dev), uint64(f.ino)
+			e.Nlink = links[[2]int64{f.dev, f.ino}]
+		}
+	case sIFDIR:
+		e.Type, e.Size = manifest.TypeDir, 0
+	case sIFLNK:
+		e.Type, e.LinkTarget, e.Size = manifest.TypeSymlink, f.link, int64(len(f.link))
+	case sIFIFO:
+		e.Type, e.Size = manifest.TypeFifo, 0
+	case sIFSOCK:
+		e.Type, e.Size = manifest.TypeSocket, 0
+	case sIFCHR:
+		e.Type, e.Size, e.Rdev = manifest.TypeChar, 0, uint64(f.rdev)
+	case sIFBLK:
+		e.Type, e.Size, e.Rdev = manifest.TypeBlock, 0, uint64(f.rdev)
+	}
+	if e.Path == "" && e.Type != manifest.TypeDir {
+		return nil, fmt.Errorf("the rsync source is a single file, not a directory (add a trailing slash or name a directory)")
+	}
+	return e, nil
+}
+
+// fileList is a received file list: files in rsync's order (the order its
+// indexes count in) and the manifest entries in manifest order.
+type fileList struct {
+	files   []*file
+	entries []*manifest.Entry
+	index   map[string]int32 // manifest path of a regular file -> rsync index
+}
+
+// readFileList reads a whole file list, sorts it as the sender does
+// (protocol 27 compares whole names bytewise) and builds the scan.
+func readFileList(d *decoder) (*fileList, error) {
+	fr := &flistReader{d: d}
+	var files []*file
+	for {
+		f, err := fr.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if err == io.ErrUnexpectedEOF {
+				err = fmt.Errorf("the connection ended inside the file list: %w", err)
+			}
+			return nil, err
+		}
+		if len(files) >= maxEntries {
+			return nil, protoErr("more than %d entries in the file list", maxEntries)
+		}
+		files = append(files, f)
+	}
+	// Protocol 27's f_name_cmp orders whole names as sent, bytewise.
+	sort.SliceStable(files, func(i, j int) bool { return files[i].wire < files[j].wire })
+	links := map[[2]int64]uint32{}
+	for _, f := range files {
+		if f.idev {
+			links[[2]int64{f.dev, f.ino}]++
+		}
+	}
+	fl := &fileList{files: files, index: make(map[string]int32)}
+	seen := make(map[string]bool, len(files))
+	for i, f := range files {
+		if seen[f.name] {
+			// rsync drops later duplicates; they keep their index slot.
+			continue
+		}
+		seen[f.name] = true
+		e, err := f.entry(links)
+		if err != nil {
+			return nil, err
+		}
+		fl.entries = append(fl.entries, e)
+		if e.Type == manifest.TypeFile {
+			fl.index[e.Path] = int32(i)
+		}
+	}
+	sort.Slice(fl.entries, func(i, j int) bool { return manifest.Compare(fl.entries[i].Path, fl.entries[j].Path) < 0 })
+	if len(fl.entries) == 0 || fl.entries[0].Path != "" {
+		return nil, fmt.Errorf("the rsync source sent no top directory")
+	}
+	return fl, nil
+}

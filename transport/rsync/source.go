@@ -1,0 +1,319 @@
+package rsync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/msync/msync/delta"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/scan"
+	"github.com/msync/msync/sync/send"
+	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport/remote"
+	"golang.org/x/crypto/md4"
+)
+
+// ErrNoHash says a stock rsync sender cannot hash files for a verification
+// scan in msync's sense.
+var ErrNoHash = errors.New("an rsync sender does not hash files for msync")
+
+// Scan sends the exclude patterns and receives the sender's file list. One
+// connection gives one file list.
+func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, error) {
+	if cfg.Hash {
+		return nil, fmt.Errorf("%s: %w", c.name, ErrNoHash)
+	}
+	c.mu.Lock()
+	if c.scanned {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%s: the rsync connection already sent its file list", c.name)
+	}
+	c.scanned, c.listing = true, true
+	c.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { c.closer() })
+	defer stop()
+	c.wmu.Lock()
+	err := c.enc.filterRules(cfg.Exclude)
+	if err == nil {
+		err = c.enc.w.Flush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.broken(err)
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	fl, err := readFileList(c.dec)
+	if err == nil {
+		var ioErr int32
+		if ioErr, err = c.dec.int32(); err == nil {
+			c.mu.Lock()
+			c.ioError |= ioErr
+			c.mu.Unlock()
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		c.broken(err)
+		return nil, fmt.Errorf("%s: receiving the file list: %w", c.name, err)
+	}
+	c.mu.Lock()
+	c.listing = false
+	ioError, msgs := c.ioError, c.msgs
+	c.mu.Unlock()
+	s := &listScan{entries: fl.entries}
+	for _, m := range msgs {
+		s.problems = append(s.problems, scan.Problem{Path: "", Err: fmt.Errorf("rsync sender: %s", m)})
+	}
+	if ioError != 0 {
+		// Some directory could not be read completely and rsync does not
+		// say which: no path of this list may be taken as deleted.
+		for _, e := range fl.entries {
+			if e.Type == manifest.TypeDir {
+				e.Incomplete = true
+			}
+		}
+		if len(s.problems) == 0 {
+			s.problems = append(s.problems, scan.Problem{Path: "", Err: fmt.Errorf("rsync sender: I/O error %#x while listing (nothing is deleted in this pass)", ioError)})
+		}
+	}
+	c.list = fl
+	go c.readLoop()
+	return s, nil
+}
+
+// listScan serves a received file list as a scan.
+type listScan struct {
+	entries  []*manifest.Entry
+	i        int
+	problems []scan.Problem
+}
+
+func (s *listScan) Next() (*manifest.Entry, error) {
+	if s.i >= len(s.entries) {
+		return nil, io.EOF
+	}
+	e := s.entries[s.i]
+	s.entries[s.i] = nil
+	s.i++
+	return e, nil
+}
+func (s *listScan) Problems() []scan.Problem  { return s.problems }
+func (s *listScan) HashErr(path string) error { return nil }
+func (s *listScan) Close()                    {}
+
+// reply is one requested file as it arrives: delta operations through a
+// pipe, then the outcome.
+type reply struct {
+	ndx  int32
+	path string
+	pr   *io.PipeReader
+	pw   *io.PipeWriter
+	done chan struct{}
+	res  *send.Result
+	once sync.Once
+}
+
+func (r *reply) Read(p []byte) (int, error) { return r.pr.Read(p) }
+
+func (r *reply) Result() (*send.Result, error) {
+	r.pr.CloseWithError(io.ErrClosedPipe)
+	<-r.done
+	return r.res, nil
+}
+
+func (r *reply) Close() { r.Result() }
+
+func (r *reply) finish(res *send.Result) {
+	r.once.Do(func() {
+		r.res = res
+		if res.Status == send.OK {
+			r.pw.Close()
+		} else {
+			r.pw.CloseWithError(res.Err)
+		}
+		close(r.done)
+	})
+}
+
+func (r *reply) fail(err error) { r.finish(&send.Result{Status: send.Failed, Err: err}) }
+
+// Fetch asks the sender for one file of the list. rsync answers requests in
+// the order they were made, so many can be in flight; a stock sender sends
+// whole files here (no block sums are offered).
+func (c *Client) Fetch(ctx context.Context, req *send.Request) (tree.Reply, error) {
+	fl := c.list
+	if fl == nil {
+		return nil, fmt.Errorf("%s: fetch before the file list", c.name)
+	}
+	ndx, ok := fl.index[req.Path]
+	if !ok {
+		return nil, fmt.Errorf("%s: %q is not a file of the rsync file list", c.name, req.Path)
+	}
+	pr, pw := io.Pipe()
+	r := &reply{ndx: ndx, path: req.Path, pr: pr, pw: pw, done: make(chan struct{})}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	c.queue = append(c.queue, r)
+	c.mu.Unlock()
+	// The index, then a sum head with no blocks: send it all.
+	c.enc.int32(ndx)
+	for range 4 {
+		c.enc.int32(0)
+	}
+	if err := c.enc.w.Flush(); err != nil {
+		c.broken(err)
+	}
+	return r, nil
+}
+
+// readLoop receives the sender's answers, in request order, until the
+// connection ends or the run's totals arrive.
+func (c *Client) readLoop() {
+	defer close(c.finished)
+	err := c.receive()
+	if err != nil {
+		c.broken(err)
+	}
+}
+
+func (c *Client) receive() error {
+	d := c.dec
+	buf := make([]byte, 64<<10)
+	var sum [md4.Size]byte
+	phase := 0
+	for {
+		ndx, err := d.int32()
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		if ndx == -1 {
+			c.skipPending(func(r *reply) bool { return true })
+			phase++
+			if phase == 2 {
+				var st Stats
+				if st.Written, err = d.longint(); err == nil {
+					if st.Read, err = d.longint(); err == nil {
+						st.Size, err = d.longint()
+					}
+				}
+				c.stats = st
+				return err
+			}
+			c.phase <- struct{}{}
+			continue
+		}
+		// Requests the sender skipped (it could not open them) get no answer.
+		r := c.skipPending(func(r *reply) bool { return r.ndx != ndx })
+		if r == nil {
+			return protoErr("the sender answered index %d, which was not asked for", ndx)
+		}
+		var head [4]int32
+		for i := range head {
+			if head[i], err = d.int32(); err != nil {
+				return err
+			}
+		}
+		if head != [4]int32{} {
+			return protoErr("%q: the sender echoed sum head %v for a whole-file request", r.path, head)
+		}
+		ops := delta.NewOpWriter(r.pw)
+		h := md4.New()
+		var seed [4]byte
+		seed[0], seed[1], seed[2], seed[3] = byte(c.seed), byte(c.seed>>8), byte(c.seed>>16), byte(c.seed>>24)
+		h.Write(seed[:])
+		x := xxhash.New()
+		var n int64
+		var werr error // the receiver stopped reading; keep draining the wire
+		for {
+			tok, err := d.int32()
+			if err != nil {
+				return err
+			}
+			if tok == 0 {
+				break
+			}
+			if tok < 0 {
+				return protoErr("%q: block reference %d in a whole-file answer", r.path, -(tok + 1))
+			}
+			if tok > maxToken {
+				return protoErr("%q: data token of %d bytes", r.path, tok)
+			}
+			for left := int(tok); left > 0; {
+				b := buf[:min(left, len(buf))]
+				if _, err := io.ReadFull(d.r, b); err != nil {
+					return err
+				}
+				left -= len(b)
+				n += int64(len(b))
+				h.Write(b)
+				x.Write(b)
+				if werr == nil {
+					werr = ops.Literal(b)
+				}
+			}
+		}
+		if _, err := io.ReadFull(d.r, sum[:]); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		if len(c.queue) > 0 && c.queue[0] == r {
+			c.queue = c.queue[1:]
+		}
+		c.mu.Unlock()
+		switch {
+		case !bytes.Equal(sum[:], h.Sum(nil)):
+			r.fail(fmt.Errorf("%s: %q: rsync's MD4 of the data does not match the data received", c.name, r.path))
+		case werr != nil:
+			r.fail(werr)
+		default:
+			if err := ops.End(n, x.Sum64()); err != nil {
+				r.fail(err)
+				continue
+			}
+			r.finish(&send.Result{Status: send.OK, Stats: delta.Stats{Size: n, Literal: n, Hash: x.Sum64()}})
+		}
+	}
+}
+
+// skipPending fails queued requests from the front while skip says so and
+// returns the first one it keeps (nil when the queue ran out).
+func (c *Client) skipPending(skip func(*reply) bool) *reply {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.mu.Unlock()
+			return nil
+		}
+		r := c.queue[0]
+		if !skip(r) {
+			c.mu.Unlock()
+			return r
+		}
+		c.queue = c.queue[1:]
+		why := c.lastErr
+		c.mu.Unlock()
+		if why == "" {
+			why = "it gave no reason"
+		}
+		r.fail(fmt.Errorf("%s: the rsync sender did not send %q: %s", c.name, r.path, why))
+	}
+}
+
+// String names the source.
+func (c *Client) String() string { return c.name }
+
+// Join names one path of the source.
+func (c *Client) Join(rel string) string { return remote.JoinName(c.name, rel) }

@@ -41,6 +41,9 @@ func Open(ctx context.Context, e Endpoint, o DialOptions) (Transport, error) {
 	if e.Kind == Local {
 		return &LocalTransport{}, nil
 	}
+	if e.Rsync() {
+		return &RsyncTransport{Endpoint: e, Options: o}, nil
+	}
 	c, err := Dial(ctx, e, o)
 	if err != nil {
 		return nil, err // not a nil *Conn in a non-nil interface

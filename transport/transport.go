@@ -33,7 +33,24 @@ const (
 	Local  Kind = iota
 	SSH         // [user@]host:path
 	Daemon      // msync://host[:port]/module/path
+	// RsyncDaemon is a stock rsync daemon: rsync://host[:port]/module[/path].
+	RsyncDaemon
+	// RsyncShell is stock rsync over a remote shell: host:path given with
+	// --rsync (see Endpoint.AsRsync).
+	RsyncShell
 )
+
+// Rsync reports whether the far side is stock rsync rather than msync.
+func (e Endpoint) Rsync() bool { return e.Kind == RsyncDaemon || e.Kind == RsyncShell }
+
+// AsRsync turns a host:path endpoint into one served by stock rsync over
+// the remote shell; other endpoints are returned as they are.
+func (e Endpoint) AsRsync() Endpoint {
+	if e.Kind == SSH {
+		e.Kind = RsyncShell
+	}
+	return e
+}
 
 // Endpoint is one side of a pass as the user wrote it.
 type Endpoint struct {
@@ -83,6 +100,25 @@ func Parse(s string) (Endpoint, error) {
 		}
 		e.Host = host
 		return e, nil
+	case strings.HasPrefix(s, "rsync://"):
+		rest := strings.TrimPrefix(s, "rsync://")
+		hostport, path, _ := strings.Cut(rest, "/")
+		if u, h, ok := strings.Cut(hostport, "@"); ok {
+			e.User, hostport = u, h
+		}
+		path = strings.Trim(path, "/")
+		if hostport == "" || path == "" {
+			return e, fmt.Errorf("%q: want rsync://host[:port]/module[/path]", s)
+		}
+		e.Kind, e.Path, e.Port = RsyncDaemon, path, 873
+		host, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			host = strings.Trim(hostport, "[]")
+		} else if e.Port, err = strconv.Atoi(port); err != nil || e.Port <= 0 || e.Port > 65535 {
+			return e, fmt.Errorf("%q: bad port %q", s, port)
+		}
+		e.Host = host
+		return e, nil
 	case strings.Contains(s, "://"):
 		scheme, _, _ := strings.Cut(s, "://")
 		return e, fmt.Errorf("%q: %s:// endpoints are not supported (use host:path over ssh or msync://host/module)", s, scheme)
@@ -126,6 +162,9 @@ type DialOptions struct {
 	Token string
 	// Stderr receives the remote shell's messages.
 	Stderr io.Writer
+	// RsyncPath is the command that runs stock rsync on the far side of
+	// an RsyncShell endpoint (default "rsync").
+	RsyncPath string
 }
 
 // Conn is a connection to the far side of an endpoint.

@@ -15,6 +15,8 @@ import (
 // remoteFlags say how to reach a remote SRC or DST.
 type remoteFlags struct {
 	rsh, remoteMsync, compress, tokenFile string
+	rsync                                 bool
+	rsyncPath                             string
 }
 
 func addRemoteFlags(c *cobra.Command, rf *remoteFlags) {
@@ -24,16 +26,23 @@ func addRemoteFlags(c *cobra.Command, rf *remoteFlags) {
 	fl.StringVarP(&rf.compress, "compress", "z", "auto", "compress file data with zstd: on, off or auto (off on loopback; data that does not compress is sent as is)")
 	fl.Lookup("compress").NoOptDefVal = "on"
 	fl.StringVar(&rf.tokenFile, "auth-token-file", "", "file holding the token of an msync:// daemon module")
+	fl.BoolVar(&rf.rsync, "rsync", false, `the host:path side has only stock rsync: run "rsync --server" there through the remote shell (see --rsync-path)`)
+	fl.StringVar(&rf.rsyncPath, "rsync-path", "rsync", "command that runs rsync on the far side (with --rsync)")
 }
 
 const endpointHelp = `
 SRC and DST may each be a local directory, [user@]host:path (msync over ssh: the far
 side runs "msync serve --stdio"; see -e and --remote-msync) or msync://host[:port]/module/path
 (an "msync serve --listen" daemon). One of them must be local. The pass always runs where
-DST is: pulls run here, pushes on the far side, with the state directory on DST's host.`
+DST is: pulls run here, pushes on the far side, with the state directory on DST's host.
+
+A host that has only stock rsync (2.6.0 to 3.5) can be a source: rsync://host[:port]/module[/path]
+(its daemon, no password) or host:path with --rsync (its "rsync --server" over the remote
+shell). msync speaks rsync's protocol 27 to it: mtimes cross in whole seconds, extended
+attributes do not cross, changed files come whole. Pushing to stock rsync is not supported yet.`
 
 func (rf *remoteFlags) open(ctx context.Context, env Env, e transport.Endpoint) (transport.Transport, error) {
-	o := transport.DialOptions{Rsh: rf.rsh, RemoteMsync: rf.remoteMsync, Compress: rf.compress, Stderr: env.Stderr}
+	o := transport.DialOptions{Rsh: rf.rsh, RemoteMsync: rf.remoteMsync, Compress: rf.compress, Stderr: env.Stderr, RsyncPath: rf.rsyncPath}
 	if rf.tokenFile != "" {
 		b, err := os.ReadFile(rf.tokenFile)
 		if err != nil {
@@ -49,6 +58,23 @@ func (rf *remoteFlags) open(ctx context.Context, env Env, e transport.Endpoint) 
 func isRemote(s string) bool {
 	e, err := transport.Parse(s)
 	return err == nil && e.Remote()
+}
+
+func (rf *remoteFlags) endpoints(src, dst string) (transport.Endpoint, transport.Endpoint, error) {
+	s, d, err := endpoints(src, dst)
+	if err != nil {
+		return s, d, err
+	}
+	if rf.rsync {
+		if s.Kind != transport.SSH && d.Kind != transport.SSH {
+			return s, d, &exitError{code: exitCodeUsage, err: fmt.Errorf("--rsync applies to a host:path endpoint, and neither %s nor %s is one", src, dst)}
+		}
+		s, d = s.AsRsync(), d.AsRsync()
+	}
+	if d.Rsync() {
+		return s, d, &exitError{code: exitCodeUsage, err: fmt.Errorf("%s: pushing to stock rsync is not supported yet: run msync on that host (msync serve), or pull from there", dst)}
+	}
+	return s, d, nil
 }
 
 func endpoints(src, dst string) (transport.Endpoint, transport.Endpoint, error) {

@@ -207,7 +207,7 @@ func dirOf(p string) string {
 
 // verifyOne compares src and dst (local or remote endpoints).
 func (f *passFlags) verifyOne(ctx context.Context, env Env, src, dst string, excludes []string, held func(*manifest.Entry) string, all bool, workers int) (*verify.Report, error) {
-	srcEP, dstEP, err := endpoints(src, dst)
+	srcEP, dstEP, err := f.remote.endpoints(src, dst)
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ test: deps vet build unit race fuzz benchcheck
 
 # Proves the benchmark harness works (speed is never asserted in tests).
 benchcheck: build
-	$(BIN) bench run --scale 0.01 --runs 1 --ssh-loopback --dir $$(mktemp -d) >/dev/null
+	$(BIN) bench run --scale 0.01 --runs 1 --ssh-loopback --rsync-daemon --dir $$(mktemp -d) >/dev/null
 	$(BIN) bench estimate-check --scale 0.01 --dir $$(mktemp -d)/ec >/dev/null
 
 race:
@@ -54,7 +54,7 @@ demo: build
 BENCH_SCALE ?= 0.3
 BENCH_RUNS ?= 4
 bench: build deps
-	$(BIN) bench run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) --ssh-loopback -o bench/latest.md
+	$(BIN) bench run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) --ssh-loopback --rsync-daemon -o bench/latest.md
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan | tee bench/micro.txt
 
 # 50 seeded kill points per pass kind, ssh and daemon kills, then peak RSS

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,10 @@ type Config struct {
 	// SSH, when set, is the ssh command (as for -e) that reaches this host
 	// on loopback: rows compare pulls over ssh with rsync -e over the same.
 	SSH string
+	// RsyncDaemon adds rows pulling from Rsync run as a daemon on loopback.
+	RsyncDaemon bool
+
+	pullRounds int // mutate rounds applied by pullRuns so far
 }
 
 // Summary is the median and range of one measurement over the runs.
@@ -207,10 +212,6 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	m, r, ref := filepath.Join(c.Dir, "m"), filepath.Join(c.Dir, "r"), filepath.Join(c.Dir, "ref")
 	ms := filepath.Join(c.Dir, "m.state")
 	m2, r2, ms2 := filepath.Join(c.Dir, "m2"), filepath.Join(c.Dir, "r2"), filepath.Join(c.Dir, "m2.state")
-	type series struct {
-		m, r, ref       []float64
-		mrss, rrss, crs []int64
-	}
 	init, nochange, trusted, catchup, verify := &series{}, &series{}, &series{}, &series{}, &series{}
 	var mBytes, rBytes []float64
 	both := func(i int, s *series, mArgs, rArgs []string) error {
@@ -299,23 +300,12 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			return nil, err
 		}
 	}
-	row := func(name string, s *series, target float64, note string) Row {
-		rw := Row{Name: name, Unit: "s", Msync: summarize(s.m, s.mrss), Rsync: summarize(s.r, s.rrss), Target: target, Note: note}
-		if len(s.ref) > 0 {
-			ref := summarize(s.ref, s.crs)
-			rw.Ref = &ref
-		}
-		if rw.Rsync.Median > 0 {
-			rw.Ratio = rw.Msync.Median / rw.Rsync.Median
-		}
-		return rw
-	}
 	res.Rows = append(res.Rows,
-		row("initial copy (msync initial vs rsync -aH; cp -a for reference)", init, 0.5, ""),
-		row("no-change pass (catchup vs rsync -aH --delete)", nochange, 0.3, ""),
-		row("no-change pass, catchup --trust-dest (DST not scanned) vs rsync -aH --delete", trusted, 0.3, "the downtime pass"),
-		row("catch-up after one mutate round", catchup, 0.5, "each run mutates with the next round"),
-		row("verify identical trees (msync verify vs rsync -aHn -c --delete)", verify, 0.5, ""))
+		init.row("initial copy (msync initial vs rsync -aH; cp -a for reference)", "s", 0.5, ""),
+		nochange.row("no-change pass (catchup vs rsync -aH --delete)", "s", 0.3, ""),
+		trusted.row("no-change pass, catchup --trust-dest (DST not scanned) vs rsync -aH --delete", "s", 0.3, "the downtime pass"),
+		catchup.row("catch-up after one mutate round", "s", 0.5, "each run mutates with the next round"),
+		verify.row("verify identical trees (msync verify vs rsync -aHn -c --delete)", "s", 0.5, ""))
 	bytesRow := Row{Name: "catch-up bytes a remote transfer sends (msync --delta=always vs rsync --no-whole-file --stats)", Unit: "bytes",
 		Msync: summarize(mBytes, nil), Rsync: summarize(rBytes, nil), Target: 0.8, Note: "first round"}
 	if bytesRow.Rsync.Median > 0 {
@@ -331,6 +321,13 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	res.Rows = append(res.Rows, mem)
 	for _, d := range []string{m, r, ms, m2, r2, ms2} {
 		os.RemoveAll(d)
+	}
+	if c.RsyncDaemon {
+		rows, err := c.rsyncDaemonRows(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		res.Rows = append(res.Rows, rows...)
 	}
 	if c.SSH != "" {
 		rows, err := c.sshRows(ctx, src)
@@ -485,85 +482,164 @@ func statNum(re *regexp.Regexp, out string) (int64, error) {
 // far side vs rsync --server), initial and after a mutate round, and
 // compares the bytes each tool counts on its connection.
 func (c *Config) sshRows(ctx context.Context, src string) ([]Row, error) {
-	m, r, ms := filepath.Join(c.Dir, "sm"), filepath.Join(c.Dir, "sr"), filepath.Join(c.Dir, "sm.state")
 	msyncAbs, err := filepath.Abs(c.Msync)
 	if err != nil {
 		return nil, err
 	}
 	remote := "127.0.0.1:" + src
-	var init, catchup []float64
-	var initRSS, catchRSS, rInitRSS, rCatchRSS []int64
-	var rInit, rCatch, mBytes, rBytes []float64
-	mArgs := func(kind string) []string {
-		return []string{kind, remote, m, "--state", ms, "--no-progress", "--json", "-e", c.SSH, "--remote-msync", msyncAbs}
+	p, err := c.pullRuns(ctx, src, "ssh", func(kind, dst, state string) []string {
+		return []string{kind, remote, dst, "--state", state, "--no-progress", "--json", "-e", c.SSH, "--remote-msync", msyncAbs}
+	}, []string{"-aH", "--delete", "--stats", "-e", c.SSH, remote + "/"}, true)
+	if err != nil {
+		return nil, err
 	}
-	rArgs := []string{"-aH", "--delete", "--stats", "-e", c.SSH, remote + "/", r + "/"}
+	return []Row{
+		p.init.row("ssh pull, initial copy (msync host:path vs rsync -aH -e ssh)", "s", 0.7, "loopback sshd, same ssh options"),
+		p.catchup.row("ssh pull, catch-up after one mutate round", "s", 0.5, ""),
+		p.bytes.row("ssh pull, catch-up bytes on the connection (both directions, as each tool counts)", "bytes", 0.8, ""),
+	}, nil
+}
+
+// rsyncDaemonRows pulls the tree from a stock rsync daemon on loopback
+// (c.Rsync --daemon): msync initial/catchup rsync://... against the same
+// rsync as a client of the same daemon.
+func (c *Config) rsyncDaemonRows(ctx context.Context, src string) ([]Row, error) {
+	port, stop, err := c.startRsyncDaemon(filepath.Dir(src))
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	url := fmt.Sprintf("rsync://127.0.0.1:%d/bench/%s", port, filepath.Base(src))
+	p, err := c.pullRuns(ctx, src, "rsync daemon", func(kind, dst, state string) []string {
+		return []string{kind, url, dst, "--state", state, "--no-progress", "--json"}
+	}, []string{"-aH", "--numeric-ids", "--delete", "--stats", url + "/"}, false)
+	if err != nil {
+		return nil, err
+	}
+	return []Row{
+		p.init.row("pull from a stock rsync daemon, initial copy (msync rsync:// vs rsync -aH rsync://)", "s", 1.0, "the same rsync serves both"),
+		p.catchup.row("pull from a stock rsync daemon, catch-up after one mutate round", "s", 1.0, ""),
+	}, nil
+}
+
+// startRsyncDaemon serves dir read-only as module "bench" on 127.0.0.1.
+func (c *Config) startRsyncDaemon(dir string) (int, func(), error) {
+	conf := "use chroot = no\n"
+	if os.Geteuid() == 0 {
+		conf += "uid = root\ngid = root\n"
+	}
+	conf += "[bench]\n\tpath = " + dir + "\n\tread only = yes\n"
+	cf := filepath.Join(c.Dir, "rsyncd.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+		return 0, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(c.Rsync, "--daemon", "--no-detach", "--config="+cf, "--address=127.0.0.1", "--port="+strconv.Itoa(port))
+	if err := cmd.Start(); err != nil {
+		return 0, nil, fmt.Errorf("%s --daemon: %w", c.Rsync, err)
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	for range 250 {
+		if conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			conn.Close()
+			return port, stop, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	return 0, nil, fmt.Errorf("%s --daemon did not listen on port %d", c.Rsync, port)
+}
+
+// series are the samples of one row: msync, rsync and a reference tool.
+type series struct {
+	m, r, ref       []float64
+	mrss, rrss, crs []int64
+}
+
+func (s *series) row(name, unit string, target float64, note string) Row {
+	rw := Row{Name: name, Unit: unit, Msync: summarize(s.m, s.mrss), Rsync: summarize(s.r, s.rrss), Target: target, Note: note}
+	if len(s.ref) > 0 {
+		ref := summarize(s.ref, s.crs)
+		rw.Ref = &ref
+	}
+	if rw.Rsync.Median > 0 {
+		rw.Ratio = rw.Msync.Median / rw.Rsync.Median
+	}
+	return rw
+}
+
+// pulls are the samples of pullRuns.
+type pulls struct{ init, catchup, bytes series }
+
+// pullRuns pulls src into fresh directories c.Runs times, msync (mArgs)
+// and rsync (rArgs, to which the destination is appended) alternating who
+// goes first: an initial copy, then a catch-up after one mutate round.
+// With wire set it also reads the bytes each tool counted on its
+// connection during the catch-up.
+func (c *Config) pullRuns(ctx context.Context, src, label string, mArgs func(kind, dst, state string) []string, rArgs []string, wire bool) (*pulls, error) {
+	tag := strings.ReplaceAll(label, " ", "-")
+	m, r, ms := filepath.Join(c.Dir, tag+".m"), filepath.Join(c.Dir, tag+".r"), filepath.Join(c.Dir, tag+".m.state")
+	defer func() {
+		for _, d := range []string{m, r, ms} {
+			os.RemoveAll(d)
+		}
+	}()
+	p := &pulls{}
 	for i := range c.Runs {
-		c.logf("ssh run %d of %d", i+1, c.Runs)
+		c.logf("%s run %d of %d", label, i+1, c.Runs)
 		for _, d := range []string{m, r, ms} {
 			os.RemoveAll(d)
 		}
 		settle()
 		time.Sleep(3 * time.Second)
 		for _, phase := range []string{"initial", "catchup"} {
+			s := &p.init
 			if phase == "catchup" {
-				if _, err := Mutate(src, c.Seed, 100+i); err != nil {
+				s = &p.catchup
+				c.pullRounds++
+				if _, err := Mutate(src, c.Seed, 100+c.pullRounds); err != nil {
 					return nil, err
 				}
 			}
-			order := []bool{i%2 == 0, i%2 != 0}
-			for _, isM := range order {
+			for _, isM := range []bool{i%2 == 0, i%2 != 0} {
 				if isM {
-					x, err := c.run(ctx, c.Msync, mArgs(phase)...)
+					x, err := c.run(ctx, c.Msync, mArgs(phase, m, ms)...)
 					if err != nil {
 						return nil, err
 					}
-					if phase == "initial" {
-						init, initRSS = append(init, x.secs), append(initRSS, x.rss)
-					} else {
-						catchup, catchRSS = append(catchup, x.secs), append(catchRSS, x.rss)
+					s.m, s.mrss = append(s.m, x.secs), append(s.mrss, x.rss)
+					if wire && phase == "catchup" {
 						w, err := wireBytes(x.out)
 						if err != nil {
 							return nil, err
 						}
-						mBytes = append(mBytes, w)
+						p.bytes.m = append(p.bytes.m, w)
 					}
-				} else {
-					x, err := c.run(ctx, c.Rsync, rArgs...)
+					continue
+				}
+				x, err := c.run(ctx, c.Rsync, append(slices.Clone(rArgs), r+"/")...)
+				if err != nil {
+					return nil, err
+				}
+				s.r, s.rrss = append(s.r, x.secs), append(s.rrss, x.rss)
+				if wire && phase == "catchup" {
+					sent, err := statNum(bytesSent, x.out)
 					if err != nil {
 						return nil, err
 					}
-					if phase == "initial" {
-						rInit, rInitRSS = append(rInit, x.secs), append(rInitRSS, x.rss)
-					} else {
-						rCatch, rCatchRSS = append(rCatch, x.secs), append(rCatchRSS, x.rss)
-						sent, err := statNum(bytesSent, x.out)
-						if err != nil {
-							return nil, err
-						}
-						recv, err := statNum(bytesReceived, x.out)
-						if err != nil {
-							return nil, err
-						}
-						rBytes = append(rBytes, float64(sent+recv))
+					recv, err := statNum(bytesReceived, x.out)
+					if err != nil {
+						return nil, err
 					}
+					p.bytes.r = append(p.bytes.r, float64(sent+recv))
 				}
 			}
 		}
 	}
-	for _, d := range []string{m, r, ms} {
-		os.RemoveAll(d)
-	}
-	mk := func(name, unit string, ms, rs []float64, mr, rr []int64, target float64, note string) Row {
-		rw := Row{Name: name, Unit: unit, Msync: summarize(ms, mr), Rsync: summarize(rs, rr), Target: target, Note: note}
-		if rw.Rsync.Median > 0 {
-			rw.Ratio = rw.Msync.Median / rw.Rsync.Median
-		}
-		return rw
-	}
-	return []Row{
-		mk("ssh pull, initial copy (msync host:path vs rsync -aH -e ssh)", "s", init, rInit, initRSS, rInitRSS, 0.7, "loopback sshd, same ssh options"),
-		mk("ssh pull, catch-up after one mutate round", "s", catchup, rCatch, catchRSS, rCatchRSS, 0.5, ""),
-		mk("ssh pull, catch-up bytes on the connection (both directions, as each tool counts)", "bytes", mBytes, rBytes, nil, nil, 0.8, ""),
-	}, nil
+	return p, nil
 }

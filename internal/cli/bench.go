@@ -73,6 +73,8 @@ alternating which tool goes first, each of them --runs times:
   catch-up            after one bench mutate round, same commands
   remote bytes        msync --delta=always wire bytes vs rsync --no-whole-file "Total bytes sent"
   verify              msync verify       vs rsync -aHn -c --delete
+With --rsync-daemon, also pulls from that rsync run as a daemon on 127.0.0.1 (initial
+and catch-up, msync rsync:// vs rsync rsync://); with --ssh or --ssh-loopback, over ssh.
 Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,
 		Args: usageArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -128,6 +130,7 @@ Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of Markdown")
 	c.Flags().IntVar(&cfg.MemFiles, "mem-files", 0, "also measure peak RSS per file on a tree of this many one-byte files (e.g. 1000000)")
 	c.Flags().StringVar(&cfg.SSH, "ssh", "", "also pull over ssh to 127.0.0.1 with this ssh command (as for -e), msync vs rsync")
+	c.Flags().BoolVar(&cfg.RsyncDaemon, "rsync-daemon", false, "also pull from the rsync binary run as a daemon on 127.0.0.1, msync rsync:// vs rsync rsync://")
 	c.Flags().BoolVar(&sshLoopback, "ssh-loopback", false, "start a private OpenSSH server on 127.0.0.1 (keys generated) for the ssh rows")
 	c.Flags().StringVar(&cfg.Msync, "msync", "", "msync binary to measure (default: this one)")
 	c.Flags().StringVar(&cfg.Rsync, "rsync", "", "rsync binary to compare with (default: rsync on PATH)")

@@ -84,8 +84,12 @@ type Client struct {
 	scanned  bool
 	phase    chan struct{} // a phase-end marker arrived
 	finished chan struct{} // the reader stopped
-	stats    Stats
-	list     *fileList
+	kick     chan struct{} // requests wait in enc for the flusher
+	// unflushed requests wait in enc; sent went out; answered came back
+	// (skipped ones included).
+	unflushed, sent, answered atomic.Int64
+	stats                     Stats
+	list                      *fileList
 }
 
 // Stats are the sender's totals at the end of a run.
@@ -98,7 +102,7 @@ func Dial(ctx context.Context, e Endpoint, o Options) (*Client, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{})}
+	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if e.Daemon {
 		return c, c.dialDaemon(ctx, &e)
 	}

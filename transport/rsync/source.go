@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/delta"
@@ -85,6 +86,7 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	}
 	c.list = fl
 	go c.readLoop()
+	go c.flusher()
 	return s, nil
 }
 
@@ -108,24 +110,81 @@ func (s *listScan) Problems() []scan.Problem  { return s.problems }
 func (s *listScan) HashErr(path string) error { return nil }
 func (s *listScan) Close()                    {}
 
-// reply is one requested file as it arrives: delta operations through a
-// pipe, then the outcome.
+// reply is one requested file as it arrives: delta operations, then the
+// outcome. A small file is collected whole before the reader hands it over,
+// so the reader never waits for the worker that asked for it; a larger one
+// streams through a pipe once it outgrows replyBuffer.
 type reply struct {
-	ndx  int32
-	path string
-	pr   *io.PipeReader
-	pw   *io.PipeWriter
-	done chan struct{}
-	res  *send.Result
-	once sync.Once
+	ndx   int32
+	path  string
+	ready chan struct{} // src (and pr, pw when streaming) are set
+	src   io.Reader
+	pr    *io.PipeReader
+	pw    *io.PipeWriter
+	buf   []byte // collected operations, until streaming starts
+	done  chan struct{}
+	res   *send.Result
+	once  sync.Once
 }
 
-func (r *reply) Read(p []byte) (int, error) { return r.pr.Read(p) }
+// replyBuffer is how much of one answer is collected before streaming.
+const replyBuffer = 256 << 10
+
+// replyBufs recycles the collecting buffers of answered replies.
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, replyBuffer); return &b }}
+
+func newReply(ndx int32, path string) *reply {
+	return &reply{ndx: ndx, path: path, ready: make(chan struct{}), done: make(chan struct{}),
+		buf: (*replyBufs.Get().(*[]byte))[:0]}
+}
+
+func (r *reply) Read(p []byte) (int, error) {
+	<-r.ready
+	return r.src.Read(p)
+}
+
+// Write collects operations from the reader, switching to a pipe when they
+// outgrow replyBuffer.
+func (r *reply) Write(p []byte) (int, error) {
+	if r.pw != nil {
+		return r.pw.Write(p)
+	}
+	if len(r.buf)+len(p) <= replyBuffer {
+		r.buf = append(r.buf, p...)
+		return len(p), nil
+	}
+	r.pr, r.pw = io.Pipe()
+	r.src = r.pr
+	close(r.ready)
+	_, err := r.pw.Write(r.buf)
+	r.release()
+	if err != nil {
+		return 0, err
+	}
+	return r.pw.Write(p)
+}
 
 func (r *reply) Result() (*send.Result, error) {
-	r.pr.CloseWithError(io.ErrClosedPipe)
+	select {
+	case <-r.ready:
+		if r.pr != nil {
+			// Whatever the receiver did not read is not needed any more.
+			r.pr.CloseWithError(io.ErrClosedPipe)
+		}
+	case <-r.done:
+	}
 	<-r.done
+	r.release()
 	return r.res, nil
+}
+
+// release gives the collecting buffer back once nothing reads it.
+func (r *reply) release() {
+	if r.buf != nil {
+		b := r.buf[:0]
+		r.buf = nil
+		replyBufs.Put(&b)
+	}
 }
 
 func (r *reply) Close() { r.Result() }
@@ -133,16 +192,27 @@ func (r *reply) Close() { r.Result() }
 func (r *reply) finish(res *send.Result) {
 	r.once.Do(func() {
 		r.res = res
-		if res.Status == send.OK {
+		switch {
+		case r.pw != nil && res.Status == send.OK:
 			r.pw.Close()
-		} else {
+		case r.pw != nil:
 			r.pw.CloseWithError(res.Err)
+		case res.Status == send.OK:
+			r.src = bytes.NewReader(r.buf)
+			close(r.ready)
+		default:
+			r.src = errReader{res.Err}
+			close(r.ready)
 		}
 		close(r.done)
 	})
 }
 
 func (r *reply) fail(err error) { r.finish(&send.Result{Status: send.Failed, Err: err}) }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // Fetch asks the sender for one file of the list. rsync answers requests in
 // the order they were made, so many can be in flight; a stock sender sends
@@ -156,8 +226,7 @@ func (c *Client) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 	if !ok {
 		return nil, fmt.Errorf("%s: %q is not a file of the rsync file list", c.name, req.Path)
 	}
-	pr, pw := io.Pipe()
-	r := &reply{ndx: ndx, path: req.Path, pr: pr, pw: pw, done: make(chan struct{})}
+	r := newReply(ndx, req.Path)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -168,15 +237,66 @@ func (c *Client) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 	}
 	c.queue = append(c.queue, r)
 	c.mu.Unlock()
-	// The index, then a sum head with no blocks: send it all.
+	// The index, then a sum head with no blocks: send it all. The flusher
+	// sends requests made meanwhile together.
 	c.enc.int32(ndx)
 	for range 4 {
 		c.enc.int32(0)
 	}
-	if err := c.enc.w.Flush(); err != nil {
-		c.broken(err)
+	if c.unflushed.Add(1) >= flushBatch {
+		c.kickFlusher()
+	} else {
+		c.maybeKick()
 	}
 	return r, nil
+}
+
+// Requests are small (20 bytes) and a write to a socket costs as much as
+// a file: they go out in batches, as soon as the sender could run short.
+const (
+	flushBatch = 16 // requests that make a batch
+	flushLow   = 4  // requests the sender has in hand below which a batch goes at once
+)
+
+func (c *Client) kickFlusher() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// maybeKick sends buffered requests when the sender is running out.
+func (c *Client) maybeKick() {
+	if c.unflushed.Load() > 0 && c.sent.Load()-c.answered.Load() < flushLow {
+		c.kickFlusher()
+	}
+}
+
+// flusher writes buffered requests out when kicked, and every millisecond
+// whatever is left.
+func (c *Client) flusher() {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.kick:
+		case <-t.C:
+			if c.unflushed.Load() == 0 {
+				continue
+			}
+		case <-c.finished:
+			return
+		}
+		c.wmu.Lock()
+		n := c.unflushed.Swap(0)
+		err := c.enc.w.Flush()
+		c.wmu.Unlock()
+		c.sent.Add(n)
+		if err != nil {
+			c.broken(err)
+			return
+		}
+	}
 }
 
 // readLoop receives the sender's answers, in request order, until the
@@ -229,7 +349,7 @@ func (c *Client) receive() error {
 		if head != [4]int32{} {
 			return protoErr("%q: the sender echoed sum head %v for a whole-file request", r.path, head)
 		}
-		ops := delta.NewOpWriter(r.pw)
+		ops := delta.NewOpWriter(r)
 		h := md4.New()
 		var seed [4]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(c.seed), byte(c.seed>>8), byte(c.seed>>16), byte(c.seed>>24)
@@ -273,6 +393,8 @@ func (c *Client) receive() error {
 			c.queue = c.queue[1:]
 		}
 		c.mu.Unlock()
+		c.answered.Add(1)
+		c.maybeKick()
 		switch {
 		case !bytes.Equal(sum[:], h.Sum(nil)):
 			r.fail(fmt.Errorf("%s: %q: rsync's MD4 of the data does not match the data received", c.name, r.path))
@@ -308,6 +430,7 @@ func (c *Client) skipPending(skip func(*reply) bool) *reply {
 		if why == "" {
 			why = "it gave no reason"
 		}
+		c.answered.Add(1)
 		r.fail(fmt.Errorf("%s: the rsync sender did not send %q: %s", c.name, r.path, why))
 	}
 }

@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpReader$$' -fuzztime $(FUZZ_OPS) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzSignature$$' -fuzztime $(FUZZ_SIG) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzFrames$$' -fuzztime $(FUZZ_FRAMES) ./transport/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzFileList$$' -fuzztime $(FUZZ_FRAMES) ./transport/rsync
 
 test: deps vet build unit race fuzz benchcheck
 	@echo "make test: all tests passed"

@@ -41,9 +41,21 @@ func (t *RsyncTransport) Source(ctx context.Context, path string) (engine.Source
 	return c, nil
 }
 
-// Push is not available towards stock rsync yet.
+// Push runs a pass from local into stock rsync at path. The pass's state
+// stays on this host (o.StateDir): stock rsync keeps none.
 func (t *RsyncTransport) Push(ctx context.Context, local *tree.Local, path string, o wire.PassOptions, h remote.PushHandlers) (*engine.Result, error) {
-	return nil, fmt.Errorf("%s: pushing to stock rsync is not supported yet: run msync on that host (msync serve), or pull from there", t.Endpoint.Raw)
+	if o.StateDir == "" {
+		return nil, fmt.Errorf("%s: a push to stock rsync needs a local state directory", t.Endpoint.Raw)
+	}
+	e := t.Endpoint
+	re := rsync.Endpoint{Daemon: e.Kind == RsyncDaemon, User: e.User, Host: e.Host, Port: e.Port,
+		Path: path, Rsh: t.Options.Rsh, RsyncPath: t.Options.RsyncPath, Name: e.Raw}
+	if re.Daemon {
+		re.Module, re.Path, _ = strings.Cut(path, "/")
+	}
+	return rsync.Push(ctx, rsync.PushOptions{Endpoint: re, Src: local.Root, StateDir: o.StateDir, Kind: engine.Kind(o.Kind),
+		Final: o.Final, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude, Sparse: o.Sparse,
+		OnItem: h.OnItem, Counters: h.Counters, Log: h.Log})
 }
 
 // Close ends every rsync run the transport started.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/msync/msync/internal/filter"
@@ -265,7 +266,22 @@ func (f *passFlags) execute(ctx context.Context, env Env, kind engine.Kind, src,
 		return nil, "", err
 	}
 	sd := f.state
-	if !dstEP.Remote() {
+	switch {
+	case dstEP.Rsync():
+		// Stock rsync keeps no state: a push to it keeps its state here.
+		if err := f.refuseForRsyncPush(); err != nil {
+			return nil, "", err
+		}
+		if sd == "" {
+			as, err := filepath.Abs(src)
+			if err != nil {
+				return nil, "", err
+			}
+			if sd, err = state.DefaultDir(as, dst); err != nil {
+				return nil, "", err
+			}
+		}
+	case !dstEP.Remote():
 		if sd, err = stateDir(f.state, src, dst); err != nil {
 			return nil, "", err
 		}
@@ -326,6 +342,30 @@ func (f *passFlags) log(env Env) io.Writer {
 	return env.Stderr
 }
 
+// refuseForRsyncPush names the options a push to stock rsync cannot honour.
+func (f *passFlags) refuseForRsyncPush() error {
+	var bad []string
+	if f.dryRun {
+		bad = append(bad, "--dry-run")
+	}
+	if f.trustDest {
+		bad = append(bad, "--trust-dest")
+	}
+	if f.delta == "always" {
+		bad = append(bad, "--delta=always (files cross whole)")
+	}
+	if f.fsync == "file" {
+		bad = append(bad, "--fsync=file (the far side's rsync decides)")
+	}
+	if f.class != "" {
+		bad = append(bad, "a dataset class (its rules run in msync's receiver)")
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return &exitError{code: exitCodeUsage, err: fmt.Errorf("pushing to stock rsync: not supported with %s", strings.Join(bad, ", "))}
+}
+
 // push runs the pass on DST's host with this host's SRC as its source.
 func (f *passFlags) push(ctx context.Context, env Env, o engine.Options, srcEP, dstEP transport.Endpoint) (*engine.Result, error) {
 	fi, err := os.Stat(srcEP.Path)
@@ -342,7 +382,11 @@ func (f *passFlags) push(ctx context.Context, env Env, o engine.Options, srcEP, 
 	defer t.Close()
 	local := tree.NewLocal(srcEP.Path)
 	defer local.Close()
-	w := wire.PassOptions{Kind: string(o.Kind), SrcName: sourceName(srcEP.Path), StateDir: f.state, Final: o.Final,
+	sd := f.state
+	if dstEP.Rsync() {
+		sd = o.StateDir
+	}
+	w := wire.PassOptions{Kind: string(o.Kind), SrcName: sourceName(srcEP.Path), StateDir: sd, Final: o.Final,
 		DryRun: o.DryRun, TrustDest: o.TrustDest, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude,
 		Xattrs: o.Xattrs, Sparse: o.Sparse, Owners: f.owners, OwnersAuto: !f.owners && !f.noOwners, Fsync: f.fsync, Delta: f.delta,
 		Workers: o.Workers, Itemize: o.OnItem != nil, Progress: true, Class: string(f.class), MaxAgeSeconds: int64(f.maxAge / time.Second)}

@@ -38,8 +38,10 @@ DST is: pulls run here, pushes on the far side, with the state directory on DST'
 
 A host that has only stock rsync (2.6.0 to 3.5) can be a source: rsync://host[:port]/module[/path]
 (its daemon, no password) or host:path with --rsync (its "rsync --server" over the remote
-shell). msync speaks rsync's protocol 27 to it: mtimes cross in whole seconds, extended
-attributes do not cross, changed files come whole. Pushing to stock rsync is not supported yet.`
+shell), and so can a destination (a push: the pass's state stays on this host, and a
+catch-up deletes there only what msync put there, through rsync's --delete with rules).
+msync speaks rsync's protocol 27 to it: mtimes cross in whole seconds, extended attributes
+do not cross, changed files cross whole.`
 
 func (rf *remoteFlags) open(ctx context.Context, env Env, e transport.Endpoint) (transport.Transport, error) {
 	o := transport.DialOptions{Rsh: rf.rsh, RemoteMsync: rf.remoteMsync, Compress: rf.compress, Stderr: env.Stderr, RsyncPath: rf.rsyncPath}
@@ -70,9 +72,6 @@ func (rf *remoteFlags) endpoints(src, dst string) (transport.Endpoint, transport
 			return s, d, &exitError{code: exitCodeUsage, err: fmt.Errorf("--rsync applies to a host:path endpoint, and neither %s nor %s is one", src, dst)}
 		}
 		s, d = s.AsRsync(), d.AsRsync()
-	}
-	if d.Rsync() {
-		return s, d, &exitError{code: exitCodeUsage, err: fmt.Errorf("%s: pushing to stock rsync is not supported yet: run msync on that host (msync serve), or pull from there", dst)}
 	}
 	return s, d, nil
 }

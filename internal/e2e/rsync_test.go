@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -60,58 +61,83 @@ func stockDiff(t *testing.T, src, dst string) string {
 	return string(out)
 }
 
-// msync pulls from stock rsync 3.5.0 and 3.2.7, from their daemons and over
-// ssh: initial, a catch-up after every kind of change, and a pass with
-// nothing to do; rsync -aH --delete -c -n -i finds nothing after each.
-func TestPullFromStockRsync(t *testing.T) {
+// msync pulls from and pushes to stock rsync 3.5.0 and 3.2.7, their
+// daemons and over ssh: initial, a catch-up after every kind of change
+// (with a DST file msync did not put there, which stays), and a pass with
+// nothing to do; rsync -aH --delete -c -n -i finds nothing else after each.
+func TestStockRsyncMatrix(t *testing.T) {
 	for _, bin := range rsynctest.Binaries(t) {
 		for _, via := range []string{"daemon", "ssh"} {
-			t.Run(bin.Name+"/"+via, func(t *testing.T) {
-				base := t.TempDir()
-				src, dst, st := base+"/src", base+"/dst", base+"/state"
-				must(t, os.Mkdir(src, 0o755))
-				buildTree(t, src)
-				write(t, src+"/large/100M", "", 0o644)
-				must(t, os.Truncate(src+"/large/100M", 100<<20))
-				wholeSeconds(t, src)
-				var from string
-				flags := []string{"--state", st}
-				if via == "daemon" {
-					port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "data", Path: base, ReadOnly: true})
-					from = fmt.Sprintf("rsync://127.0.0.1:%d/data/src", port)
-				} else {
-					flags = append(flags, needSSHD(t)[:2]...)
-					flags = append(flags, "--rsync", "--rsync-path", bin.Path)
-					from = "127.0.0.1:" + src
-				}
-				r := runJSON(t, append([]string{"initial", from, dst}, flags...)...)
-				if !r.Result.Committed || r.Result.Stats.Files == 0 || r.Result.Stats.Wire == 0 {
-					t.Fatalf("initial: %+v", r)
-				}
-				if d := stockDiff(t, src, dst); d != "" {
-					t.Fatalf("after initial, rsync finds differences:\n%s", d)
-				}
-
-				// Whole-second mtimes cannot tell a same-size rewrite within
-				// the second the last pass read the file (rsync's quick check
-				// has the same blind spot): change the tree in a later second.
-				time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
-				mutateTree(t, src)
-				wholeSeconds(t, src)
-				r = runJSON(t, append([]string{"catchup", from, dst}, flags...)...)
-				if s := r.Result.Stats; s.Created == 0 || s.Updated == 0 || s.Deleted == 0 {
-					t.Errorf("catch-up: want creations, updates and deletions: %+v", s)
-				}
-				if d := stockDiff(t, src, dst); d != "" {
-					t.Fatalf("after catch-up, rsync finds differences:\n%s", d)
-				}
-				r = runJSON(t, append([]string{"catchup", from, dst}, flags...)...)
-				if s := r.Result.Stats; s.Created+s.Updated+s.Deleted != 0 || s.Literal != 0 {
-					t.Errorf("a pass with nothing to do changed something: %+v", s)
-				}
-			})
+			for _, dir := range []string{"pull", "push"} {
+				t.Run(bin.Name+"/"+via+"/"+dir, func(t *testing.T) { stockCell(t, bin, via, dir) })
+			}
 		}
 	}
+}
+
+func stockCell(t *testing.T, bin rsynctest.Binary, via, dir string) {
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	must(t, os.Mkdir(src, 0o755))
+	must(t, os.Mkdir(dst, 0o755))
+	buildTree(t, src)
+	write(t, src+"/large/100M", "", 0o644)
+	must(t, os.Truncate(src+"/large/100M", 100<<20))
+	write(t, src+"/glob[1]*?\\", "a name full of pattern characters", 0o644)
+	wholeSeconds(t, src)
+	far := src // the side stock rsync serves
+	if dir == "push" {
+		far = dst
+	}
+	var url string
+	flags := []string{"--state", st}
+	if via == "daemon" {
+		port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "data", Path: base, ReadOnly: dir == "pull"})
+		url = fmt.Sprintf("rsync://127.0.0.1:%d/data/%s", port, filepath.Base(far))
+	} else {
+		flags = append(flags, needSSHD(t)[:2]...)
+		flags = append(flags, "--rsync", "--rsync-path", bin.Path)
+		url = "127.0.0.1:" + far
+	}
+	from, to := url, dst
+	if dir == "push" {
+		from, to = src, url
+	}
+	judge := func(when, want string) {
+		t.Helper()
+		lines := strings.Split(strings.TrimSpace(stockDiff(t, src, dst)), "\n")
+		sort.Strings(lines)
+		if d := strings.Join(lines, "\n"); d != want {
+			t.Fatalf("after %s, rsync -aH --delete -c -n -i finds:\n%s\nwant:\n%s", when, d, want)
+		}
+	}
+	r := runJSON(t, append([]string{"initial", from, to}, flags...)...)
+	if !r.Result.Committed || r.Result.Stats.Files == 0 || r.Result.Stats.Wire == 0 {
+		t.Fatalf("initial: %+v", r)
+	}
+	judge("initial", "")
+
+	// Whole-second mtimes cannot tell a same-size rewrite within the
+	// second the last pass read the file (rsync's quick check has the same
+	// blind spot): change the tree in a later second.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	write(t, dst+"/extraneous", "not msync's", 0o644)
+	// The pattern of the deleted glob[1]*?\ would match this one, unescaped.
+	write(t, dst+"/glob1xx\\", "not msync's either", 0o644)
+	mutateTree(t, src)
+	must(t, os.Remove(src+"/glob[1]*?\\"))
+	wholeSeconds(t, src)
+	r = runJSON(t, append([]string{"catchup", from, to}, flags...)...)
+	if s := r.Result.Stats; s.Created == 0 || s.Updated == 0 || s.Deleted == 0 {
+		t.Errorf("catch-up: want creations, updates and deletions: %+v", s)
+	}
+	kept := "*deleting   extraneous\n*deleting   glob1xx\\"
+	judge("catch-up", kept)
+	r = runJSON(t, append([]string{"catchup", from, to}, flags...)...)
+	if s := r.Result.Stats; s.Created+s.Updated+s.Deleted != 0 || s.Literal != 0 {
+		t.Errorf("a pass with nothing to do changed something: %+v", s)
+	}
+	judge("an idle pass", kept)
 }
 
 // What the rsync transport cannot do is refused by name, not ignored.
@@ -121,8 +147,8 @@ func TestStockRsyncRefusals(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"initial", base, "rsync://127.0.0.1:1/m/x"}, "pushing to stock rsync is not supported"},
-		{[]string{"initial", base, "127.0.0.1:" + base + "/x", "--rsync"}, "pushing to stock rsync is not supported"},
+		{[]string{"initial", base, "rsync://127.0.0.1:1/m/x", "--dry-run"}, "pushing to stock rsync: not supported with --dry-run"},
+		{[]string{"catchup", base, "127.0.0.1:" + base + "/x", "--rsync", "--trust-dest", "--delta", "always"}, "not supported with --trust-dest, --delta=always"},
 		{[]string{"initial", "rsync://127.0.0.1:1/m", base + "/d", "--delta", "always"}, "--delta=always"},
 		{[]string{"initial", base, base + "/d", "--rsync"}, "--rsync applies to a host:path endpoint"},
 		{[]string{"initial", "rsync://127.0.0.1/", base + "/d"}, "want rsync://host[:port]/module[/path]"},

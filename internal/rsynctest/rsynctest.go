@@ -84,9 +84,13 @@ func StartDaemon(t testing.TB, bin string, mods ...Module) int {
 	t.Helper()
 	dir := t.TempDir()
 	var conf strings.Builder
-	conf.WriteString("use chroot = no\nmunge symlinks = no\n")
+	// As root the daemon chroots into the module, which keeps absolute and
+	// dangling symlinks as they are; without a chroot it would munge or
+	// sanitize them.
 	if os.Geteuid() == 0 {
-		conf.WriteString("uid = root\ngid = root\n")
+		conf.WriteString("use chroot = yes\nuid = root\ngid = root\n")
+	} else {
+		conf.WriteString("use chroot = no\nmunge symlinks = no\n")
 	}
 	for _, m := range mods {
 		fmt.Fprintf(&conf, "[%s]\n\tpath = %s\n\tread only = %v\n", m.Name, m.Path, m.ReadOnly)

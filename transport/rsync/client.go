@@ -36,6 +36,8 @@ type Endpoint struct {
 	RsyncPath string
 	// Name names the endpoint in messages.
 	Name string
+
+	push, delete, sparse bool // set by Push: the far side receives
 }
 
 // serverArgs are the arguments of the far side's `rsync --server --sender`:
@@ -48,7 +50,17 @@ func (e *Endpoint) serverArgs() []string {
 	if path == "" {
 		path = "."
 	}
-	return []string{"--server", "--sender", "-lHogDtpr", "--numeric-ids", ".", strings.TrimSuffix(path, "/") + "/"}
+	args := []string{"--server", "--sender", "-lHogDtpr", "--numeric-ids"}
+	if e.push {
+		args = []string{"--server", "-lHogDtpr", "--numeric-ids"}
+		if e.sparse {
+			args = append(args, "--sparse")
+		}
+		if e.delete {
+			args = append(args, "--delete")
+		}
+	}
+	return append(args, ".", strings.TrimSuffix(path, "/")+"/")
 }
 
 // Options configure a connection.

@@ -1,0 +1,232 @@
+package rsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/msync/msync/delta"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/send"
+	"github.com/msync/msync/sync/tree"
+	"golang.org/x/crypto/md4"
+)
+
+// maxSendToken is the largest data token msync sends: rsync's CHUNK_SIZE.
+// Receivers from 3.2.7 on refuse longer ones ("invalid uncompressed token
+// length").
+const maxSendToken = 32 << 10
+
+// sendFile is one entry of a file list msync sends.
+type sendFile struct {
+	e    *manifest.Entry
+	wire string // the name as sent: "." for the root
+}
+
+// sendList orders entries as the receiver will index them (protocol 27:
+// bytewise on the names as sent).
+func sendList(entries []*manifest.Entry) []*sendFile {
+	files := make([]*sendFile, len(entries))
+	for i, e := range entries {
+		w := e.Path
+		if w == "" {
+			w = "."
+		}
+		files[i] = &sendFile{e: e, wire: w}
+	}
+	sort.SliceStable(files, func(i, j int) bool { return files[i].wire < files[j].wire })
+	return files
+}
+
+func (e *encoder) longint(v int64) {
+	if v >= 0 && v <= 0x7fffffff {
+		e.int32(int32(v))
+		return
+	}
+	e.int32(-1)
+	e.int32(int32(uint32(v)))
+	e.int32(int32(uint32(uint64(v) >> 32)))
+}
+
+// wireMode is an entry's st_mode.
+func wireMode(e *manifest.Entry) uint32 {
+	t := map[manifest.Type]uint32{manifest.TypeFile: sIFREG, manifest.TypeDir: sIFDIR, manifest.TypeSymlink: sIFLNK,
+		manifest.TypeFifo: sIFIFO, manifest.TypeSocket: sIFSOCK, manifest.TypeChar: sIFCHR, manifest.TypeBlock: sIFBLK}[e.Type]
+	return t | e.Mode&permBits
+}
+
+// writeFileList sends files as a protocol 27 file list (-lHogDtpr,
+// numeric ids) with rsync's end marker and the I/O error flag.
+func (e *encoder) writeFileList(files []*sendFile, ioError int32) error {
+	for _, f := range files {
+		m := f.e
+		if len(f.wire) > maxPath || len(m.LinkTarget) > maxPath {
+			return fmt.Errorf("%q: name or symlink target longer than %d bytes", m.Path, maxPath)
+		}
+		flags := byte(xmitLongName)
+		if f.wire == "." {
+			flags |= xmitTopDir
+		}
+		e.w.WriteByte(flags)
+		e.int32(int32(len(f.wire)))
+		e.w.WriteString(f.wire)
+		size := int64(0)
+		if m.Type == manifest.TypeFile {
+			size = m.Size
+		}
+		e.longint(size)
+		sec := m.Mtime / 1e9
+		if m.Mtime < 0 && m.Mtime%1e9 != 0 {
+			sec--
+		}
+		e.int32(int32(sec))
+		e.int32(int32(wireMode(m)))
+		e.int32(int32(m.UID))
+		e.int32(int32(m.GID))
+		switch m.Type {
+		case manifest.TypeChar, manifest.TypeBlock, manifest.TypeFifo, manifest.TypeSocket:
+			e.int32(int32(m.Rdev))
+		case manifest.TypeSymlink:
+			e.int32(int32(len(m.LinkTarget)))
+			e.w.WriteString(m.LinkTarget)
+		case manifest.TypeFile:
+			e.longint(int64(m.Dev))
+			e.longint(int64(m.Inode))
+		}
+	}
+	e.w.WriteByte(0)
+	e.int32(ioError)
+	return e.w.Flush()
+}
+
+// sentFile reports one file the receiver asked for.
+type sentFile struct {
+	e       *manifest.Entry
+	literal int64
+	err     error // nil when sent whole and unchanged
+}
+
+// serveRequests answers the receiver's requests (protocol 27: an index, a
+// sum head, block sums) with the whole file as data tokens and its MD4,
+// until the receiver ends the redo phase. A file that changes while it is
+// read is sent with a wrong checksum, so that the receiver discards it.
+func serveRequests(ctx context.Context, d *decoder, e *encoder, files []*sendFile, local *tree.Local, seed int32, done func(sentFile)) error {
+	phase := 0
+	for {
+		ndx, err := d.int32()
+		if err != nil {
+			return fmt.Errorf("reading the receiver's request: %w", err)
+		}
+		if ndx == -1 {
+			phase++
+			e.int32(-1)
+			if err := e.w.Flush(); err != nil {
+				return err
+			}
+			if phase > 1 {
+				return nil
+			}
+			continue
+		}
+		if ndx < 0 || int(ndx) >= len(files) || files[ndx].e.Type != manifest.TypeFile {
+			return protoErr("the receiver asked for index %d, not a file of the %d sent", ndx, len(files))
+		}
+		var head [4]int32
+		for i := range head {
+			if head[i], err = d.int32(); err != nil {
+				return err
+			}
+		}
+		count, blen, s2len, rem := head[0], head[1], head[2], head[3]
+		if count < 0 || count > 1<<24 || blen < 0 || blen > 1<<29 || s2len < 0 || s2len > md4.Size || rem < 0 || rem > blen {
+			return protoErr("sum head %v", head)
+		}
+		// msync sends the whole file: the block sums are read and dropped.
+		if _, err := io.CopyN(io.Discard, d.r, int64(count)*int64(4+s2len)); err != nil {
+			return err
+		}
+		f := files[ndx].e
+		res := sendOne(ctx, e, local, f, ndx, head, seed)
+		if res.err != nil && !res.started {
+			done(sentFile{e: f, err: res.err})
+			continue
+		}
+		if res.wireErr != nil {
+			return res.wireErr
+		}
+		done(sentFile{e: f, literal: res.literal, err: res.err})
+	}
+}
+
+type sendResult struct {
+	started bool  // the index went out
+	literal int64 // data bytes sent
+	err     error // the file could not be sent as it is
+	wireErr error // the connection failed
+}
+
+// sendOne sends one requested file.
+func sendOne(ctx context.Context, e *encoder, local *tree.Local, f *manifest.Entry, ndx int32, head [4]int32, seed int32) sendResult {
+	var r sendResult
+	reply, err := local.Fetch(ctx, &send.Request{Path: f.Path, Size: f.Size, Mtime: f.Mtime, Ctime: f.Ctime, Inode: f.Inode, Mode: send.Whole})
+	if err != nil {
+		r.err = err
+		return r
+	}
+	ops := delta.NewOpReader(reply, 0)
+	op, err := ops.Next()
+	if err != nil {
+		res, _ := reply.Result()
+		if res != nil && res.Err != nil {
+			err = res.Err
+		}
+		r.err = err
+		return r
+	}
+	r.started = true
+	e.int32(ndx)
+	for _, v := range head {
+		e.int32(v)
+	}
+	h := md4.New()
+	var sb [4]byte
+	sb[0], sb[1], sb[2], sb[3] = byte(seed), byte(seed>>8), byte(seed>>16), byte(seed>>24)
+	h.Write(sb[:])
+	for ; err == nil && op.Kind == delta.OpLiteral; op, err = ops.Next() {
+		for data := op.Data; len(data) > 0; {
+			n := min(len(data), maxSendToken)
+			e.int32(int32(n))
+			if _, werr := e.w.Write(data[:n]); werr != nil {
+				reply.Close()
+				r.wireErr = werr
+				return r
+			}
+			h.Write(data[:n])
+			r.literal += int64(n)
+			data = data[n:]
+		}
+	}
+	res, _ := reply.Result()
+	switch {
+	case err != nil:
+		r.err = err
+	case op.Kind != delta.OpEnd:
+		r.err = fmt.Errorf("unexpected %v operation in a whole-file send", op.Kind)
+	case res == nil || res.Status == send.Changed:
+		r.err = errors.New("changed while it was read")
+	case res.Status != send.OK:
+		r.err = res.Err
+		if r.err == nil {
+			r.err = errors.New("could not be read")
+		}
+	}
+	sum := h.Sum(nil)
+	if r.err != nil {
+		sum[0] ^= 0xff // the receiver discards the file and asks again
+	}
+	e.int32(0)
+	e.w.Write(sum)
+	return r
+}

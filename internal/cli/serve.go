@@ -1,21 +1,23 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 
 	"github.com/msync/msync/transport"
+	"github.com/msync/msync/transport/rsync"
 	"github.com/spf13/cobra"
 )
 
 func newServeCommand(env Env) *cobra.Command {
-	var stdio, readOnly bool
+	var stdio, readOnly, rsyncProto bool
 	var listen, tokenFile string
 	var modules []string
 	c := &cobra.Command{
-		Use:   "serve (--stdio | --listen ADDR --module NAME=PATH[,ro] ...)",
+		Use:   "serve (--stdio | [--rsync] --listen ADDR --module NAME=PATH[,ro] ...)",
 		Short: "Be the far side of a remote pass: over ssh (--stdio) or as a TCP daemon",
 		Long: `Serve msync's protocol to a client msync.
 
@@ -30,7 +32,15 @@ With --auth-token-file, clients must present the same token (--auth-token-file o
 side); it is compared in constant time. The daemon does not encrypt: use it on a trusted
 network or through a tunnel, and ssh otherwise. Each connection is independent: one that
 fails (or panics) never takes the daemon down. Pushes keep their state directory on this
-host, under the daemon user's $XDG_STATE_HOME/msync.`,
+host, under the daemon user's $XDG_STATE_HOME/msync.
+
+With --rsync the daemon speaks stock rsync's daemon protocol (version 27) instead, for
+hosts that only have rsync: "rsync -a rsync://host:PORT/NAME/ dst" pulls (files cross
+whole, in 32 KiB tokens every rsync since 2.6 accepts) and "rsync -a src/
+rsync://host:PORT/NAME/" pushes, landing through msync's engine (temp file, rename,
+manifests committed). Options msync cannot honour (-c, -n, -R, --inplace, include rules,
+...) are refused with an error naming them, never ignored. No authentication: use it on
+a trusted network.`,
 		Args: usageArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -44,6 +54,12 @@ host, under the daemon user's $XDG_STATE_HOME/msync.`,
 				return nil
 			case listen == "":
 				return &exitError{code: exitCodeUsage, err: fmt.Errorf("give --stdio or --listen ADDR (see msync serve --help)")}
+			}
+			if rsyncProto {
+				if tokenFile != "" {
+					return &exitError{code: exitCodeUsage, err: fmt.Errorf("--auth-token-file: an rsync daemon (--rsync) has no authentication")}
+				}
+				return serveRsync(ctx, env, listen, modules, readOnly)
 			}
 			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr}
 			if len(modules) == 0 {
@@ -86,6 +102,35 @@ host, under the daemon user's $XDG_STATE_HOME/msync.`,
 	fl.StringVar(&listen, "listen", "", "serve clients on this TCP address (e.g. 127.0.0.1:7873)")
 	fl.StringArrayVar(&modules, "module", nil, "serve directory PATH as module NAME (NAME=PATH, or NAME=PATH,ro for read-only; repeatable)")
 	fl.BoolVar(&readOnly, "read-only", false, "refuse every push: modules can only be read")
+	fl.BoolVar(&rsyncProto, "rsync", false, "speak stock rsync's daemon protocol, for rsync clients (with --listen)")
 	fl.StringVar(&tokenFile, "auth-token-file", "", "require clients to present the token in this file")
 	return c
+}
+
+// serveRsync runs the rsync-protocol daemon.
+func serveRsync(ctx context.Context, env Env, listen string, modules []string, readOnly bool) error {
+	if len(modules) == 0 {
+		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--listen needs at least one --module NAME=PATH")}
+	}
+	srv := &rsync.Server{Log: env.Stderr}
+	for _, s := range modules {
+		m, err := transport.ParseModule(s)
+		if err != nil {
+			return &exitError{code: exitCodeUsage, err: err}
+		}
+		fi, err := os.Stat(m.Path)
+		if err != nil || !fi.IsDir() {
+			return &exitError{code: exitCodeUsage, err: fmt.Errorf("--module %s: %s is not a directory", m.Name, m.Path)}
+		}
+		srv.Modules = append(srv.Modules, rsync.Module{Name: m.Name, Path: m.Path, ReadOnly: m.ReadOnly || readOnly})
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fatal(fmt.Errorf("listen: %w", err))
+	}
+	fmt.Fprintf(env.Stderr, "msync serve --rsync: listening on %s\n", ln.Addr())
+	if err := srv.Serve(ctx, ln); err != nil {
+		return fatal(fmt.Errorf("serve: %w", err))
+	}
+	return nil
 }

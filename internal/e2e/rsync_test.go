@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +16,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/internal/rsynctest"
+	"github.com/msync/msync/transport/rsync"
 	"golang.org/x/sys/unix"
 )
 
@@ -156,6 +161,93 @@ func TestStockRsyncRefusals(t *testing.T) {
 		code, _, errOut := msync(c.args...)
 		if code != 2 || !strings.Contains(errOut, c.want) {
 			t.Errorf("msync %s: exit %d, want 2 and %q:\n%s", strings.Join(c.args, " "), code, c.want, errOut)
+		}
+	}
+}
+
+// startRsyncServe runs msync's rsync daemon (msync serve --rsync) on
+// loopback with module "data" at base, and returns its port.
+func startRsyncServe(t *testing.T, base string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var log bytes.Buffer
+	srv := &rsync.Server{Modules: []rsync.Module{{Name: "data", Path: base}}, StateDir: t.TempDir(), Log: &log}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", log.String())
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Stock rsync 3.5.0 and 3.2.7 clients pull from and push to msync serve
+// --rsync: initial, catch-up after every kind of change (--delete), idle
+// pass; rsync -aH --delete -c -n -i finds nothing after each.
+func TestStockClientsAgainstServe(t *testing.T) {
+	for _, bin := range rsynctest.Binaries(t) {
+		for _, dir := range []string{"pull", "push"} {
+			t.Run(bin.Name+"/"+dir, func(t *testing.T) {
+				base := t.TempDir()
+				src, dst := base+"/src", base+"/dst"
+				must(t, os.Mkdir(src, 0o755))
+				must(t, os.Mkdir(dst, 0o755))
+				buildTree(t, src)
+				write(t, src+"/large/100M", "", 0o644)
+				must(t, os.Truncate(src+"/large/100M", 100<<20))
+				wholeSeconds(t, src)
+				url := fmt.Sprintf("rsync://127.0.0.1:%d/data/", startRsyncServe(t, base))
+				from, to := url+"src/", dst+"/"
+				if dir == "push" {
+					from, to = src+"/", url+"dst/"
+				}
+				stock := func(when string) {
+					t.Helper()
+					args := []string{"-aH", "--delete", "--numeric-ids", from, to}
+					if out, err := exec.Command(bin.Path, args...).CombinedOutput(); err != nil {
+						t.Fatalf("%s: rsync %s: %v\n%s", when, strings.Join(args, " "), err, out)
+					}
+					if d := stockDiff(t, src, dst); d != "" {
+						t.Fatalf("after %s, rsync -aH --delete -c -n -i finds:\n%s", when, d)
+					}
+				}
+				stock("initial")
+				time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+				write(t, dst+"/extraneous", "deleted by --delete", 0o644)
+				mutateTree(t, src)
+				wholeSeconds(t, src)
+				stock("catch-up")
+				stock("an idle pass")
+			})
+		}
+	}
+}
+
+// What msync serve --rsync cannot do is refused with the option's name.
+func TestServeRefusesUnsupportedOptions(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	write(t, base+"/src/f", "x", 0o644)
+	url := fmt.Sprintf("rsync://127.0.0.1:%d/data/", startRsyncServe(t, base))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-a", "-c", base + "/src/", url + "dst/"}, "-c"},
+		{[]string{"-a", "--inplace", base + "/src/", url + "dst/"}, "--inplace"},
+		{[]string{"-a", "--include=f", "--exclude=*", url + "src/", base + "/out/"}, "exclude rules only"},
+	} {
+		out, err := exec.Command(bin.Path, c.args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 4 || !strings.Contains(string(out), "msync") || !strings.Contains(string(out), c.want) {
+			t.Errorf("rsync %s: %v, want exit 4 (unsupported) and a refusal naming %q:\n%s", strings.Join(c.args, " "), err, c.want, out)
 		}
 	}
 }

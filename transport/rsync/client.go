@@ -102,6 +102,10 @@ type Client struct {
 	unflushed, sent, answered atomic.Int64
 	stats                     Stats
 	list                      *fileList
+	// server: this end serves a stock client that pushes (it sends the
+	// file list unasked and no totals at the end).
+	server bool
+	fields listOptions // what the file list carries
 }
 
 // Stats are the sender's totals at the end of a run.
@@ -114,7 +118,7 @@ func Dial(ctx context.Context, e Endpoint, o Options) (*Client, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}), kick: make(chan struct{}, 1)}
+	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}), kick: make(chan struct{}, 1), fields: allFields}
 	if e.Daemon {
 		return c, c.dialDaemon(ctx, &e)
 	}
@@ -397,13 +401,20 @@ func (c *Client) finish() {
 		case <-ch:
 			return true
 		case <-c.finished:
-			return false
+			// The reader stopped: the marker may have come just before.
+			select {
+			case <-ch:
+				return true
+			default:
+				return false
+			}
 		case <-timeout:
 			return false
 		}
 	}
 	// End of the transfer phase, then of the (empty) redo phase: each is
-	// answered by the sender; after the second come its totals.
+	// answered by the sender; after the second come its totals (from a
+	// server) and the reader stops.
 	if !send() || !wait(c.phase) || !send() || !wait(c.finished) {
 		return
 	}

@@ -44,9 +44,20 @@ type file struct {
 	idev     bool // dev and ino were sent (a regular file under -H)
 }
 
-// flistReader decodes a protocol 27 file list sent with -lHogDtpr.
+// listOptions say which fields a file list carries: rsync's -o, -g, -l,
+// -D and -H change the encoding of every entry.
+type listOptions struct {
+	uid, gid, links, devices, hardLinks bool
+	idLists                             int // name lists after the list (-o/-g without --numeric-ids)
+}
+
+// allFields is the list msync asks a stock sender for (-lHogDtpr --numeric-ids).
+var allFields = listOptions{uid: true, gid: true, links: true, devices: true, hardLinks: true}
+
+// flistReader decodes a protocol 27 file list.
 type flistReader struct {
 	d    *decoder
+	o    listOptions
 	last file
 }
 
@@ -114,7 +125,8 @@ func (fr *flistReader) next() (*file, error) {
 		}
 		f.mode = uint32(m)
 	}
-	if flags&xmitSameUID != 0 {
+	if !fr.o.uid {
+	} else if flags&xmitSameUID != 0 {
 		f.uid = fr.last.uid
 	} else {
 		v, err := fr.d.int32()
@@ -123,7 +135,8 @@ func (fr *flistReader) next() (*file, error) {
 		}
 		f.uid = uint32(v)
 	}
-	if flags&xmitSameGID != 0 {
+	if !fr.o.gid {
+	} else if flags&xmitSameGID != 0 {
 		f.gid = fr.last.gid
 	} else {
 		v, err := fr.d.int32()
@@ -134,6 +147,9 @@ func (fr *flistReader) next() (*file, error) {
 	}
 	switch f.mode & sIFMT {
 	case sIFCHR, sIFBLK, sIFIFO, sIFSOCK:
+		if !fr.o.devices {
+			return nil, protoErr("%q: a device or special file without -D", name)
+		}
 		if flags&xmitSameRdev != 0 {
 			f.rdev = fr.last.rdev
 		} else {
@@ -144,6 +160,9 @@ func (fr *flistReader) next() (*file, error) {
 			f.rdev = uint32(v)
 		}
 	case sIFLNK:
+		if !fr.o.links {
+			return nil, protoErr("%q: a symlink without -l", name)
+		}
 		n, err := fr.d.int32()
 		if err != nil {
 			return nil, err
@@ -160,7 +179,7 @@ func (fr *flistReader) next() (*file, error) {
 	default:
 		return nil, protoErr("%q: unknown file type in mode %#o", name, f.mode)
 	}
-	if f.mode&sIFMT == sIFREG {
+	if f.mode&sIFMT == sIFREG && fr.o.hardLinks {
 		if f.dev, err = fr.d.longint(); err != nil {
 			return nil, err
 		}
@@ -242,10 +261,11 @@ type fileList struct {
 	index   map[string]int32 // manifest path of a regular file -> rsync index
 }
 
-// readFileList reads a whole file list, sorts it as the sender does
-// (protocol 27 compares whole names bytewise) and builds the scan.
-func readFileList(d *decoder) (*fileList, error) {
-	fr := &flistReader{d: d}
+// readFileList reads a whole file list with o's fields, sorts it as the
+// sender does (protocol 27 compares whole names bytewise) and builds the
+// scan; then the name lists and the I/O error flag that follow it.
+func readFileList(d *decoder, o listOptions) (*fileList, int32, error) {
+	fr := &flistReader{d: d, o: o}
 	var files []*file
 	for {
 		f, err := fr.next()
@@ -256,10 +276,10 @@ func readFileList(d *decoder) (*fileList, error) {
 			if err == io.ErrUnexpectedEOF {
 				err = fmt.Errorf("the connection ended inside the file list: %w", err)
 			}
-			return nil, err
+			return nil, 0, err
 		}
 		if len(files) >= maxEntries {
-			return nil, protoErr("more than %d entries in the file list", maxEntries)
+			return nil, 0, protoErr("more than %d entries in the file list", maxEntries)
 		}
 		files = append(files, f)
 	}
@@ -281,7 +301,7 @@ func readFileList(d *decoder) (*fileList, error) {
 		seen[f.name] = true
 		e, err := f.entry(links)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		fl.entries = append(fl.entries, e)
 		if e.Type == manifest.TypeFile {
@@ -290,7 +310,16 @@ func readFileList(d *decoder) (*fileList, error) {
 	}
 	sort.Slice(fl.entries, func(i, j int) bool { return manifest.Compare(fl.entries[i].Path, fl.entries[j].Path) < 0 })
 	if len(fl.entries) == 0 || fl.entries[0].Path != "" {
-		return nil, fmt.Errorf("the rsync source sent no top directory")
+		return nil, 0, fmt.Errorf("the rsync source sent no top directory")
 	}
-	return fl, nil
+	for range o.idLists {
+		if err := skipIDList(d); err != nil {
+			return nil, 0, err
+		}
+	}
+	ioError, err := d.int32()
+	if err != nil {
+		return nil, 0, err
+	}
+	return fl, ioError, nil
 }

@@ -28,13 +28,13 @@ type sendFile struct {
 // sendList orders entries as the receiver will index them (protocol 27:
 // bytewise on the names as sent).
 func sendList(entries []*manifest.Entry) []*sendFile {
-	files := make([]*sendFile, len(entries))
-	for i, e := range entries {
+	files := make([]*sendFile, 0, len(entries))
+	for _, e := range entries {
 		w := e.Path
 		if w == "" {
 			w = "."
 		}
-		files[i] = &sendFile{e: e, wire: w}
+		files = append(files, &sendFile{e: e, wire: w})
 	}
 	sort.SliceStable(files, func(i, j int) bool { return files[i].wire < files[j].wire })
 	return files
@@ -60,6 +60,24 @@ func wireMode(e *manifest.Entry) uint32 {
 // writeFileList sends files as a protocol 27 file list (-lHogDtpr,
 // numeric ids) with rsync's end marker and the I/O error flag.
 func (e *encoder) writeFileList(files []*sendFile, ioError int32) error {
+	return e.writeFileListAs(files, allFields, ioError)
+}
+
+// omit reports whether o leaves m out of the list (rsync without -l skips
+// symlinks, without -D devices and specials).
+func (o listOptions) omit(m *manifest.Entry) bool {
+	switch m.Type {
+	case manifest.TypeSymlink:
+		return !o.links
+	case manifest.TypeChar, manifest.TypeBlock, manifest.TypeFifo, manifest.TypeSocket:
+		return !o.devices
+	}
+	return false
+}
+
+// writeFileListAs sends files with o's fields, then o's (empty) name lists
+// and the I/O error flag. Entries o leaves out must not be in files.
+func (e *encoder) writeFileListAs(files []*sendFile, o listOptions, ioError int32) error {
 	for _, f := range files {
 		m := f.e
 		if len(f.wire) > maxPath || len(m.LinkTarget) > maxPath {
@@ -83,8 +101,12 @@ func (e *encoder) writeFileList(files []*sendFile, ioError int32) error {
 		}
 		e.int32(int32(sec))
 		e.int32(int32(wireMode(m)))
-		e.int32(int32(m.UID))
-		e.int32(int32(m.GID))
+		if o.uid {
+			e.int32(int32(m.UID))
+		}
+		if o.gid {
+			e.int32(int32(m.GID))
+		}
 		switch m.Type {
 		case manifest.TypeChar, manifest.TypeBlock, manifest.TypeFifo, manifest.TypeSocket:
 			e.int32(int32(m.Rdev))
@@ -92,11 +114,16 @@ func (e *encoder) writeFileList(files []*sendFile, ioError int32) error {
 			e.int32(int32(len(m.LinkTarget)))
 			e.w.WriteString(m.LinkTarget)
 		case manifest.TypeFile:
-			e.longint(int64(m.Dev))
-			e.longint(int64(m.Inode))
+			if o.hardLinks {
+				e.longint(int64(m.Dev))
+				e.longint(int64(m.Inode))
+			}
 		}
 	}
 	e.w.WriteByte(0)
+	for range o.idLists {
+		e.int32(0)
+	}
 	e.int32(ioError)
 	return e.w.Flush()
 }

@@ -38,24 +38,23 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	c.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { c.closer() })
 	defer stop()
-	c.wmu.Lock()
-	err := c.enc.filterRules(cfg.Exclude)
-	if err == nil {
-		err = c.enc.w.Flush()
-	}
-	c.wmu.Unlock()
-	if err != nil {
-		c.broken(err)
-		return nil, fmt.Errorf("%s: %w", c.name, err)
-	}
-	fl, err := readFileList(c.dec)
-	if err == nil {
-		var ioErr int32
-		if ioErr, err = c.dec.int32(); err == nil {
-			c.mu.Lock()
-			c.ioError |= ioErr
-			c.mu.Unlock()
+	if !c.server {
+		c.wmu.Lock()
+		err := c.enc.filterRules(cfg.Exclude)
+		if err == nil {
+			err = c.enc.w.Flush()
 		}
+		c.wmu.Unlock()
+		if err != nil {
+			c.broken(err)
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+	}
+	fl, ioErr, err := readFileList(c.dec, c.fields)
+	if err == nil {
+		c.mu.Lock()
+		c.ioError |= ioErr
+		c.mu.Unlock()
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -322,6 +321,9 @@ func (c *Client) receive() error {
 		if ndx == -1 {
 			c.skipPending(func(r *reply) bool { return true })
 			phase++
+			if phase == 2 && c.server {
+				return nil // a client sender sends no totals
+			}
 			if phase == 2 {
 				var st Stats
 				if st.Written, err = d.longint(); err == nil {
@@ -440,3 +442,24 @@ func (c *Client) String() string { return c.name }
 
 // Join names one path of the source.
 func (c *Client) Join(rel string) string { return remote.JoinName(c.name, rel) }
+
+// skipIDList reads a protocol 27 user or group name list (id, name
+// length, name; ending with id 0). msync keeps numeric ids.
+func skipIDList(d *decoder) error {
+	for n := 0; ; n++ {
+		id, err := d.int32()
+		if err != nil || id == 0 {
+			return err
+		}
+		if n > 1<<20 {
+			return protoErr("id list longer than %d entries", 1<<20)
+		}
+		l, err := d.byte()
+		if err != nil {
+			return err
+		}
+		if _, err := d.bytes(int(l)); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,548 @@
+package rsync
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/sync/tree"
+)
+
+// Module is a directory the daemon serves.
+type Module struct {
+	Name, Path string
+	ReadOnly   bool
+}
+
+// Server is an rsync daemon that stock rsync clients pull from
+// (rsync -a rsync://host:port/NAME/ dst) and push to. Pulls are answered
+// by msync's sender (tokens of at most 32 KiB); pushes run msync's engine,
+// so a push lands as atomically as any msync pass and commits manifests.
+type Server struct {
+	Modules []Module
+	Log     io.Writer
+	// StateDir is where the state of pushes is kept, one directory per
+	// destination under it; empty means msync's default state location.
+	StateDir string
+}
+
+// Serve accepts connections until ctx ends. Each connection is served on
+// its own; one that fails or panics never stops the others.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.Log == nil {
+		s.Log = io.Discard
+	}
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			defer func() {
+				if p := recover(); p != nil {
+					fmt.Fprintf(s.Log, "rsync serve: %s: panic: %v\n%s", conn.RemoteAddr(), p, debug.Stack())
+				}
+			}()
+			if err := s.handle(ctx, conn); err != nil {
+				fmt.Fprintf(s.Log, "rsync serve: %s: %v\n", conn.RemoteAddr(), err)
+			}
+		}()
+	}
+}
+
+// muxWriter frames everything written as rsync's multiplexed data
+// messages, and sends out-of-band messages.
+type muxWriter struct {
+	w *bufio.Writer
+}
+
+func (m *muxWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), maxMsgBytes)
+		if err := m.frame(msgData, p[:k]); err != nil {
+			return 0, err
+		}
+		p = p[k:]
+	}
+	return n, m.w.Flush()
+}
+
+func (m *muxWriter) frame(tag byte, p []byte) error {
+	var h [4]byte
+	binary.LittleEndian.PutUint32(h[:], uint32(mplexBase+tag)<<24|uint32(len(p)))
+	m.w.Write(h[:])
+	_, err := m.w.Write(p)
+	return err
+}
+
+// session is one daemon connection after the module is chosen.
+type session struct {
+	s      *Server
+	conn   net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	mod    Module
+	name   string // rsync://addr/module for messages
+	args   serverArgs
+	mux    *muxWriter
+	enc    *encoder
+	dec    *decoder
+	seed   int32
+	logged bool
+}
+
+// serverArgs are the options a stock client sent with its request.
+type serverArgs struct {
+	sender     bool // the client pulls
+	numericIDs bool
+	delete     bool
+	owner      bool
+	group      bool
+	links      bool
+	devices    bool
+	hardLinks  bool
+	sparse     bool
+	paths      []string
+}
+
+// fields is what the file list carries under these options.
+func (a serverArgs) fields() listOptions {
+	o := listOptions{uid: a.owner, gid: a.group, links: a.links, devices: a.devices, hardLinks: a.hardLinks}
+	if !a.numericIDs {
+		if a.owner {
+			o.idLists++
+		}
+		if a.group {
+			o.idLists++
+		}
+	}
+	return o
+}
+
+// parseServerArgs reads `rsync --server [--sender] -flags ... . PATH`.
+// Options msync cannot honour are refused by name.
+func parseServerArgs(args []string) (serverArgs, error) {
+	var a serverArgs
+	if len(args) == 0 || args[0] != "--server" {
+		return a, fmt.Errorf("not an rsync server request")
+	}
+	rest := args[1:]
+	dot := -1
+	for i, x := range rest {
+		if x == "." {
+			dot = i
+			break
+		}
+		switch {
+		case x == "--sender":
+			a.sender = true
+		case x == "--numeric-ids":
+			a.numericIDs = true
+		case x == "--delete" || x == "--delete-before" || x == "--delete-during" || x == "--delete-after" || x == "--delete-delay":
+			a.delete = true
+		case x == "--sparse":
+			a.sparse = true
+		case strings.HasPrefix(x, "-e"):
+			// capability letters of newer clients; protocol 27 ignores them
+		case strings.HasPrefix(x, "--"):
+			return a, refusal("msync does not support the rsync option %s", x)
+		case strings.HasPrefix(x, "-"):
+			for _, f := range x[1:] {
+				switch f {
+				case 'l':
+					a.links = true
+				case 'H':
+					a.hardLinks = true
+				case 'D':
+					a.devices = true
+				case 't', 'p', 'r':
+				case 'R':
+					return a, refusal("msync does not support the rsync option -R (--relative)")
+				case 'o':
+					a.owner = true
+				case 'g':
+					a.group = true
+				case 'S':
+					a.sparse = true
+				case 'v', 'i', 'n':
+					if f == 'n' {
+						return a, refusal("msync does not support the rsync option -n (--dry-run)")
+					}
+				case 'e':
+					// "-e.xxx" inside a cluster: the rest are capability letters
+				default:
+					return a, refusal("msync does not support the rsync option -%c", f)
+				}
+				if f == 'e' {
+					break
+				}
+			}
+		default:
+			return a, fmt.Errorf("unexpected argument %q", x)
+		}
+	}
+	if dot < 0 || dot == len(rest)-1 {
+		return a, fmt.Errorf("no path in the request")
+	}
+	a.paths = rest[dot+1:]
+	return a, nil
+}
+
+func (s *Server) handle(ctx context.Context, conn net.Conn) error {
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	ss := &session{s: s, conn: conn, br: bufio.NewReaderSize(conn, 256<<10), bw: bufio.NewWriterSize(conn, 64<<10)}
+	fmt.Fprintf(ss.bw, "@RSYNCD: %d.0\n", ProtocolVersion)
+	if err := ss.bw.Flush(); err != nil {
+		return err
+	}
+	greeting, err := readLine(ss.br)
+	if err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	v, ok := strings.CutPrefix(greeting, "@RSYNCD: ")
+	if !ok {
+		return fmt.Errorf("not an rsync client (it said %q)", greeting)
+	}
+	if major, _, _ := strings.Cut(strings.Fields(v + " ")[0], "."); !atLeast(major, ProtocolVersion) {
+		ss.refuse(fmt.Sprintf("protocol %s is older than 27 (rsync 2.6.0)", v))
+		return nil
+	}
+	name, err := readLine(ss.br)
+	if err != nil {
+		return fmt.Errorf("module: %w", err)
+	}
+	if name == "" || name == "#list" {
+		for _, m := range s.Modules {
+			fmt.Fprintf(ss.bw, "%-15s\tmsync\n", m.Name)
+		}
+		ss.bw.WriteString("@RSYNCD: EXIT\n")
+		return ss.bw.Flush()
+	}
+	for _, m := range s.Modules {
+		if m.Name == name {
+			ss.mod = m
+		}
+	}
+	if ss.mod.Name == "" {
+		ss.refuse(fmt.Sprintf("Unknown module '%s'", name))
+		return nil
+	}
+	ss.name = "rsync://" + conn.LocalAddr().String() + "/" + name
+	ss.bw.WriteString("@RSYNCD: OK\n")
+	if err := ss.bw.Flush(); err != nil {
+		return err
+	}
+	var args []string
+	for {
+		a, err := readLine(ss.br)
+		if err != nil {
+			return fmt.Errorf("arguments: %w", err)
+		}
+		if a == "" {
+			break
+		}
+		if len(args) >= 256 {
+			return protoErr("more than 256 arguments")
+		}
+		args = append(args, a)
+	}
+	conn.SetDeadline(time.Time{})
+	if os.Getenv("MSYNC_RSYNC_DEBUG") != "" {
+		fmt.Fprintf(s.Log, "rsync serve: %s: args %q\n", conn.RemoteAddr(), args)
+	}
+	ss.seed = int32(time.Now().Unix())
+	var seed [4]byte
+	binary.LittleEndian.PutUint32(seed[:], uint32(ss.seed))
+	ss.bw.Write(seed[:])
+	if err := ss.bw.Flush(); err != nil {
+		return err
+	}
+	ss.mux = &muxWriter{w: ss.bw}
+	ss.enc = &encoder{w: bufio.NewWriterSize(ss.mux, 64<<10)}
+	ss.dec = &decoder{r: ss.br}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	a, err := parseServerArgs(args)
+	if err == nil && len(a.paths) != 1 {
+		err = refusal("msync serves one path per request, not %d", len(a.paths))
+	}
+	var root string
+	if err == nil {
+		root, err = ss.resolve(a.paths[0])
+	}
+	if err == nil && !a.sender && ss.mod.ReadOnly {
+		err = refusal("module %s is read-only", ss.mod.Name)
+	}
+	if err != nil {
+		ss.fail(err)
+		return err
+	}
+	ss.args = a
+	if a.sender {
+		err = ss.serveSender(ctx, root)
+	} else {
+		err = ss.serveReceiver(ctx, root)
+	}
+	if err != nil {
+		ss.fail(err)
+	}
+	ss.linger()
+	return err
+}
+
+// linger closes the connection gracefully: the client reads the last of
+// what was sent before it sees the end, and whatever it still sends is
+// read rather than answered with a reset that could discard the end.
+func (ss *session) linger() {
+	ss.bw.Flush()
+	if tc, ok := ss.conn.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	ss.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, ss.br)
+}
+
+// refuse answers the module request with an error line.
+func (ss *session) refuse(msg string) {
+	fmt.Fprintf(ss.bw, "@ERROR: %s\n", msg)
+	ss.bw.Flush()
+}
+
+// refused is a request msync will not serve; the client exits with
+// rsync's "unsupported" code (4).
+type refused struct{ msg string }
+
+func (r refused) Error() string { return r.msg }
+
+func refusal(format string, a ...any) error { return refused{fmt.Sprintf(format, a...)} }
+
+// errPartial says some files of a push failed (rsync's code 23).
+type errPartial struct{ n int64 }
+
+func (e errPartial) Error() string { return fmt.Sprintf("%d file(s) failed", e.n) }
+
+// exitCode is the rsync exit code the client reports for err.
+func exitCode(err error) int32 {
+	var r refused
+	var p errPartial
+	switch {
+	case errors.As(err, &r):
+		return 4 // RERR_UNSUPPORTED
+	case errors.As(err, &p):
+		return 23 // RERR_PARTIAL
+	case errors.Is(err, ErrProtocol):
+		return 12 // RERR_PROTOCOL
+	}
+	return 11 // RERR_FILEIO
+}
+
+// fail tells the client why, as rsync's error message and exit code.
+func (ss *session) fail(err error) {
+	if ss.logged {
+		return
+	}
+	ss.logged = true
+	ss.enc.w.Flush()
+	ss.mux.frame(msgError, []byte("msync: "+err.Error()+"\n"))
+	var code [4]byte
+	binary.LittleEndian.PutUint32(code[:], uint32(exitCode(err)))
+	ss.mux.frame(msgErrExit, code[:])
+	ss.bw.Flush()
+}
+
+// resolve maps a requested "module/sub/path" to a directory of the module,
+// never through a symlink and never outside it.
+func (ss *session) resolve(p string) (string, error) {
+	rel, ok := strings.CutPrefix(p, ss.mod.Name)
+	if !ok || (rel != "" && rel[0] != '/') {
+		return "", fmt.Errorf("path %q is not in module %s", p, ss.mod.Name)
+	}
+	clean, err := cleanName(strings.TrimPrefix(rel, "/"))
+	if err != nil {
+		return "", fmt.Errorf("path %q: %w", p, err)
+	}
+	dir := ss.mod.Path
+	for _, c := range strings.Split(clean, "/") {
+		if c == "" {
+			continue
+		}
+		dir = filepath.Join(dir, c)
+		fi, err := os.Lstat(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && !ss.args.sender:
+			continue // a push may create it
+		case err != nil:
+			return "", err
+		case !fi.IsDir():
+			return "", fmt.Errorf("path %q: %s is not a directory (or is a symlink)", p, c)
+		}
+	}
+	return dir, nil
+}
+
+// serveSender answers a stock client's pull.
+func (ss *session) serveSender(ctx context.Context, root string) error {
+	var excludes []string
+	for {
+		n, err := ss.dec.int32()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		if n < 0 || n > 2*maxPath {
+			return protoErr("filter rule of %d bytes", n)
+		}
+		b, err := ss.dec.bytes(int(n))
+		if err != nil {
+			return err
+		}
+		rule := string(b)
+		pat, ok := strings.CutPrefix(rule, "- ")
+		if !ok {
+			return refusal("msync serves exclude rules only, not %q", rule)
+		}
+		excludes = append(excludes, pat)
+	}
+	local := tree.NewLocal(root)
+	defer local.Close()
+	entries, problems, err := scanAll(ctx, local, excludes)
+	if err != nil {
+		return err
+	}
+	var ioError int32
+	for _, p := range problems {
+		ioError = 1
+		ss.enc.w.Flush()
+		ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s: %v\n", local.Join(p.Path), p.Err)))
+	}
+	// Name lists go empty: the client keeps numeric ids.
+	fields := ss.args.fields()
+	kept := entries[:0]
+	for _, e := range entries {
+		if !fields.omit(e) {
+			kept = append(kept, e)
+		}
+	}
+	files := sendList(kept)
+	if err := ss.enc.writeFileListAs(files, fields, ioError); err != nil {
+		return err
+	}
+	var read, size int64
+	for _, f := range files {
+		size += f.e.Size
+	}
+	err = serveRequests(ctx, ss.dec, ss.enc, files, local, ss.seed, func(s sentFile) {
+		if s.err != nil {
+			ss.enc.w.Flush()
+			ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s: %v\n", local.Join(s.e.Path), s.err)))
+		}
+		read += s.literal
+	})
+	if err != nil {
+		return err
+	}
+	ss.enc.longint(0)    // bytes read from the client
+	ss.enc.longint(read) // bytes written
+	ss.enc.longint(size)
+	if err := ss.enc.w.Flush(); err != nil {
+		return err
+	}
+	bye, err := ss.dec.int32()
+	if err == nil && bye != -1 {
+		err = protoErr("end of run: got %d, want -1", bye)
+	}
+	return err
+}
+
+// serveReceiver takes a stock client's push into root with msync's engine.
+func (ss *session) serveReceiver(ctx context.Context, root string) error {
+	var excludes []string
+	if ss.args.delete {
+		for {
+			n, err := ss.dec.int32()
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+			if n < 0 || n > 2*maxPath {
+				return protoErr("filter rule of %d bytes", n)
+			}
+			b, err := ss.dec.bytes(int(n))
+			if err != nil {
+				return err
+			}
+			pat, ok := strings.CutPrefix(string(b), "- ")
+			if !ok {
+				return refusal("msync takes exclude rules only, not %q", b)
+			}
+			excludes = append(excludes, pat)
+		}
+	}
+	c := &Client{name: ss.name, log: ss.s.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}),
+		kick: make(chan struct{}, 1), server: true, dec: ss.dec, enc: ss.enc, seed: ss.seed,
+		closer: func() error { return nil }, fields: ss.args.fields()}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	sd, err := state.DefaultDir("rsync-daemon:"+ss.mod.Name, root)
+	if err != nil {
+		return err
+	}
+	if ss.s.StateDir != "" {
+		sd = filepath.Join(ss.s.StateDir, filepath.Base(sd))
+	}
+	// rsync's semantics: nothing is deleted without --delete, and then
+	// everything the client does not have.
+	o := engine.Options{Kind: engine.Initial, Src: ss.name, Dst: root, StateDir: sd, Source: c, Exclude: excludes,
+		Owners: os.Geteuid() == 0 && ss.args.owner && ss.args.group, Sparse: ss.args.sparse, Delta: engine.DeltaNever, Workers: 32,
+		DeleteExtraneous: ss.args.delete, Log: ss.s.Log}
+	res, err := engine.Run(ctx, o)
+	c.mu.Lock()
+	healthy := c.scanned && c.err == nil
+	c.mu.Unlock()
+	if err == nil && healthy {
+		c.finish()
+	}
+	c.broken(errors.New("pass over"))
+	if err != nil {
+		return err
+	}
+	if res.Stats.Failed > 0 {
+		return errPartial{res.Stats.Failed}
+	}
+	return ss.enc.w.Flush()
+}
+
+// atLeast reports whether the decimal version v is at least min.
+func atLeast(v string, min int) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n >= min
+}

@@ -27,7 +27,7 @@ type RsyncTransport struct {
 func (t *RsyncTransport) Source(ctx context.Context, path string) (engine.Source, error) {
 	e := t.Endpoint
 	re := rsync.Endpoint{Daemon: e.Kind == RsyncDaemon, User: e.User, Host: e.Host, Port: e.Port,
-		Path: path, Rsh: t.Options.Rsh, RsyncPath: t.Options.RsyncPath, Name: e.Raw}
+		Path: path, Rsh: t.Options.Rsh, RsyncPath: t.Options.RsyncPath, Name: e.Raw, Checksum: t.Options.RsyncChecksum}
 	if re.Daemon {
 		re.Module, re.Path, _ = strings.Cut(path, "/")
 	}

@@ -165,6 +165,9 @@ type DialOptions struct {
 	// RsyncPath is the command that runs stock rsync on the far side of
 	// an RsyncShell endpoint (default "rsync").
 	RsyncPath string
+	// RsyncChecksum opens stock rsync sources for a verification: their
+	// file list carries every file's MD4 (rsync --checksum).
+	RsyncChecksum bool
 }
 
 // Conn is a connection to the far side of an endpoint.

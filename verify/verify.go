@@ -17,6 +17,7 @@ import (
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/tree"
 )
 
@@ -26,6 +27,10 @@ type Side interface {
 	String() string
 	Scan(ctx context.Context, c tree.ScanConfig) (tree.Scan, error)
 }
+
+// digester is a Side that can hash only with one digest (stock rsync:
+// MD4); the other side then hashes with the same.
+type digester interface{ Digest() string }
 
 // Options configure a verification.
 type Options struct {
@@ -129,12 +134,12 @@ func (s *side) Next() (*manifest.Entry, error) {
 	return e, err
 }
 
-func start(ctx context.Context, t Side, o Options) (*side, error) {
+func start(ctx context.Context, t Side, o Options, digest string) (*side, error) {
 	ns := []string(nil)
 	if o.Xattrs {
 		ns = fsx.XattrNamespaces()
 	}
-	sc, err := t.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Hash: true, Workers: o.Workers})
+	sc, err := t.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Hash: true, Digest: digest, Workers: o.Workers})
 	if err != nil {
 		return nil, err
 	}
@@ -172,17 +177,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		defer l.Close()
 		dstSide = l
 	}
-	a, err := start(ctx, srcSide, o)
+	digest, method := scan.DigestXXH64, "xxhash64 of every file, each side read on its own host"
+	for _, sd := range []Side{srcSide, dstSide} {
+		if d, ok := sd.(digester); ok && d.Digest() == scan.DigestMD4 {
+			digest, method = scan.DigestMD4, "MD4 of every file (rsync --checksum), computed by stock rsync on its host and by msync here"
+		}
+	}
+	a, err := start(ctx, srcSide, o, digest)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", srcSide, err)
 	}
 	defer a.sc.Close()
-	b, err := start(ctx, dstSide, o)
+	b, err := start(ctx, dstSide, o, digest)
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", dstSide, err)
 	}
 	defer b.sc.Close()
-	rep := &Report{Src: srcSide.String(), Dst: dstSide.String(), Method: "xxhash64 of every file, each side read on its own host", ByTop: map[string]Counts{}}
+	rep := &Report{Src: srcSide.String(), Dst: dstSide.String(), Method: method, ByTop: map[string]Counts{}}
 	record := func(l Line) {
 		top := l.Path
 		if i := strings.IndexByte(l.Path, '/'); i >= 0 {

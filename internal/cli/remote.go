@@ -44,7 +44,13 @@ msync speaks rsync's protocol 27 to it: mtimes cross in whole seconds, extended 
 do not cross, changed files cross whole.`
 
 func (rf *remoteFlags) open(ctx context.Context, env Env, e transport.Endpoint) (transport.Transport, error) {
-	o := transport.DialOptions{Rsh: rf.rsh, RemoteMsync: rf.remoteMsync, Compress: rf.compress, Stderr: env.Stderr, RsyncPath: rf.rsyncPath}
+	return rf.openWith(ctx, env, e, false)
+}
+
+// openWith opens e; forVerify asks a stock rsync for every file's MD4.
+func (rf *remoteFlags) openWith(ctx context.Context, env Env, e transport.Endpoint, forVerify bool) (transport.Transport, error) {
+	o := transport.DialOptions{Rsh: rf.rsh, RemoteMsync: rf.remoteMsync, Compress: rf.compress, Stderr: env.Stderr,
+		RsyncPath: rf.rsyncPath, RsyncChecksum: forVerify}
 	if rf.tokenFile != "" {
 		b, err := os.ReadFile(rf.tokenFile)
 		if err != nil {
@@ -94,7 +100,7 @@ func endpoints(src, dst string) (transport.Endpoint, transport.Endpoint, error) 
 // openSide opens one side of a verification or manifest: local, or the
 // far side of a connection.
 func (rf *remoteFlags) openSide(ctx context.Context, env Env, e transport.Endpoint) (verify.Side, func(), error) {
-	t, err := rf.open(ctx, env, e)
+	t, err := rf.openWith(ctx, env, e, true)
 	if err != nil {
 		return nil, nil, err
 	}

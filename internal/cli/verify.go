@@ -223,6 +223,9 @@ func (f *passFlags) verifyOne(ctx context.Context, env Env, src, dst string, exc
 	defer closeDst()
 	o := verify.Options{Src: src, Dst: dst, SrcSide: srcSide, DstSide: dstSide, Exclude: excludes, Xattrs: !f.noXattrs,
 		Owners: f.ownersEnabled(), All: all, Workers: workers, Held: held}
+	if srcEP.Rsync() || dstEP.Rsync() {
+		o.Xattrs = false // rsync's protocol 27 carries none
+	}
 	return verify.Run(ctx, o)
 }
 

@@ -143,6 +143,18 @@ func stockCell(t *testing.T, bin rsynctest.Binary, via, dir string) {
 		t.Errorf("a pass with nothing to do changed something: %+v", s)
 	}
 	judge("an idle pass", kept)
+
+	// verify against stock rsync compares rsync's MD4 of every file, and
+	// says so; a flipped byte that keeps size and mtime is found.
+	code, out, errOut := msync(append([]string{"verify", from, to}, flags...)...)
+	if code != 1 || !strings.Contains(out, "MD4 of every file") || !strings.Contains(out, "+ extraneous") {
+		t.Fatalf("verify: exit %d, want 1 (the extraneous file) and the MD4 method:\n%s%s", code, out, errOut)
+	}
+	flipByteKeepTimes(t, dst+"/page")
+	code, out, errOut = msync(append([]string{"verify", from, to}, flags...)...)
+	if code != 1 || !strings.Contains(out, "* page (content)") {
+		t.Fatalf("verify of a corrupted copy: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // What the rsync transport cannot do is refused by name, not ignored.
@@ -248,6 +260,25 @@ func TestServeRefusesUnsupportedOptions(t *testing.T) {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 4 || !strings.Contains(string(out), "msync") || !strings.Contains(string(out), c.want) {
 			t.Errorf("rsync %s: %v, want exit 4 (unsupported) and a refusal naming %q:\n%s", strings.Join(c.args, " "), err, c.want, out)
+		}
+	}
+}
+
+// -i and --stats work against stock rsync, pulling and pushing.
+func TestStockRsyncItemizeAndStats(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	write(t, base+"/src/dir/f", "content", 0o644)
+	must(t, os.Mkdir(base+"/pushed", 0o755))
+	port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "data", Path: base})
+	url := fmt.Sprintf("rsync://127.0.0.1:%d/data/", port)
+	for _, c := range [][]string{
+		{"initial", url + "src", base + "/pulled", "--state", base + "/st1", "-i", "--stats"},
+		{"initial", base + "/src", url + "pushed", "--state", base + "/st2", "-i", "--stats"},
+	} {
+		code, out, errOut := msync(c...)
+		if code != 0 || !strings.Contains(out, ">f+++++++++ dir/f") || !strings.Contains(out, "Number of files: 3 (reg: 1, dir: 2") {
+			t.Errorf("msync %s: exit %d\n%s%s", strings.Join(c, " "), code, out, errOut)
 		}
 	}
 }

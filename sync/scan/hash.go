@@ -2,6 +2,9 @@ package scan
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"hash"
 	"io"
 	"os"
 	"sync"
@@ -9,6 +12,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
+	"golang.org/x/crypto/md4"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,8 +36,27 @@ type slot struct {
 	done chan struct{}
 }
 
-// NewHasher starts hashing the entries of it.
+// Digests a Hasher can compute into manifest.Entry.Hash.
+const (
+	DigestXXH64 = ""    // xxhash64, msync's own
+	DigestMD4   = "md4" // rsync's file checksum (rsync -c, protocol 27-29): its first 8 bytes, little-endian
+)
+
+// NewHasher starts hashing the entries of it with xxhash64.
 func NewHasher(ctx context.Context, root string, it manifest.Iterator, workers int, force bool) (*Hasher, error) {
+	return NewHasherDigest(ctx, root, it, workers, force, DigestXXH64)
+}
+
+// NewHasherDigest starts hashing the entries of it with digest.
+func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, workers int, force bool, digest string) (*Hasher, error) {
+	var newHash func() hash.Hash
+	switch digest {
+	case DigestXXH64:
+	case DigestMD4:
+		newHash = md4.New
+	default:
+		return nil, fmt.Errorf("unknown digest %q", digest)
+	}
 	r, err := fsx.OpenRoot(root)
 	if err != nil {
 		return nil, err
@@ -53,7 +76,7 @@ func NewHasher(ctx context.Context, root string, it manifest.Iterator, workers i
 			defer dirs.Close()
 			buf := make([]byte, 256<<10)
 			for s := range work {
-				sum, n, err := HashFile(ctx, dirs, s.e, buf)
+				sum, n, err := hashFile(ctx, dirs, s.e, buf, newHash)
 				h.mu.Lock()
 				h.bytes += n
 				if err != nil {
@@ -159,6 +182,12 @@ func (e *ErrChanged) Error() string { return e.Path + ": file changed while it w
 // descriptor and reads exactly the scanned size (no read to see EOF: the
 // fstat afterwards tells whether the file grew).
 func HashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte) (uint64, int64, error) {
+	return hashFile(ctx, dirs, e, buf, nil)
+}
+
+// hashFile is HashFile with newHash's digest (its first 8 bytes, little
+// endian) instead of xxhash64 when newHash is set.
+func hashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte, newHash func() hash.Hash) (uint64, int64, error) {
 	dfd, name, err := dirs.At(e.Path)
 	if err != nil {
 		return 0, 0, err
@@ -168,7 +197,10 @@ func HashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte
 		return 0, 0, &os.PathError{Op: "open", Path: e.Path, Err: err}
 	}
 	defer unix.Close(fd)
-	h := xxhash.New()
+	var h hash.Hash = xxhash.New()
+	if newHash != nil {
+		h = newHash()
+	}
 	var n int64
 	for n < e.Size {
 		if err := ctx.Err(); err != nil {
@@ -194,7 +226,10 @@ func HashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte
 	if st.Ino != e.Inode || st.Size != n || st.Mtim.Nano() != e.Mtime {
 		return 0, n, &ErrChanged{Path: e.Path}
 	}
-	return h.Sum64(), n, nil
+	if newHash != nil {
+		return binary.LittleEndian.Uint64(h.Sum(nil)), n, nil
+	}
+	return h.(*xxhash.Digest).Sum64(), n, nil
 }
 
 func openRead(dfd int, name string) (int, error) {

@@ -22,6 +22,7 @@ type ScanConfig struct {
 	Exclude []string // rsync-style patterns
 	Xattrs  []string // extended attribute namespaces to read
 	Hash    bool     // hash every regular file (verify)
+	Digest  string   // with Hash: scan.DigestXXH64 or scan.DigestMD4 (against stock rsync)
 	Workers int      // hashing goroutines; 0 means 2
 	// Prev is the tree's last manifest, used as a hash and xattr cache by a
 	// local scan; remote scans ignore it.
@@ -102,7 +103,7 @@ func (l *Local) Scan(ctx context.Context, c ScanConfig) (Scan, error) {
 	}
 	ls := &localScan{sc: sc, it: sc}
 	if c.Hash {
-		h, err := scan.NewHasher(ctx, l.Root, sc, c.Workers, true)
+		h, err := scan.NewHasherDigest(ctx, l.Root, sc, c.Workers, true, c.Digest)
 		if err != nil {
 			sc.Close()
 			return nil, err

@@ -38,6 +38,9 @@ type Endpoint struct {
 	Name string
 
 	push, delete, sparse bool // set by Push: the far side receives
+	// Checksum asks the sender for every file's MD4 in the file list
+	// (rsync -c), for a verification.
+	Checksum bool
 }
 
 // serverArgs are the arguments of the far side's `rsync --server --sender`:
@@ -51,6 +54,9 @@ func (e *Endpoint) serverArgs() []string {
 		path = "."
 	}
 	args := []string{"--server", "--sender", "-lHogDtpr", "--numeric-ids"}
+	if e.Checksum {
+		args = append(args, "--checksum")
+	}
 	if e.push {
 		args = []string{"--server", "-lHogDtpr", "--numeric-ids"}
 		if e.sparse {
@@ -119,6 +125,7 @@ func Dial(ctx context.Context, e Endpoint, o Options) (*Client, error) {
 		o.Log = io.Discard
 	}
 	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}), kick: make(chan struct{}, 1), fields: allFields}
+	c.fields.checksum = e.Checksum
 	if e.Daemon {
 		return c, c.dialDaemon(ctx, &e)
 	}

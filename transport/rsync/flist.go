@@ -41,14 +41,16 @@ type file struct {
 	rdev     uint32
 	link     string
 	dev, ino int64
-	idev     bool // dev and ino were sent (a regular file under -H)
+	idev     bool   // dev and ino were sent (a regular file under -H)
+	sum      []byte // MD4 of a regular file's content, under -c
 }
 
 // listOptions say which fields a file list carries: rsync's -o, -g, -l,
 // -D and -H change the encoding of every entry.
 type listOptions struct {
 	uid, gid, links, devices, hardLinks bool
-	idLists                             int // name lists after the list (-o/-g without --numeric-ids)
+	checksum                            bool // -c: every entry carries 16 bytes, a file's MD4
+	idLists                             int  // name lists after the list (-o/-g without --numeric-ids)
 }
 
 // allFields is the list msync asks a stock sender for (-lHogDtpr --numeric-ids).
@@ -188,6 +190,12 @@ func (fr *flistReader) next() (*file, error) {
 		}
 		f.idev = true
 	}
+	if fr.o.checksum {
+		// Protocol 27 sends the sum with every entry (zeros but for files).
+		if f.sum, err = fr.d.bytes(md4Size); err != nil {
+			return nil, err
+		}
+	}
 	// The next entry's name shares a prefix with this one as sent, before
 	// it is cleaned.
 	fr.last = *f
@@ -230,6 +238,9 @@ func (f *file) entry(links map[[2]int64]uint32) (*manifest.Entry, error) {
 	switch f.mode & sIFMT {
 	case sIFREG:
 		e.Type = manifest.TypeFile
+		if f.sum != nil {
+			e.Hash, e.HasHash = SumHash(f.sum), true
+		}
 		if f.idev {
 			e.Dev, e.Inode = uint64(f.dev), uint64(f.ino)
 			e.Nlink = links[[2]int64{f.dev, f.ino}]
@@ -322,4 +333,17 @@ func readFileList(d *decoder, o listOptions) (*fileList, int32, error) {
 		return nil, 0, err
 	}
 	return fl, ioError, nil
+}
+
+// md4Size is the length of rsync's MD4 sums.
+const md4Size = 16
+
+// SumHash is how a 16-byte MD4 is kept in a manifest entry's Hash in a
+// verification against rsync: its first 8 bytes, little-endian.
+func SumHash(sum []byte) uint64 {
+	var h uint64
+	for i := 7; i >= 0; i-- {
+		h = h<<8 | uint64(sum[i])
+	}
+	return h
 }

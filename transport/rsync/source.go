@@ -19,14 +19,18 @@ import (
 	"golang.org/x/crypto/md4"
 )
 
-// ErrNoHash says a stock rsync sender cannot hash files for a verification
-// scan in msync's sense.
-var ErrNoHash = errors.New("an rsync sender does not hash files for msync")
+// ErrNoHash says the connection was not opened for a verification (see
+// Endpoint.Checksum), so its file list carries no sums.
+var ErrNoHash = errors.New("this rsync connection was not opened with --checksum")
+
+// Digest names the content digest of a hashing scan: rsync's MD4 (as
+// tree.ScanConfig.Digest), which is all a stock rsync sender computes.
+func (c *Client) Digest() string { return "md4" }
 
 // Scan sends the exclude patterns and receives the sender's file list. One
 // connection gives one file list.
 func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, error) {
-	if cfg.Hash {
+	if cfg.Hash && (!c.fields.checksum || cfg.Digest != "md4") {
 		return nil, fmt.Errorf("%s: %w", c.name, ErrNoHash)
 	}
 	c.mu.Lock()

@@ -134,3 +134,33 @@ func serveRsync(ctx context.Context, env Env, listen string, modules []string, r
 	}
 	return nil
 }
+
+// newRsyncServerCommand is what a stock rsync client runs on the far side
+// of its remote shell when told --rsync-path="msync rsync-server": rsync's
+// server arguments follow, unparsed.
+func newRsyncServerCommand(env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rsync-server --server [--sender] FLAGS . PATH",
+		Short: "Be stock rsync's far side over a remote shell (rsync -e ssh --rsync-path='msync rsync-server')",
+		Long: `Run by a stock rsync client through its remote shell, in place of "rsync --server":
+
+  rsync -aH --rsync-path="msync rsync-server" src/ host:/srv/dst/     (push: msync's engine lands it)
+  rsync -aH --rsync-path="msync rsync-server" host:/srv/src/ dst/     (pull: msync sends)
+
+It speaks rsync's protocol 27 on stdin and stdout and serves any path the shell's user can
+reach. Options msync cannot honour are refused by name (the client exits with code 4).`,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 || args[0] != "--server" {
+				if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+					return cmd.Help()
+				}
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("rsync-server is run by an rsync client (its arguments start with --server)")}
+			}
+			if err := rsync.ServeShell(cmd.Context(), env.Stdin, env.Stdout, args, env.Stderr); err != nil {
+				return fatal(fmt.Errorf("rsync-server: %w", err))
+			}
+			return nil
+		},
+	}
+}

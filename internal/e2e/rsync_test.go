@@ -200,13 +200,15 @@ func startRsyncServe(t *testing.T, base string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// Stock rsync 3.5.0 and 3.2.7 clients pull from and push to msync serve
-// --rsync: initial, catch-up after every kind of change (--delete), idle
-// pass; rsync -aH --delete -c -n -i finds nothing after each.
+// Stock rsync 3.5.0 and 3.2.7 clients pull from and push to msync, as the
+// daemon (msync serve --rsync) and over ssh (--rsync-path="msync
+// rsync-server"): initial, catch-up after every kind of change (--delete),
+// idle pass; rsync -aH --delete -c -n -i finds nothing after each.
 func TestStockClientsAgainstServe(t *testing.T) {
 	for _, bin := range rsynctest.Binaries(t) {
-		for _, dir := range []string{"pull", "push"} {
-			t.Run(bin.Name+"/"+dir, func(t *testing.T) {
+		for _, cell := range []string{"daemon/pull", "daemon/push", "ssh/pull", "ssh/push"} {
+			via, dir, _ := strings.Cut(cell, "/")
+			t.Run(bin.Name+"/"+cell, func(t *testing.T) {
 				base := t.TempDir()
 				src, dst := base+"/src", base+"/dst"
 				must(t, os.Mkdir(src, 0o755))
@@ -215,14 +217,22 @@ func TestStockClientsAgainstServe(t *testing.T) {
 				write(t, src+"/large/100M", "", 0o644)
 				must(t, os.Truncate(src+"/large/100M", 100<<20))
 				wholeSeconds(t, src)
-				url := fmt.Sprintf("rsync://127.0.0.1:%d/data/", startRsyncServe(t, base))
+				var url string
+				var shell []string
+				if via == "daemon" {
+					url = fmt.Sprintf("rsync://127.0.0.1:%d/data/", startRsyncServe(t, base))
+				} else {
+					needSSHD(t)
+					url = "127.0.0.1:" + base + "/"
+					shell = []string{"-e", sshCommand(), "--rsync-path", "MSYNC_E2E_MAIN=1 " + os.Args[0] + " rsync-server"}
+				}
 				from, to := url+"src/", dst+"/"
 				if dir == "push" {
 					from, to = src+"/", url+"dst/"
 				}
 				stock := func(when string) {
 					t.Helper()
-					args := []string{"-aH", "--delete", "--numeric-ids", from, to}
+					args := append(append([]string{"-aH", "--delete", "--numeric-ids"}, shell...), from, to)
 					if out, err := exec.Command(bin.Path, args...).CombinedOutput(); err != nil {
 						t.Fatalf("%s: rsync %s: %v\n%s", when, strings.Join(args, " "), err, out)
 					}

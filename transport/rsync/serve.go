@@ -113,6 +113,7 @@ type session struct {
 	dec    *decoder
 	seed   int32
 	logged bool
+	shell  bool // over a remote shell: no module, any path
 }
 
 // serverArgs are the options a stock client sent with its request.
@@ -271,9 +272,14 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) error {
 		args = append(args, a)
 	}
 	conn.SetDeadline(time.Time{})
-	if os.Getenv("MSYNC_RSYNC_DEBUG") != "" {
-		fmt.Fprintf(s.Log, "rsync serve: %s: args %q\n", conn.RemoteAddr(), args)
-	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	return ss.run(ctx, args)
+}
+
+// run serves one request once the protocol version is agreed: the
+// checksum seed, then the pull or the push args ask for.
+func (ss *session) run(ctx context.Context, args []string) error {
 	ss.seed = int32(time.Now().Unix())
 	var seed [4]byte
 	binary.LittleEndian.PutUint32(seed[:], uint32(ss.seed))
@@ -284,9 +290,8 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) error {
 	ss.mux = &muxWriter{w: ss.bw}
 	ss.enc = &encoder{w: bufio.NewWriterSize(ss.mux, 64<<10)}
 	ss.dec = &decoder{r: ss.br}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
 	a, err := parseServerArgs(args)
+	ss.args = a
 	if err == nil && len(a.paths) != 1 {
 		err = refusal("msync serves one path per request, not %d", len(a.paths))
 	}
@@ -301,7 +306,6 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) error {
 		ss.fail(err)
 		return err
 	}
-	ss.args = a
 	if a.sender {
 		err = ss.serveSender(ctx, root)
 	} else {
@@ -319,11 +323,38 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) error {
 // read rather than answered with a reset that could discard the end.
 func (ss *session) linger() {
 	ss.bw.Flush()
+	if ss.conn == nil {
+		return
+	}
 	if tc, ok := ss.conn.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
 	ss.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, ss.br)
+}
+
+// ServeShell is stock rsync's remote-shell server, for a stock client
+// that runs msync on the far side of ssh (--rsync-path="msync
+// rsync-server"): args are the client's `--server ...` arguments, in and
+// out the shell's stdio. Any path the shell's user can reach is served.
+func ServeShell(ctx context.Context, in io.Reader, out io.Writer, args []string, log io.Writer) error {
+	if log == nil {
+		log = io.Discard
+	}
+	ss := &session{s: &Server{Log: log}, br: bufio.NewReaderSize(in, 256<<10), bw: bufio.NewWriterSize(out, 64<<10),
+		name: "rsync-shell", shell: true}
+	(&encoder{w: ss.bw}).int32(ProtocolVersion)
+	if err := ss.bw.Flush(); err != nil {
+		return err
+	}
+	v, err := (&decoder{r: ss.br}).int32()
+	if err != nil {
+		return fmt.Errorf("reading the client's protocol version: %w", err)
+	}
+	if v < ProtocolVersion {
+		return fmt.Errorf("the client speaks protocol %d; msync needs %d or later", v, ProtocolVersion)
+	}
+	return ss.run(ctx, args)
 }
 
 // refuse answers the module request with an error line.
@@ -377,6 +408,9 @@ func (ss *session) fail(err error) {
 // resolve maps a requested "module/sub/path" to a directory of the module,
 // never through a symlink and never outside it.
 func (ss *session) resolve(p string) (string, error) {
+	if ss.shell {
+		return filepath.Clean(p), nil
+	}
 	rel, ok := strings.CutPrefix(p, ss.mod.Name)
 	if !ok || (rel != "" && rel[0] != '/') {
 		return "", fmt.Errorf("path %q is not in module %s", p, ss.mod.Name)
@@ -513,6 +547,9 @@ func (ss *session) serveReceiver(ctx context.Context, root string) error {
 		return err
 	}
 	sd, err := state.DefaultDir("rsync-daemon:"+ss.mod.Name, root)
+	if ss.shell {
+		sd, err = state.DefaultDir("rsync-shell", root)
+	}
 	if err != nil {
 		return err
 	}

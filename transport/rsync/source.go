@@ -65,6 +65,13 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 			err = ctx.Err()
 		}
 		c.broken(err)
+		c.mu.Lock()
+		said := c.lastErr
+		c.mu.Unlock()
+		if said != "" {
+			// A sender that refuses the request says why, then hangs up.
+			return nil, fmt.Errorf("%s: receiving the file list: %w (the sender said: %s)", c.name, err, said)
+		}
 		return nil, fmt.Errorf("%s: receiving the file list: %w", c.name, err)
 	}
 	c.mu.Lock()

@@ -292,3 +292,28 @@ func TestStockRsyncItemizeAndStats(t *testing.T) {
 		}
 	}
 }
+
+// A panic while serving one connection is logged and never stops the
+// daemon: the next client is served.
+func TestServeSurvivesAPanic(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	write(t, base+"/src/f", "x", 0o644)
+	write(t, base+"/src/boom/g", "served, were it not for the panic", 0o644)
+	rsync.TestHooks.BeforeRequest = func(args []string) {
+		if strings.Contains(strings.Join(args, " "), "src/boom") {
+			panic("injected")
+		}
+	}
+	defer func() { rsync.TestHooks.BeforeRequest = nil }()
+	url := fmt.Sprintf("rsync://127.0.0.1:%d/data/", startRsyncServe(t, base))
+	if out, err := exec.Command(bin.Path, "-a", url+"src/boom/", base+"/x/").CombinedOutput(); err == nil {
+		t.Fatalf("the panicking request succeeded:\n%s", out)
+	}
+	if out, err := exec.Command(bin.Path, "-a", url+"src/", base+"/out/").CombinedOutput(); err != nil {
+		t.Fatalf("after a panic, the daemon did not serve: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(base + "/out/f"); err != nil || string(b) != "x" {
+		t.Fatalf("pulled %q, %v", b, err)
+	}
+}

@@ -274,7 +274,16 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) error {
 	conn.SetDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	if TestHooks.BeforeRequest != nil {
+		TestHooks.BeforeRequest(args)
+	}
 	return ss.run(ctx, args)
+}
+
+// TestHooks let tests reach into a served connection. They must stay nil
+// outside tests.
+var TestHooks struct {
+	BeforeRequest func(args []string) // a daemon request, before it is served
 }
 
 // run serves one request once the protocol version is agreed: the

@@ -31,6 +31,8 @@ func TestParse(t *testing.T) {
 		{"msync://old/mail", Daemon, "", "old", DefaultPort, "mail"},
 		{"msync://127.0.0.1:9000/mail/lists/", Daemon, "", "127.0.0.1", 9000, "mail/lists"},
 		{"msync://[::1]:9000/m", Daemon, "", "::1", 9000, "m"},
+		{"rsync://old/srv", RsyncDaemon, "", "old", 873, "srv"},
+		{"rsync://u@127.0.0.1:8730/srv/mail/", RsyncDaemon, "u", "127.0.0.1", 8730, "srv/mail"},
 	} {
 		e, err := Parse(c.in)
 		if err != nil {
@@ -41,7 +43,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("%s: got %+v", c.in, e)
 		}
 	}
-	for _, bad := range []string{"msync://", "msync://host", "msync://host:x/m", "rsync://host/m", "@:x"} {
+	for _, bad := range []string{"msync://", "msync://host", "msync://host:x/m", "rsync://host", "rsync://host:x/m", "ftp://host/m", "@:x"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("%s accepted", bad)
 		}

@@ -317,3 +317,39 @@ func TestServeSurvivesAPanic(t *testing.T) {
 		t.Fatalf("pulled %q, %v", b, err)
 	}
 }
+
+// Requests shaped every way a stock client sends them (a directory with and
+// without its trailing slash, one file, a push of a directory without one)
+// land exactly as they do against a stock rsync daemon.
+func TestServeRequestShapes(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	buildTree(t, base+"/src")
+	wholeSeconds(t, base+"/src")
+	stockPort := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "data", Path: base})
+	msyncPort := startRsyncServe(t, base)
+	for i, shape := range []struct{ from, to string }{
+		{"URL/src/deep", "OUT/"},
+		{"URL/src/deep/", "OUT/"},
+		{"URL/src/page", "OUT/"},
+		{"URL/src", "OUT/"},
+		{base + "/src/deep", "URL/DIR/"},
+		{base + "/src/deep/", "URL/DIR/"},
+	} {
+		var outs []string
+		for _, port := range []int{stockPort, msyncPort} {
+			dir := fmt.Sprintf("out%d-%d", i, port)
+			must(t, os.MkdirAll(base+"/"+dir, 0o755))
+			url := fmt.Sprintf("rsync://127.0.0.1:%d/data", port)
+			r := strings.NewReplacer("URL", url, "OUT", base+"/"+dir, "DIR", dir)
+			args := []string{"-aH", "--numeric-ids", r.Replace(shape.from), r.Replace(shape.to)}
+			if out, err := exec.Command(bin.Path, args...).CombinedOutput(); err != nil {
+				t.Fatalf("rsync %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			outs = append(outs, base+"/"+dir)
+		}
+		if d := stockDiff(t, outs[0], outs[1]); d != "" {
+			t.Errorf("%s -> %s: msync serve --rsync differs from stock rsync's daemon:\n%s", shape.from, shape.to, d)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kballard/go-shellquote"
+	"github.com/msync/msync/manifest"
 )
 
 // DefaultPort is the rsync daemon's TCP port.
@@ -111,6 +112,7 @@ type Client struct {
 	// server: this end serves a stock client that pushes (it sends the
 	// file list unasked and no totals at the end).
 	server bool
+	root   *manifest.Entry // server: the destination's top directory, for a list without one
 	fields listOptions // what the file list carries
 }
 

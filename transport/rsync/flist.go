@@ -275,7 +275,10 @@ type fileList struct {
 // readFileList reads a whole file list with o's fields, sorts it as the
 // sender does (protocol 27 compares whole names bytewise) and builds the
 // scan; then the name lists and the I/O error flag that follow it.
-func readFileList(d *decoder, o listOptions) (*fileList, int32, error) {
+//
+// root stands in for the top directory when the list has none (a client
+// pushing "dir" without a trailing slash sends "dir" and what is below).
+func readFileList(d *decoder, o listOptions, root *manifest.Entry) (*fileList, int32, error) {
 	fr := &flistReader{d: d, o: o}
 	var files []*file
 	for {
@@ -320,6 +323,9 @@ func readFileList(d *decoder, o listOptions) (*fileList, int32, error) {
 		}
 	}
 	sort.Slice(fl.entries, func(i, j int) bool { return manifest.Compare(fl.entries[i].Path, fl.entries[j].Path) < 0 })
+	if (len(fl.entries) == 0 || fl.entries[0].Path != "") && root != nil {
+		fl.entries = append([]*manifest.Entry{root}, fl.entries...)
+	}
 	if len(fl.entries) == 0 || fl.entries[0].Path != "" {
 		return nil, 0, fmt.Errorf("the rsync source sent no top directory")
 	}

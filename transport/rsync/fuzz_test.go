@@ -52,7 +52,7 @@ func FuzzFileList(f *testing.F) {
 	f.Add(flistBytes([2]string{"/etc", "dir"}))
 	f.Add([]byte{xmitSameName | xmitLongName, 200, 0xff, 0xff, 0xff, 0x7f})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fl, _, err := readFileList(&decoder{r: bufio.NewReader(bytes.NewReader(data))}, allFields)
+		fl, _, err := readFileList(&decoder{r: bufio.NewReader(bytes.NewReader(data))}, allFields, nil)
 		if err != nil {
 			return
 		}
@@ -66,7 +66,7 @@ func FuzzFileList(f *testing.F) {
 }
 
 func TestFileListSeeds(t *testing.T) {
-	fl, _, err := readFileList(&decoder{r: bufio.NewReader(bytes.NewReader(flistBytes([2]string{".", "dir"}, [2]string{"a", "file"}, [2]string{"l", "link"})))}, allFields)
+	fl, _, err := readFileList(&decoder{r: bufio.NewReader(bytes.NewReader(flistBytes([2]string{".", "dir"}, [2]string{"a", "file"}, [2]string{"l", "link"})))}, allFields, nil)
 	if err != nil || len(fl.entries) != 3 || fl.entries[2].LinkTarget != "abc" || fl.index["a"] != 1 {
 		t.Fatalf("%+v %v", fl, err)
 	}
@@ -75,7 +75,7 @@ func TestFileListSeeds(t *testing.T) {
 		flistBytes([2]string{"/etc", "dir"}),
 		flistBytes([2]string{"a", "file"}), // no top directory
 	} {
-		if _, _, err := readFileList(&decoder{r: bufio.NewReader(bytes.NewReader(bad))}, allFields); err == nil {
+		if _, _, err := readFileList(&decoder{r: bufio.NewReader(bytes.NewReader(bad))}, allFields, nil); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
 	}

@@ -101,7 +101,7 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 			return nil, err
 		}
 	}
-	files := sendList(entries)
+	files := sendList(entries, "")
 	for _, f := range files {
 		countEntry(&res.Stats, f.e)
 	}

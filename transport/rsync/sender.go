@@ -26,13 +26,20 @@ type sendFile struct {
 }
 
 // sendList orders entries as the receiver will index them (protocol 27:
-// bytewise on the names as sent).
-func sendList(entries []*manifest.Entry) []*sendFile {
+// bytewise on the names as sent). With a prefix, names are sent below it
+// and the top directory as the prefix itself (rsync's "dir" without a
+// trailing slash); without, the top directory is ".".
+func sendList(entries []*manifest.Entry, prefix string) []*sendFile {
 	files := make([]*sendFile, 0, len(entries))
 	for _, e := range entries {
 		w := e.Path
-		if w == "" {
+		switch {
+		case prefix == "" && w == "":
 			w = "."
+		case prefix != "" && w == "":
+			w = prefix
+		case prefix != "":
+			w = prefix + "/" + w
 		}
 		files = append(files, &sendFile{e: e, wire: w})
 	}
@@ -84,7 +91,7 @@ func (e *encoder) writeFileListAs(files []*sendFile, o listOptions, ioError int3
 			return fmt.Errorf("%q: name or symlink target longer than %d bytes", m.Path, maxPath)
 		}
 		flags := byte(xmitLongName)
-		if f.wire == "." {
+		if m.Path == "" && m.Type == manifest.TypeDir {
 			flags |= xmitTopDir
 		}
 		e.w.WriteByte(flags)

@@ -16,9 +16,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
+	"golang.org/x/sys/unix"
 )
 
 // Module is a directory the daemon serves.
@@ -316,7 +319,7 @@ func (ss *session) run(ctx context.Context, args []string) error {
 		return err
 	}
 	if a.sender {
-		err = ss.serveSender(ctx, root)
+		err = ss.serveSender(ctx, root, ss.topName(a.paths[0], root))
 	} else {
 		err = ss.serveReceiver(ctx, root)
 	}
@@ -440,6 +443,8 @@ func (ss *session) resolve(p string) (string, error) {
 			continue // a push may create it
 		case err != nil:
 			return "", err
+		case fi.Mode().IsRegular() && ss.args.sender && dir == filepath.Join(ss.mod.Path, clean):
+			// a pull of one file
 		case !fi.IsDir():
 			return "", fmt.Errorf("path %q: %s is not a directory (or is a symlink)", p, c)
 		}
@@ -447,8 +452,19 @@ func (ss *session) resolve(p string) (string, error) {
 	return dir, nil
 }
 
-// serveSender answers a stock client's pull.
-func (ss *session) serveSender(ctx context.Context, root string) error {
+// topName is the name a request's top directory is sent under: "" for
+// its contents ("dir/", ".", a module's root), else its base name (rsync
+// sends "dir" itself when asked for "dir").
+func (ss *session) topName(p, root string) string {
+	if strings.HasSuffix(p, "/") || p == "." || strings.HasSuffix(p, "/.") || (!ss.shell && p == ss.mod.Name) {
+		return ""
+	}
+	return filepath.Base(root)
+}
+
+// serveSender answers a stock client's pull of root, sent under top (see
+// topName).
+func (ss *session) serveSender(ctx context.Context, root, top string) error {
 	var excludes []string
 	for {
 		n, err := ss.dec.int32()
@@ -472,12 +488,26 @@ func (ss *session) serveSender(ctx context.Context, root string) error {
 		}
 		excludes = append(excludes, pat)
 	}
-	local := tree.NewLocal(root)
-	defer local.Close()
-	entries, problems, err := scanAll(ctx, local, excludes)
-	if err != nil {
-		return err
+	var st unix.Stat_t
+	if err := unix.Lstat(root, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: root, Err: err}
 	}
+	var local *tree.Local
+	var entries []*manifest.Entry
+	var problems []scanProblem
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		// One file: sent by its name, from its directory.
+		local = tree.NewLocal(filepath.Dir(root))
+		entries, top = []*manifest.Entry{scan.FromStat(filepath.Base(root), &st)}, ""
+	} else {
+		local = tree.NewLocal(root)
+		var err error
+		if entries, problems, err = scanAll(ctx, local, excludes); err != nil {
+			local.Close()
+			return err
+		}
+	}
+	defer local.Close()
 	var ioError int32
 	for _, p := range problems {
 		ioError = 1
@@ -492,7 +522,7 @@ func (ss *session) serveSender(ctx context.Context, root string) error {
 			kept = append(kept, e)
 		}
 	}
-	files := sendList(kept)
+	files := sendList(kept, top)
 	if err := ss.enc.writeFileListAs(files, fields, ioError); err != nil {
 		return err
 	}
@@ -500,7 +530,7 @@ func (ss *session) serveSender(ctx context.Context, root string) error {
 	for _, f := range files {
 		size += f.e.Size
 	}
-	err = serveRequests(ctx, ss.dec, ss.enc, files, local, ss.seed, func(s sentFile) {
+	err := serveRequests(ctx, ss.dec, ss.enc, files, local, ss.seed, func(s sentFile) {
 		if s.err != nil {
 			ss.enc.w.Flush()
 			ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s: %v\n", local.Join(s.e.Path), s.err)))
@@ -555,6 +585,13 @@ func (ss *session) serveReceiver(ctx context.Context, root string) error {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
+	// A client pushing "dir" (no trailing slash) sends no top directory:
+	// the destination's own stands in, unchanged.
+	var st unix.Stat_t
+	if err := unix.Lstat(root, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: root, Err: err}
+	}
+	c.root = scan.FromStat("", &st)
 	sd, err := state.DefaultDir("rsync-daemon:"+ss.mod.Name, root)
 	if ss.shell {
 		sd, err = state.DefaultDir("rsync-shell", root)

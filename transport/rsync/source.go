@@ -54,7 +54,7 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
 	}
-	fl, ioErr, err := readFileList(c.dec, c.fields)
+	fl, ioErr, err := readFileList(c.dec, c.fields, c.root)
 	if err == nil {
 		c.mu.Lock()
 		c.ioError |= ioErr

@@ -113,7 +113,7 @@ type Client struct {
 	// file list unasked and no totals at the end).
 	server bool
 	root   *manifest.Entry // server: the destination's top directory, for a list without one
-	fields listOptions // what the file list carries
+	fields listOptions     // what the file list carries
 }
 
 // Stats are the sender's totals at the end of a run.

@@ -105,6 +105,11 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 	for _, f := range files {
 		countEntry(&res.Stats, f.e)
 	}
+	if o.Counters != nil {
+		// The receiver decides what it wants: the total grows as it asks.
+		o.Counters.Scanned.Store(int64(len(entries)))
+		o.Counters.ScanFinished.Store(true)
+	}
 	if err := c.enc.writeFileList(files, 0); err != nil {
 		return nil, fmt.Errorf("%s: sending the file list: %w", ep.Name, err)
 	}
@@ -135,6 +140,8 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 			o.OnItem(engine.Item{Code: code, Path: s.e.Path})
 		}
 		if o.Counters != nil {
+			o.Counters.FilesQueued.Add(1)
+			o.Counters.BytesQueued.Add(s.e.Size)
 			o.Counters.FilesDone.Add(1)
 			o.Counters.BytesDone.Add(s.e.Size)
 		}

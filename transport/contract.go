@@ -175,6 +175,17 @@ func (p *PendingSource) Fetch(ctx context.Context, req *send.Request) (tree.Repl
 	return s.Fetch(ctx, req)
 }
 
+// SignsBasis says whether the source, once open, signs old copies itself
+// (send.BasisSigner: stock rsync).
+func (p *PendingSource) SignsBasis() bool {
+	s, err := p.wait(context.Background())
+	if err != nil {
+		return false
+	}
+	bs, ok := s.(send.BasisSigner)
+	return ok && bs.SignsBasis()
+}
+
 // WireBytes returns the bytes that crossed the connection, once open.
 func (p *PendingSource) WireBytes() int64 {
 	select {

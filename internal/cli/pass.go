@@ -290,12 +290,8 @@ func (f *passFlags) execute(ctx context.Context, env Env, kind engine.Kind, src,
 		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Sparse: f.sparse, Owners: f.ownersEnabled(),
 		Fsync: fsync, Delta: dm, Workers: f.workers, Counters: counters, Log: f.log(env), OnItem: f.onItem}
 	if srcEP.Rsync() {
-		// rsync's protocol 27 carries no extended attributes, and a stock
-		// sender is only asked for whole files.
-		if dm == engine.DeltaAlways {
-			return nil, "", &exitError{code: exitCodeUsage, err: fmt.Errorf("--delta=always: a stock rsync source sends changed files whole")}
-		}
-		o.Xattrs, o.Delta = false, engine.DeltaNever
+		// rsync's protocol 27 carries no extended attributes.
+		o.Xattrs = false
 	}
 	if f.class != "" {
 		o.Rules = f.class.Rules(class.Config{Final: f.final, MaxAge: f.maxAge})

@@ -235,6 +235,11 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 		}
 	}
 	var sigBytes int64
+	if bs, ok := w.p.src.(send.BasisSigner); ok && useBasis && bs.SignsBasis() {
+		// The source signs the old copy its own way: hand it over.
+		req.Mode, req.Basis, req.BasisSize = send.Delta, old, basisSize
+		useBasis = false // no msync signature below
+	}
 	for {
 		if useBasis && req.Mode != send.Append {
 			// The receiver signs its old copy; the signature crosses the wire.

@@ -41,6 +41,15 @@ type Request struct {
 	BasisSize    int64
 	BasisHash    uint64
 	Sig          *delta.Signature
+	// Basis is the receiver's old copy itself, for a source that signs it
+	// in its own format (BasisSigner); it never crosses msync's wire.
+	Basis io.ReaderAt
+}
+
+// BasisSigner is a source that wants the receiver's old copy (Request.Basis)
+// rather than msync's signature of it: stock rsync, whose block sums differ.
+type BasisSigner interface {
+	SignsBasis() bool
 }
 
 // Status is the outcome of a request.

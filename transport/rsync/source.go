@@ -1,6 +1,7 @@
 package rsync
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -127,6 +128,8 @@ func (s *listScan) Close()                    {}
 type reply struct {
 	ndx   int32
 	path  string
+	head  sumHead     // the block sums sent; zero for a whole file
+	basis io.ReaderAt // the old copy they were computed from
 	ready chan struct{} // src (and pr, pw when streaming) are set
 	src   io.Reader
 	pr    *io.PipeReader
@@ -237,6 +240,21 @@ func (c *Client) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 		return nil, fmt.Errorf("%s: %q is not a file of the rsync file list", c.name, req.Path)
 	}
 	r := newReply(ndx, req.Path)
+	var sums []byte
+	if req.Mode == send.Delta && req.Basis != nil && req.BasisSize > 0 {
+		// Block sums of the old copy, computed before the lock so that
+		// other requests are not held up.
+		var buf bytes.Buffer
+		enc := &encoder{w: bufio.NewWriter(&buf)}
+		h, err := enc.writeSums(req.Basis, req.BasisSize, c.seed)
+		if err == nil {
+			err = enc.w.Flush()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", req.Path, err)
+		}
+		sums, r.head, r.basis = buf.Bytes(), h, req.Basis
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -247,11 +265,16 @@ func (c *Client) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 	}
 	c.queue = append(c.queue, r)
 	c.mu.Unlock()
-	// The index, then a sum head with no blocks: send it all. The flusher
-	// sends requests made meanwhile together.
+	// The index, then the block sums of the old copy, or a sum head with
+	// no blocks: send it all. The flusher sends requests made meanwhile
+	// together.
 	c.enc.int32(ndx)
-	for range 4 {
-		c.enc.int32(0)
+	if sums != nil {
+		c.enc.w.Write(sums)
+	} else {
+		for range 4 {
+			c.enc.int32(0)
+		}
 	}
 	if c.unflushed.Add(1) >= flushBatch {
 		c.kickFlusher()
@@ -359,8 +382,8 @@ func (c *Client) receive() error {
 				return err
 			}
 		}
-		if head != [4]int32{} {
-			return protoErr("%q: the sender echoed sum head %v for a whole-file request", r.path, head)
+		if head != [4]int32{r.head.count, r.head.blen, r.head.s2len, r.head.rem} {
+			return protoErr("%q: the sender echoed sum head %v for %+v", r.path, head, r.head)
 		}
 		ops := delta.NewOpWriter(r)
 		h := md4.New()
@@ -368,7 +391,7 @@ func (c *Client) receive() error {
 		seed[0], seed[1], seed[2], seed[3] = byte(c.seed), byte(c.seed>>8), byte(c.seed>>16), byte(c.seed>>24)
 		h.Write(seed[:])
 		x := xxhash.New()
-		var n int64
+		var n, matched int64
 		var werr error // the receiver stopped reading; keep draining the wire
 		for {
 			tok, err := d.int32()
@@ -379,7 +402,26 @@ func (c *Client) receive() error {
 				break
 			}
 			if tok < 0 {
-				return protoErr("%q: block reference %d in a whole-file answer", r.path, -(tok + 1))
+				k := -(tok + 1)
+				if k >= r.head.count {
+					return protoErr("%q: block reference %d of %d", r.path, k, r.head.count)
+				}
+				off, l := r.head.blockAt(k)
+				if l > int64(len(buf)) {
+					buf = make([]byte, l)
+				}
+				b := buf[:l]
+				if _, err := r.basis.ReadAt(b, off); err != nil && werr == nil {
+					werr = fmt.Errorf("reading the old copy: %w", err)
+				}
+				n += l
+				matched += l
+				h.Write(b)
+				x.Write(b)
+				if werr == nil {
+					werr = ops.Copy(off, l)
+				}
+				continue
 			}
 			if tok > maxToken {
 				return protoErr("%q: data token of %d bytes", r.path, tok)
@@ -418,7 +460,7 @@ func (c *Client) receive() error {
 				r.fail(err)
 				continue
 			}
-			r.finish(&send.Result{Status: send.OK, Stats: delta.Stats{Size: n, Literal: n, Hash: x.Sum64()}})
+			r.finish(&send.Result{Status: send.OK, Stats: delta.Stats{Size: n, Literal: n - matched, Matched: matched, Hash: x.Sum64()}})
 		}
 	}
 }
@@ -474,3 +516,7 @@ func skipIDList(d *decoder) error {
 		}
 	}
 }
+
+// SignsBasis says the engine should hand over the old copy of a file
+// (send.Request.Basis): stock rsync needs its own block sums of it.
+func (c *Client) SignsBasis() bool { return true }

@@ -128,8 +128,8 @@ func (s *listScan) Close()                    {}
 type reply struct {
 	ndx   int32
 	path  string
-	head  sumHead     // the block sums sent; zero for a whole file
-	basis io.ReaderAt // the old copy they were computed from
+	head  sumHead       // the block sums sent; zero for a whole file
+	basis io.ReaderAt   // the old copy they were computed from
 	ready chan struct{} // src (and pr, pw when streaming) are set
 	src   io.Reader
 	pr    *io.PipeReader

@@ -135,7 +135,11 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 		}
 		res.Stats.DataBytes += s.e.Size
 		res.Stats.Literal += s.literal
-		res.Stats.Written += s.literal
+		res.Stats.Matched += s.matched
+		res.Stats.Written += s.literal + s.matched
+		if s.matched > 0 {
+			res.Stats.Deltas++
+		}
 		if o.OnItem != nil {
 			o.OnItem(engine.Item{Code: code, Path: s.e.Path})
 		}

@@ -1,9 +1,11 @@
 package rsync
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,5 +146,59 @@ func TestCleanName(t *testing.T) {
 		if _, err := cleanName(bad); err == nil || !strings.Contains(err.Error(), "rsync protocol error") {
 			t.Errorf("cleanName(%q) = %v, want a protocol error", bad, err)
 		}
+	}
+}
+
+// The matcher finds the receiver's blocks wherever they moved, sends the
+// rest as literals, and the result rebuilds the new file.
+func TestMatcherRebuilds(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	old := make([]byte, 200_000)
+	for i := range old {
+		old[i] = byte(r.Uint32())
+	}
+	// New: an insertion near the start, a rewritten middle, a grown tail.
+	nw := append(append([]byte("inserted"), old[:90_000]...), old[91_000:]...)
+	copy(nw[150_000:], bytes.Repeat([]byte{0xff}, 500))
+	nw = append(nw, []byte("appended mail\n")...)
+	var sums bytes.Buffer
+	enc := &encoder{w: bufio.NewWriter(&sums)}
+	h, err := enc.writeSums(bytes.NewReader(old), int64(len(old)), 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.w.Flush()
+	d := &decoder{r: bufio.NewReader(&sums)}
+	for range 4 {
+		d.int32() // the head
+	}
+	table, err := readSums(d, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	var matched int
+	m := &matcher{t: table, seed: 42, emit: func(lit []byte, block int32) error {
+		out = append(out, lit...)
+		if block >= 0 {
+			off, l := h.blockAt(block)
+			out = append(out, old[off:off+l]...)
+			matched += int(l)
+		}
+		return nil
+	}}
+	for p := nw; len(p) > 0; p = p[min(len(p), 7777):] {
+		if err := m.write(p[:min(len(p), 7777)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, nw) {
+		t.Fatalf("rebuilt %d bytes, want %d", len(out), len(nw))
+	}
+	if matched < len(old)*9/10 {
+		t.Errorf("matched %d of %d old bytes", matched, len(old))
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 
 	"github.com/msync/msync/delta"
@@ -139,7 +138,8 @@ func (e *encoder) writeFileListAs(files []*sendFile, o listOptions, ioError int3
 type sentFile struct {
 	e       *manifest.Entry
 	literal int64
-	err     error // nil when sent whole and unchanged
+	matched int64
+	err     error // nil when sent and unchanged
 }
 
 // serveRequests answers the receiver's requests (protocol 27: an index, a
@@ -177,12 +177,17 @@ func serveRequests(ctx context.Context, d *decoder, e *encoder, files []*sendFil
 		if count < 0 || count > 1<<24 || blen < 0 || blen > 1<<29 || s2len < 0 || s2len > md4.Size || rem < 0 || rem > blen {
 			return protoErr("sum head %v", head)
 		}
-		// msync sends the whole file: the block sums are read and dropped.
-		if _, err := io.CopyN(io.Discard, d.r, int64(count)*int64(4+s2len)); err != nil {
-			return err
+		var table *blockTable
+		if count > 0 {
+			if blen < 1 || int64(count) > (int64(1)<<40)/int64(blen)+1 {
+				return protoErr("sum head %v", head)
+			}
+			if table, err = readSums(d, sumHead{count: count, blen: blen, s2len: s2len, rem: rem}); err != nil {
+				return err
+			}
 		}
 		f := files[ndx].e
-		res := sendOne(ctx, e, local, f, ndx, head, seed)
+		res := sendOne(ctx, e, local, f, ndx, head, seed, table)
 		if res.err != nil && !res.started {
 			done(sentFile{e: f, err: res.err})
 			continue
@@ -190,19 +195,20 @@ func serveRequests(ctx context.Context, d *decoder, e *encoder, files []*sendFil
 		if res.wireErr != nil {
 			return res.wireErr
 		}
-		done(sentFile{e: f, literal: res.literal, err: res.err})
+		done(sentFile{e: f, literal: res.literal, matched: res.matched, err: res.err})
 	}
 }
 
 type sendResult struct {
 	started bool  // the index went out
 	literal int64 // data bytes sent
+	matched int64 // bytes the receiver copied from its old copy
 	err     error // the file could not be sent as it is
 	wireErr error // the connection failed
 }
 
 // sendOne sends one requested file.
-func sendOne(ctx context.Context, e *encoder, local *tree.Local, f *manifest.Entry, ndx int32, head [4]int32, seed int32) sendResult {
+func sendOne(ctx context.Context, e *encoder, local *tree.Local, f *manifest.Entry, ndx int32, head [4]int32, seed int32, table *blockTable) sendResult {
 	var r sendResult
 	reply, err := local.Fetch(ctx, &send.Request{Path: f.Path, Size: f.Size, Mtime: f.Mtime, Ctime: f.Ctime, Inode: f.Inode, Mode: send.Whole})
 	if err != nil {
@@ -228,18 +234,48 @@ func sendOne(ctx context.Context, e *encoder, local *tree.Local, f *manifest.Ent
 	var sb [4]byte
 	sb[0], sb[1], sb[2], sb[3] = byte(seed), byte(seed>>8), byte(seed>>16), byte(seed>>24)
 	h.Write(sb[:])
-	for ; err == nil && op.Kind == delta.OpLiteral; op, err = ops.Next() {
-		for data := op.Data; len(data) > 0; {
-			n := min(len(data), maxSendToken)
+	// emit sends literal data in tokens of at most 32 KiB, then a block
+	// reference when block >= 0.
+	emit := func(lit []byte, block int32) error {
+		for len(lit) > 0 {
+			n := min(len(lit), maxSendToken)
 			e.int32(int32(n))
-			if _, werr := e.w.Write(data[:n]); werr != nil {
-				reply.Close()
-				r.wireErr = werr
-				return r
+			if _, err := e.w.Write(lit[:n]); err != nil {
+				return err
 			}
-			h.Write(data[:n])
 			r.literal += int64(n)
-			data = data[n:]
+			lit = lit[n:]
+		}
+		if block >= 0 {
+			e.int32(-(block + 1))
+			_, l := table.head.blockAt(block)
+			r.matched += l
+		}
+		return nil
+	}
+	var m *matcher
+	if table != nil {
+		m = &matcher{t: table, seed: seed, emit: emit}
+	}
+	for ; err == nil && op.Kind == delta.OpLiteral; op, err = ops.Next() {
+		h.Write(op.Data)
+		var werr error
+		if m != nil {
+			werr = m.write(op.Data)
+		} else {
+			werr = emit(op.Data, -1)
+		}
+		if werr != nil {
+			reply.Close()
+			r.wireErr = werr
+			return r
+		}
+	}
+	if m != nil && err == nil {
+		if werr := m.close(); werr != nil {
+			reply.Close()
+			r.wireErr = werr
+			return r
 		}
 	}
 	res, _ := reply.Result()

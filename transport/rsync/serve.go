@@ -170,6 +170,8 @@ func parseServerArgs(args []string) (serverArgs, error) {
 			a.delete = true
 		case x == "--sparse":
 			a.sparse = true
+		case x == "--stats":
+			// the client prints its own totals; nothing changes here
 		case strings.HasPrefix(x, "-e"):
 			// capability letters of newer clients; protocol 27 ignores them
 		case strings.HasPrefix(x, "--"):

@@ -100,3 +100,122 @@ func (e *encoder) writeSums(basis io.ReaderAt, n int64, seed int32) (sumHead, er
 	}
 	return h, nil
 }
+
+// blockTable is a receiver's block sums, for matching.
+type blockTable struct {
+	head   sumHead
+	weak   map[uint32][]int32
+	strong []byte // count × s2len
+}
+
+// readSums reads count block sums of head from d.
+func readSums(d *decoder, h sumHead) (*blockTable, error) {
+	t := &blockTable{head: h, weak: make(map[uint32][]int32, h.count), strong: make([]byte, 0, int(h.count)*int(h.s2len))}
+	for i := range h.count {
+		w, err := d.int32()
+		if err != nil {
+			return nil, err
+		}
+		s, err := d.bytes(int(h.s2len))
+		if err != nil {
+			return nil, err
+		}
+		t.weak[uint32(w)] = append(t.weak[uint32(w)], i)
+		t.strong = append(t.strong, s...)
+	}
+	return t, nil
+}
+
+// find returns the block whose sums match p (weak sum w), preferring
+// block want; -1 when none does.
+func (t *blockTable) find(p []byte, w uint32, want int32, seed int32) int32 {
+	cands := t.weak[w]
+	if len(cands) == 0 {
+		return -1
+	}
+	s := strongSum(p, seed)
+	n := int(t.head.s2len)
+	match := func(k int32) bool {
+		_, l := t.head.blockAt(k)
+		return int(l) == len(p) && string(t.strong[int(k)*n:int(k+1)*n]) == string(s[:n])
+	}
+	for _, k := range cands {
+		if k == want && match(k) {
+			return k
+		}
+	}
+	for _, k := range cands {
+		if k != want && match(k) {
+			return k
+		}
+	}
+	return -1
+}
+
+// matcher finds the receiver's blocks in data streamed through it and
+// emits literal runs and block references, rsync's match_sums.
+type matcher struct {
+	t      *blockTable
+	seed   int32
+	buf    []byte // data not yet emitted: buf[:pos] is literal, buf[pos:] the window on
+	pos    int
+	s1, s2 uint32 // weak sum of buf[pos:pos+blen] when have
+	have   bool
+	next   int32 // the block after the last match
+	emit   func(lit []byte, block int32) error
+}
+
+func sb(b byte) uint32 { return uint32(int32(int8(b))) }
+
+// write feeds data.
+func (m *matcher) write(p []byte) error {
+	m.buf = append(m.buf, p...)
+	blen := int(m.t.head.blen)
+	for len(m.buf)-m.pos >= blen {
+		if !m.have {
+			m.s1, m.s2 = 0, 0
+			for _, b := range m.buf[m.pos : m.pos+blen] {
+				m.s1 += sb(b)
+				m.s2 += m.s1
+			}
+			m.have = true
+		}
+		w := m.s1&0xffff | m.s2<<16
+		if k := m.t.find(m.buf[m.pos:m.pos+blen], w, m.next, m.seed); k >= 0 {
+			if err := m.emit(m.buf[:m.pos], k); err != nil {
+				return err
+			}
+			m.buf = m.buf[:copy(m.buf, m.buf[m.pos+blen:])]
+			m.pos, m.have, m.next = 0, false, k+1
+			continue
+		}
+		if len(m.buf)-m.pos == blen {
+			break // the next byte is not here yet
+		}
+		out, in := m.buf[m.pos], m.buf[m.pos+blen]
+		m.s1 += sb(in) - sb(out)
+		m.s2 += m.s1 - uint32(blen)*sb(out)
+		m.pos++
+		if m.pos >= maxSendToken {
+			// Keep the literal run short: send what cannot match any more.
+			if err := m.emit(m.buf[:m.pos], -1); err != nil {
+				return err
+			}
+			m.buf = m.buf[:copy(m.buf, m.buf[m.pos:])]
+			m.pos = 0
+		}
+	}
+	return nil
+}
+
+// close emits what is left: the receiver's short last block when it
+// matches the tail, literal data otherwise.
+func (m *matcher) close() error {
+	tail := m.buf[m.pos:]
+	if h := m.t.head; h.rem != 0 && len(tail) == int(h.rem) {
+		if k := m.t.find(tail, weakSum(tail), h.count-1, m.seed); k == h.count-1 {
+			return m.emit(m.buf[:m.pos], k)
+		}
+	}
+	return m.emit(m.buf, -1)
+}

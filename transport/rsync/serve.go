@@ -48,6 +48,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.Log == nil {
 		s.Log = io.Discard
 	}
+	// Connections (and the passes they run) log at the same time.
+	s.Log = &lockedWriter{w: s.Log}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
@@ -630,4 +632,16 @@ func (ss *session) serveReceiver(ctx context.Context, root string) error {
 func atLeast(v string, min int) bool {
 	n, err := strconv.Atoi(v)
 	return err == nil && n >= min
+}
+
+// lockedWriter serialises writes from concurrent connections.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

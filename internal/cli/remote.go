@@ -41,7 +41,7 @@ A host that has only stock rsync (2.6.0 to 3.5) can be a source: rsync://host[:p
 shell), and so can a destination (a push: the pass's state stays on this host, and a
 catch-up deletes there only what msync put there, through rsync's --delete with rules).
 msync speaks rsync's protocol 27 to it: mtimes cross in whole seconds, extended attributes
-do not cross, changed files cross whole.`
+do not cross, changed files cross as rsync deltas.`
 
 func (rf *remoteFlags) open(ctx context.Context, env Env, e transport.Endpoint) (transport.Transport, error) {
 	return rf.openWith(ctx, env, e, false)

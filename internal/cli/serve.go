@@ -35,8 +35,8 @@ fails (or panics) never takes the daemon down. Pushes keep their state directory
 host, under the daemon user's $XDG_STATE_HOME/msync.
 
 With --rsync the daemon speaks stock rsync's daemon protocol (version 27) instead, for
-hosts that only have rsync: "rsync -a rsync://host:PORT/NAME/ dst" pulls (files cross
-whole, in 32 KiB tokens every rsync since 2.6 accepts) and "rsync -a src/
+hosts that only have rsync: "rsync -a rsync://host:PORT/NAME/ dst" pulls (deltas
+against the client's block sums, in 32 KiB tokens every rsync since 2.6 accepts) and "rsync -a src/
 rsync://host:PORT/NAME/" pushes, landing through msync's engine (temp file, rename,
 manifests committed). Options msync cannot honour (-c, -n, -R, --inplace, include rules,
 ...) are refused with an error naming them, never ignored. No authentication: use it on

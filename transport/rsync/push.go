@@ -34,8 +34,9 @@ type PushOptions struct {
 }
 
 // Push runs one pass into stock rsync: the source is scanned here, sent as
-// rsync's file list, and every file the receiver asks for is sent whole in
-// tokens of at most 32 KiB. Deletions are those of msync's own record: the
+// rsync's file list, and every file the receiver asks for is matched against
+// its block sums and sent as block references and literal data in tokens
+// of at most 32 KiB. Deletions are those of msync's own record: the
 // paths of the last committed source manifest that are gone, handed to the
 // receiver's --delete as include rules in front of "- *", so that paths
 // msync did not put there stay. The new manifests and the pass record are

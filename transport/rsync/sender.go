@@ -143,8 +143,9 @@ type sentFile struct {
 }
 
 // serveRequests answers the receiver's requests (protocol 27: an index, a
-// sum head, block sums) with the whole file as data tokens and its MD4,
-// until the receiver ends the redo phase. A file that changes while it is
+// sum head, block sums) with the file matched against those blocks (data
+// tokens and block references) and its MD4, until the receiver ends the
+// redo phase. A file that changes while it is
 // read is sent with a wrong checksum, so that the receiver discards it.
 func serveRequests(ctx context.Context, d *decoder, e *encoder, files []*sendFile, local *tree.Local, seed int32, done func(sentFile)) error {
 	phase := 0

@@ -228,8 +228,9 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // Fetch asks the sender for one file of the list. rsync answers requests in
-// the order they were made, so many can be in flight; a stock sender sends
-// whole files here (no block sums are offered).
+// the order they were made, so many can be in flight. With an old copy
+// (req.Basis) the request carries its block sums and the answer is a
+// delta; otherwise the whole file comes.
 func (c *Client) Fetch(ctx context.Context, req *send.Request) (tree.Reply, error) {
 	fl := c.list
 	if fl == nil {

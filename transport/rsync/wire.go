@@ -1,10 +1,12 @@
 // Package rsync speaks the stock rsync protocol (version 27, which every
-// rsync from 2.6.0 to 3.5 accepts) so that msync can pull from an old host
-// that only has rsync: from its daemon (rsync://host/module/path) or over a
-// remote shell running `rsync --server --sender`. The file list becomes a
-// scan in manifest order and each file the engine asks for crosses as
-// rsync's literal tokens, checked against rsync's whole-file MD4, so a pass
-// from stock rsync commits manifests like any other.
+// rsync from 2.6.0 to 3.5 accepts), with msync's own implementation of it,
+// so that a host that only has rsync is a first-class end: msync pulls from
+// its daemon (rsync://host/module/path) or its `rsync --server --sender`
+// over a remote shell, pushes into it, verifies against it (rsync's MD4 of
+// every file), and serves stock clients (Server, ServeShell). A received
+// file list becomes a scan in manifest order, each file the engine asks for
+// crosses as an rsync delta checked against rsync's whole-file MD4, and a
+// pass commits manifests like any other.
 //
 // Everything read from the peer is bounded: name and symlink lengths, token
 // sizes, message lengths, counts. Nothing here trusts the sender's paths:

@@ -61,21 +61,11 @@ a trusted network.`,
 				}
 				return serveRsync(ctx, env, listen, modules, readOnly)
 			}
-			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr}
-			if len(modules) == 0 {
-				return &exitError{code: exitCodeUsage, err: fmt.Errorf("--listen needs at least one --module NAME=PATH")}
+			mods, err := parseModules(modules)
+			if err != nil {
+				return err
 			}
-			for _, s := range modules {
-				m, err := transport.ParseModule(s)
-				if err != nil {
-					return &exitError{code: exitCodeUsage, err: err}
-				}
-				fi, err := os.Stat(m.Path)
-				if err != nil || !fi.IsDir() {
-					return &exitError{code: exitCodeUsage, err: fmt.Errorf("--module %s: %s is not a directory", m.Name, m.Path)}
-				}
-				d.Modules = append(d.Modules, m)
-			}
+			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr, Modules: mods}
 			if tokenFile != "" {
 				b, err := os.ReadFile(tokenFile)
 				if err != nil {
@@ -109,19 +99,12 @@ a trusted network.`,
 
 // serveRsync runs the rsync-protocol daemon.
 func serveRsync(ctx context.Context, env Env, listen string, modules []string, readOnly bool) error {
-	if len(modules) == 0 {
-		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--listen needs at least one --module NAME=PATH")}
+	mods, err := parseModules(modules)
+	if err != nil {
+		return err
 	}
 	srv := &rsync.Server{Log: env.Stderr}
-	for _, s := range modules {
-		m, err := transport.ParseModule(s)
-		if err != nil {
-			return &exitError{code: exitCodeUsage, err: err}
-		}
-		fi, err := os.Stat(m.Path)
-		if err != nil || !fi.IsDir() {
-			return &exitError{code: exitCodeUsage, err: fmt.Errorf("--module %s: %s is not a directory", m.Name, m.Path)}
-		}
+	for _, m := range mods {
 		srv.Modules = append(srv.Modules, rsync.Module{Name: m.Name, Path: m.Path, ReadOnly: m.ReadOnly || readOnly})
 	}
 	ln, err := net.Listen("tcp", listen)
@@ -163,4 +146,25 @@ reach. Options msync cannot honour are refused by name (the client exits with co
 			return nil
 		},
 	}
+}
+
+// parseModules reads --module NAME=PATH[,ro] flags; each PATH must be a
+// directory.
+func parseModules(specs []string) ([]transport.Module, error) {
+	if len(specs) == 0 {
+		return nil, &exitError{code: exitCodeUsage, err: fmt.Errorf("--listen needs at least one --module NAME=PATH")}
+	}
+	var mods []transport.Module
+	for _, s := range specs {
+		m, err := transport.ParseModule(s)
+		if err != nil {
+			return nil, &exitError{code: exitCodeUsage, err: err}
+		}
+		fi, err := os.Stat(m.Path)
+		if err != nil || !fi.IsDir() {
+			return nil, &exitError{code: exitCodeUsage, err: fmt.Errorf("--module %s: %s is not a directory", m.Name, m.Path)}
+		}
+		mods = append(mods, m)
+	}
+	return mods, nil
 }

@@ -466,31 +466,36 @@ func (ss *session) topName(p, root string) string {
 	return filepath.Base(root)
 }
 
-// serveSender answers a stock client's pull of root, sent under top (see
-// topName).
-func (ss *session) serveSender(ctx context.Context, root, top string) error {
+// readExcludes reads the client's filter rules: exclude rules only, as
+// patterns.
+func (ss *session) readExcludes() ([]string, error) {
 	var excludes []string
 	for {
 		n, err := ss.dec.int32()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			break
+		if err != nil || n == 0 {
+			return excludes, err
 		}
 		if n < 0 || n > 2*maxPath {
-			return protoErr("filter rule of %d bytes", n)
+			return nil, protoErr("filter rule of %d bytes", n)
 		}
 		b, err := ss.dec.bytes(int(n))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		rule := string(b)
-		pat, ok := strings.CutPrefix(rule, "- ")
+		pat, ok := strings.CutPrefix(string(b), "- ")
 		if !ok {
-			return refusal("msync serves exclude rules only, not %q", rule)
+			return nil, refusal("msync serves exclude rules only, not %q", b)
 		}
 		excludes = append(excludes, pat)
+	}
+}
+
+// serveSender answers a stock client's pull of root, sent under top (see
+// topName).
+func (ss *session) serveSender(ctx context.Context, root, top string) error {
+	excludes, err := ss.readExcludes()
+	if err != nil {
+		return err
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(root, &st); err != nil {
@@ -534,7 +539,7 @@ func (ss *session) serveSender(ctx context.Context, root, top string) error {
 	for _, f := range files {
 		size += f.e.Size
 	}
-	err := serveRequests(ctx, ss.dec, ss.enc, files, local, ss.seed, func(s sentFile) {
+	err = serveRequests(ctx, ss.dec, ss.enc, files, local, ss.seed, func(s sentFile) {
 		if s.err != nil {
 			ss.enc.w.Flush()
 			ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s: %v\n", local.Join(s.e.Path), s.err)))
@@ -561,26 +566,10 @@ func (ss *session) serveSender(ctx context.Context, root, top string) error {
 func (ss *session) serveReceiver(ctx context.Context, root string) error {
 	var excludes []string
 	if ss.args.delete {
-		for {
-			n, err := ss.dec.int32()
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				break
-			}
-			if n < 0 || n > 2*maxPath {
-				return protoErr("filter rule of %d bytes", n)
-			}
-			b, err := ss.dec.bytes(int(n))
-			if err != nil {
-				return err
-			}
-			pat, ok := strings.CutPrefix(string(b), "- ")
-			if !ok {
-				return refusal("msync takes exclude rules only, not %q", b)
-			}
-			excludes = append(excludes, pat)
+		// A pushing client sends its rules only when it deletes.
+		var err error
+		if excludes, err = ss.readExcludes(); err != nil {
+			return err
 		}
 	}
 	c := &Client{name: ss.name, log: ss.s.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}),

@@ -10,6 +10,7 @@ import (
 	"github.com/google/renameio/v2"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
 )
@@ -244,7 +245,7 @@ func escapePattern(p string) string {
 }
 
 // scanAll scans the local tree into memory, in manifest order.
-func scanAll(ctx context.Context, local *tree.Local, exclude []string) ([]*manifest.Entry, []scanProblem, error) {
+func scanAll(ctx context.Context, local *tree.Local, exclude []string) ([]*manifest.Entry, []scan.Problem, error) {
 	sc, err := local.Scan(ctx, tree.ScanConfig{Exclude: exclude})
 	if err != nil {
 		return nil, nil, err
@@ -261,16 +262,7 @@ func scanAll(ctx context.Context, local *tree.Local, exclude []string) ([]*manif
 		}
 		out = append(out, e)
 	}
-	var ps []scanProblem
-	for _, p := range sc.Problems() {
-		ps = append(ps, scanProblem{Path: p.Path, Err: p.Err})
-	}
-	return out, ps, nil
-}
-
-type scanProblem struct {
-	Path string
-	Err  error
+	return out, sc.Problems(), nil
 }
 
 // previousPaths reads the paths of the last committed source manifest.

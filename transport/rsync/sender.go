@@ -58,8 +58,23 @@ func (e *encoder) longint(v int64) {
 
 // wireMode is an entry's st_mode.
 func wireMode(e *manifest.Entry) uint32 {
-	t := map[manifest.Type]uint32{manifest.TypeFile: sIFREG, manifest.TypeDir: sIFDIR, manifest.TypeSymlink: sIFLNK,
-		manifest.TypeFifo: sIFIFO, manifest.TypeSocket: sIFSOCK, manifest.TypeChar: sIFCHR, manifest.TypeBlock: sIFBLK}[e.Type]
+	var t uint32
+	switch e.Type {
+	case manifest.TypeFile:
+		t = sIFREG
+	case manifest.TypeDir:
+		t = sIFDIR
+	case manifest.TypeSymlink:
+		t = sIFLNK
+	case manifest.TypeFifo:
+		t = sIFIFO
+	case manifest.TypeSocket:
+		t = sIFSOCK
+	case manifest.TypeChar:
+		t = sIFCHR
+	case manifest.TypeBlock:
+		t = sIFBLK
+	}
 	return t | e.Mode&permBits
 }
 

@@ -503,7 +503,7 @@ func (ss *session) serveSender(ctx context.Context, root, top string) error {
 	}
 	var local *tree.Local
 	var entries []*manifest.Entry
-	var problems []scanProblem
+	var problems []scan.Problem
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {
 		// One file: sent by its name, from its directory.
 		local = tree.NewLocal(filepath.Dir(root))

@@ -26,12 +26,12 @@ var ErrNoHash = errors.New("this rsync connection was not opened with --checksum
 
 // Digest names the content digest of a hashing scan: rsync's MD4 (as
 // tree.ScanConfig.Digest), which is all a stock rsync sender computes.
-func (c *Client) Digest() string { return "md4" }
+func (c *Client) Digest() string { return scan.DigestMD4 }
 
 // Scan sends the exclude patterns and receives the sender's file list. One
 // connection gives one file list.
 func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, error) {
-	if cfg.Hash && (!c.fields.checksum || cfg.Digest != "md4") {
+	if cfg.Hash && (!c.fields.checksum || cfg.Digest != scan.DigestMD4) {
 		return nil, fmt.Errorf("%s: %w", c.name, ErrNoHash)
 	}
 	c.mu.Lock()

@@ -205,7 +205,7 @@ func (s slowConn) Write(p []byte) (int, error) {
 func TestFetchesArePipelined(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	files := map[string]string{}
-	for i := range 300 {
+	for i := range 1000 {
 		files["f"+itoa(i)] = "small file " + itoa(i)
 	}
 	writeTree(t, src, files)

@@ -16,7 +16,7 @@ var ErrVerify = errors.New("delta: rebuilt file does not match the sender's hash
 // Apply rebuilds a target from basis (basisSize bytes) and the operations of
 // ops, writing it to out. It returns the number of bytes written and the
 // target's hash once it has been checked against the end operation.
-func Apply(ctx context.Context, basis io.ReaderAt, ops *OpReader, out io.Writer) (int64, uint64, error) {
+func Apply(ctx context.Context, basis io.ReaderAt, ops Ops, out io.Writer) (int64, uint64, error) {
 	h := xxhash.New()
 	w := io.MultiWriter(out, h)
 	var written int64

@@ -132,7 +132,12 @@ func (o *OpReader) Next() (Op, error) {
 			return Op{}, fmt.Errorf("%w: literal of %d bytes (max %d)", ErrCorrupt, n, MaxLiteral)
 		}
 		if cap(o.buf) < int(n) {
-			o.buf = make([]byte, n)
+			if b, ok := literalBufs.Get().(*[]byte); ok && o.buf == nil {
+				o.buf = *b
+			}
+			if cap(o.buf) < int(n) {
+				o.buf = make([]byte, max(int(n), 64<<10))
+			}
 		}
 		p := o.buf[:n]
 		if _, err := io.ReadFull(o.r, p); err != nil {
@@ -152,6 +157,11 @@ func (o *OpReader) Next() (Op, error) {
 			return Op{}, fmt.Errorf("%w: end size %d", ErrCorrupt, n)
 		}
 		o.done = true
+		if o.buf != nil {
+			b := o.buf[:0]
+			literalBufs.Put(&b)
+			o.buf = nil
+		}
 		putReader(o.r)
 		o.r = nil
 		return Op{Kind: OpEnd, Length: int64(n), Hash: binary.LittleEndian.Uint64(h[:])}, nil

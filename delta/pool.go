@@ -15,6 +15,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
 func putBuf(b *[]byte) { bufPool.Put(b) }
 
+// literalBufs recycles the literal buffers of finished OpReaders: a fresh
+// one per file costs page faults on every literal byte.
+var literalBufs sync.Pool
+
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 

@@ -214,6 +214,13 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 // fetchCopy asks the source for the file as a delta against the old
 // destination copy (or the append fast path, or whole when there is no
 // basis) and rebuilds it into tmp, exactly as a remote transfer does.
+// opLister is a reply that can hand its operations over as they are held
+// in memory, instead of encoded for Read.
+type opLister interface {
+	// Ops returns the reply's operations on a basis of basisSize bytes.
+	Ops(basisSize int64) delta.Ops
+}
+
 func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *os.File, out io.Writer) (uint64, int64, xferStats, error) {
 	var st xferStats
 	req := j.request()
@@ -262,7 +269,13 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 		if old != nil {
 			basis = old
 		}
-		n, hash, aerr := delta.Apply(ctx, basis, delta.NewOpReader(reply, basisSize), out)
+		var ops delta.Ops
+		if l, ok := reply.(opLister); ok {
+			ops = l.Ops(basisSize)
+		} else {
+			ops = delta.NewOpReader(reply, basisSize)
+		}
+		n, hash, aerr := delta.Apply(ctx, basis, ops, out)
 		res, err := reply.Result()
 		if err != nil {
 			return 0, n, st, err

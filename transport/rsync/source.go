@@ -130,51 +130,88 @@ type reply struct {
 	path  string
 	head  sumHead       // the block sums sent; zero for a whole file
 	basis io.ReaderAt   // the old copy they were computed from
-	ready chan struct{} // src (and pr, pw when streaming) are set
-	src   io.Reader
+	ready chan struct{} // list, or pr and ow when streaming, or src are set
+	list  *delta.OpList // collected operations, until streaming starts
 	pr    *io.PipeReader
 	pw    *io.PipeWriter
-	buf   []byte // collected operations, until streaming starts
+	ow    *delta.OpWriter // encodes operations into pw
+	src   io.Reader       // what Read reads: the pipe, the encoded list or an error
 	done  chan struct{}
 	res   *send.Result
 	once  sync.Once
 }
 
-// replyBuffer is how much of one answer is collected before streaming.
+// replyBuffer is how much data of one answer is collected before
+// streaming.
 const replyBuffer = 256 << 10
 
-// replyBufs recycles the collecting buffers of answered replies.
-var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, replyBuffer); return &b }}
+// opLists recycles the operation lists of answered replies.
+var opLists = sync.Pool{New: func() any { return new(delta.OpList) }}
 
 func newReply(ndx int32, path string) *reply {
 	return &reply{ndx: ndx, path: path, ready: make(chan struct{}), done: make(chan struct{}),
-		buf: (*replyBufs.Get().(*[]byte))[:0]}
+		list: opLists.Get().(*delta.OpList)}
+}
+
+// Ops hands the worker the reply's operations: the collected list as it
+// is, or a decoder of the stream.
+func (r *reply) Ops(basisSize int64) delta.Ops {
+	<-r.ready
+	if r.pr == nil && r.res.Status == send.OK {
+		return r.list
+	}
+	return delta.NewOpReader(r, basisSize)
 }
 
 func (r *reply) Read(p []byte) (int, error) {
 	<-r.ready
+	if r.src == nil {
+		// Asked to read a collected list: encode it.
+		var b bytes.Buffer
+		if err := r.list.WriteTo(delta.NewOpWriter(&b)); err != nil {
+			return 0, err
+		}
+		r.src = &b
+	}
 	return r.src.Read(p)
 }
 
-// Write collects operations from the reader, switching to a pipe when they
-// outgrow replyBuffer.
-func (r *reply) Write(p []byte) (int, error) {
-	if r.pw != nil {
-		return r.pw.Write(p)
+// The reader adds operations with copyOp, literal and end.
+
+func (r *reply) copyOp(off, n int64) error {
+	if r.ow != nil {
+		return r.ow.Copy(off, n)
 	}
-	if len(r.buf)+len(p) <= replyBuffer {
-		r.buf = append(r.buf, p...)
-		return len(p), nil
+	r.list.Copy(off, n)
+	return nil
+}
+
+func (r *reply) literal(b []byte) error {
+	if r.ow == nil && r.list.DataLen()+len(b) > replyBuffer {
+		// Too big to collect: the worker reads it as it comes.
+		r.pr, r.pw = io.Pipe()
+		r.src = r.pr
+		r.ow = delta.NewOpWriter(r.pw)
+		close(r.ready)
+		err := r.list.WriteTo(r.ow)
+		r.release()
+		if err != nil {
+			return err
+		}
 	}
-	r.pr, r.pw = io.Pipe()
-	r.src = r.pr
-	close(r.ready)
-	_, err := r.pw.Write(r.buf)
-	r.release()
-	if err != nil {
-		return 0, err
+	if r.ow != nil {
+		return r.ow.Literal(b)
 	}
-	return r.pw.Write(p)
+	r.list.Literal(b)
+	return nil
+}
+
+func (r *reply) end(size int64, hash uint64) error {
+	if r.ow != nil {
+		return r.ow.End(size, hash)
+	}
+	r.list.End(size, hash)
+	return nil
 }
 
 func (r *reply) Result() (*send.Result, error) {
@@ -191,12 +228,12 @@ func (r *reply) Result() (*send.Result, error) {
 	return r.res, nil
 }
 
-// release gives the collecting buffer back once nothing reads it.
+// release gives the operation list back once nothing reads it.
 func (r *reply) release() {
-	if r.buf != nil {
-		b := r.buf[:0]
-		r.buf = nil
-		replyBufs.Put(&b)
+	if r.list != nil {
+		r.list.Reset()
+		opLists.Put(r.list)
+		r.list = nil
 	}
 }
 
@@ -211,7 +248,6 @@ func (r *reply) finish(res *send.Result) {
 		case r.pw != nil:
 			r.pw.CloseWithError(res.Err)
 		case res.Status == send.OK:
-			r.src = bytes.NewReader(r.buf)
 			close(r.ready)
 		default:
 			r.src = errReader{res.Err}
@@ -386,7 +422,6 @@ func (c *Client) receive() error {
 		if head != [4]int32{r.head.count, r.head.blen, r.head.s2len, r.head.rem} {
 			return protoErr("%q: the sender echoed sum head %v for %+v", r.path, head, r.head)
 		}
-		ops := delta.NewOpWriter(r)
 		h := md4.New()
 		var seed [4]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(c.seed), byte(c.seed>>8), byte(c.seed>>16), byte(c.seed>>24)
@@ -420,7 +455,7 @@ func (c *Client) receive() error {
 				h.Write(b)
 				x.Write(b)
 				if werr == nil {
-					werr = ops.Copy(off, l)
+					werr = r.copyOp(off, l)
 				}
 				continue
 			}
@@ -437,7 +472,7 @@ func (c *Client) receive() error {
 				h.Write(b)
 				x.Write(b)
 				if werr == nil {
-					werr = ops.Literal(b)
+					werr = r.literal(b)
 				}
 			}
 		}
@@ -457,7 +492,7 @@ func (c *Client) receive() error {
 		case werr != nil:
 			r.fail(werr)
 		default:
-			if err := ops.End(n, x.Sum64()); err != nil {
+			if err := r.end(n, x.Sum64()); err != nil {
 				r.fail(err)
 				continue
 			}

@@ -422,15 +422,24 @@ func (c *Client) finish() {
 		}
 	}
 	// End of the transfer phase, then of the (empty) redo phase: each is
-	// answered by the sender; after the second come its totals (from a
-	// server) and the reader stops.
-	if !send() || !wait(c.phase) || !send() || !wait(c.finished) {
+	// answered by the sender.
+	if !send() || !wait(c.phase) || !send() {
 		return
 	}
-	c.mu.Lock()
-	ok := c.err == nil
-	c.mu.Unlock()
-	if ok {
-		send() // goodbye
+	if c.server {
+		// A client sender sends nothing more; the reader stops.
+		if wait(c.finished) {
+			send() // goodbye
+		}
+		return
+	}
+	// A server sender then sends its totals and waits for the goodbye.
+	// The goodbye goes as soon as the second answer is here, because it
+	// also acknowledges that answer: a daemon's totals, a small write
+	// behind an unacknowledged one, would otherwise wait for this host's
+	// delayed acknowledgement (Nagle's algorithm; 40 ms per pass).
+	if wait(c.phase) {
+		send()
+		wait(c.finished)
 	}
 }

@@ -396,6 +396,7 @@ func (c *Client) receive() error {
 				return nil // a client sender sends no totals
 			}
 			if phase == 2 {
+				c.phase <- struct{}{}
 				var st Stats
 				if st.Written, err = d.longint(); err == nil {
 					if st.Read, err = d.longint(); err == nil {

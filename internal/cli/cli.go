@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -93,11 +95,28 @@ during the pass (with --final: the source was not quiet).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	var cpuprofile string
-	var stopProfile func()
+	var cpuprofile, memprofile, tracefile string
+	var stopProfile, stopTrace func()
 	root.PersistentFlags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentFlags().StringVar(&memprofile, "memprofile", "", "write an allocation profile to this file at the end")
+	root.PersistentFlags().MarkHidden("memprofile")
+	root.PersistentFlags().StringVar(&tracefile, "trace", "", "write an execution trace to this file")
+	root.PersistentFlags().MarkHidden("trace")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if memprofile != "" {
+			runtime.MemProfileRate = 64 << 10
+		}
+		if tracefile != "" {
+			f, err := os.Create(tracefile)
+			if err != nil {
+				return fatal(err)
+			}
+			if err := trace.Start(f); err != nil {
+				return fatal(err)
+			}
+			stopTrace = func() { trace.Stop(); f.Close() }
+		}
 		if cpuprofile == "" {
 			return nil
 		}
@@ -114,6 +133,15 @@ during the pass (with --final: the source was not quiet).`,
 	root.PersistentPostRun = func(cmd *cobra.Command, args []string) {
 		if stopProfile != nil {
 			stopProfile()
+		}
+		if stopTrace != nil {
+			stopTrace()
+		}
+		if memprofile != "" {
+			if f, err := os.Create(memprofile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
 		}
 	}
 	root.AddCommand(newPassCommand(env, "initial"), newPassCommand(env, "catchup"),

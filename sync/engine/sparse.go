@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"io"
-	"os"
 )
 
 const sparseBlock = 4096
@@ -14,7 +13,7 @@ var zeroBlock [sparseBlock]byte
 // aligned blocks are zero (--sparse). Finish sets the final size, so that a
 // trailing hole is not lost.
 type sparseWriter struct {
-	f   *os.File
+	f   *tmpFile
 	off int64
 }
 
@@ -54,7 +53,7 @@ func (s *sparseWriter) Write(p []byte) (int, error) {
 func (s *sparseWriter) Finish() error { return s.f.Truncate(s.off) }
 
 // target returns where a worker writes a file's content.
-func (p *pass) target(f *os.File) (io.Writer, func() error) {
+func (p *pass) target(f *tmpFile) (io.Writer, func() error) {
 	if !p.o.Sparse {
 		return f, func() error { return nil }
 	}

@@ -28,10 +28,11 @@ func TestSparseWriter(t *testing.T) {
 		want = append(want, b...)
 	}
 	p := filepath.Join(t.TempDir(), "f")
-	f, err := os.Create(p)
+	fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := &tmpFile{fd: fd}
 	sw := &sparseWriter{f: f}
 	for rest := want; len(rest) > 0; {
 		k := min(len(rest), 1+r.IntN(300000))

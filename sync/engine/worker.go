@@ -143,7 +143,7 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	if err != nil {
 		return st, err
 	}
-	var tmpf *os.File
+	var tmpf *tmpFile
 	var tmp string // "" while the file is unnamed (O_TMPFILE)
 	if j.d == nil && !w.p.noTmpfile.Load() {
 		tmpf, err = w.p.dst.createAnon(dirfd)
@@ -221,7 +221,7 @@ type opLister interface {
 	Ops(basisSize int64) delta.Ops
 }
 
-func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *os.File, out io.Writer) (uint64, int64, xferStats, error) {
+func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *tmpFile, out io.Writer) (uint64, int64, xferStats, error) {
 	var st xferStats
 	req := j.request()
 	var old *os.File
@@ -282,10 +282,7 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 		}
 		switch res.Status {
 		case send.PrefixChanged:
-			if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-				return 0, n, st, err
-			}
-			if err := tmp.Truncate(0); err != nil {
+			if err := tmp.Rewind(); err != nil {
 				return 0, n, st, err
 			}
 			if sw, ok := out.(*sparseWriter); ok {

@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// tmpFile is a new destination file being written, held as a bare
+// descriptor: an *os.File costs an fcntl, a finalizer and poller set-up per
+// file, which a pass of many small files pays thousands of times.
+type tmpFile struct {
+	fd int
+}
+
+func (f *tmpFile) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := unix.Write(f.fd, p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			return n, io.ErrShortWrite
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// WriteAt writes p at off, leaving the file offset alone.
+func (f *tmpFile) WriteAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := unix.Pwrite(f.fd, p[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			return n, io.ErrShortWrite
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// Rewind empties the file and starts writing it again from the start.
+func (f *tmpFile) Rewind() error {
+	if _, err := unix.Seek(f.fd, 0, io.SeekStart); err != nil {
+		return err
+	}
+	return unix.Ftruncate(f.fd, 0)
+}
+
+func (f *tmpFile) Truncate(size int64) error { return unix.Ftruncate(f.fd, size) }
+func (f *tmpFile) Sync() error               { return unix.Fsync(f.fd) }
+
+// Close closes the descriptor; closing twice is an error, not a hazard.
+func (f *tmpFile) Close() error {
+	if f.fd < 0 {
+		return os.ErrClosed
+	}
+	err := unix.Close(f.fd)
+	f.fd = -1
+	return err
+}

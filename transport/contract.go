@@ -186,6 +186,17 @@ func (p *PendingSource) SignsBasis() bool {
 	return ok && bs.SignsBasis()
 }
 
+// FetchesAhead says whether the source, once open, takes requests ahead
+// of the workers (send.AheadFetcher: stock rsync).
+func (p *PendingSource) FetchesAhead() bool {
+	s, err := p.wait(context.Background())
+	if err != nil {
+		return false
+	}
+	af, ok := s.(send.AheadFetcher)
+	return ok && af.FetchesAhead()
+}
+
 // WireBytes returns the bytes that crossed the connection, once open.
 func (p *PendingSource) WireBytes() int64 {
 	select {

@@ -17,6 +17,7 @@ import (
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/scan"
+	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
 	"golang.org/x/sys/unix"
@@ -86,6 +87,10 @@ type pass struct {
 	queue     Queue           // Rules.Queued paths on each side, counted by the writer
 	diffTime  time.Duration   // time spent in handle
 	held      map[string]bool // source paths the rules left alone: the final re-check ignores them
+	// ahead: new files are requested when dispatched (send.AheadFetcher),
+	// with aheadCtx, the transfers' context.
+	ahead    bool
+	aheadCtx context.Context
 }
 
 // maxHeldLogged is how many entries left alone by a class's rules a pass
@@ -410,6 +415,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	// Transfer workers.
 	var workersWG sync.WaitGroup
 	p.jobs = make(chan *fileJob, 64)
+	if af, ok := p.src.(send.AheadFetcher); ok && p.local == nil && !o.DryRun {
+		p.ahead, p.aheadCtx = af.FetchesAhead(), ctx
+	}
 	if !o.DryRun {
 		for range o.Workers {
 			workersWG.Add(1)
@@ -690,6 +698,11 @@ func (p *pass) dispatchLast(jobs []*fileJob) {
 
 func (p *pass) dispatch(j *fileJob) {
 	p.inflight.Add(1)
+	if p.ahead && j.d == nil {
+		// A new file: nothing to sign, the request can go now.
+		j.reply, j.replyErr = p.src.Fetch(p.aheadCtx, j.request())
+		j.ahead = true
+	}
 	p.jobs <- j
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/send"
+	"github.com/msync/msync/sync/tree"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,6 +27,23 @@ type fileJob struct {
 	mode    DeltaMode // the pass's, or what the class's rules ask for
 	// deferred: written after the other files of its directory (Rules.Last).
 	deferred bool
+	// ahead: the file was requested when dispatched; reply (or replyErr)
+	// is the answer, for the first attempt only.
+	ahead    bool
+	reply    tree.Reply
+	replyErr error
+}
+
+// fetch returns the answer to req: the one requested ahead on the first
+// attempt, else a new request's.
+func (w *worker) fetch(ctx context.Context, j *fileJob, req *send.Request) (tree.Reply, error) {
+	if j.ahead {
+		j.ahead = false
+		r, err := j.reply, j.replyErr
+		j.reply, j.replyErr = nil, nil
+		return r, err
+	}
+	return w.p.src.Fetch(ctx, req)
 }
 
 // request asks for the file as the scan saw it.
@@ -261,7 +279,7 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 			}
 			req.Mode, req.Sig = send.Delta, sig
 		}
-		reply, err := w.p.src.Fetch(ctx, req)
+		reply, err := w.fetch(ctx, j, req)
 		if err != nil {
 			return 0, 0, st, err
 		}

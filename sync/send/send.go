@@ -52,6 +52,15 @@ type BasisSigner interface {
 	SignsBasis() bool
 }
 
+// AheadFetcher is a source whose Fetch only queues a request, its answer
+// arriving on the reply. The engine then asks for each new file as soon as
+// it decides to copy it, ahead of the worker that will write it, so the
+// sender is never idle waiting for a free worker (rsync's generator works
+// this way).
+type AheadFetcher interface {
+	FetchesAhead() bool
+}
+
 // Status is the outcome of a request.
 type Status uint8
 

@@ -557,3 +557,6 @@ func skipIDList(d *decoder) error {
 // SignsBasis says the engine should hand over the old copy of a file
 // (send.Request.Basis): stock rsync needs its own block sums of it.
 func (c *Client) SignsBasis() bool { return true }
+
+// FetchesAhead says that Fetch only queues a request (send.AheadFetcher).
+func (c *Client) FetchesAhead() bool { return true }

@@ -87,3 +87,33 @@ func TestFetchAhead(t *testing.T) {
 		}
 	}
 }
+
+type closeCounter struct {
+	tree.Reply
+	closed int
+}
+
+func (c *closeCounter) Close() { c.closed++ }
+
+// TestDropAhead: an answer requested ahead that no attempt read is
+// abandoned once, so that a source streaming it does not wait forever.
+func TestDropAhead(t *testing.T) {
+	r := &closeCounter{}
+	j := &fileJob{ahead: true, reply: r}
+	j.dropAhead()
+	j.dropAhead()
+	if r.closed != 1 || j.ahead || j.reply != nil {
+		t.Fatalf("closed %d times, ahead %v, reply %v", r.closed, j.ahead, j.reply)
+	}
+	// Taken by an attempt: nothing left to drop.
+	r2 := &closeCounter{}
+	j = &fileJob{ahead: true, reply: r2}
+	w := &worker{}
+	if got, err := w.fetch(context.Background(), j, nil); got != r2 || err != nil {
+		t.Fatalf("fetch returned %v, %v", got, err)
+	}
+	j.dropAhead()
+	if r2.closed != 0 {
+		t.Fatal("an answer an attempt took was closed behind its back")
+	}
+}

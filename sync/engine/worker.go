@@ -46,6 +46,19 @@ func (w *worker) fetch(ctx context.Context, j *fileJob, req *send.Request) (tree
 	return w.p.src.Fetch(ctx, req)
 }
 
+// dropAhead abandons an answer requested ahead that no attempt read (the
+// attempt failed before it asked), so that the source does not wait for a
+// reader that never comes.
+func (j *fileJob) dropAhead() {
+	if j.ahead {
+		j.ahead = false
+		if j.reply != nil {
+			j.reply.Close()
+		}
+		j.reply, j.replyErr = nil, nil
+	}
+}
+
 // request asks for the file as the scan saw it.
 func (j *fileJob) request() *send.Request {
 	return &send.Request{Path: j.s.Path, Size: j.s.Size, Mtime: j.s.Mtime, Ctime: j.s.Ctime, Inode: j.s.Inode}
@@ -91,6 +104,7 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 	p := w.p
 	var err error
 	var st xferStats
+	defer j.dropAhead()
 	for attempt := 0; attempt <= p.o.Retries; attempt++ {
 		st, err = w.once(ctx, j, j.mode)
 		if errors.Is(err, delta.ErrVerify) {

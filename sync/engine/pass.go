@@ -1003,6 +1003,16 @@ func (p *pass) lstatDst(s *manifest.Entry) *manifest.Entry {
 	return e
 }
 
+// replaced reports that the source file s is another inode than the one
+// the last pass recorded (m), with the same size and mtime: a rename over
+// it within one timestamp tick, or by a tool that keeps mtimes, which
+// rsync's quick check (size and mtime) does not see. Sources that send no
+// inode numbers (Inode 0) are not judged.
+func replaced(s, m *manifest.Entry) bool {
+	return m != nil && m.Type == manifest.TypeFile && s.Inode != 0 && m.Inode != 0 &&
+		s.Inode != m.Inode && m.Size == s.Size && m.Mtime == s.Mtime
+}
+
 func (p *pass) handleFile(s, d, m *manifest.Entry) {
 	var leader *leaderInfo
 	if s.IsHardlinked() {
@@ -1029,7 +1039,7 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 		leader.slot = sl
 	}
 	immutable := p.rules != nil && p.rules.Immutable(s.Path)
-	if d != nil && d.Type == manifest.TypeFile && d.Size == s.Size && (d.Mtime == s.Mtime || immutable) {
+	if d != nil && d.Type == manifest.TypeFile && d.Size == s.Size && (d.Mtime == s.Mtime || immutable) && (immutable || !replaced(s, m)) {
 		if leader != nil {
 			leader.dstIno = d.Inode
 		}

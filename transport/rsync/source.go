@@ -126,19 +126,20 @@ func (s *listScan) Close()                    {}
 // so the reader never waits for the worker that asked for it; a larger one
 // streams through a pipe once it outgrows replyBuffer.
 type reply struct {
-	ndx   int32
-	path  string
-	head  sumHead       // the block sums sent; zero for a whole file
-	basis io.ReaderAt   // the old copy they were computed from
-	ready chan struct{} // list, or pr and ow when streaming, or src are set
-	list  *delta.OpList // collected operations, until streaming starts
-	pr    *io.PipeReader
-	pw    *io.PipeWriter
-	ow    *delta.OpWriter // encodes operations into pw
-	src   io.Reader       // what Read reads: the pipe, the encoded list or an error
-	done  chan struct{}
-	res   *send.Result
-	once  sync.Once
+	ndx       int32
+	path      string
+	head      sumHead     // the block sums sent; zero for a whole file
+	basis     io.ReaderAt // the old copy they were computed from
+	basisSize int64
+	ready     chan struct{} // list, or pr and ow when streaming, or src are set
+	list      *delta.OpList // collected operations, until streaming starts
+	pr        *io.PipeReader
+	pw        *io.PipeWriter
+	ow        *delta.OpWriter // encodes operations into pw
+	src       io.Reader       // what Read reads: the pipe, the encoded list or an error
+	done      chan struct{}
+	res       *send.Result
+	once      sync.Once
 }
 
 // replyBuffer is how much data of one answer is collected before
@@ -290,7 +291,7 @@ func (c *Client) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", req.Path, err)
 		}
-		sums, r.head, r.basis = buf.Bytes(), h, req.Basis
+		sums, r.head, r.basis, r.basisSize = buf.Bytes(), h, req.Basis, req.BasisSize
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -428,6 +429,7 @@ func (c *Client) receive() error {
 		seed[0], seed[1], seed[2], seed[3] = byte(c.seed), byte(c.seed>>8), byte(c.seed>>16), byte(c.seed>>24)
 		h.Write(seed[:])
 		x := xxhash.New()
+		var win *window // the old copy, read in large pieces
 		var n, matched int64
 		var werr error // the receiver stopped reading; keep draining the wire
 		for {
@@ -444,12 +446,15 @@ func (c *Client) receive() error {
 					return protoErr("%q: block reference %d of %d", r.path, k, r.head.count)
 				}
 				off, l := r.head.blockAt(k)
-				if l > int64(len(buf)) {
-					buf = make([]byte, l)
+				if win == nil {
+					win = newWindow(r.basis, r.basisSize)
 				}
-				b := buf[:l]
-				if _, err := r.basis.ReadAt(b, off); err != nil && werr == nil {
-					werr = fmt.Errorf("reading the old copy: %w", err)
+				b, err := win.at(off, l)
+				if err != nil {
+					if werr == nil {
+						werr = fmt.Errorf("reading the old copy: %w", err)
+					}
+					b = make([]byte, l) // hashed as zeros: the sums cannot match
 				}
 				n += l
 				matched += l

@@ -3,6 +3,7 @@ package rsync
 import (
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 
@@ -26,7 +27,12 @@ func weakSum(p []byte) uint32 {
 
 // strongSum is rsync's get_checksum2 for protocol 27 (MD4).
 func strongSum(p []byte, seed int32) [md4.Size]byte {
-	h := md4.New()
+	return strongSumWith(md4.New(), p, seed)
+}
+
+// strongSumWith is strongSum on a hash the caller reuses.
+func strongSumWith(h hash.Hash, p []byte, seed int32) [md4.Size]byte {
+	h.Reset()
 	h.Write(p)
 	if seed != 0 {
 		var s [4]byte
@@ -87,18 +93,58 @@ func (e *encoder) writeSums(basis io.ReaderAt, n int64, seed int32) (sumHead, er
 	e.int32(h.blen)
 	e.int32(h.s2len)
 	e.int32(h.rem)
-	buf := make([]byte, h.blen)
+	w := newWindow(basis, n)
+	md := md4.New()
 	for i := range h.count {
-		off, l := h.blockAt(i)
-		b := buf[:l]
-		if _, err := basis.ReadAt(b, off); err != nil {
+		b, err := w.at(h.blockAt(i))
+		if err != nil {
 			return h, fmt.Errorf("reading the old copy: %w", err)
 		}
 		e.int32(int32(weakSum(b)))
-		s := strongSum(b, seed)
+		s := strongSumWith(md, b, seed)
 		e.w.Write(s[:h.s2len])
 	}
 	return h, nil
+}
+
+// windowSize is how much of an old copy a window reads at once.
+const windowSize = 256 << 10
+
+// window serves reads of an old copy from one buffer refilled in large
+// chunks: block sums and block references read it a block at a time,
+// and a system call per block (700 bytes and up) costs more than hashing
+// the block.
+type window struct {
+	r    io.ReaderAt
+	size int64 // length of r
+	buf  []byte
+	off  int64 // r's offset of buf[0]
+}
+
+func newWindow(r io.ReaderAt, size int64) *window {
+	return &window{r: r, size: size}
+}
+
+// at returns the l bytes of the old copy at off, valid until the next call.
+func (w *window) at(off, l int64) ([]byte, error) {
+	if off >= w.off && off+l <= w.off+int64(len(w.buf)) {
+		return w.buf[off-w.off : off-w.off+l], nil
+	}
+	n := max(min(windowSize, w.size-off), l)
+	if int64(cap(w.buf)) < n {
+		w.buf = make([]byte, n)
+	}
+	w.buf = w.buf[:n]
+	k, err := w.r.ReadAt(w.buf, off)
+	if int64(k) < l {
+		w.buf = w.buf[:0]
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	w.buf, w.off = w.buf[:k], off
+	return w.buf[:l], nil
 }
 
 // blockTable is a receiver's block sums, for matching.

@@ -316,7 +316,11 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			defer r.Close()
 			olds = append(olds, manifest.Prefix{It: r})
 		}
-		old = manifest.Union(olds...)
+		// Decoded beside the scans: a remote source's file list takes a
+		// while to arrive, and the merge then finds the manifest ready.
+		ahead := manifest.ReadAhead(manifest.Union(olds...), 64<<10)
+		defer ahead.Close()
+		old = ahead
 	}
 
 	ns := p.xattrNS()

@@ -175,25 +175,26 @@ func (p *PendingSource) Fetch(ctx context.Context, req *send.Request) (tree.Repl
 	return s.Fetch(ctx, req)
 }
 
+// opened returns the source once open, nil if it failed to open.
+func (p *PendingSource) opened() engine.Source {
+	s, err := p.wait(context.Background())
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
 // SignsBasis says whether the source, once open, signs old copies itself
 // (send.BasisSigner: stock rsync).
 func (p *PendingSource) SignsBasis() bool {
-	s, err := p.wait(context.Background())
-	if err != nil {
-		return false
-	}
-	bs, ok := s.(send.BasisSigner)
+	bs, ok := p.opened().(send.BasisSigner)
 	return ok && bs.SignsBasis()
 }
 
 // FetchesAhead says whether the source, once open, takes requests ahead
 // of the workers (send.AheadFetcher: stock rsync).
 func (p *PendingSource) FetchesAhead() bool {
-	s, err := p.wait(context.Background())
-	if err != nil {
-		return false
-	}
-	af, ok := s.(send.AheadFetcher)
+	af, ok := p.opened().(send.AheadFetcher)
 	return ok && af.FetchesAhead()
 }
 

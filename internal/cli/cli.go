@@ -96,7 +96,7 @@ during the pass (with --final: the source was not quiet).`,
 		SilenceErrors: true,
 	}
 	var cpuprofile, memprofile, tracefile string
-	var stopProfile, stopTrace func()
+	var stops []func()
 	root.PersistentFlags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.PersistentFlags().StringVar(&memprofile, "memprofile", "", "write an allocation profile to this file at the end")
@@ -107,35 +107,25 @@ during the pass (with --final: the source was not quiet).`,
 		if memprofile != "" {
 			runtime.MemProfileRate = 64 << 10
 		}
-		if tracefile != "" {
-			f, err := os.Create(tracefile)
+		for _, p := range []struct {
+			path  string
+			start func(io.Writer) error
+			stop  func()
+		}{{tracefile, trace.Start, trace.Stop}, {cpuprofile, pprof.StartCPUProfile, pprof.StopCPUProfile}} {
+			if p.path == "" {
+				continue
+			}
+			stop, err := profileTo(p.path, p.start, p.stop)
 			if err != nil {
 				return fatal(err)
 			}
-			if err := trace.Start(f); err != nil {
-				return fatal(err)
-			}
-			stopTrace = func() { trace.Stop(); f.Close() }
+			stops = append(stops, stop)
 		}
-		if cpuprofile == "" {
-			return nil
-		}
-		f, err := os.Create(cpuprofile)
-		if err != nil {
-			return fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fatal(err)
-		}
-		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
 		return nil
 	}
 	root.PersistentPostRun = func(cmd *cobra.Command, args []string) {
-		if stopProfile != nil {
-			stopProfile()
-		}
-		if stopTrace != nil {
-			stopTrace()
+		for _, stop := range stops {
+			stop()
 		}
 		if memprofile != "" {
 			if f, err := os.Create(memprofile); err == nil {
@@ -188,3 +178,17 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func fatal(err error) error { return &exitError{code: ExitFatal, err: err} }
+
+// profileTo starts a profile (or trace) written to path; the returned
+// function ends it and closes the file.
+func profileTo(path string, start func(io.Writer) error, stop func()) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { stop(); f.Close() }, nil
+}

@@ -44,6 +44,10 @@ type servedSource struct {
 	maxQueued atomic.Int64 // most file requests seen waiting at once
 }
 
+// testHookSend runs before a sender answers a request; tests use it to
+// hold the answers back.
+var testHookSend = func() {}
+
 type fetchJob struct {
 	id  uint32
 	req *send.Request
@@ -141,6 +145,7 @@ func (s *servedSource) sender() {
 	for {
 		select {
 		case j := <-s.reqs:
+			testHookSend()
 			w := &dataWriter{c: s.c, id: j.id, buf: (*chunkPool.Get().(*[]byte))[:0]}
 			res := s.local.Send(s.ctx, j.req, w)
 			var err error

@@ -3,7 +3,7 @@ package rsync
 import (
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/msync/msync/manifest"
@@ -216,6 +216,9 @@ func cleanName(name string) (string, error) {
 	if strings.IndexByte(name, 0) >= 0 {
 		return "", protoErr("name with a NUL byte in the file list")
 	}
+	if asIs(name) {
+		return name, nil
+	}
 	parts := strings.Split(name, "/")
 	out := parts[:0]
 	for _, p := range parts {
@@ -228,6 +231,19 @@ func cleanName(name string) (string, error) {
 		out = append(out, p)
 	}
 	return strings.Join(out, "/"), nil
+}
+
+// asIs reports whether cleaning leaves name unchanged: no empty, "." or
+// ".." part.
+func asIs(name string) bool {
+	for len(name) > 0 {
+		part, rest, more := strings.Cut(name, "/")
+		if part == "" || part == "." || part == ".." || (more && rest == "") {
+			return false
+		}
+		name = rest
+	}
+	return true
 }
 
 // entry converts f to a manifest entry; links counts the entries that share
@@ -298,21 +314,36 @@ func readFileList(d *decoder, o listOptions, root *manifest.Entry) (*fileList, i
 		files = append(files, f)
 	}
 	// Protocol 27's f_name_cmp orders whole names as sent, bytewise.
-	sort.SliceStable(files, func(i, j int) bool { return files[i].wire < files[j].wire })
-	links := map[[2]int64]uint32{}
+	slices.SortStableFunc(files, func(a, b *file) int { return strings.Compare(a.wire, b.wire) })
+	n, asSent := 0, true
+	for _, f := range files {
+		if f.idev {
+			n++
+		}
+		asSent = asSent && (f.name == f.wire || f.wire == ".")
+	}
+	links := make(map[[2]int64]uint32, n)
 	for _, f := range files {
 		if f.idev {
 			links[[2]int64{f.dev, f.ino}]++
 		}
 	}
-	fl := &fileList{files: files, index: make(map[string]int32)}
-	seen := make(map[string]bool, len(files))
+	fl := &fileList{files: files, index: make(map[string]int32, len(files)), entries: make([]*manifest.Entry, 0, len(files)+1)}
+	// rsync drops later duplicates; they keep their index slot. Names
+	// that cleaning left as sent repeat next to each other.
+	var seen map[string]bool
+	if !asSent {
+		seen = make(map[string]bool, len(files))
+	}
 	for i, f := range files {
-		if seen[f.name] {
-			// rsync drops later duplicates; they keep their index slot.
+		if seen != nil {
+			if seen[f.name] {
+				continue
+			}
+			seen[f.name] = true
+		} else if i > 0 && files[i-1].name == f.name {
 			continue
 		}
-		seen[f.name] = true
 		e, err := f.entry(links)
 		if err != nil {
 			return nil, 0, err
@@ -322,7 +353,7 @@ func readFileList(d *decoder, o listOptions, root *manifest.Entry) (*fileList, i
 			fl.index[e.Path] = int32(i)
 		}
 	}
-	sort.Slice(fl.entries, func(i, j int) bool { return manifest.Compare(fl.entries[i].Path, fl.entries[j].Path) < 0 })
+	slices.SortFunc(fl.entries, func(a, b *manifest.Entry) int { return manifest.Compare(a.Path, b.Path) })
 	if (len(fl.entries) == 0 || fl.entries[0].Path != "") && root != nil {
 		fl.entries = append([]*manifest.Entry{root}, fl.entries...)
 	}

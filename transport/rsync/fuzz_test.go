@@ -4,8 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/msync/msync/manifest"
 )
 
 // flistBytes encodes entries the way a protocol 27 sender does (no name
@@ -77,6 +82,56 @@ func TestFileListSeeds(t *testing.T) {
 	} {
 		if _, _, err := readFileList(&decoder{r: bufio.NewReader(bytes.NewReader(bad))}, allFields, nil); err == nil {
 			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+// rsync keeps the first of entries with the same name (in the sender's
+// order) and drops the others, which still take their index slot; names
+// that only match once cleaned count as the same name.
+func TestFileListDuplicates(t *testing.T) {
+	for _, c := range []struct {
+		list  [][2]string
+		index map[string]int32
+	}{
+		{[][2]string{{".", "dir"}, {"b", "file"}, {"a", "file"}, {"a", "file"}}, map[string]int32{"a": 1, "b": 3}},
+		{[][2]string{{".", "dir"}, {"d", "file"}, {"a", "file"}, {"./d", "file"}, {"a", "file"}, {"b", "file"}},
+			map[string]int32{"d": 1, "a": 2, "b": 4}},
+	} {
+		fl, _, err := readFileList(&decoder{r: bufio.NewReader(bytes.NewReader(flistBytes(c.list...)))}, allFields, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for _, e := range fl.entries {
+			paths = append(paths, e.Path)
+		}
+		if want := len(c.index) + 1; len(fl.entries) != want || !slices.IsSortedFunc(paths, manifest.Compare) {
+			t.Errorf("%v: entries %q, want %d sorted", c.list, paths, want)
+		}
+		if !maps.Equal(fl.index, c.index) {
+			t.Errorf("%v: index %v, want %v", c.list, fl.index, c.index)
+		}
+	}
+}
+
+// BenchmarkReadFileList decodes and orders a list of 14k entries (a scale
+// 0.1 tree) in the sender's walk order.
+func BenchmarkReadFileList(b *testing.B) {
+	list := [][2]string{{".", "dir"}}
+	for d := range 300 {
+		dir := fmt.Sprintf("home/user%03d/Maildir/cur", d)
+		list = append(list, [2]string{dir, "dir"})
+		for f := range 47 {
+			list = append(list, [2]string{fmt.Sprintf("%s/1200%06d.M%dP0.oldhost:2,S", dir, d*100+f, f), "file"})
+		}
+	}
+	data := flistBytes(list...)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := readFileList(&decoder{r: bufio.NewReader(bytes.NewReader(data))}, allFields, nil); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -137,12 +137,15 @@ func checkPull(t *testing.T, c *Client, root string) {
 }
 
 func TestCleanName(t *testing.T) {
-	for in, want := range map[string]string{".": "", "a/./b": "a/b", "a//b/": "a/b", "x": "x"} {
+	for in, want := range map[string]string{
+		".": "", "": "", "x": "x", "a/b": "a/b", "a/./b": "a/b", "a//b/": "a/b", "./a": "a", "a/": "a",
+		"a..b": "a..b", "..a/.b": "..a/.b", "a/b/.": "a/b",
+	} {
 		if got, err := cleanName(in); err != nil || got != want {
 			t.Errorf("cleanName(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"/etc/passwd", "../x", "a/../../b", "a/..", "a\x00b"} {
+	for _, bad := range []string{"/etc/passwd", "../x", "a/../../b", "a/..", "..", "a/../b", "a\x00b"} {
 		if _, err := cleanName(bad); err == nil || !strings.Contains(err.Error(), "rsync protocol error") {
 			t.Errorf("cleanName(%q) = %v, want a protocol error", bad, err)
 		}

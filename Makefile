@@ -56,7 +56,7 @@ BENCH_SCALE ?= 0.3
 BENCH_RUNS ?= 4
 bench: build deps
 	$(BIN) bench run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) --ssh-loopback --rsync-daemon -o bench/latest.md
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan | tee bench/micro.txt
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan ./transport/rsync | tee bench/micro.txt
 
 # 50 seeded kill points per pass kind, ssh and daemon kills, then peak RSS
 # of initial and catch-up on 1,000,000 tiny files (about 20 minutes).

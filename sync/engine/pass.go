@@ -540,11 +540,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 				p.problem(l.path, pathErr("link", p.dst.root, l.path, err), false)
 			}
 		}
-		for i := len(p.deletes) - 1; i >= 0; i-- {
-			if err := removeAll(p.dirs, p.deletes[i]); err != nil {
-				p.problem(p.deletes[i], pathErr("delete", p.dst.root, p.deletes[i], err), false)
-			}
-		}
+		p.deleteAll()
 		for _, e := range p.fixups {
 			if err := p.applyDirMeta(e); err != nil {
 				p.problem(e.Path, pathErr("set metadata", p.dst.root, e.Path, err), false)

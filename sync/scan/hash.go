@@ -19,10 +19,15 @@ import (
 // Hasher wraps a stream of entries of the tree at Root and fills in the
 // content hash of every regular file that has none (or of every file when
 // Force is set), reading files on several goroutines while keeping order.
+// Entries travel in batches (up to batchFiles entries or batchBytes of
+// content): one hand-off per file between goroutines cost as much as
+// reading a small file.
 type Hasher struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
-	ordered chan *slot
+	ordered chan *hashBatch
+	cur     *hashBatch // being returned by Next
+	next    int        // index in cur of the entry Next returns next
 	mu      sync.Mutex
 	errs    map[string]error
 	err     error
@@ -31,10 +36,17 @@ type Hasher struct {
 	srcErr error
 }
 
-type slot struct {
-	e    *manifest.Entry
-	done chan struct{}
+// hashBatch is a run of consecutive entries; todo indexes the files to hash.
+type hashBatch struct {
+	es   []*manifest.Entry
+	todo []int
+	done chan struct{} // closed when todo is hashed; nil when todo is empty
 }
+
+const (
+	batchFiles = 64
+	batchBytes = 1 << 20
+)
 
 // Digests a Hasher can compute into manifest.Entry.Hash.
 const (
@@ -65,8 +77,8 @@ func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, wor
 		workers = 2
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	h := &Hasher{ctx: ctx, cancel: cancel, ordered: make(chan *slot, 4096), errs: map[string]error{}}
-	work := make(chan *slot, 4096)
+	h := &Hasher{ctx: ctx, cancel: cancel, ordered: make(chan *hashBatch, 4096/batchFiles), errs: map[string]error{}}
+	work := make(chan *hashBatch, 4096/batchFiles)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -75,18 +87,29 @@ func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, wor
 			dirs := r.NewDirs()
 			defer dirs.Close()
 			buf := make([]byte, 256<<10)
-			for s := range work {
-				sum, n, err := hashFile(ctx, dirs, s.e, buf, newHash)
+			for b := range work {
+				var read int64
+				var errs map[string]error
+				for _, i := range b.todo {
+					e := b.es[i]
+					sum, n, err := hashFile(ctx, dirs, e, buf, newHash)
+					read += n
+					if err != nil {
+						if errs == nil {
+							errs = map[string]error{}
+						}
+						errs[e.Path] = err
+						continue
+					}
+					e.Hash, e.HasHash = sum, true
+				}
 				h.mu.Lock()
-				h.bytes += n
-				if err != nil {
-					h.errs[s.e.Path] = err
+				h.bytes += read
+				for p, err := range errs {
+					h.errs[p] = err
 				}
 				h.mu.Unlock()
-				if err == nil {
-					s.e.Hash, s.e.HasHash = sum, true
-				}
-				close(s.done)
+				close(b.done)
 			}
 		}()
 	}
@@ -97,33 +120,53 @@ func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, wor
 			r.Close()
 			close(h.ordered)
 		}()
+		b, size := &hashBatch{}, int64(0)
+		send := func() bool {
+			if len(b.todo) > 0 {
+				b.done = make(chan struct{})
+				select {
+				case work <- b:
+				case <-ctx.Done():
+					return false
+				}
+			}
+			select {
+			case h.ordered <- b:
+			case <-ctx.Done():
+				return false
+			}
+			b, size = &hashBatch{}, 0
+			return true
+		}
 		for {
 			e, err := it.Next()
 			if err == io.EOF {
+				if len(b.es) > 0 {
+					send()
+				}
 				return
 			}
 			if err != nil {
-				h.mu.Lock()
-				h.srcErr = err
-				h.mu.Unlock()
+				// What was read before the error still comes out first.
+				if len(b.es) == 0 || send() {
+					h.mu.Lock()
+					h.srcErr = err
+					h.mu.Unlock()
+				}
 				return
 			}
-			s := &slot{e: e}
+			b.es = append(b.es, e)
 			if e.Type == manifest.TypeFile && (force || !e.HasHash) {
 				if force {
 					e.HasHash = false
 				}
-				s.done = make(chan struct{})
-				select {
-				case work <- s:
-				case <-ctx.Done():
+				b.todo = append(b.todo, len(b.es)-1)
+				size += e.Size
+			}
+			if len(b.es) >= batchFiles || size >= batchBytes {
+				if !send() {
 					return
 				}
-			}
-			select {
-			case h.ordered <- s:
-			case <-ctx.Done():
-				return
 			}
 		}
 	}()
@@ -132,22 +175,28 @@ func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, wor
 
 // Next returns the next entry, with its hash when it could be read.
 func (h *Hasher) Next() (*manifest.Entry, error) {
-	s, ok := <-h.ordered
-	if !ok {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.srcErr != nil {
-			return nil, h.srcErr
+	for h.cur == nil || h.next == len(h.cur.es) {
+		b, ok := <-h.ordered
+		if !ok {
+			h.cur = nil
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.srcErr != nil {
+				return nil, h.srcErr
+			}
+			if err := h.ctx.Err(); err != nil {
+				return nil, err
+			}
+			return nil, io.EOF
 		}
-		if err := h.ctx.Err(); err != nil {
-			return nil, err
+		if b.done != nil {
+			<-b.done
 		}
-		return nil, io.EOF
+		h.cur, h.next = b, 0
 	}
-	if s.done != nil {
-		<-s.done
-	}
-	return s.e, nil
+	e := h.cur.es[h.next]
+	h.next++
+	return e, nil
 }
 
 // Err returns why the file at path could not be hashed, if it could not.

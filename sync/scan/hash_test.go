@@ -1,0 +1,119 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/msync/msync/manifest"
+)
+
+// failAfter ends a stream with an error after n entries.
+type failAfter struct {
+	it  manifest.Iterator
+	n   int
+	err error
+}
+
+func (f *failAfter) Next() (*manifest.Entry, error) {
+	if f.n == 0 {
+		return nil, f.err
+	}
+	f.n--
+	return f.it.Next()
+}
+
+// The hasher returns every entry in order with the hash of what is on disk,
+// across batches cut by count and by size, reports the file that vanished
+// and counts the bytes it read; a stream that fails still delivers what
+// came before the failure, then the error.
+func TestHasherBatches(t *testing.T) {
+	dir := t.TempDir()
+	content := map[string][]byte{}
+	for i := range 300 {
+		name := fmt.Sprintf("d%d/f%03d", i/50, i)
+		b := []byte(fmt.Sprint("file ", i))
+		if i == 130 {
+			b = make([]byte, 3<<20) // bigger than a batch's bytes
+			for j := range b {
+				b[j] = byte(j * 7)
+			}
+		}
+		content[name] = b
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Start(context.Background(), Config{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := manifest.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gone = "d4/f201"
+	if err := os.Remove(filepath.Join(dir, gone)); err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHasher(context.Background(), dir, &manifest.SliceIterator{Entries: entries}, 2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := manifest.ReadAll(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(entries) {
+		t.Fatalf("%d entries out, %d in", len(got), len(entries))
+	}
+	var want int64
+	for i, e := range got {
+		if e != entries[i] {
+			t.Fatalf("entry %d is %s, want %s", i, e.Path, entries[i].Path)
+		}
+		if e.Type != manifest.TypeFile {
+			continue
+		}
+		if e.Path == gone {
+			if e.HasHash || h.Err(gone) == nil {
+				t.Errorf("%s vanished: hash %v, error %v", gone, e.HasHash, h.Err(gone))
+			}
+			continue
+		}
+		want += int64(len(content[e.Path]))
+		if !e.HasHash || e.Hash != xxhash.Sum64(content[e.Path]) || h.Err(e.Path) != nil {
+			t.Errorf("%s: hash %v %x, error %v", e.Path, e.HasHash, e.Hash, h.Err(e.Path))
+		}
+	}
+	if h.Bytes() != want {
+		t.Errorf("read %d bytes, want %d", h.Bytes(), want)
+	}
+
+	boom := errors.New("boom")
+	h, err = NewHasher(context.Background(), dir, &failAfter{it: &manifest.SliceIterator{Entries: entries}, n: 100, err: boom}, 2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 101 {
+		e, err := h.Next()
+		switch {
+		case i < 100 && (err != nil || e != entries[i]):
+			t.Fatalf("entry %d: %v, %v", i, e, err)
+		case i == 100 && !errors.Is(err, boom):
+			t.Fatalf("after 100 entries: %v, %v; want the stream's error", e, err)
+		}
+	}
+	if _, err := h.Next(); err == io.EOF {
+		t.Errorf("EOF after the error")
+	}
+	h.Close()
+}

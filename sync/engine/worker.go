@@ -243,9 +243,6 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	return st, nil
 }
 
-// fetchCopy asks the source for the file as a delta against the old
-// destination copy (or the append fast path, or whole when there is no
-// basis) and rebuilds it into tmp, exactly as a remote transfer does.
 // opLister is a reply that can hand its operations over as they are held
 // in memory, instead of encoded for Read.
 type opLister interface {
@@ -253,6 +250,9 @@ type opLister interface {
 	Ops(basisSize int64) delta.Ops
 }
 
+// fetchCopy asks the source for the file as a delta against the old
+// destination copy (or the append fast path, or whole when there is no
+// basis) and rebuilds it into tmp, exactly as a remote transfer does.
 func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *tmpFile, out io.Writer) (uint64, int64, xferStats, error) {
 	var st xferStats
 	req := j.request()

@@ -80,13 +80,12 @@ func linkAnon(fd, dirfd int, name string) error {
 			return err
 		}
 		// Refused, or a real ENOENT: the /proc way tells them apart.
-		if err := unix.Linkat(unix.AT_FDCWD, fsx.ProcPath(fd, ""), dirfd, name, unix.AT_SYMLINK_FOLLOW); err != nil {
-			return err
-		}
-		noEmptyPath.Store(true)
-		return nil
 	}
-	return unix.Linkat(unix.AT_FDCWD, fsx.ProcPath(fd, ""), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+	err := unix.Linkat(unix.AT_FDCWD, fsx.ProcPath(fd, ""), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+	if err == nil {
+		noEmptyPath.Store(true)
+	}
+	return err
 }
 
 // futimens sets the mtime of an open file, leaving the atime.

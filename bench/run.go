@@ -76,6 +76,11 @@ type Row struct {
 	Ratio  float64  `json:"ratio"`               // msync / rsync, medians
 	Target float64  `json:"target,omitempty"`    // the ratio the project aims for
 	Note   string   `json:"note,omitempty"`
+	// Floor is bench floor over the same trees: only the system calls no
+	// tool can skip (see Floor). FloorRatio = Floor / rsync, medians: the
+	// smallest ratio this machine allows a tool that makes those calls.
+	Floor      *Summary `json:"floor,omitempty"`
+	FloorRatio float64  `json:"floor_ratio,omitempty"`
 }
 
 // Result is a whole run.
@@ -155,6 +160,21 @@ func (c *Config) run(ctx context.Context, name string, args ...string) (sample, 
 	}
 	c.logf("  %6.2fs %7d KB  %s %s", s.secs, s.rss, filepath.Base(name), strings.Join(args, " "))
 	return s, nil
+}
+
+// floor times bench floor over dirs (with read, reading every file) and
+// adds the sample to s.
+func (c *Config) floor(ctx context.Context, s *series, read bool, dirs ...string) error {
+	args := []string{"bench", "floor", "--workers", "4"}
+	if read {
+		args = append(args, "--read")
+	}
+	x, err := c.run(ctx, c.Msync, append(args, dirs...)...)
+	if err != nil {
+		return err
+	}
+	s.floor = append(s.floor, x.secs)
+	return nil
 }
 
 func (c *Config) quiet(ctx context.Context, name string, args ...string) error {
@@ -257,7 +277,13 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		if err := both(i, nochange, []string{"catchup", src, m, "--state", ms, "--no-progress"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
+		if err := c.floor(ctx, nochange, false, src, m); err != nil {
+			return nil, err
+		}
 		if err := both(i, trusted, []string{"catchup", src, m, "--state", ms, "--no-progress", "--trust-dest"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
+			return nil, err
+		}
+		if err := c.floor(ctx, trusted, false, src); err != nil {
 			return nil, err
 		}
 		if i == 0 {
@@ -273,6 +299,10 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			return nil, err
 		}
 		if err := both(i, catchup, []string{"catchup", src, m, "--state", ms, "--no-progress"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
+			return nil, err
+		}
+		// Both trees are the same again: the walk any pass must make.
+		if err := c.floor(ctx, catchup, false, src, m); err != nil {
 			return nil, err
 		}
 		if i == 0 {
@@ -297,6 +327,9 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			rBytes = append(rBytes, float64(n))
 		}
 		if err := both(i, verify, []string{"verify", "-q", src, m}, []string{"-aHn", "-c", "--delete", src + "/", r + "/"}); err != nil {
+			return nil, err
+		}
+		if err := c.floor(ctx, verify, true, src, m); err != nil {
 			return nil, err
 		}
 	}
@@ -427,9 +460,9 @@ func fmtVal(unit string, s Summary) string {
 // Markdown writes the result as a table.
 func (r *Result) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "Date: %s. Machine: %s.\n", r.Date, r.Machine)
-	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, warm page cache.\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs)
-	fmt.Fprintln(w, "| operation | msync | rsync | msync/rsync | target | peak RSS msync / rsync |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, warm page cache. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read and close of every file), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine.\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs)
+	fmt.Fprintln(w, "| operation | msync | rsync | msync/rsync | target | floor (floor/rsync) | peak RSS msync / rsync |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, row := range r.Rows {
 		target, rss := "", ""
 		if row.Target > 0 {
@@ -446,9 +479,13 @@ func (r *Result) Markdown(w io.Writer) {
 		if row.Note != "" {
 			name += "; " + row.Note
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %s | %s |\n", name, fmtVal(row.Unit, row.Msync), fmtVal(row.Unit, row.Rsync), row.Ratio, target, rss)
+		floor := ""
+		if row.Floor != nil {
+			floor = fmt.Sprintf("%s (%.2f)", fmtVal(row.Unit, *row.Floor), row.FloorRatio)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %s | %s | %s |\n", name, fmtVal(row.Unit, row.Msync), fmtVal(row.Unit, row.Rsync), row.Ratio, target, floor, rss)
 		if row.Ref != nil {
-			fmt.Fprintf(w, "| (reference: cp -a) | | %s | | | %.0f MiB |\n", fmtVal("s", *row.Ref), float64(row.Ref.RSSKB)/1024)
+			fmt.Fprintf(w, "| (reference: cp -a) | | %s | | | | %.0f MiB |\n", fmtVal("s", *row.Ref), float64(row.Ref.RSSKB)/1024)
 		}
 	}
 }
@@ -557,8 +594,8 @@ func (c *Config) startRsyncDaemon(dir string) (int, func(), error) {
 
 // series are the samples of one row: msync, rsync and a reference tool.
 type series struct {
-	m, r, ref       []float64
-	mrss, rrss, crs []int64
+	m, r, ref, floor []float64
+	mrss, rrss, crs  []int64
 }
 
 func (s *series) row(name, unit string, target float64, note string) Row {
@@ -569,6 +606,13 @@ func (s *series) row(name, unit string, target float64, note string) Row {
 	}
 	if rw.Rsync.Median > 0 {
 		rw.Ratio = rw.Msync.Median / rw.Rsync.Median
+	}
+	if len(s.floor) > 0 {
+		f := summarize(s.floor, nil)
+		rw.Floor = &f
+		if rw.Rsync.Median > 0 {
+			rw.FloorRatio = f.Median / rw.Rsync.Median
+		}
 	}
 	return rw
 }

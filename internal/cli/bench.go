@@ -55,7 +55,7 @@ func newBenchCommand(env Env) *cobra.Command {
 	}
 	mutate.Flags().Uint64Var(&mseed, "seed", 1, "random seed")
 	mutate.Flags().IntVar(&round, "round", 1, "mutation round (each round changes different things)")
-	c.AddCommand(gen, mutate, newBenchRunCommand(env), newEstimateCheckCommand(env))
+	c.AddCommand(gen, mutate, newBenchRunCommand(env), newEstimateCheckCommand(env), newFloorCommand(env))
 	return c
 }
 
@@ -73,6 +73,9 @@ alternating which tool goes first, each of them --runs times:
   catch-up            after one bench mutate round, same commands
   remote bytes        msync --delta=always wire bytes vs rsync --no-whole-file "Total bytes sent"
   verify              msync verify       vs rsync -aHn -c --delete
+Beside the no-change, catch-up and verify rows, bench floor times only the system calls
+no tool can skip on the same trees (see msync bench floor --help): floor/rsync is the
+smallest ratio this machine allows.
 With --rsync-daemon, also pulls from that rsync run as a daemon on 127.0.0.1 (initial
 and catch-up, msync rsync:// vs rsync rsync://); with --ssh or --ssh-loopback, over ssh.
 Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,
@@ -184,5 +187,38 @@ side by side. The target is within ±25%. Timing is real; only the gaps are simu
 	c.Flags().DurationVar(&cfg.Unit, "unit", 10*time.Minute, "the stretch of time two mutate rounds stand for")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.Flags().StringVarP(&out, "out", "o", "", "also write the table to this file")
+	return c
+}
+
+func newFloorCommand(env Env) *cobra.Command {
+	var read bool
+	var workers int
+	c := &cobra.Command{
+		Use:   "floor [--read] DIR...",
+		Short: "Time only the system calls a pass over DIR cannot avoid: this machine's floor",
+		Long: `Walk each DIR on --workers goroutines making only the system calls that any tool
+comparing trees must make: open and getdents for every directory, lstat for every entry
+(the floor of a no-change pass over those trees). With --read, also open, read to the end
+and close every regular file (the floor of a checksum comparison, without the hashing).
+Nothing is written. bench run measures it beside each row: a ratio below floor/rsync
+cannot be reached on this machine by a tool that makes those calls.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &exitError{code: exitCodeUsage, err: fmt.Errorf("floor takes at least one DIR (usage: %s)", cmd.UseLine())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t := time.Now()
+			st, err := bench.Floor(cmd.Context(), workers, read, args...)
+			if err != nil {
+				return fatal(fmt.Errorf("bench floor: %w", err))
+			}
+			fmt.Fprintf(env.Stdout, "%s in %.3f s\n", st, time.Since(t).Seconds())
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&read, "read", false, "also read every regular file to the end")
+	c.Flags().IntVar(&workers, "workers", 4, "goroutines")
 	return c
 }

@@ -1,0 +1,130 @@
+package bench
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Floor lstats every entry below its roots once, reads every regular file
+// to the end with read set, and follows no symlink.
+func TestFloorCountsEveryEntry(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	big := make([]byte, 700<<10) // more than one read buffer
+	for i := range big {
+		big[i] = byte(i)
+	}
+	files := map[string][]byte{
+		"a/empty":                       nil,
+		"a/x/y/z/deep":                  []byte("deep"),
+		"a/big":                         big,
+		"a/.hidden":                     []byte("h"),
+		"a/..dots":                      []byte("dots"),
+		"a/" + strings.Repeat("n", 200): []byte("long name"),
+		"b/one":                         []byte("1"),
+	}
+	for name, data := range files {
+		root := a
+		if strings.HasPrefix(name, "b/") {
+			root = b
+		}
+		p := filepath.Join(root, name[2:])
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Many names: getdents needs several calls for this directory.
+	for i := range 3000 {
+		if err := os.WriteFile(filepath.Join(b, "many-"+strings.Repeat("m", i%40)+string(rune('a'+i%26))+strconv.Itoa(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(a, filepath.Join(b, "loop")); err != nil { // never followed
+		t.Fatal(err)
+	}
+	if err := os.Symlink("nowhere", filepath.Join(a, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(a, "fifo"), 0o644); err != nil { // never opened
+		t.Fatal(err)
+	}
+	var want FloorStats
+	var wantBytes int64
+	for _, root := range []string{a, b} {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p == root {
+				return nil
+			}
+			want.Entries++
+			if d.Type().IsRegular() {
+				want.Files++
+				fi, _ := d.Info()
+				wantBytes += fi.Size()
+			}
+			return nil
+		})
+	}
+	for _, workers := range []int{1, 3} {
+		got, err := Floor(context.Background(), workers, false, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("walk with %d workers: %+v, want %+v", workers, got, want)
+		}
+		want.Bytes = wantBytes
+		got, err = Floor(context.Background(), workers, true, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("read with %d workers: %+v, want %+v", workers, got, want)
+		}
+		want.Bytes = 0
+	}
+}
+
+// A root that is missing or not a directory stops the probe with an error
+// that names it, and so does a cancelled context.
+func TestFloorErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	if _, err := Floor(context.Background(), 2, false, dir, missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing root: err = %v, want one naming %s", err, missing)
+	}
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o644)
+	if _, err := Floor(context.Background(), 2, false, file); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("file root: err = %v, want not a directory", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Floor(ctx, 2, false, dir); err != context.Canceled {
+		t.Errorf("cancelled: err = %v", err)
+	}
+}
+
+// The table shows each row's floor and floor/rsync beside the ratio.
+func TestMarkdownShowsFloor(t *testing.T) {
+	s := &series{m: []float64{0.5, 0.7}, r: []float64{1.0, 1.0}, floor: []float64{0.2, 0.3}}
+	row := s.row("no-change pass", "s", 0.3, "")
+	if row.Floor == nil || row.FloorRatio != 0.25 || row.Ratio != 0.6 {
+		t.Fatalf("row = %+v, floor %+v", row, row.Floor)
+	}
+	var b strings.Builder
+	(&Result{Rows: []Row{row}}).Markdown(&b)
+	if !strings.Contains(b.String(), "| 0.60 | <= 0.3 (not met) | 0.25 s (0.20-0.30) (0.25) |") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestCompareOrdersByComponents(t *testing.T) {
@@ -434,5 +437,47 @@ func TestDiffStreamPatch(t *testing.T) {
 	br, _ := NewReader(bytes.NewReader(bad.Bytes()))
 	if _, err := ReadAll(Patch(&SliceIterator{Entries: base}, br)); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("deletion of an unknown path: %v", err)
+	}
+}
+
+// Manifests written before the encoder's window shrank to 256 KiB (zstd's
+// default window then) still read back the same: state directories of
+// earlier passes stay usable. The frame must declare a window larger than
+// the new one, or the test proves nothing.
+func TestReadsManifestsWithALargerWindow(t *testing.T) {
+	in := randomEntries(rand.New(rand.NewPCG(3, 4)), 20000)
+	data := encode(t, in)
+	zr, err := zstd.NewReader(bytes.NewReader(data[12:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	zr.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old bytes.Buffer
+	old.Write(data[:12])
+	zw, _ := zstd.NewWriter(&old, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(4<<20))
+	zw.Write(raw)
+	zw.Close()
+	var hdr zstd.Header
+	if err := hdr.Decode(old.Bytes()[12:]); err != nil || hdr.WindowSize <= 256<<10 {
+		t.Fatalf("old-style frame: window %d, err %v", hdr.WindowSize, err)
+	}
+	if err := hdr.Decode(data[12:]); err != nil || hdr.WindowSize > 256<<10 {
+		t.Fatalf("new frame: window %d, err %v; want at most 256 KiB", hdr.WindowSize, err)
+	}
+	got, err := decodeAll(old.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(in) {
+		t.Fatalf("%d entries read back, want %d", len(got), len(in))
+	}
+	for i := range in {
+		if !reflect.DeepEqual(got[i], in[i]) {
+			t.Fatalf("entry %d: %+v, want %+v", i, got[i], in[i])
+		}
 	}
 }

@@ -302,11 +302,21 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	}
 	var old manifest.Iterator = manifest.Empty
 	if o.Kind == Catchup {
-		it, closeC, err := open(state.Source)
-		if err != nil {
-			return nil, err
+		var it manifest.Iterator
+		if p.local != nil && srcCache != manifest.Empty {
+			// One decoding of the last source manifest serves both the local
+			// scanner's hash cache and the merge below, each at its pace.
+			ahead := manifest.ReadAhead(srcCache, 64<<10)
+			defer ahead.Close()
+			cache, merge := manifest.Tee(ahead)
+			srcCache, it = cache, merge
+		} else {
+			var closeC func()
+			if it, closeC, err = open(state.Source); err != nil {
+				return nil, err
+			}
+			defer closeC()
 		}
-		defer closeC()
 		olds := []manifest.Iterator{it}
 		for _, path := range interrupted {
 			r, err := manifest.Open(path)

@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/tree"
+)
+
+// A catch-up of a local source takes the hashes of unchanged files from the
+// last source manifest (the scanner's cache, which shares one decoding of
+// that manifest with the merge), hashes what it copies, and still deletes
+// what the source removed: the new source manifest has a correct hash for
+// every file.
+func TestCatchupCarriesHashesForward(t *testing.T) {
+	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
+	for i := range 300 {
+		p := filepath.Join(src, fmt.Sprintf("d%d/f%03d", i%7, i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(fmt.Sprint("content ", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(kind Kind) *Result {
+		t.Helper()
+		res, err := Run(context.Background(), Options{Kind: kind, Src: src, Dst: dst, Source: &tree.Local{Root: src}, StateDir: st})
+		if err != nil || res.Stats.Failed != 0 {
+			t.Fatalf("%v: %v %+v", kind, err, res)
+		}
+		return res
+	}
+	check := func(stage string, wantFiles int) {
+		t.Helper()
+		r, err := manifest.Open(filepath.Join(st, "src.manifest"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		es, err := manifest.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := 0
+		for _, e := range es {
+			if e.Type != manifest.TypeFile {
+				continue
+			}
+			files++
+			data, err := os.ReadFile(filepath.Join(src, e.Path))
+			if err != nil {
+				t.Fatalf("%s: %s in the manifest: %v", stage, e.Path, err)
+			}
+			if !e.HasHash || e.Hash != xxhash.Sum64(data) {
+				t.Fatalf("%s: %s: hash %x (recorded %v), want %x", stage, e.Path, e.Hash, e.HasHash, xxhash.Sum64(data))
+			}
+		}
+		if files != wantFiles {
+			t.Fatalf("%s: %d files in the manifest, want %d", stage, files, wantFiles)
+		}
+	}
+	run(Initial)
+	check("initial", 300)
+	run(Catchup)
+	check("idle catch-up", 300)
+	os.WriteFile(filepath.Join(src, "d0/f000"), []byte("changed, and longer"), 0o644)
+	os.Remove(filepath.Join(src, "d1/f001"))
+	os.RemoveAll(filepath.Join(src, "d6"))
+	if res := run(Catchup); res.Stats.Deleted != 2 || res.Stats.Updated != 1 {
+		t.Fatalf("catch-up: %d deleted (want d1/f001 and the tree d6), %d updated (want 1)", res.Stats.Deleted, res.Stats.Updated)
+	}
+	check("catch-up", 300-1-42)
+}
+
+// The local scanner of a catch-up takes the xattrs of an object whose
+// identity (size, mtime, ctime, inode) is unchanged from the last source
+// manifest instead of reading them again (changing an xattr changes the
+// ctime). Seen by planting one in that manifest: it must come through.
+func TestCatchupScannerUsesTheLastManifest(t *testing.T) {
+	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
+	for i := range 50 {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(kind Kind) {
+		t.Helper()
+		res, err := Run(context.Background(), Options{Kind: kind, Src: src, Dst: dst, Source: &tree.Local{Root: src}, StateDir: st, Xattrs: true})
+		if err != nil || res.Stats.Failed != 0 {
+			t.Fatalf("%v: %v %+v", kind, err, res)
+		}
+	}
+	run(Initial)
+	path := filepath.Join(st, "src.manifest")
+	rewrite := func(fn func(e *manifest.Entry)) []*manifest.Entry {
+		t.Helper()
+		r, err := manifest.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := manifest.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fn == nil {
+			return es
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		w, _ := manifest.NewWriter(f)
+		for _, e := range es {
+			fn(e)
+			if err := w.Add(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	planted := manifest.Xattr{Name: "user.planted", Value: []byte("from the manifest")}
+	rewrite(func(e *manifest.Entry) {
+		if e.Path == "f07" {
+			e.Xattrs = []manifest.Xattr{planted}
+		}
+	})
+	run(Catchup)
+	for _, e := range rewrite(nil) {
+		if e.Path == "f07" {
+			if len(e.Xattrs) != 1 || e.Xattrs[0].Name != planted.Name {
+				t.Fatalf("f07's xattrs after the catch-up: %+v; the scanner read them again instead of taking them from the last manifest", e.Xattrs)
+			}
+			return
+		}
+	}
+	t.Fatal("f07 is missing from the new source manifest")
+}

@@ -306,7 +306,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		if p.local != nil && srcCache != manifest.Empty {
 			// One decoding of the last source manifest serves both the local
 			// scanner's hash cache and the merge below, each at its pace.
-			ahead := manifest.ReadAhead(srcCache, 64<<10)
+			// Both follow the local scan, so decoding far ahead of it only
+			// grows the heap: 4k entries, not the 64k a remote source needs.
+			ahead := manifest.ReadAhead(srcCache, 4<<10)
 			defer ahead.Close()
 			cache, merge := manifest.Tee(ahead)
 			srcCache, it = cache, merge

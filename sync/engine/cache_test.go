@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/manifest"
-	"github.com/msync/msync/sync/tree"
 )
 
 // A catch-up of a local source takes the hashes of unchanged files from the
@@ -26,14 +24,7 @@ func TestCatchupCarriesHashesForward(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func(kind Kind) *Result {
-		t.Helper()
-		res, err := Run(context.Background(), Options{Kind: kind, Src: src, Dst: dst, Source: &tree.Local{Root: src}, StateDir: st})
-		if err != nil || res.Stats.Failed != 0 {
-			t.Fatalf("%v: %v %+v", kind, err, res)
-		}
-		return res
-	}
+	run := func(kind Kind) *Result { return mustRun(t, Options{Kind: kind, Src: src, Dst: dst, StateDir: st}) }
 	check := func(stage string, wantFiles int) {
 		t.Helper()
 		r, err := manifest.Open(filepath.Join(st, "src.manifest"))
@@ -87,13 +78,7 @@ func TestCatchupScannerUsesTheLastManifest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func(kind Kind) {
-		t.Helper()
-		res, err := Run(context.Background(), Options{Kind: kind, Src: src, Dst: dst, Source: &tree.Local{Root: src}, StateDir: st, Xattrs: true})
-		if err != nil || res.Stats.Failed != 0 {
-			t.Fatalf("%v: %v %+v", kind, err, res)
-		}
-	}
+	run := func(kind Kind) { mustRun(t, Options{Kind: kind, Src: src, Dst: dst, StateDir: st, Xattrs: true}) }
 	run(Initial)
 	path := filepath.Join(st, "src.manifest")
 	rewrite := func(fn func(e *manifest.Entry)) []*manifest.Entry {

@@ -72,14 +72,7 @@ func TestCatchupDeletesInParallel(t *testing.T) {
 		}
 		write(fmt.Sprintf("q%02d/tree/sub/x", d))
 	}
-	run := func(kind Kind) *Result {
-		t.Helper()
-		res, err := Run(context.Background(), Options{Kind: kind, Src: src, Dst: dst, Source: &tree.Local{Root: src}, StateDir: st})
-		if err != nil || res.Stats.Failed != 0 {
-			t.Fatalf("%v: %v %+v", kind, err, res)
-		}
-		return res
-	}
+	run := func(kind Kind) *Result { return mustRun(t, Options{Kind: kind, Src: src, Dst: dst, StateDir: st}) }
 	run(Initial)
 	gone := 0
 	for d := range 12 {
@@ -116,4 +109,16 @@ func TestCatchupDeletesInParallel(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("destination after the catch-up:\n%q\nwant\n%q", got, want)
 	}
+}
+
+// mustRun runs a pass from the local tree o.Src and fails the test unless
+// every file got through.
+func mustRun(t *testing.T, o Options) *Result {
+	t.Helper()
+	o.Source = &tree.Local{Root: o.Src}
+	res, err := Run(context.Background(), o)
+	if err != nil || res.Stats.Failed != 0 {
+		t.Fatalf("%v: %v %+v", o.Kind, err, res)
+	}
+	return res
 }

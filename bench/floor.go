@@ -115,7 +115,7 @@ func (p *floorProbe) dir(dir string) ([]string, error) {
 		// kernel wrote them NUL-terminated: no string per entry.
 		for off := 0; off+19 < n; {
 			reclen := int(binary.NativeEndian.Uint16(p.dirbuf[off+16:]))
-			if reclen < 20 || off+reclen > n {
+			if reclen < 24 || off+reclen > n { // 24: the smallest record, 8-byte aligned
 				return nil, fmt.Errorf("getdents %s: bad record length %d", dir, reclen)
 			}
 			name := p.dirbuf[off+19 : off+reclen]

@@ -303,14 +303,19 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	var old manifest.Iterator = manifest.Empty
 	if o.Kind == Catchup {
 		var it manifest.Iterator
+		// Decoded beside the scans: a remote source's file list takes a
+		// while to arrive, and the merge then finds the manifest ready.
+		ahead := 64 << 10
 		if p.local != nil && srcCache != manifest.Empty {
 			// One decoding of the last source manifest serves both the local
 			// scanner's hash cache and the merge below, each at its pace.
 			// Both follow the local scan, so decoding far ahead of it only
-			// grows the heap: 4k entries, not the 64k a remote source needs.
-			ahead := manifest.ReadAhead(srcCache, 4<<10)
-			defer ahead.Close()
-			cache, merge := manifest.Tee(ahead)
+			// grows the heap (the Tee keeps what the merge's read-ahead has
+			// taken until the scanner passes it): 4k entries.
+			ahead = 4 << 10
+			dec := manifest.ReadAhead(srcCache, ahead)
+			defer dec.Close()
+			cache, merge := manifest.Tee(dec)
 			srcCache, it = cache, merge
 		} else {
 			var closeC func()
@@ -328,11 +333,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			defer r.Close()
 			olds = append(olds, manifest.Prefix{It: r})
 		}
-		// Decoded beside the scans: a remote source's file list takes a
-		// while to arrive, and the merge then finds the manifest ready.
-		ahead := manifest.ReadAhead(manifest.Union(olds...), 64<<10)
-		defer ahead.Close()
-		old = ahead
+		u := manifest.ReadAhead(manifest.Union(olds...), ahead)
+		defer u.Close()
+		old = u
 	}
 
 	ns := p.xattrNS()

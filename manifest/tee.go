@@ -1,17 +1,12 @@
 package manifest
 
-import (
-	"errors"
-	"sync"
-)
-
-var errReleased = errors.New("manifest: Next on a released Tee side")
+import "sync"
 
 // Tee lets two consumers, on any goroutines, read one Iterator at their own
 // pace: each entry is taken from it once and kept until both have passed
 // it. The consumers share the entries, so neither may modify them. Memory
-// is the gap between the two; a consumer that stops early must call
-// Release, or every entry the other reads afterwards is kept.
+// is the gap between the two: entries one side has read stay until the
+// other reads them or the Tee is dropped.
 func Tee(it Iterator) (*TeeSide, *TeeSide) {
 	t := &tee{it: it}
 	a, b := &TeeSide{t: t}, &TeeSide{t: t}
@@ -30,9 +25,8 @@ type tee struct {
 
 // TeeSide is one consumer's view of a Tee.
 type TeeSide struct {
-	t        *tee
-	pos      int // index of the next entry for this side
-	released bool
+	t   *tee
+	pos int // index of the next entry for this side
 }
 
 // Next implements Iterator.
@@ -40,9 +34,6 @@ func (s *TeeSide) Next() (*Entry, error) {
 	t := s.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s.released {
-		return nil, errReleased
-	}
 	if s.pos == t.base+len(t.buf) {
 		if t.err != nil {
 			return nil, t.err
@@ -60,33 +51,15 @@ func (s *TeeSide) Next() (*Entry, error) {
 	return e, nil
 }
 
-// Release says this side reads no more: the other no longer keeps entries
-// for it.
-func (s *TeeSide) Release() {
-	s.t.mu.Lock()
-	defer s.t.mu.Unlock()
-	s.released = true
-	s.t.trim()
-}
-
-// trim drops the entries both live sides have passed; called with mu held.
+// trim drops the entries both sides have passed; called with mu held.
 func (t *tee) trim() {
-	low := -1
-	for _, s := range t.sides {
-		if !s.released && (low < 0 || s.pos < low) {
-			low = s.pos
-		}
-	}
-	if low < 0 {
-		low = t.base + len(t.buf)
-	}
-	n := low - t.base
+	n := min(t.sides[0].pos, t.sides[1].pos) - t.base
 	if n <= 0 {
 		return
 	}
 	clear(t.buf[:n])
 	t.buf = t.buf[n:]
-	t.base = low
+	t.base += n
 	if len(t.buf) == 0 {
 		t.buf = t.buf[:0:0] // let the old array go once drained
 	}

@@ -151,7 +151,7 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	var st xferStats
 	basis := mode != DeltaNever && j.d != nil && j.d.Type == manifest.TypeFile && j.d.Size > 0
 	useBasis := basis && (mode == DeltaAlways || w.p.local == nil)
-	var src *os.File
+	var src *fsx.File
 	var before *unix.Stat_t
 	if w.p.local != nil && !useBasis {
 		// Local whole-file copy: read the source directly.
@@ -256,7 +256,7 @@ type opLister interface {
 func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *tmpFile, out io.Writer) (uint64, int64, xferStats, error) {
 	var st xferStats
 	req := j.request()
-	var old *os.File
+	var old *fsx.File
 	var basisSize int64
 	if useBasis {
 		f, err := scan.OpenFile(w.dstDirs, j.d.Path)

@@ -292,7 +292,7 @@ func openRead(dfd int, name string) (int, error) {
 
 // OpenFile opens the regular file rel for reading without following a
 // symlink anywhere in its path.
-func OpenFile(dirs *fsx.Dirs, rel string) (*os.File, error) {
+func OpenFile(dirs *fsx.Dirs, rel string) (*fsx.File, error) {
 	dfd, name, err := dirs.At(rel)
 	if err != nil {
 		return nil, err
@@ -301,5 +301,5 @@ func OpenFile(dirs *fsx.Dirs, rel string) (*os.File, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: rel, Err: err}
 	}
-	return os.NewFile(uintptr(fd), rel), nil
+	return fsx.NewFile(fd, rel), nil
 }

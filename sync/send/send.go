@@ -131,7 +131,7 @@ func File(ctx context.Context, dirs *fsx.Dirs, req *Request, ops io.Writer) *Res
 // Open opens the regular file req.Path for reading, never through a
 // symlink, and returns its stat as opened and, when that is no longer the
 // file req saw (size, times, inode), the file as it is now.
-func Open(dirs *fsx.Dirs, req *Request) (*os.File, *unix.Stat_t, *manifest.Entry, error) {
+func Open(dirs *fsx.Dirs, req *Request) (*fsx.File, *unix.Stat_t, *manifest.Entry, error) {
 	if TestHooks.BeforeOpen != nil {
 		TestHooks.BeforeOpen(req.Path)
 	}
@@ -140,7 +140,7 @@ func Open(dirs *fsx.Dirs, req *Request) (*os.File, *unix.Stat_t, *manifest.Entry
 		return nil, nil, nil, err
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	if err := unix.Fstat(f.Fd(), &st); err != nil {
 		f.Close()
 		return nil, nil, nil, &os.PathError{Op: "fstat", Path: req.Path, Err: err}
 	}
@@ -159,12 +159,12 @@ func Open(dirs *fsx.Dirs, req *Request) (*os.File, *unix.Stat_t, *manifest.Entry
 // Unchanged reports whether f, of which n bytes were read, is still the
 // file it was when opened (before): a file that moved while it was read
 // must not be used.
-func Unchanged(f *os.File, path string, before *unix.Stat_t, n int64) (bool, error) {
+func Unchanged(f *fsx.File, path string, before *unix.Stat_t, n int64) (bool, error) {
 	if TestHooks.AfterRead != nil {
 		TestHooks.AfterRead(path)
 	}
 	var after unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+	if err := unix.Fstat(f.Fd(), &after); err != nil {
 		return false, &os.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	return after.Size == before.Size && after.Mtim == before.Mtim && n == before.Size, nil

@@ -61,6 +61,7 @@ type outFrame struct {
 	t       wire.Type
 	stream  uint32
 	payload []byte
+	chunk   bool // payload is a chunk of chunkPool: the write loop returns it
 }
 
 // Options configure a connection.
@@ -151,8 +152,12 @@ func (c *Conn) fail(err error) {
 
 // send queues a frame; payload must not be modified afterwards.
 func (c *Conn) send(t wire.Type, stream uint32, payload []byte) error {
-	if len(payload) > wire.MaxPayload {
-		return fmt.Errorf("internal error: %s frame of %d bytes", t, len(payload))
+	return c.queue(outFrame{t, stream, payload, false})
+}
+
+func (c *Conn) queue(f outFrame) error {
+	if len(f.payload) > wire.MaxPayload {
+		return fmt.Errorf("internal error: %s frame of %d bytes", f.t, len(f.payload))
 	}
 	select {
 	case <-c.done:
@@ -160,7 +165,7 @@ func (c *Conn) send(t wire.Type, stream uint32, payload []byte) error {
 	default:
 	}
 	select {
-	case c.out <- outFrame{t, stream, payload}:
+	case c.out <- f:
 		return nil
 	case <-c.done:
 		return c.closedErr()
@@ -188,7 +193,7 @@ func (c *Conn) failAfterError(err error) {
 		msg = msg[:4096]
 	}
 	select {
-	case c.out <- outFrame{wire.TError, 0, []byte(msg)}:
+	case c.out <- outFrame{wire.TError, 0, []byte(msg), false}:
 		// The write loop fails the connection once the message is out.
 		select {
 		case <-c.done:
@@ -215,11 +220,14 @@ func (c *Conn) writeLoop() {
 			c.fail(fmt.Errorf("%s: send: %w", c.name, err))
 			return
 		}
-		if _, err := bw.Write(f.payload); err != nil {
+		if err := writePayload(bw, c.rw, f.payload); err != nil {
 			c.fail(fmt.Errorf("%s: send: %w", c.name, err))
 			return
 		}
 		c.wbytes.Add(int64(len(hdr) + len(f.payload)))
+		if f.chunk {
+			putChunk(f.payload)
+		}
 		if len(c.out) == 0 || f.t == wire.TError || f.t == wire.TResult {
 			if err := bw.Flush(); err != nil {
 				c.fail(fmt.Errorf("%s: send: %w", c.name, err))
@@ -237,6 +245,22 @@ func (c *Conn) writeLoop() {
 			}
 		}
 	}
+}
+
+// directWrite: payloads this large skip the write buffer (what is buffered
+// goes first), which saves copying every byte of file data once more.
+const directWrite = 64 << 10
+
+func writePayload(bw *bufio.Writer, w io.Writer, p []byte) error {
+	if len(p) < directWrite {
+		_, err := bw.Write(p)
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(p)
+	return err
 }
 
 func (c *Conn) readLoop() {
@@ -335,17 +359,16 @@ func (c *Conn) newID() uint32 {
 	return c.nextID
 }
 
-// compressChunk returns the frame for a chunk of file data.
-func (c *Conn) dataFrame(p []byte) (wire.Type, []byte) {
-	b := append([]byte(nil), p...)
-	if !c.compress || len(p) < 512 {
-		return wire.TData, b
+// dataFrame returns the frame for p, a chunk of file data from chunkPool:
+// p itself, which the frame then owns (chunk), or its compressed form.
+func (c *Conn) dataFrame(p []byte) (t wire.Type, payload []byte, chunk bool) {
+	if c.compress && len(p) >= 512 {
+		z := c.zenc.EncodeAll(p, make([]byte, 0, len(p)/2))
+		if len(z) < len(p)*9/10 {
+			return wire.TDataZ, z, false
+		}
 	}
-	z := c.zenc.EncodeAll(p, make([]byte, 0, len(p)/2))
-	if len(z) < len(p)*9/10 {
-		return wire.TDataZ, z
-	}
-	return wire.TData, b
+	return wire.TData, p, true
 }
 
 // context returns a context cancelled when the connection ends.

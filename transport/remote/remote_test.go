@@ -278,3 +278,58 @@ func TestCompressedData(t *testing.T) {
 		}
 	}
 }
+
+// File data crosses in pooled chunks that a frame owns until it is written
+// (serving end) or read (receiving end). Many files of distinct content, of
+// sizes around the chunk size, sent by every sender at once, must arrive
+// byte for byte, compressed or not.
+func TestChunkedFilesArriveWhole(t *testing.T) {
+	src := t.TempDir()
+	sizes := []int{0, 1, 511, 512, directWrite - 1, directWrite, wire.ChunkSize - 1, wire.ChunkSize, wire.ChunkSize + 1, 3*wire.ChunkSize + 17}
+	files := map[string]string{}
+	for i := range 40 {
+		size := sizes[i%len(sizes)]
+		b := make([]byte, size)
+		x := uint32(i*2654435761 + 1)
+		for j := range b {
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			b[j] = byte(x)
+			if i%2 == 1 && j%64 != 0 {
+				b[j] = 'a' + byte(i) // compressible
+			}
+		}
+		files["d"+itoa(i%5)+"/f"+itoa(i)] = string(b)
+	}
+	writeTree(t, src, files)
+	for _, z := range []bool{false, true} {
+		a, b := net.Pipe()
+		errc := make(chan error, 1)
+		go func() { errc <- Serve(context.Background(), b, ServerConfig{Resolve: anyPath}) }()
+		c, err := NewConn(a, Options{Name: "z:", Compress: z})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.OpenSource(context.Background(), src, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := t.TempDir()
+		res, err := engine.Run(context.Background(), engine.Options{Kind: engine.Initial, Src: "z:", Dst: dst, Source: s, StateDir: filepath.Join(t.TempDir(), "st")})
+		if err != nil {
+			t.Fatalf("compress %v: %v", z, err)
+		}
+		c.Close()
+		<-errc
+		if res.Stats.Failed != 0 || res.Stats.Files != int64(len(files)) {
+			t.Fatalf("compress %v: stats %+v, want %d files and no failures", z, res.Stats, len(files))
+		}
+		for name, body := range files {
+			got, err := os.ReadFile(filepath.Join(dst, name))
+			if err != nil || string(got) != body {
+				t.Fatalf("compress %v: %s arrived with %d bytes (%v), want %d", z, name, len(got), err, len(body))
+			}
+		}
+	}
+}

@@ -146,13 +146,13 @@ func (s *servedSource) sender() {
 		select {
 		case j := <-s.reqs:
 			testHookSend()
-			w := &dataWriter{c: s.c, id: j.id, buf: (*chunkPool.Get().(*[]byte))[:0]}
+			w := &dataWriter{c: s.c, id: j.id, buf: getChunk()}
 			res := s.local.Send(s.ctx, j.req, w)
 			var err error
 			if res.Status == send.OK {
 				err = w.flush()
 			}
-			chunkPool.Put(&w.buf)
+			putChunk(w.buf)
 			if err != nil {
 				return
 			}
@@ -172,7 +172,19 @@ type dataWriter struct {
 	buf []byte
 }
 
+// chunkPool holds the buffers file data is framed in. A full buffer
+// becomes the payload of its frame as it is (no copy) and the write loop
+// puts it back once written.
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, wire.ChunkSize); return &b }}
+
+func getChunk() []byte { return (*chunkPool.Get().(*[]byte))[:0] }
+
+func putChunk(b []byte) {
+	if cap(b) == wire.ChunkSize {
+		b = b[:0]
+		chunkPool.Put(&b)
+	}
+}
 
 func (w *dataWriter) Write(p []byte) (int, error) {
 	n := len(p)
@@ -193,9 +205,13 @@ func (w *dataWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	t, payload := w.c.dataFrame(w.buf)
-	w.buf = w.buf[:0]
-	return w.c.send(t, w.id, payload)
+	t, payload, chunk := w.c.dataFrame(w.buf)
+	if chunk {
+		w.buf = getChunk() // the frame owns the old one now
+	} else {
+		w.buf = w.buf[:0]
+	}
+	return w.c.queue(outFrame{t, w.id, payload, chunk})
 }
 
 // servedScan streams one scan under the peer's credit.

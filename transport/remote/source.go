@@ -476,7 +476,8 @@ type fetchReply struct {
 	ctx      context.Context
 	path     string
 	ch       chan []byte
-	cur      []byte
+	cur      []byte // what Read has not returned yet, of buf
+	buf      []byte
 	end      []byte
 	once     sync.Once
 	gone     chan struct{}
@@ -490,7 +491,7 @@ func (r *fetchReply) dispatch(c *Conn, f wire.Frame) error {
 		r.once.Do(func() { close(r.ch) })
 		return nil
 	case wire.TDataZ:
-		p, err := c.zdec.DecodeAll(f.Payload, make([]byte, 0, wire.ChunkSize))
+		p, err := c.zdec.DecodeAll(f.Payload, getChunk())
 		if err != nil {
 			return fmt.Errorf("%w: compressed data for %q: %v", wire.ErrProtocol, r.path, err)
 		}
@@ -499,7 +500,11 @@ func (r *fetchReply) dispatch(c *Conn, f wire.Frame) error {
 		}
 		r.deliver(c, p)
 	default:
-		r.deliver(c, append([]byte(nil), f.Payload...))
+		if len(f.Payload) >= directWrite && len(f.Payload) <= wire.ChunkSize {
+			r.deliver(c, append(getChunk(), f.Payload...))
+		} else {
+			r.deliver(c, append([]byte(nil), f.Payload...))
+		}
 	}
 	return nil
 }
@@ -525,7 +530,8 @@ func (r *fetchReply) Read(p []byte) (int, error) {
 	for len(r.cur) == 0 {
 		var ok bool
 		select {
-		case r.cur, ok = <-r.ch:
+		case r.buf, ok = <-r.ch:
+			r.cur = r.buf
 		case <-r.ctx.Done():
 			r.abandon()
 			return 0, r.ctx.Err()
@@ -539,6 +545,10 @@ func (r *fetchReply) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
+	if len(r.cur) == 0 {
+		putChunk(r.buf) // by its capacity: only chunks of chunkPool go back
+		r.cur, r.buf = nil, nil
+	}
 	return n, nil
 }
 
@@ -547,10 +557,11 @@ func (r *fetchReply) Result() (*send.Result, error) {
 drain:
 	for {
 		select {
-		case _, ok := <-r.ch:
+		case p, ok := <-r.ch:
 			if !ok {
 				break drain
 			}
+			putChunk(p)
 		case <-r.ctx.Done():
 			r.abandon()
 			return nil, r.ctx.Err()

@@ -17,6 +17,7 @@ import (
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/wire"
+	"golang.org/x/sys/unix"
 )
 
 // Module is a directory a daemon serves under a name.
@@ -111,7 +112,17 @@ func ServeStdio(ctx context.Context, in io.Reader, out io.Writer, log io.Writer)
 	if in == nil || out == nil {
 		return errors.New("no standard input or output to serve on")
 	}
-	rw := &stdio{in, out}
+	rw := &stdio{Reader: in, w: out}
+	if f, ok := in.(*os.File); ok {
+		if p := rw.pollable(f); p != nil {
+			rw.Reader = p
+		}
+	}
+	if f, ok := out.(*os.File); ok {
+		if p := rw.pollable(f); p != nil {
+			rw.w = p
+		}
+	}
 	return remote.Serve(ctx, rw, remote.ServerConfig{Log: log, Resolve: func(req *wire.OpenRequest) (string, error) {
 		p := req.Path
 		if p == "~" || strings.HasPrefix(p, "~/") {
@@ -131,6 +142,35 @@ func ServeStdio(ctx context.Context, in io.Reader, out io.Writer, log io.Writer)
 type stdio struct {
 	io.Reader
 	w io.Writer
+	// What pollable replaced: made blocking again and closed last.
+	orig []*os.File
+}
+
+// pollable returns a duplicate of f that the Go runtime waits on with
+// epoll, when f is a pipe or a socket (what a remote shell connects us
+// with), or nil. Read and written as given, the descriptor blocks: a read
+// waiting for the next request holds an OS thread, and the scheduler
+// hands the rest of the work to another thread each time. rsync's server
+// makes its descriptors non-blocking too. The flag belongs to the open
+// pipe, which f shares: Close clears it again once the duplicate is closed.
+func (s *stdio) pollable(f *os.File) *os.File {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil
+	}
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFIFO && t != unix.S_IFSOCK {
+		return nil
+	}
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil
+	}
+	s.orig = append(s.orig, f)
+	return os.NewFile(uintptr(fd), f.Name())
 }
 
 func (s *stdio) Write(p []byte) (int, error) { return s.w.Write(p) }
@@ -142,6 +182,10 @@ func (s *stdio) Close() error {
 	}
 	if c, ok := s.Reader.(io.Closer); ok {
 		c.Close()
+	}
+	for _, f := range s.orig {
+		unix.SetNonblock(int(f.Fd()), false)
+		f.Close()
 	}
 	return nil
 }

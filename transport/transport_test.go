@@ -2,15 +2,19 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/wire"
+	"golang.org/x/sys/unix"
 )
 
 func TestParse(t *testing.T) {
@@ -133,4 +137,113 @@ func TestDaemonRefusals(t *testing.T) {
 	if n != 2 {
 		t.Errorf("scan of the module returned %d entries, want 2", n)
 	}
+}
+
+// shellPipe returns a pipe whose end for the server blocks, as a remote
+// shell hands it to msync serve --stdio, and whose end for the client is
+// non-blocking, as exec makes it. serverReads says which end is which.
+func shellPipe(t *testing.T, serverReads bool) (r, w *os.File) {
+	t.Helper()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	client := p[0]
+	if serverReads {
+		client = p[1]
+	}
+	if err := unix.SetNonblock(client, true); err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(p[0]), "pipe-r"), os.NewFile(uintptr(p[1]), "pipe-w")
+}
+
+func nonblocking(t *testing.T, fd int) bool {
+	t.Helper()
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl&unix.O_NONBLOCK != 0
+}
+
+type pipeConn struct {
+	*os.File // read end
+	w        *os.File
+}
+
+func (p pipeConn) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p pipeConn) Close() error                { p.w.Close(); return p.File.Close() }
+
+// serve --stdio on pipes: served through the runtime poller (the pipes made
+// non-blocking while it serves), blocking again once it is done, and the
+// client sees the end when the server closes.
+func TestServeStdioOnPipes(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("served"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inR, inW := shellPipe(t, true)    // client -> server
+	outR, outW := shellPipe(t, false) // server -> client
+	// Descriptors of the test's own that share the server's open pipes.
+	watchIn, err := unix.Dup(int(inR.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(watchIn)
+	watchOut, err := unix.Dup(int(outW.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ServeStdio(ctx, inR, outW, io.Discard) }()
+	c, err := remote.NewConn(pipeConn{outR, inW}, remote.Options{Name: "stdio"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !nonblocking(t, watchIn) || !nonblocking(t, watchOut) {
+		t.Error("serving on pipes that still block")
+	}
+	s, err := c.OpenSource(ctx, root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := s.Scan(ctx, tree.ScanConfig{Hash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for {
+		e, err := sc.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, e.Path)
+	}
+	sc.Close()
+	if strings.Join(names, ",") != ",f" {
+		t.Errorf("scanned %q, want the root and f", names)
+	}
+	c.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ServeStdio: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeStdio still running after the client closed")
+	}
+	if nonblocking(t, watchIn) || nonblocking(t, watchOut) {
+		t.Error("the pipes stayed non-blocking after serving")
+	}
+	// Both of the server's ends are closed: a client sees the end.
+	if _, err := outW.Write([]byte("x")); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("server's reply end after serving: write = %v, want closed", err)
+	}
+	if _, err := inR.Read(make([]byte, 1)); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("server's request end after serving: read = %v, want closed", err)
+	}
+	unix.Close(watchOut)
 }

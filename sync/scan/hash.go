@@ -237,15 +237,11 @@ func HashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte
 // hashFile is HashFile with newHash's digest (its first 8 bytes, little
 // endian) instead of xxhash64 when newHash is set.
 func hashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte, newHash func() hash.Hash) (uint64, int64, error) {
-	dfd, name, err := dirs.At(e.Path)
+	f, err := OpenFile(dirs, e.Path)
 	if err != nil {
 		return 0, 0, err
 	}
-	fd, err := openRead(dfd, name)
-	if err != nil {
-		return 0, 0, &os.PathError{Op: "open", Path: e.Path, Err: err}
-	}
-	defer unix.Close(fd)
+	defer f.Close()
 	var h hash.Hash = xxhash.New()
 	if newHash != nil {
 		h = newHash()
@@ -255,21 +251,18 @@ func hashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte
 		if err := ctx.Err(); err != nil {
 			return 0, n, err
 		}
-		m, err := unix.Read(fd, buf[:min(int64(len(buf)), e.Size-n)])
-		if err == unix.EINTR {
-			continue
+		m, err := f.Read(buf[:min(int64(len(buf)), e.Size-n)])
+		if err == io.EOF {
+			break // shorter than scanned: the fstat below reports it
 		}
 		if err != nil {
-			return 0, n, &os.PathError{Op: "read", Path: e.Path, Err: err}
-		}
-		if m == 0 {
-			break // shorter than scanned: the fstat below reports it
+			return 0, n, err
 		}
 		h.Write(buf[:m])
 		n += int64(m)
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := unix.Fstat(f.Fd(), &st); err != nil {
 		return 0, n, &os.PathError{Op: "fstat", Path: e.Path, Err: err}
 	}
 	if st.Ino != e.Inode || st.Size != n || st.Mtim.Nano() != e.Mtime {

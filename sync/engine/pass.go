@@ -42,6 +42,11 @@ type slot struct {
 	src, dst *manifest.Entry
 	job      *fileJob
 	leader   *slot // hard link follower: the dst entry is the leader's
+	// The entries at this path of the manifests being rewritten (the last
+	// committed source manifest; the destination's when trusted), when the
+	// writers keep them (manifest.Keeper). A slot with neither src nor dst
+	// only says that these entries are gone.
+	base, dbase *manifest.Entry
 }
 
 type linkKey struct{ dev, ino uint64 }
@@ -91,6 +96,21 @@ type pass struct {
 	// with aheadCtx, the transfers' context.
 	ahead    bool
 	aheadCtx context.Context
+
+	// The writers rewrite the last committed manifests only from their
+	// first difference (manifest.Keeper); a pass that changed nothing
+	// keeps the files. srcBase and dstBase open them (nil: not kept).
+	srcBase, dstBase func() (manifest.Iterator, func(), error)
+	curM, curD       *manifest.Entry // their entries at the merge's path
+	emitted          bool            // handle sent a slot for that path
+	srcKept, dstKept bool            // set by writeManifests
+}
+
+// emit sends the slot of the merge's current path to the manifest writer.
+func (p *pass) emit(sl *slot) {
+	sl.base, sl.dbase = p.curM, p.curD
+	p.emitted = true
+	p.slots <- sl
 }
 
 // maxHeldLogged is how many entries left alone by a class's rules a pass
@@ -281,6 +301,19 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		return nil, err
 	}
 	defer closeA()
+	reopen := func(side state.Side) func() (manifest.Iterator, func(), error) {
+		return func() (manifest.Iterator, func(), error) {
+			r, err := st.OpenManifest(side)
+			if err == nil && r == nil {
+				err = fmt.Errorf("%s manifest: %w", side, os.ErrNotExist)
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, func() { r.Close() }, nil
+		}
+	}
+	hadSrc := srcCache != manifest.Empty
 	dstCache, closeB, err := open(state.Dest)
 	if err != nil {
 		return nil, err
@@ -301,6 +334,10 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		fmt.Fprintln(o.Log, "msync: the previous pass was interrupted; this pass completes it")
 	}
 	var old manifest.Iterator = manifest.Empty
+	if o.Kind == Catchup && hadSrc && len(interrupted) == 0 && !o.DryRun {
+		// The merge's old entries are the committed manifest's alone.
+		p.srcBase = reopen(state.Source)
+	}
 	if o.Kind == Catchup {
 		var it manifest.Iterator
 		// Decoded beside the scans: a remote source's file list takes a
@@ -356,6 +393,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			if it != manifest.Empty {
 				dstIt = it
 				p.res.TrustedDest = true
+				if !o.DryRun {
+					p.dstBase = reopen(state.Dest)
+				}
 			}
 		}
 	}
@@ -506,7 +546,17 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 		t0 := time.Now()
 		p.popTo(path)
+		p.curM, p.curD, p.emitted = nil, nil, false
+		if p.srcBase != nil {
+			p.curM = m
+		}
+		if p.dstBase != nil {
+			p.curD = d
+		}
 		p.handle(s, d, m)
+		if !p.emitted && (p.curM != nil || p.curD != nil) {
+			p.emit(&slot{})
+		}
 		p.diffTime += time.Since(t0)
 		if s != nil {
 			// path, not s.Path: a worker may already be rewriting *s
@@ -591,11 +641,19 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 				return p.res, fmt.Errorf("sync destination file system: %w", err)
 			}
 		}
-		if err := commitFile(srcPF, st.ManifestPath(state.Source)); err != nil {
+		// A manifest the pass did not change stays as committed.
+		if p.srcKept {
+			srcPF.Close()
+			if err := os.Remove(srcPF.Name()); err != nil {
+				return p.res, fmt.Errorf("commit source manifest: %w", err)
+			}
+		} else if err := commitFile(srcPF, st.ManifestPath(state.Source)); err != nil {
 			return p.res, fmt.Errorf("commit source manifest: %w", err)
 		}
-		if err := dstPF.CloseAtomicallyReplace(); err != nil {
-			return p.res, fmt.Errorf("commit destination manifest: %w", err)
+		if !p.dstKept {
+			if err := dstPF.CloseAtomicallyReplace(); err != nil {
+				return p.res, fmt.Errorf("commit destination manifest: %w", err)
+			}
 		}
 		p.res.Committed = true
 		if err := st.SettleInterrupted(interrupted); err != nil {
@@ -789,7 +847,7 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 			p.stack = append(p.stack, &frame{path: d.Path, deleting: parent.deleting, failed: parent.failed})
 		}
 		if s != nil && parent.failed {
-			p.slots <- &slot{src: s}
+			p.emit(&slot{src: s})
 		}
 		return
 	}
@@ -814,18 +872,18 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 			}
 			p.mu.Unlock()
 			// What msync put there before (m) stays its to delete later.
-			p.slots <- &slot{src: m, dst: d}
+			p.emit(&slot{src: m, dst: d})
 			return
 		}
 	}
 	if s.Type == manifest.TypeSocket {
 		p.note(s.Path, "sockets are not copied")
-		p.slots <- &slot{src: s, dst: d}
+		p.emit(&slot{src: s, dst: d})
 		return
 	}
 	if (s.Type == manifest.TypeChar || s.Type == manifest.TypeBlock) && !p.root {
 		p.note(s.Path, "device nodes need root")
-		p.slots <- &slot{src: s, dst: d}
+		p.emit(&slot{src: s, dst: d})
 		return
 	}
 	if d != nil && !sameType(s, d) {
@@ -836,7 +894,7 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 				if d.Type == manifest.TypeDir {
 					p.stack = append(p.stack, &frame{path: d.Path, failed: true})
 				}
-				p.slots <- &slot{src: s, dst: d}
+				p.emit(&slot{src: s, dst: d})
 				return
 			}
 		}
@@ -891,7 +949,7 @@ func (p *pass) handleGone(d, m *manifest.Entry, parent *frame) {
 		if d.Type == manifest.TypeDir {
 			p.stack = append(p.stack, &frame{path: d.Path, incomplete: parent.incomplete})
 		}
-		p.slots <- &slot{dst: d}
+		p.emit(&slot{dst: d})
 		return
 	}
 	p.item("*deleting  ", d.Path, d.Type, "")
@@ -962,7 +1020,7 @@ func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
 		}
 	}
 	p.stack = append(p.stack, f)
-	p.slots <- &slot{src: s, dst: s}
+	p.emit(&slot{src: s, dst: s})
 }
 
 func (p *pass) handleSpecial(s, d *manifest.Entry) {
@@ -972,7 +1030,7 @@ func (p *pass) handleSpecial(s, d *manifest.Entry) {
 	}
 	same := d != nil && (s.Type != manifest.TypeSymlink || d.LinkTarget == s.LinkTarget)
 	if same {
-		p.slots <- &slot{src: s, dst: p.updateMeta(s, d, note)}
+		p.emit(&slot{src: s, dst: p.updateMeta(s, d, note)})
 		return
 	}
 	code := "c" + string(typeLetter(s.Type)) + "+++++++++"
@@ -997,7 +1055,7 @@ func (p *pass) handleSpecial(s, d *manifest.Entry) {
 			out = p.lstatDst(s)
 		}
 	}
-	p.slots <- &slot{src: s, dst: out}
+	p.emit(&slot{src: s, dst: out})
 }
 
 // lstatDst returns the destination entry of a path just written.
@@ -1034,7 +1092,7 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 		k := linkKey{s.Dev, s.Inode}
 		if l := p.leaders[k]; l != nil {
 			if d != nil && d.Type == manifest.TypeFile && l.dstIno != 0 && d.Inode == l.dstIno {
-				p.slots <- &slot{src: s, leader: l.slot}
+				p.emit(&slot{src: s, leader: l.slot})
 				return
 			}
 			p.item("hf+++++++++", s.Path, s.Type, " => "+l.path)
@@ -1043,7 +1101,7 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 			p.mu.Unlock()
 			p.links = append(p.links, pendingLink{target: l.path, path: s.Path})
 			p.dirtyParent()
-			p.slots <- &slot{src: s, leader: l.slot}
+			p.emit(&slot{src: s, leader: l.slot})
 			return
 		}
 		leader = &leaderInfo{path: s.Path}
@@ -1062,7 +1120,7 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 			s.Hash, s.HasHash = m.Hash, true
 		}
 		sl.dst = p.updateMeta(s, d, "")
-		p.slots <- sl
+		p.emit(sl)
 		return
 	}
 	code := ">f+++++++++"
@@ -1089,7 +1147,7 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 		p.o.Counters.BytesQueued.Add(s.Size)
 	}
 	if p.o.DryRun {
-		p.slots <- sl
+		p.emit(sl)
 		return
 	}
 	j := &fileJob{s: s, d: d, m: m, mode: p.o.Delta, done: make(chan struct{})}
@@ -1105,12 +1163,12 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 			top := p.stack[len(p.stack)-1]
 			top.last = append(top.last, j)
 			sl.job = j
-			p.slots <- sl
+			p.emit(sl)
 			return
 		}
 	}
 	sl.job = j
-	p.slots <- sl
+	p.emit(sl)
 	p.dispatch(j)
 }
 
@@ -1164,15 +1222,10 @@ func (p *pass) applyDirMeta(e *manifest.Entry) error {
 
 // writeManifests consumes the slots in order and writes the new manifests.
 func (p *pass) writeManifests(srcF, dstF io.Writer) error {
-	var sw, dw *manifest.Writer
-	var err error
+	var sw, dw *manifest.Keeper
 	if srcF != nil {
-		if sw, err = manifest.NewWriter(srcF); err != nil {
-			return err
-		}
-		if dw, err = manifest.NewWriter(dstF); err != nil {
-			return err
-		}
+		sw = manifest.NewKeeper(p.srcBase, func() (*manifest.Writer, error) { return manifest.NewWriter(srcF) })
+		dw = manifest.NewKeeper(p.dstBase, func() (*manifest.Writer, error) { return manifest.NewWriter(dstF) })
 	}
 	var firstErr error
 	// A deferred transfer (Rules.Last) is done only after the merge has
@@ -1201,17 +1254,27 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 		if sw == nil || firstErr != nil {
 			return
 		}
-		if sl.src != nil {
-			if err := sw.Add(sl.src); err != nil {
-				firstErr = fmt.Errorf("source manifest: %w", err)
-			}
+		var err error
+		switch {
+		case sl.src != nil:
+			err = sw.Add(sl.src, sl.base)
+		case sl.base != nil:
+			err = sw.Drop()
 		}
-		if sl.dst != nil {
+		if err != nil {
+			firstErr = fmt.Errorf("source manifest: %w", err)
+			return
+		}
+		switch {
+		case sl.dst != nil:
 			e := *sl.dst
 			e.Path = pathOf(sl)
-			if err := dw.Add(&e); err != nil {
-				firstErr = fmt.Errorf("destination manifest: %w", err)
-			}
+			err = dw.Add(&e, sl.dbase)
+		case sl.dbase != nil:
+			err = dw.Drop()
+		}
+		if err != nil {
+			firstErr = fmt.Errorf("destination manifest: %w", err)
 		}
 	}
 	for sl := range p.slots {
@@ -1232,10 +1295,14 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 	if firstErr != nil || sw == nil {
 		return firstErr
 	}
-	if err := sw.Close(); err != nil {
-		return err
+	var err error
+	if p.srcKept, err = sw.Close(); err != nil {
+		return fmt.Errorf("source manifest: %w", err)
 	}
-	return dw.Close()
+	if p.dstKept, err = dw.Close(); err != nil {
+		return fmt.Errorf("destination manifest: %w", err)
+	}
+	return nil
 }
 
 func isDone(j *fileJob) bool {

@@ -1,0 +1,166 @@
+package engine
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/msync/msync/manifest"
+	"golang.org/x/sys/unix"
+)
+
+// A catch-up that changes nothing keeps the committed manifest files (the
+// source's always, the destination's when it was trusted); one that changes
+// something, wherever in the order, writes manifests that list exactly each
+// tree, and the passes after them act on them correctly.
+func TestIdlePassesKeepTheirManifests(t *testing.T) {
+	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
+	for i := range 200 {
+		p := filepath.Join(src, fmt.Sprintf("d%d/f%03d", i%5, i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(fmt.Sprint("content ", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(src, "d0/f000"), filepath.Join(src, "d4/zz-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../d0/f000", filepath.Join(src, "d3/sym")); err != nil {
+		t.Fatal(err)
+	}
+	srcM, dstM := filepath.Join(st, "src.manifest"), filepath.Join(st, "dst.manifest")
+	ino := func(p string) uint64 {
+		t.Helper()
+		var s unix.Stat_t
+		if err := unix.Stat(p, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.Ino
+	}
+	run := func(trust bool) *Result {
+		t.Helper()
+		res := mustRun(t, Options{Kind: Catchup, Src: src, Dst: dst, StateDir: st, TrustDest: trust})
+		if _, err := os.Stat(srcM + ".pending"); !os.IsNotExist(err) {
+			t.Fatalf("a pending manifest is left after the pass: %v", err)
+		}
+		return res
+	}
+	// listed checks that manifest path lists exactly the tree root.
+	listed := func(stage, path, root string) {
+		t.Helper()
+		r, err := manifest.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		es, err := manifest.ReadAll(r)
+		if err != nil {
+			t.Fatalf("%s: %v", stage, err)
+		}
+		var got, want []string
+		for _, e := range es {
+			got = append(got, e.Path)
+		}
+		filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+			rel, _ := filepath.Rel(root, p)
+			if rel == "." {
+				rel = ""
+			}
+			want = append(want, rel)
+			return err
+		})
+		slices.SortFunc(want, manifest.Compare)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: %s lists %d paths, the tree has %d:\n%q\n%q", stage, filepath.Base(path), len(got), len(want), got, want)
+		}
+	}
+	mustRun(t, Options{Kind: Initial, Src: src, Dst: dst, StateDir: st})
+	s0, d0 := ino(srcM), ino(dstM)
+
+	run(false)
+	if ino(srcM) != s0 {
+		t.Error("an idle catch-up rewrote the source manifest")
+	}
+	if ino(dstM) == d0 {
+		t.Error("a catch-up that scanned the destination kept its old manifest")
+	}
+	d0 = ino(dstM)
+	run(true)
+	if ino(srcM) != s0 || ino(dstM) != d0 {
+		t.Error("an idle --trust-dest catch-up rewrote a manifest")
+	}
+
+	// One change per pass, first, in the middle, last, and of each kind:
+	// the manifests are rewritten from there and list the trees exactly.
+	changes := []struct {
+		name string
+		do   func() error
+	}{
+		{"first entry's mode", func() error { return os.Chmod(src, 0o750) }},
+		{"middle file deleted", func() error { return os.Remove(filepath.Join(src, "d2/f102")) }},
+		{"middle file appended", func() error {
+			return os.WriteFile(filepath.Join(src, "d2/f107"), []byte("content 107 and more"), 0o644)
+		}},
+		{"file added", func() error { return os.WriteFile(filepath.Join(src, "d1/new"), []byte("new"), 0o644) }},
+		{"last entry deleted", func() error { return os.Remove(filepath.Join(src, "d4/zz-link")) }},
+		{"directory deleted", func() error { return os.RemoveAll(filepath.Join(src, "d3")) }},
+	}
+	for _, c := range changes {
+		if err := c.do(); err != nil {
+			t.Fatal(err)
+		}
+		res := run(true)
+		if res.Stats.Changed() == 0 {
+			t.Fatalf("%s: the pass saw no change", c.name)
+		}
+		if ino(srcM) == s0 || ino(dstM) == d0 {
+			t.Fatalf("%s: a manifest was kept", c.name)
+		}
+		s0, d0 = ino(srcM), ino(dstM)
+		listed(c.name, srcM, src)
+		listed(c.name, dstM, dst)
+		// And the next pass, idle, keeps what this one wrote.
+		run(true)
+		if ino(srcM) != s0 || ino(dstM) != d0 {
+			t.Fatalf("%s: the idle pass after it rewrote a manifest", c.name)
+		}
+	}
+	// The destination followed every change.
+	mustRun(t, Options{Kind: Catchup, Src: src, Dst: dst, StateDir: st})
+	listed("final scan", dstM, dst)
+	listed("final scan", dstM, src)
+
+	// An entry of the last source manifest that neither tree has (its
+	// parent unchanged) is dropped: the only difference of the pass.
+	r, err := manifest.Open(srcM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := manifest.ReadAll(r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost := *es[len(es)-1]
+	ghost.Path = filepath.Dir(ghost.Path) + "/zzz-ghost"
+	es = append(es, &ghost)
+	f, err := os.Create(srcM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := manifest.NewWriter(f)
+	for _, e := range es {
+		if err := w.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	run(true)
+	listed("ghost entry", srcM, src)
+}

@@ -400,63 +400,56 @@ func (s *Scanner) listXattrs(dirs *fsx.Dirs, rel string) ([]manifest.Xattr, erro
 	return fsx.ListXattrs(fsx.ProcPath(dfd, name), s.cfg.Xattrs)
 }
 
-// list reads directory dir and lstats its children, sorted by name.
+// dirBufs hold getdents records for list.
+var dirBufs = sync.Pool{New: func() any { b := make([]byte, fsx.DirBufSize); return &b }}
+
+// list reads directory dir and lstats its children, sorted by name. Names
+// are lstat'ed in the directory's order, straight from the getdents buffer;
+// each costs one string, its path.
 func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 	fd, err := dirs.Dir(dir)
 	if err != nil {
 		return nil, err
 	}
-	dup, err := unix.Dup(fd)
-	if err != nil {
-		return nil, &os.PathError{Op: "dup", Path: s.root.Join(dir), Err: err}
+	prefix := ""
+	if dir != "" {
+		prefix = dir + "/"
 	}
-	f := os.NewFile(uintptr(dup), s.root.Join(dir))
-	_, _ = f.Seek(0, io.SeekStart)
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read directory %s: %w", s.root.Join(dir), err)
-	}
-	slices.Sort(names)
-	out := make([]*manifest.Entry, 0, len(names))
-	for _, name := range names {
-		rel := name
-		if dir != "" {
-			rel = dir + "/" + name
-		}
+	bp := dirBufs.Get().(*[]byte)
+	defer dirBufs.Put(bp)
+	var out []*manifest.Entry
+	var temps []string
+	err = fsx.ReadDir(fd, *bp, func(cname []byte) error {
+		rel := prefix + string(cname[:len(cname)-1])
+		name := rel[len(prefix):]
 		if IsTemp(name) {
-			s.mu.Lock()
-			if s.temps == nil {
-				s.temps = map[string][]string{}
-			}
-			s.temps[dir] = append(s.temps[dir], rel)
-			s.mu.Unlock()
-			continue
+			temps = append(temps, rel)
+			return nil
 		}
 		if len(name) > manifest.MaxNameLen || len(rel) > manifest.MaxPathLen {
 			s.problem(rel, fmt.Errorf("%s: name too long", s.root.Join(rel)))
-			continue
+			return nil
 		}
 		var st unix.Stat_t
-		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := fsx.Lstatat(fd, cname, &st); err != nil {
 			if err == unix.ENOENT {
-				continue // vanished between readdir and lstat: not there now
+				return nil // vanished between readdir and lstat: not there now
 			}
 			s.problem(rel, &os.PathError{Op: "lstat", Path: s.root.Join(rel), Err: err})
-			continue
+			return nil
 		}
 		e := FromStat(rel, &st)
 		if s.cfg.Exclude.Excluded(rel, e.Type == manifest.TypeDir) {
-			continue
+			return nil
 		}
 		if e.Type == manifest.TypeSymlink {
 			t, err := readlinkat(fd, name, st.Size)
 			if err != nil {
 				if errors.Is(err, unix.ENOENT) {
-					continue
+					return nil
 				}
 				s.problem(rel, &os.PathError{Op: "readlink", Path: s.root.Join(rel), Err: err})
-				continue
+				return nil
 			}
 			e.LinkTarget = t
 			e.Size = int64(len(t))
@@ -469,6 +462,22 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 			e.Xattrs = xs
 		}
 		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", s.root.Join(dir), err)
+	}
+	// One directory's paths share their prefix: byte order of the paths is
+	// the byte order of the names.
+	slices.SortFunc(out, func(a, b *manifest.Entry) int { return strings.Compare(a.Path, b.Path) })
+	if len(temps) > 0 {
+		slices.Sort(temps)
+		s.mu.Lock()
+		if s.temps == nil {
+			s.temps = map[string][]string{}
+		}
+		s.temps[dir] = append(s.temps[dir], temps...)
+		s.mu.Unlock()
 	}
 	return out, nil
 }

@@ -101,9 +101,30 @@ type pass struct {
 	// first difference (manifest.Keeper); a pass that changed nothing
 	// keeps the files. srcBase and dstBase open them (nil: not kept).
 	srcBase, dstBase func() (manifest.Iterator, func(), error)
-	curM, curD       *manifest.Entry // their entries at the merge's path
-	emitted          bool            // handle sent a slot for that path
-	srcKept, dstKept bool            // set by writeManifests
+	curM, curD       *manifest.Entry  // their entries at the merge's path
+	oldDst           *manifest.Peeker // the destination's when it is scanned
+	emitted          bool             // handle sent a slot for that path
+	srcKept, dstKept bool             // set by writeManifests
+}
+
+// oldDstAt returns the last destination manifest's entry at path (nil if
+// it has none), after sending the writer a slot that drops each entry
+// before it: paths the destination scan no longer has. "\x00" drains it.
+func (p *pass) oldDstAt(path string) (*manifest.Entry, error) {
+	for {
+		o, err := p.oldDst.Peek()
+		if err != nil {
+			return nil, fmt.Errorf("destination manifest: %w", err)
+		}
+		if o == nil || path != "\x00" && manifest.Compare(o.Path, path) > 0 {
+			return nil, nil
+		}
+		p.oldDst.Take()
+		if o.Path == path {
+			return o, nil
+		}
+		p.slots <- &slot{dbase: o}
+	}
 }
 
 // emit sends the slot of the merge's current path to the manifest writer.
@@ -400,7 +421,18 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 	}
 	if dstExists && !p.res.TrustedDest {
-		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: p.exclude, Xattrs: ns, Prev: dstCache})
+		prev := dstCache
+		if dstCache != manifest.Empty && !o.DryRun {
+			// One decoding of the last destination manifest serves the
+			// scanner's cache and the writer's base (manifest.Keeper),
+			// as on the source side.
+			dec := manifest.ReadAhead(dstCache, 4<<10)
+			defer dec.Close()
+			cache, base := manifest.Tee(dec)
+			prev, p.oldDst = cache, manifest.NewPeeker(base)
+			p.dstBase = reopen(state.Dest)
+		}
+		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: p.exclude, Xattrs: ns, Prev: prev})
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
 		}
@@ -550,8 +582,16 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		if p.srcBase != nil {
 			p.curM = m
 		}
-		if p.dstBase != nil {
-			p.curD = d
+		switch {
+		case p.oldDst != nil:
+			if p.curD, err = p.oldDstAt(path); err != nil {
+				loopErr = err
+			}
+		case p.dstBase != nil:
+			p.curD = d // the trusted manifest is the destination's stream
+		}
+		if loopErr != nil {
+			break
 		}
 		p.handle(s, d, m)
 		if !p.emitted && (p.curM != nil || p.curD != nil) {
@@ -562,6 +602,12 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			// path, not s.Path: a worker may already be rewriting *s
 			// (a file that changed since the scan).
 			p.prevSrc = path
+		}
+	}
+	if loopErr == nil && p.oldDst != nil {
+		// What is left of the last destination manifest is gone.
+		if _, err := p.oldDstAt("\x00"); err != nil {
+			loopErr = err
 		}
 	}
 	if loopErr != nil || ctx.Err() != nil {

@@ -152,6 +152,15 @@ func TestInitialAndCatchupAreExact(t *testing.T) {
 			if code != 1 || !strings.Contains(out, "* page (content)") {
 				t.Fatalf("verify of corrupted copy: exit %d\n%s", code, out)
 			}
+			// An xattr changed at the destination only, on a file (read by
+			// the hasher through its descriptor) and on a directory (read
+			// by the scanner): verify names both.
+			must(t, unix.Setxattr(dst+"/big.bin", "user.added", []byte("2"), 0))
+			must(t, unix.Setxattr(dst+"/deep", "user.dir", []byte{9}, 0))
+			code, out, _ = msync("verify", src, dst)
+			if code != 1 || !strings.Contains(out, "* big.bin (xattr)") || !strings.Contains(out, "* deep (xattr)") {
+				t.Fatalf("verify with changed xattrs: exit %d\n%s", code, out)
+			}
 		})
 	}
 }

@@ -33,11 +33,26 @@ func wanted(name string, ns []string) bool {
 // ListXattrs reads the extended attributes of path (not following a final
 // symlink) in the given namespaces, sorted by name.
 func ListXattrs(path string, ns []string) ([]manifest.Xattr, error) {
-	buf := make([]byte, 1024)
+	return listXattrs(path, ns, make([]byte, 1024), func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// ListXattrsFd is ListXattrs for the file open as fd (path names it in
+// errors): no path lookup, where the caller has the file open anyway. buf
+// (1 KiB or more) holds the list of names; it is not kept.
+func ListXattrsFd(fd int, path string, ns []string, buf []byte) ([]manifest.Xattr, error) {
+	return listXattrs(path, ns, buf, func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+func listXattrs(path string, ns []string, buf []byte, list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]manifest.Xattr, error) {
+	if len(buf) < 1024 {
+		buf = make([]byte, 1024)
+	}
 	var n int
 	for {
 		var err error
-		n, err = unix.Llistxattr(path, buf)
+		n, err = list(buf)
 		if err == unix.ERANGE {
 			buf = make([]byte, 2*len(buf))
 			if len(buf) > 1<<20 {
@@ -61,7 +76,7 @@ func ListXattrs(path string, ns []string) ([]manifest.Xattr, error) {
 		if len(name) == 0 || !wanted(string(name), ns) {
 			continue
 		}
-		val, err := getXattr(path, string(name))
+		val, err := getXattr(path, string(name), get)
 		if errors.Is(err, unix.ENODATA) {
 			continue
 		}
@@ -74,10 +89,10 @@ func ListXattrs(path string, ns []string) ([]manifest.Xattr, error) {
 	return out, nil
 }
 
-func getXattr(path, name string) ([]byte, error) {
+func getXattr(path, name string, get func(string, []byte) (int, error)) ([]byte, error) {
 	buf := make([]byte, 256)
 	for {
-		n, err := unix.Lgetxattr(path, name, buf)
+		n, err := get(name, buf)
 		if err == unix.ERANGE {
 			if len(buf) >= 1<<20 {
 				return nil, fmt.Errorf("getxattr %s %s: value too long", path, name)

@@ -3,6 +3,7 @@ package scan
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -56,11 +57,14 @@ const (
 
 // NewHasher starts hashing the entries of it with xxhash64.
 func NewHasher(ctx context.Context, root string, it manifest.Iterator, workers int, force bool) (*Hasher, error) {
-	return NewHasherDigest(ctx, root, it, workers, force, DigestXXH64)
+	return NewHasherDigest(ctx, root, it, workers, force, DigestXXH64, nil)
 }
 
-// NewHasherDigest starts hashing the entries of it with digest.
-func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, workers int, force bool, digest string) (*Hasher, error) {
+// NewHasherDigest starts hashing the entries of it with digest. With
+// xattrs, it also reads the extended attributes in those namespaces of
+// every regular file (for a scan with Config.FileXattrsLater): through the
+// descriptor of the files it hashes, by path for the others.
+func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, workers int, force bool, digest string, xattrs []string) (*Hasher, error) {
 	var newHash func() hash.Hash
 	switch digest {
 	case DigestXXH64:
@@ -87,12 +91,13 @@ func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, wor
 			dirs := r.NewDirs()
 			defer dirs.Close()
 			buf := make([]byte, 256<<10)
+			rd := &fileReader{buf: buf, xattrs: xattrs, newHash: newHash}
 			for b := range work {
 				var read int64
 				var errs map[string]error
 				for _, i := range b.todo {
 					e := b.es[i]
-					sum, n, err := hashFile(ctx, dirs, e, buf, newHash)
+					sum, n, err := rd.hash(ctx, dirs, e)
 					read += n
 					if err != nil {
 						if errs == nil {
@@ -162,6 +167,14 @@ func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, wor
 				}
 				b.todo = append(b.todo, len(b.es)-1)
 				size += e.Size
+			} else if e.Type == manifest.TypeFile && len(xattrs) > 0 {
+				xs, err := fsx.ListXattrs(r.Join(e.Path), xattrs)
+				if err != nil && !errors.Is(err, unix.ENOENT) {
+					h.mu.Lock()
+					h.errs[e.Path] = err
+					h.mu.Unlock()
+				}
+				e.Xattrs = xs
 			}
 			if len(b.es) >= batchFiles || size >= batchBytes {
 				if !send() {
@@ -231,21 +244,46 @@ func (e *ErrChanged) Error() string { return e.Path + ": file changed while it w
 // descriptor and reads exactly the scanned size (no read to see EOF: the
 // fstat afterwards tells whether the file grew).
 func HashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte) (uint64, int64, error) {
-	return hashFile(ctx, dirs, e, buf, nil)
+	return (&fileReader{buf: buf}).hash(ctx, dirs, e)
 }
 
-// hashFile is HashFile with newHash's digest (its first 8 bytes, little
-// endian) instead of xxhash64 when newHash is set.
-func hashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte, newHash func() hash.Hash) (uint64, int64, error) {
+// fileReader hashes files one after the other, reusing its buffers.
+type fileReader struct {
+	buf     []byte
+	newHash func() hash.Hash // nil: xxhash64
+	xattrs  []string         // also read these namespaces' xattrs into the entry
+	xxh     *xxhash.Digest
+	names   []byte // xattr names
+}
+
+// hash is HashFile with the reader's digest (of newHash: its first 8
+// bytes, little endian). With xattrs, it also sets e.Xattrs in those
+// namespaces, read through the open descriptor.
+func (r *fileReader) hash(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry) (uint64, int64, error) {
 	f, err := OpenFile(dirs, e.Path)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer f.Close()
-	var h hash.Hash = xxhash.New()
-	if newHash != nil {
-		h = newHash()
+	if len(r.xattrs) > 0 {
+		if r.names == nil {
+			r.names = make([]byte, 1024)
+		}
+		if e.Xattrs, err = fsx.ListXattrsFd(f.Fd(), e.Path, r.xattrs, r.names); err != nil {
+			return 0, 0, err
+		}
 	}
+	var h hash.Hash
+	if r.newHash != nil {
+		h = r.newHash()
+	} else {
+		if r.xxh == nil {
+			r.xxh = xxhash.New()
+		}
+		r.xxh.Reset()
+		h = r.xxh
+	}
+	buf := r.buf
 	var n int64
 	for n < e.Size {
 		if err := ctx.Err(); err != nil {
@@ -268,10 +306,10 @@ func hashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte
 	if st.Ino != e.Inode || st.Size != n || st.Mtim.Nano() != e.Mtime {
 		return 0, n, &ErrChanged{Path: e.Path}
 	}
-	if newHash != nil {
+	if r.newHash != nil {
 		return binary.LittleEndian.Uint64(h.Sum(nil)), n, nil
 	}
-	return h.(*xxhash.Digest).Sum64(), n, nil
+	return r.xxh.Sum64(), n, nil
 }
 
 func openRead(dfd int, name string) (int, error) {

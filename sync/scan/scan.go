@@ -47,6 +47,10 @@ type Config struct {
 	// recorded there. Changing an xattr changes the ctime, so reusing them
 	// is as safe as reusing the hash, and saves a system call per file.
 	Prev manifest.Iterator
+	// FileXattrsLater leaves the xattrs of regular files to whoever opens
+	// them next (a Hasher with the same namespaces reads them through the
+	// descriptor it hashes, without a lookup of the whole path).
+	FileXattrsLater bool
 }
 
 // Problem is a path that could not be scanned; the scan goes on without it.
@@ -485,6 +489,9 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 // wantXattrs: user xattrs exist only on files and directories; root also
 // reads the trusted. and security. namespaces of other objects.
 func (s *Scanner) wantXattrs(e *manifest.Entry) bool {
+	if e.Type == manifest.TypeFile && s.cfg.FileXattrsLater {
+		return false
+	}
 	return len(s.cfg.Xattrs) > 0 && (e.Type == manifest.TypeFile || e.Type == manifest.TypeDir || s.isRoot)
 }
 

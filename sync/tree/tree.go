@@ -97,13 +97,20 @@ func (l *Local) Scan(ctx context.Context, c ScanConfig) (Scan, error) {
 	if c.Hash {
 		prev = nil // verify hashes everything afresh
 	}
-	sc, err := scan.Start(ctx, scan.Config{Root: l.Root, Exclude: ex, Xattrs: c.Xattrs, Prev: prev})
+	// Hashing opens every regular file: their xattrs are read there,
+	// through the descriptor.
+	later := c.Hash && len(c.Xattrs) > 0
+	sc, err := scan.Start(ctx, scan.Config{Root: l.Root, Exclude: ex, Xattrs: c.Xattrs, Prev: prev, FileXattrsLater: later})
 	if err != nil {
 		return nil, err
 	}
 	ls := &localScan{sc: sc, it: sc}
 	if c.Hash {
-		h, err := scan.NewHasherDigest(ctx, l.Root, sc, c.Workers, true, c.Digest)
+		var xattrs []string
+		if later {
+			xattrs = c.Xattrs
+		}
+		h, err := scan.NewHasherDigest(ctx, l.Root, sc, c.Workers, true, c.Digest, xattrs)
 		if err != nil {
 			sc.Close()
 			return nil, err

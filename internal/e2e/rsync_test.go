@@ -230,7 +230,9 @@ func TestStockClientsAgainstServe(t *testing.T) {
 				} else {
 					needSSHD(t)
 					url = "127.0.0.1:" + base + "/"
-					shell = []string{"-e", sshCommand(), "--rsync-path", "MSYNC_E2E_MAIN=1 " + os.Args[0] + " rsync-server"}
+					// The far side's state goes to the test's directory, not
+					// to the home of the user running the tests.
+					shell = []string{"-e", sshCommand(), "--rsync-path", "MSYNC_E2E_MAIN=1 XDG_STATE_HOME=" + base + "/state " + os.Args[0] + " rsync-server"}
 				}
 				from, to := url+"src/", dst+"/"
 				if dir == "push" {
@@ -259,6 +261,11 @@ func TestStockClientsAgainstServe(t *testing.T) {
 				wholeSeconds(t, src)
 				stock("catch-up")
 				stock("an idle pass")
+				if via == "ssh" && dir == "push" {
+					if ds, _ := filepath.Glob(base + "/state/msync/rsync-shell-to-dst-*/src.manifest"); len(ds) != 1 {
+						t.Errorf("the pushes' state: %q, want one dataset under the test's XDG_STATE_HOME", ds)
+					}
+				}
 			})
 		}
 	}

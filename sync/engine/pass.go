@@ -1322,6 +1322,8 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 		if err != nil {
 			firstErr = fmt.Errorf("destination manifest: %w", err)
 		}
+		// A hard link leader's slot lives on in p.leaders: not its bases.
+		sl.base, sl.dbase = nil, nil
 	}
 	for sl := range p.slots {
 		if len(backlog) == 0 && (sl.job == nil || !sl.job.deferred) {

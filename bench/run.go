@@ -200,18 +200,9 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	src := filepath.Join(c.Dir, "src")
-	marker := filepath.Join(c.Dir, fmt.Sprintf("src.seed%d.scale%g", c.Seed, c.Scale))
-	if _, err := os.Stat(marker); err != nil {
-		os.RemoveAll(src)
-		os.RemoveAll(marker)
-		c.logf("generating %s (scale %g)", src, c.Scale)
-		if _, err := Gen(src, c.Seed, c.Scale); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(marker, nil, 0o644); err != nil {
-			return nil, err
-		}
+	src, err := c.sourceTree()
+	if err != nil {
+		return nil, err
 	}
 	var files, total int64
 	filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
@@ -377,6 +368,31 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		res.Rows = append(res.Rows, rows...)
 	}
 	return res, nil
+}
+
+// sourceTree returns c.Dir/src, generated for c.Seed and c.Scale unless a
+// marker file says it already is. Generating removes every marker first:
+// a tree generated for another scale must never pass for this one.
+func (c *Config) sourceTree() (string, error) {
+	src := filepath.Join(c.Dir, "src")
+	marker := filepath.Join(c.Dir, fmt.Sprintf("src.seed%d.scale%g", c.Seed, c.Scale))
+	if _, err := os.Stat(marker); err == nil {
+		return src, nil
+	}
+	old, _ := filepath.Glob(filepath.Join(c.Dir, "src.seed*.scale*"))
+	for _, m := range old {
+		if err := os.Remove(m); err != nil {
+			return "", err
+		}
+	}
+	if err := os.RemoveAll(src); err != nil {
+		return "", err
+	}
+	c.logf("generating %s (scale %g)", src, c.Scale)
+	if _, err := Gen(src, c.Seed, c.Scale); err != nil {
+		return "", err
+	}
+	return src, os.WriteFile(marker, nil, 0o644)
 }
 
 // memRows measures peak RSS per file of an initial copy and a no-change

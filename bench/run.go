@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -370,18 +372,21 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	return res, nil
 }
 
-// sourceTree returns c.Dir/src, generated for c.Seed and c.Scale unless a
-// marker file says it already is. Generating removes every marker first:
-// a tree generated for another scale must never pass for this one.
+// sourceTree returns c.Dir/src, generated for c.Seed and c.Scale unless
+// the marker file beside it says it already is. The marker names the seed
+// and scale inside, so a tree generated for another scale never passes for
+// this one; it is written only once the tree is complete.
 func (c *Config) sourceTree() (string, error) {
 	src := filepath.Join(c.Dir, "src")
-	marker := filepath.Join(c.Dir, fmt.Sprintf("src.seed%d.scale%g", c.Seed, c.Scale))
-	if _, err := os.Stat(marker); err == nil {
+	marker := filepath.Join(c.Dir, "src.generated")
+	want := fmt.Sprintf("seed %d scale %g\n", c.Seed, c.Scale)
+	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
 		return src, nil
 	}
+	// Markers of earlier versions were named after the seed and scale.
 	old, _ := filepath.Glob(filepath.Join(c.Dir, "src.seed*.scale*"))
-	for _, m := range old {
-		if err := os.Remove(m); err != nil {
+	for _, m := range append(old, marker) {
+		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", err
 		}
 	}
@@ -392,7 +397,7 @@ func (c *Config) sourceTree() (string, error) {
 	if _, err := Gen(src, c.Seed, c.Scale); err != nil {
 		return "", err
 	}
-	return src, os.WriteFile(marker, nil, 0o644)
+	return src, os.WriteFile(marker, []byte(want), 0o644)
 }
 
 // memRows measures peak RSS per file of an initial copy and a no-change

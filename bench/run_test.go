@@ -2,6 +2,7 @@ package bench
 
 import (
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,5 +43,13 @@ func TestSourceTreeFollowsTheScale(t *testing.T) {
 	count(0.002)
 	if n := strings.Count(log.String(), "generating"); n != 3 {
 		t.Fatalf("generated %d times, want 3 (once per change of scale):\n%s", n, log.String())
+	}
+	// A marker of the old kind (named after a seed and scale) left beside a
+	// tree of another scale vouches for nothing.
+	if err := os.WriteFile(filepath.Join(dir, "src.seed1.scale0.006"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(0.006); got != large {
+		t.Fatalf("with an old marker for scale 0.006 beside the 0.002 tree: %d bytes, want %d", got, large)
 	}
 }

@@ -17,27 +17,12 @@ import (
 // every file.
 func TestCatchupCarriesHashesForward(t *testing.T) {
 	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
-	for i := range 300 {
-		p := filepath.Join(src, fmt.Sprintf("d%d/f%03d", i%7, i))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(fmt.Sprint("content ", i)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, src, 300, 7)
 	run := func(kind Kind) *Result { return mustRun(t, Options{Kind: kind, Src: src, Dst: dst, StateDir: st}) }
 	check := func(stage string, wantFiles int) {
 		t.Helper()
-		r, err := manifest.Open(filepath.Join(st, "src.manifest"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		es, err := manifest.ReadAll(r)
-		if err != nil {
-			t.Fatal(err)
-		}
 		files := 0
-		for _, e := range es {
+		for _, e := range readManifest(t, filepath.Join(st, "src.manifest")) {
 			if e.Type != manifest.TypeFile {
 				continue
 			}
@@ -83,33 +68,14 @@ func TestCatchupScannerUsesTheLastManifest(t *testing.T) {
 	path := filepath.Join(st, "src.manifest")
 	rewrite := func(fn func(e *manifest.Entry)) []*manifest.Entry {
 		t.Helper()
-		r, err := manifest.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		es, err := manifest.ReadAll(r)
-		r.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		es := readManifest(t, path)
 		if fn == nil {
 			return es
 		}
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		w, _ := manifest.NewWriter(f)
 		for _, e := range es {
 			fn(e)
-			if err := w.Add(e); err != nil {
-				t.Fatal(err)
-			}
 		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		writeManifest(t, path, es)
 		return es
 	}
 	planted := manifest.Xattr{Name: "user.planted", Value: []byte("from the manifest")}

@@ -122,3 +122,55 @@ func mustRun(t *testing.T, o Options) *Result {
 	}
 	return res
 }
+
+// writeFiles writes n small files spread over dirs directories of root:
+// dI/fNNN holds "content NNN".
+func writeFiles(t *testing.T, root string, n, dirs int) {
+	t.Helper()
+	for i := range n {
+		p := filepath.Join(root, fmt.Sprintf("d%d/f%03d", i%dirs, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(fmt.Sprint("content ", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readManifest returns every entry of the manifest file at path.
+func readManifest(t *testing.T, path string) []*manifest.Entry {
+	t.Helper()
+	r, err := manifest.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	es, err := manifest.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return es
+}
+
+// writeManifest replaces the manifest file at path with es.
+func writeManifest(t *testing.T, path string, es []*manifest.Entry) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := manifest.NewWriter(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if err := w.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

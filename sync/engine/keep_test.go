@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,13 +18,7 @@ import (
 // tree, and the passes after them act on them correctly.
 func TestIdlePassesKeepTheirManifests(t *testing.T) {
 	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
-	for i := range 200 {
-		p := filepath.Join(src, fmt.Sprintf("d%d/f%03d", i%5, i))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(fmt.Sprint("content ", i)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, src, 200, 5)
 	if err := os.Link(filepath.Join(src, "d0/f000"), filepath.Join(src, "d4/zz-link")); err != nil {
 		t.Fatal(err)
 	}
@@ -52,17 +45,8 @@ func TestIdlePassesKeepTheirManifests(t *testing.T) {
 	// listed checks that manifest path lists exactly the tree root.
 	listed := func(stage, path, root string) {
 		t.Helper()
-		r, err := manifest.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		es, err := manifest.ReadAll(r)
-		if err != nil {
-			t.Fatalf("%s: %v", stage, err)
-		}
 		var got, want []string
-		for _, e := range es {
+		for _, e := range readManifest(t, path) {
 			got = append(got, e.Path)
 		}
 		filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
@@ -146,32 +130,10 @@ func TestIdlePassesKeepTheirManifests(t *testing.T) {
 
 	// An entry of the last source manifest that neither tree has (its
 	// parent unchanged) is dropped: the only difference of the pass.
-	r, err := manifest.Open(srcM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := manifest.ReadAll(r)
-	r.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	es := readManifest(t, srcM)
 	ghost := *es[len(es)-1]
 	ghost.Path = filepath.Dir(ghost.Path) + "/zzz-ghost"
-	es = append(es, &ghost)
-	f, err := os.Create(srcM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, _ := manifest.NewWriter(f)
-	for _, e := range es {
-		if err := w.Add(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeManifest(t, srcM, append(es, &ghost))
 	run(true)
 	listed("ghost entry", srcM, src)
 }

@@ -106,11 +106,7 @@ func (l *Local) Scan(ctx context.Context, c ScanConfig) (Scan, error) {
 	}
 	ls := &localScan{sc: sc, it: sc}
 	if c.Hash {
-		var xattrs []string
-		if later {
-			xattrs = c.Xattrs
-		}
-		h, err := scan.NewHasherDigest(ctx, l.Root, sc, c.Workers, true, c.Digest, xattrs)
+		h, err := scan.NewHasherDigest(ctx, l.Root, sc, c.Workers, true, c.Digest, c.Xattrs)
 		if err != nil {
 			sc.Close()
 			return nil, err

@@ -13,7 +13,7 @@ import (
 )
 
 // A catch-up that changes nothing keeps the committed manifest files (the
-// source's always, the destination's when it was trusted); one that changes
+// destination's whether it was scanned or trusted); one that changes
 // something, wherever in the order, writes manifests that list exactly each
 // tree, and the passes after them act on them correctly.
 func TestIdlePassesKeepTheirManifests(t *testing.T) {

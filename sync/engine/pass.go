@@ -42,9 +42,8 @@ type slot struct {
 	src, dst *manifest.Entry
 	job      *fileJob
 	leader   *slot // hard link follower: the dst entry is the leader's
-	// The entries at this path of the manifests being rewritten (the last
-	// committed source manifest; the destination's when trusted), when the
-	// writers keep them (manifest.Keeper). A slot with neither src nor dst
+	// The entries at this path of the last committed manifests (source and
+	// destination), when the writers may keep them (manifest.Keeper). A slot with neither src nor dst
 	// only says that these entries are gone.
 	base, dbase *manifest.Entry
 }

@@ -39,7 +39,49 @@ type Config struct {
 	// RsyncDaemon adds rows pulling from Rsync run as a daemon on loopback.
 	RsyncDaemon bool
 
-	pullRounds int // mutate rounds applied by pullRuns so far
+	pullRounds int    // mutate rounds applied by pullRuns so far
+	copies     string // Dir/copies: every copy made by this run, removed at its end
+}
+
+// copyDir names a fresh directory for one copy under c.copies. Copies are
+// kept until the run is over: a pass timed right after gigabytes were
+// deleted pays for the deletion. ext4 skips the inodes freed in the last
+// minutes when it allocates new ones, reading each one's inode table block
+// to see how recently it was freed; profiled here, an rsync -aH of a
+// scale-1.0 tree spent a third of its CPU in that (recently_deleted,
+// find_get_block) and took twice as long. A migration's new disk has no
+// such history.
+func (c *Config) copyDir(name string) string {
+	return filepath.Join(c.copies, name)
+}
+
+// prepareCopies removes what a killed run left in c.copies and checks that
+// the file system holding c.Dir has room for n copies of a tree of the
+// given bytes, since none is deleted before the run ends.
+func (c *Config) prepareCopies(n int, bytes int64) error {
+	c.copies = filepath.Join(c.Dir, "copies")
+	if _, err := os.Lstat(c.copies); err == nil {
+		c.logf("removing %s, left by an earlier run", c.copies)
+		if err := os.RemoveAll(c.copies); err != nil {
+			return err
+		}
+		settle()
+	}
+	if err := os.MkdirAll(c.copies, 0o755); err != nil {
+		return err
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(c.copies, &st); err != nil {
+		return &os.PathError{Op: "statfs", Path: c.copies, Err: err}
+	}
+	// Each copy takes its bytes plus a block per small file at most; a
+	// fifth more covers that on the generated trees.
+	need := int64(n) * bytes / 4 * 5
+	if free := int64(st.Bavail) * st.Bsize; free < need {
+		return fmt.Errorf("bench run keeps its %d copies of the %d MiB tree until it ends and needs about %d MiB free in %s; there are %d MiB (use a smaller --scale or fewer --runs, or another --dir)",
+			n, bytes>>20, need>>20, c.copies, free>>20)
+	}
+	return nil
 }
 
 // Summary is the median and range of one measurement over the runs.
@@ -222,9 +264,18 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	res := &Result{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Scale: c.Scale, Runs: c.Runs, Files: files, Bytes: total,
 		Machine: fmt.Sprintf("%d cores, %s, %s, %s", runtime.NumCPU(), memTotal(), strings.SplitN(string(rsyncVer), "\n", 2)[0], runtime.Version())}
 
-	m, r, ref := filepath.Join(c.Dir, "m"), filepath.Join(c.Dir, "r"), filepath.Join(c.Dir, "ref")
-	ms := filepath.Join(c.Dir, "m.state")
-	m2, r2, ms2 := filepath.Join(c.Dir, "m2"), filepath.Join(c.Dir, "r2"), filepath.Join(c.Dir, "m2.state")
+	copies := 3*c.Runs + 2 // m, r and ref each run; m2 and r2 once
+	if c.RsyncDaemon {
+		copies += 2 * c.Runs
+	}
+	if c.SSH != "" {
+		copies += 2 * c.Runs
+	}
+	if err := c.prepareCopies(copies, total); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(c.copies)
+	m2, r2, ms2 := c.copyDir("m2"), c.copyDir("r2"), c.copyDir("m2.state")
 	init, nochange, trusted, catchup, verify := &series{}, &series{}, &series{}, &series{}, &series{}
 	var mBytes, rBytes []float64
 	both := func(i int, s *series, mArgs, rArgs []string) error {
@@ -251,13 +302,8 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	for i := range c.Runs {
 		c.logf("run %d of %d", i+1, c.Runs)
-		for _, d := range []string{m, r, ref, ms, m2, r2, ms2} {
-			os.RemoveAll(d)
-		}
-		// Deleting gigabytes leaves the file system busy for a while: let it
-		// finish before anything is timed, or the first tool pays for it.
-		settle()
-		time.Sleep(3 * time.Second)
+		run := fmt.Sprintf("run%d.", i+1)
+		m, r, ref, ms := c.copyDir(run+"m"), c.copyDir(run+"r"), c.copyDir(run+"ref"), c.copyDir(run+"m.state")
 		if err := both(i, init, []string{"initial", src, m, "--state", ms, "--no-progress"}, []string{"-aH", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
@@ -266,7 +312,6 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			return nil, err
 		}
 		init.ref, init.crs = append(init.ref, x.secs), append(init.crs, x.rss)
-		os.RemoveAll(ref)
 		if err := both(i, nochange, []string{"catchup", src, m, "--state", ms, "--no-progress"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
@@ -345,9 +390,6 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		mem.Ratio = mem.Msync.Median / mem.Rsync.Median
 	}
 	res.Rows = append(res.Rows, mem)
-	for _, d := range []string{m, r, ms, m2, r2, ms2} {
-		os.RemoveAll(d)
-	}
 	if c.RsyncDaemon {
 		rows, err := c.rsyncDaemonRows(ctx, src)
 		if err != nil {
@@ -648,20 +690,11 @@ type pulls struct{ init, catchup, bytes series }
 // connection during the catch-up.
 func (c *Config) pullRuns(ctx context.Context, src, label string, mArgs func(kind, dst, state string) []string, rArgs []string, wire bool) (*pulls, error) {
 	tag := strings.ReplaceAll(label, " ", "-")
-	m, r, ms := filepath.Join(c.Dir, tag+".m"), filepath.Join(c.Dir, tag+".r"), filepath.Join(c.Dir, tag+".m.state")
-	defer func() {
-		for _, d := range []string{m, r, ms} {
-			os.RemoveAll(d)
-		}
-	}()
 	p := &pulls{}
 	for i := range c.Runs {
 		c.logf("%s run %d of %d", label, i+1, c.Runs)
-		for _, d := range []string{m, r, ms} {
-			os.RemoveAll(d)
-		}
-		settle()
-		time.Sleep(3 * time.Second)
+		run := fmt.Sprintf("%s.run%d.", tag, i+1)
+		m, r, ms := c.copyDir(run+"m"), c.copyDir(run+"r"), c.copyDir(run+"m.state")
 		for _, phase := range []string{"initial", "catchup"} {
 			s := &p.init
 			if phase == "catchup" {

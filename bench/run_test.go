@@ -53,3 +53,34 @@ func TestSourceTreeFollowsTheScale(t *testing.T) {
 		t.Fatalf("with an old marker for scale 0.006 beside the 0.002 tree: %d bytes, want %d", got, large)
 	}
 }
+
+// A run keeps its copies until it ends, so it removes what a killed run
+// left, and refuses to start when the copies would not fit.
+func TestPrepareCopies(t *testing.T) {
+	dir := t.TempDir()
+	var log strings.Builder
+	c := &Config{Dir: dir, Log: &log}
+	left := filepath.Join(dir, "copies", "run1.m", "f")
+	if err := os.MkdirAll(filepath.Dir(left), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(left, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.prepareCopies(3, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(left); !os.IsNotExist(err) {
+		t.Fatalf("copy left by an earlier run still there: %v", err)
+	}
+	if !strings.Contains(log.String(), "left by an earlier run") {
+		t.Fatalf("log does not say the leftovers were removed: %q", log.String())
+	}
+	if got := c.copyDir("run2.r"); got != filepath.Join(dir, "copies", "run2.r") {
+		t.Fatalf("copyDir = %s", got)
+	}
+	err := c.prepareCopies(1000, 1<<50)
+	if err == nil || !strings.Contains(err.Error(), "needs about") || !strings.Contains(err.Error(), c.copies) {
+		t.Fatalf("prepareCopies with no room: %v, want an error naming the need and %s", err, c.copies)
+	}
+}

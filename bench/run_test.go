@@ -84,3 +84,20 @@ func TestPrepareCopies(t *testing.T) {
 		t.Fatalf("prepareCopies with no room: %v, want an error naming the need and %s", err, c.copies)
 	}
 }
+
+// A row's reference command is printed under it, named, with msync's time
+// over the reference's.
+func TestMarkdownReferenceRow(t *testing.T) {
+	s := &series{m: []float64{1, 1.2}, r: []float64{2, 2}, ref: []float64{4, 3}, crs: []int64{2048, 1024}}
+	row := s.row("no-change pass", "s", 0.3, "")
+	row.RefName = "rsync -aHX --delete"
+	var b strings.Builder
+	(&Result{Rows: []Row{row}}).Markdown(&b)
+	want := "| (reference: rsync -aHX --delete) | | 3.50 s (3.00-4.00) | 0.31 (msync / this) | | | 2 MiB |"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("Markdown has no line\n%s\nin\n%s", want, b.String())
+	}
+	if row.Ratio != 1.1/2 {
+		t.Fatalf("ratio %v, want msync/rsync %v", row.Ratio, 1.1/2)
+	}
+}

@@ -69,10 +69,10 @@ func newBenchRunCommand(env Env) *cobra.Command {
 		Long: `Generate a tree (once per seed and scale) and run, on identical fresh copies and
 alternating which tool goes first, each of them --runs times:
   initial copy        msync initial      vs rsync -aH          (cp -a for reference)
-  no-change pass      msync catchup      vs rsync -aH --delete
+  no-change pass      msync catchup      vs rsync -aH --delete (rsync -aHX for reference)
   catch-up            after one bench mutate round, same commands
   remote bytes        msync --delta=always wire bytes vs rsync --no-whole-file "Total bytes sent"
-  verify              msync verify       vs rsync -aHn -c --delete
+  verify              msync verify       vs rsync -aHn -c --delete (and with -X)
 Beside the no-change, catch-up and verify rows, bench floor times only the system calls
 no tool can skip on the same trees (see msync bench floor --help): floor/rsync is the
 smallest ratio this machine allows.

@@ -319,6 +319,10 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		c.logf("run %d of %d", i+1, c.Runs)
 		run := fmt.Sprintf("run%d.", i+1)
 		m, r, ref, ms := c.copyDir(run+"m"), c.copyDir(run+"r"), c.copyDir(run+"ref"), c.copyDir(run+"m.state")
+		// The source in the page cache for whichever copy goes first.
+		if err := c.quiet(ctx, c.Msync, "bench", "floor", "--read", src); err != nil {
+			return nil, err
+		}
 		if err := both(i, init, []string{"initial", src, m, "--state", ms, "--no-progress"}, []string{"-aH", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
@@ -382,6 +386,12 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			}
 			n, _ := strconv.ParseInt(strings.ReplaceAll(mm[1], ",", ""), 10, 64)
 			rBytes = append(rBytes, float64(n))
+		}
+		// Read the three trees once, untimed: with every copy kept, the page
+		// cache may no longer hold them all, and in a scale-1.0 run the tool
+		// that went first took 4.9 s against 3.8 s for msync going second.
+		if err := c.quiet(ctx, c.Msync, "bench", "floor", "--read", src, m, r); err != nil {
+			return nil, err
 		}
 		if err := both(i, verify, []string{"verify", "-q", src, m}, []string{"-aHn", "-c", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err

@@ -39,11 +39,14 @@ type Config struct {
 	// RsyncDaemon adds rows pulling from Rsync run as a daemon on loopback.
 	RsyncDaemon bool
 
-	pullRounds int    // mutate rounds applied by pullRuns so far
-	copies     string // Dir/copies: every copy made by this run, removed at its end
+	pullRounds int // mutate rounds applied by pullRuns so far
 }
 
-// copyDir names a fresh directory for one copy under c.copies. Copies are
+// copies is the directory that holds every copy a run makes; the run
+// removes it when it ends.
+func (c *Config) copies() string { return filepath.Join(c.Dir, "copies") }
+
+// copyDir names a fresh directory for one copy under c.copies(). Copies are
 // kept until the run is over: a pass timed right after gigabytes were
 // deleted pays for the deletion. ext4 skips the inodes freed in the last
 // minutes when it allocates new ones, reading each one's inode table block
@@ -52,34 +55,34 @@ type Config struct {
 // find_get_block) and took twice as long. A migration's new disk has no
 // such history.
 func (c *Config) copyDir(name string) string {
-	return filepath.Join(c.copies, name)
+	return filepath.Join(c.copies(), name)
 }
 
-// prepareCopies removes what a killed run left in c.copies and checks that
+// prepareCopies removes what a killed run left in c.copies() and checks that
 // the file system holding c.Dir has room for n copies of a tree of the
 // given bytes, since none is deleted before the run ends.
 func (c *Config) prepareCopies(n int, bytes int64) error {
-	c.copies = filepath.Join(c.Dir, "copies")
-	if _, err := os.Lstat(c.copies); err == nil {
-		c.logf("removing %s, left by an earlier run", c.copies)
-		if err := os.RemoveAll(c.copies); err != nil {
+	dir := c.copies()
+	if _, err := os.Lstat(dir); err == nil {
+		c.logf("removing %s, left by an earlier run", dir)
+		if err := os.RemoveAll(dir); err != nil {
 			return err
 		}
 		settle()
 	}
-	if err := os.MkdirAll(c.copies, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(c.copies, &st); err != nil {
-		return &os.PathError{Op: "statfs", Path: c.copies, Err: err}
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
 	// Each copy takes its bytes plus a block per small file at most; a
 	// fifth more covers that on the generated trees.
 	need := int64(n) * bytes / 4 * 5
 	if free := int64(st.Bavail) * st.Bsize; free < need {
 		return fmt.Errorf("bench run keeps its %d copies of the %d MiB tree until it ends and needs about %d MiB free in %s; there are %d MiB (use a smaller --scale or fewer --runs, or another --dir)",
-			n, bytes>>20, need>>20, c.copies, free>>20)
+			n, bytes>>20, need>>20, dir, free>>20)
 	}
 	return nil
 }
@@ -289,7 +292,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if err := c.prepareCopies(copies, total); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(c.copies)
+	defer os.RemoveAll(c.copies())
 	m2, r2, ms2 := c.copyDir("m2"), c.copyDir("r2"), c.copyDir("m2.state")
 	init, nochange, trusted, catchup, verify := &series{}, &series{}, &series{}, &series{}, &series{}
 	var mBytes, rBytes []float64

@@ -80,8 +80,8 @@ func TestPrepareCopies(t *testing.T) {
 		t.Fatalf("copyDir = %s", got)
 	}
 	err := c.prepareCopies(1000, 1<<50)
-	if err == nil || !strings.Contains(err.Error(), "needs about") || !strings.Contains(err.Error(), c.copies) {
-		t.Fatalf("prepareCopies with no room: %v, want an error naming the need and %s", err, c.copies)
+	if err == nil || !strings.Contains(err.Error(), "needs about") || !strings.Contains(err.Error(), c.copies()) {
+		t.Fatalf("prepareCopies with no room: %v, want an error naming the need and %s", err, c.copies())
 	}
 }
 

@@ -30,6 +30,30 @@ type FloorStats struct {
 // checksum comparison) on this machine: the kernel's work, spread over the
 // cores. Symlinks are never followed.
 func Floor(ctx context.Context, workers int, read bool, roots ...string) (FloorStats, error) {
+	var mu sync.Mutex
+	var total FloorStats
+	err := walkParallel(ctx, workers, roots, func() (func(string) ([]string, error), func()) {
+		p := floorProbe{read: read, dirbuf: make([]byte, 64<<10)}
+		if read {
+			p.filebuf = make([]byte, 256<<10)
+		}
+		return p.dir, func() {
+			mu.Lock()
+			total.Entries += p.st.Entries
+			total.Files += p.st.Files
+			total.Bytes += p.st.Bytes
+			mu.Unlock()
+		}
+	})
+	return total, err
+}
+
+// walkParallel works through a queue of directories, starting with roots,
+// on workers goroutines (4 if workers <= 0). Each goroutine gets its own
+// visit function from newWorker and calls it for one directory at a time;
+// what visit returns is queued. The first error stops every goroutine, and
+// done runs when its goroutine ends.
+func walkParallel[T any](ctx context.Context, workers int, roots []T, newWorker func() (visit func(T) ([]T, error), done func())) error {
 	if workers <= 0 {
 		workers = 4
 	}
@@ -37,19 +61,16 @@ func Floor(ctx context.Context, workers int, read bool, roots ...string) (FloorS
 		mu      sync.Mutex
 		cond    = sync.NewCond(&mu)
 		queue   = slices.Clone(roots)
-		pending = len(roots) // directories queued or being listed
+		pending = len(roots) // directories queued or being visited
 		firstEr error
-		total   FloorStats
 	)
 	var wg sync.WaitGroup
 	for range workers {
+		visit, done := newWorker()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := floorProbe{read: read, dirbuf: make([]byte, 64<<10)}
-			if read {
-				p.filebuf = make([]byte, 256<<10)
-			}
+			defer done()
 			for {
 				mu.Lock()
 				for len(queue) == 0 && pending > 0 && firstEr == nil {
@@ -57,16 +78,16 @@ func Floor(ctx context.Context, workers int, read bool, roots ...string) (FloorS
 				}
 				if len(queue) == 0 || firstEr != nil {
 					mu.Unlock()
-					break
+					return
 				}
 				dir := queue[len(queue)-1]
 				queue = queue[:len(queue)-1]
 				mu.Unlock()
 
-				var subs []string
+				var subs []T
 				err := ctx.Err()
 				if err == nil {
-					subs, err = p.dir(dir)
+					subs, err = visit(dir)
 				}
 				mu.Lock()
 				if err != nil && firstEr == nil {
@@ -77,15 +98,10 @@ func Floor(ctx context.Context, workers int, read bool, roots ...string) (FloorS
 				cond.Broadcast()
 				mu.Unlock()
 			}
-			mu.Lock()
-			total.Entries += p.st.Entries
-			total.Files += p.st.Files
-			total.Bytes += p.st.Bytes
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return total, firstEr
+	return firstEr
 }
 
 type floorProbe struct {

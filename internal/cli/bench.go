@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -194,24 +195,47 @@ side by side. The target is within ±25%. Timing is real; only the gaps are simu
 }
 
 func newFloorCommand(env Env) *cobra.Command {
-	var read bool
+	var read, syncfs bool
 	var workers int
+	var copyTo string
 	c := &cobra.Command{
-		Use:   "floor [--read] DIR...",
+		Use:   "floor [--read] DIR... | floor --copy-to NEW [--sync] DIR",
 		Short: "Time only the system calls a pass over DIR cannot avoid: this machine's floor",
 		Long: `Walk each DIR on --workers goroutines making only the system calls that any tool
 comparing trees must make: open and getdents for every directory, lstat for every entry
 (the floor of a no-change pass over those trees). With --read, also open, read to the end
 and close every regular file (the floor of a checksum comparison, without the hashing).
-Nothing is written. bench run measures it beside each row: a ratio below floor/rsync
-cannot be reached on this machine by a tool that makes those calls.`,
+Nothing is written.
+
+With --copy-to NEW, copy DIR into NEW (which must not exist) the way rsync -a would,
+making only the calls that needs: for every file open, read, create under its final name,
+write, set owner (as root), mode and mtime, and close; for every symlink readlink and
+symlink; directories made, and their metadata set at the end. No temp names, nothing
+hashed or recorded, hard links copied as separate files, special files skipped: the
+floor of an initial copy. --sync adds a syncfs of NEW's file system, timed apart.
+
+bench run measures these beside its rows: a ratio below floor/rsync cannot be reached on
+this machine by a tool that makes those calls.`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
+			switch {
+			case len(args) == 0:
 				return &exitError{code: exitCodeUsage, err: fmt.Errorf("floor takes at least one DIR (usage: %s)", cmd.UseLine())}
+			case copyTo != "" && (len(args) != 1 || read):
+				return &exitError{code: exitCodeUsage, err: errors.New("floor --copy-to takes one DIR and no --read")}
+			case copyTo == "" && syncfs:
+				return &exitError{code: exitCodeUsage, err: errors.New("floor --sync goes with --copy-to")}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if copyTo != "" {
+				st, err := bench.CopyFloor(cmd.Context(), workers, args[0], copyTo, syncfs)
+				if err != nil {
+					return fatal(fmt.Errorf("bench floor: %w", err))
+				}
+				fmt.Fprintln(env.Stdout, st)
+				return nil
+			}
 			t := time.Now()
 			st, err := bench.Floor(cmd.Context(), workers, read, args...)
 			if err != nil {
@@ -222,6 +246,8 @@ cannot be reached on this machine by a tool that makes those calls.`,
 		},
 	}
 	c.Flags().BoolVar(&read, "read", false, "also read every regular file to the end")
+	c.Flags().StringVar(&copyTo, "copy-to", "", "copy DIR into this new directory instead (the floor of an initial copy)")
+	c.Flags().BoolVar(&syncfs, "sync", false, "with --copy-to: then syncfs the copy's file system, timed apart")
 	c.Flags().IntVar(&workers, "workers", 4, "goroutines")
 	return c
 }

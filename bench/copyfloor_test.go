@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// CopyFloor copies every directory, regular file and symlink with its
+// content, mode and mtime, counts what it did, and skips special files.
+func TestCopyFloorCopiesTheTree(t *testing.T) {
+	src := t.TempDir()
+	big := make([]byte, 700<<10) // more than one read buffer
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	files := map[string][]byte{
+		"empty":           nil,
+		"x/y/z/deep":      []byte("deep"),
+		"big":             big,
+		"x/.hidden":       []byte("h"),
+		"x/y/mode0600":    []byte("private"),
+		"many/0":          []byte("0"),
+		"x/y/z/w/v/u/low": []byte("low"),
+	}
+	for i := range 500 {
+		files["many/"+strconv.Itoa(i)+strings.Repeat("n", i%50)] = []byte(strconv.Itoa(i))
+	}
+	var want CopyStats
+	for name, data := range files {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want.Files++
+		want.Bytes += int64(len(data))
+	}
+	os.Chmod(filepath.Join(src, "x/y/mode0600"), 0o600)
+	os.Chmod(filepath.Join(src, "x/y"), 0o750)
+	if err := os.Link(filepath.Join(src, "big"), filepath.Join(src, "x/biglink")); err != nil {
+		t.Fatal(err)
+	}
+	want.Files++
+	want.Bytes += int64(len(big))
+	if err := os.Symlink("nowhere", filepath.Join(src, "x/dangling")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want.Skipped = 1
+	old := time.Date(2001, 2, 3, 4, 5, 6, 7000, time.UTC)
+	filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if p != src {
+			want.Entries++
+		}
+		// Deepest first is not needed: Lchtimes of a child leaves the
+		// parent's mtime alone.
+		if err := os.Lchown(p, os.Getuid(), os.Getgid()); err != nil {
+			t.Fatal(err)
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return os.Chtimes(p, old, old.Add(time.Duration(len(p))*time.Second))
+		}
+		return nil
+	})
+
+	for _, workers := range []int{1, 3} {
+		dst := filepath.Join(t.TempDir(), "copy")
+		got, err := CopyFloor(context.Background(), workers, src, dst, workers == 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Copy <= 0 || (workers == 3) != (got.Sync > 0) {
+			t.Errorf("times: copy %v, sync %v", got.Copy, got.Sync)
+		}
+		got.Copy, got.Sync = 0, 0
+		if got != want {
+			t.Errorf("%d workers: %+v, want %+v", workers, got, want)
+		}
+		n := 0
+		err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(src, p)
+			q := filepath.Join(dst, rel)
+			a, _ := os.Lstat(p)
+			b, err := os.Lstat(q)
+			if d.Type()&fs.ModeNamedPipe != 0 {
+				if err == nil {
+					t.Errorf("%s: a fifo was copied", rel)
+				}
+				return nil
+			}
+			n++
+			if err != nil {
+				t.Errorf("%s: %v", rel, err)
+				return nil
+			}
+			if a.Mode() != b.Mode() || !a.ModTime().Equal(b.ModTime()) {
+				t.Errorf("%s: %v %v, want %v %v", rel, b.Mode(), b.ModTime(), a.Mode(), a.ModTime())
+			}
+			switch {
+			case a.Mode().IsRegular():
+				x, _ := os.ReadFile(p)
+				y, _ := os.ReadFile(q)
+				if !bytes.Equal(x, y) {
+					t.Errorf("%s: content differs", rel)
+				}
+			case a.Mode()&fs.ModeSymlink != 0:
+				x, _ := os.Readlink(p)
+				y, _ := os.Readlink(q)
+				if x != y {
+					t.Errorf("%s: link to %q, want %q", rel, y, x)
+				}
+			}
+			return nil
+		})
+		if err != nil || int64(n) != want.Entries+1-want.Skipped {
+			t.Errorf("compared %d entries (%v)", n, err)
+		}
+	}
+}
+
+// A missing source, a destination that exists and a cancelled context
+// stop the copy with an error that says so.
+func TestCopyFloorErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	if _, err := CopyFloor(context.Background(), 2, missing, filepath.Join(dir, "d1"), false); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing source: err = %v, want one naming %s", err, missing)
+	}
+	if _, err := CopyFloor(context.Background(), 2, dir, dir, false); err == nil || !strings.Contains(err.Error(), "file exists") {
+		t.Errorf("existing destination: err = %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := CopyFloor(ctx, 2, dir, filepath.Join(dir, "d2"), false); err != context.Canceled {
+		t.Errorf("cancelled: err = %v", err)
+	}
+}

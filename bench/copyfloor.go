@@ -178,8 +178,21 @@ func (c *copier) dir(j copyJob) ([]copyJob, error) {
 }
 
 // file copies one regular file, named cname (NUL-terminated) in both
-// directories.
+// directories, and counts it.
 func (c *copier) file(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob) error {
+	n, err := c.write(sfd, dfd, cname, st, j, unix.O_EXCL)
+	if err != nil {
+		return err
+	}
+	c.st.Files++
+	c.st.Bytes += n
+	return nil
+}
+
+// write copies the regular file cname of sfd to cname in dfd, which it
+// opens with O_CREAT and create (O_EXCL or O_TRUNC), and sets its owner
+// (as root), mode and mtime as st has them. It returns the bytes written.
+func (c *copier) write(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob, create int) (int64, error) {
 	name := unsafe.Pointer(&cname[0])
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME
 	in, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(sfd), uintptr(name), uintptr(flags), 0, 0, 0)
@@ -187,25 +200,27 @@ func (c *copier) file(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob) er
 		in, _, errno = unix.Syscall6(unix.SYS_OPENAT, uintptr(sfd), uintptr(name), uintptr(flags&^unix.O_NOATIME), 0, 0, 0)
 	}
 	if errno != 0 {
-		return &os.PathError{Op: "open", Path: filepath.Join(j.src, cstring(cname)), Err: errno}
+		return 0, &os.PathError{Op: "open", Path: filepath.Join(j.src, cstring(cname)), Err: errno}
 	}
 	defer unix.Close(int(in))
-	wflags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	wflags := unix.O_WRONLY | unix.O_CREAT | create | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	out, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(dfd), uintptr(name), uintptr(wflags), 0o600, 0, 0)
 	if errno != 0 {
-		return &os.PathError{Op: "create", Path: filepath.Join(j.dst, cstring(cname)), Err: errno}
+		return 0, &os.PathError{Op: "create", Path: filepath.Join(j.dst, cstring(cname)), Err: errno}
 	}
-	werr := func(op string, err error) error {
+	werr := func(op string, err error) (int64, error) {
 		unix.Close(int(out))
-		return &os.PathError{Op: op, Path: filepath.Join(j.dst, cstring(cname)), Err: err}
+		return 0, &os.PathError{Op: op, Path: filepath.Join(j.dst, cstring(cname)), Err: err}
 	}
+	var total int64
 	for {
 		n, err := unix.Read(int(in), c.filebuf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return &os.PathError{Op: "read", Path: filepath.Join(j.src, cstring(cname)), Err: err}
+			unix.Close(int(out))
+			return 0, &os.PathError{Op: "read", Path: filepath.Join(j.src, cstring(cname)), Err: err}
 		}
 		if n == 0 {
 			break
@@ -217,7 +232,7 @@ func (c *copier) file(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob) er
 			}
 			b = b[max(m, 0):]
 		}
-		c.st.Bytes += int64(n)
+		total += int64(n)
 	}
 	if c.root {
 		if err := unix.Fchown(int(out), int(st.Uid), int(st.Gid)); err != nil {
@@ -233,10 +248,9 @@ func (c *copier) file(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob) er
 		return werr("set mtime", e)
 	}
 	if err := unix.Close(int(out)); err != nil {
-		return &os.PathError{Op: "close", Path: filepath.Join(j.dst, cstring(cname)), Err: err}
+		return 0, &os.PathError{Op: "close", Path: filepath.Join(j.dst, cstring(cname)), Err: err}
 	}
-	c.st.Files++
-	return nil
+	return total, nil
 }
 
 // setMeta sets the owner (as root), mode (but of a symlink) and mtime of

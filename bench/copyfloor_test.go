@@ -88,49 +88,68 @@ func TestCopyFloorCopiesTheTree(t *testing.T) {
 		if got != want {
 			t.Errorf("%d workers: %+v, want %+v", workers, got, want)
 		}
-		n := 0
-		err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(src, p)
-			q := filepath.Join(dst, rel)
-			a, _ := os.Lstat(p)
-			b, err := os.Lstat(q)
-			if d.Type()&fs.ModeNamedPipe != 0 {
-				if err == nil {
-					t.Errorf("%s: a fifo was copied", rel)
-				}
-				return nil
-			}
-			n++
-			if err != nil {
-				t.Errorf("%s: %v", rel, err)
-				return nil
-			}
-			if a.Mode() != b.Mode() || !a.ModTime().Equal(b.ModTime()) {
-				t.Errorf("%s: %v %v, want %v %v", rel, b.Mode(), b.ModTime(), a.Mode(), a.ModTime())
-			}
-			switch {
-			case a.Mode().IsRegular():
-				x, _ := os.ReadFile(p)
-				y, _ := os.ReadFile(q)
-				if !bytes.Equal(x, y) {
-					t.Errorf("%s: content differs", rel)
-				}
-			case a.Mode()&fs.ModeSymlink != 0:
-				x, _ := os.Readlink(p)
-				y, _ := os.Readlink(q)
-				if x != y {
-					t.Errorf("%s: link to %q, want %q", rel, y, x)
-				}
-			}
-			return nil
-		})
-		if err != nil || int64(n) != want.Entries+1-want.Skipped {
-			t.Errorf("compared %d entries (%v)", n, err)
+		if n := sameTrees(t, src, dst); int64(n) != want.Entries+1-want.Skipped {
+			t.Errorf("compared %d entries", n)
 		}
 	}
+}
+
+// sameTrees reports every entry of src (but special files) that dst lacks
+// or has with another type, mode, mtime, content or link target, and
+// every entry dst has beyond them. It returns how many it compared.
+func sameTrees(t *testing.T, src, dst string) int {
+	t.Helper()
+	n := 0
+	seen := map[string]bool{}
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		q := filepath.Join(dst, rel)
+		a, _ := os.Lstat(p)
+		b, err := os.Lstat(q)
+		if d.Type()&fs.ModeNamedPipe != 0 {
+			if err == nil {
+				t.Errorf("%s: a fifo was copied", rel)
+			}
+			return nil
+		}
+		n++
+		seen[rel] = true
+		if err != nil {
+			t.Errorf("%s: %v", rel, err)
+			return nil
+		}
+		if a.Mode() != b.Mode() || !a.ModTime().Equal(b.ModTime()) {
+			t.Errorf("%s: %v %v, want %v %v", rel, b.Mode(), b.ModTime(), a.Mode(), a.ModTime())
+		}
+		switch {
+		case a.Mode().IsRegular():
+			x, _ := os.ReadFile(p)
+			y, _ := os.ReadFile(q)
+			if !bytes.Equal(x, y) {
+				t.Errorf("%s: content differs", rel)
+			}
+		case a.Mode()&fs.ModeSymlink != 0:
+			x, _ := os.Readlink(p)
+			y, _ := os.Readlink(q)
+			if x != y {
+				t.Errorf("%s: link to %q, want %q", rel, y, x)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(dst, p); err == nil && !seen[rel] {
+			t.Errorf("%s: not in the source", rel)
+		}
+		return nil
+	})
+	return n
 }
 
 // A missing source, a destination that exists and a cancelled context

@@ -1,0 +1,229 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/msync/msync/internal/fsx"
+	"golang.org/x/sys/unix"
+)
+
+// UpdateStats is what an update floor went through.
+type UpdateStats struct {
+	Entries int64 // entries lstat'ed on both sides, roots excluded
+	Copied  int64 // regular files (re)written
+	Bytes   int64 // bytes written
+	Created int64 // directories and symlinks made
+	Meta    int64 // entries whose owner, mode or mtime alone was set
+	Deleted int64 // entries removed from dst (a directory counts once)
+	Time    time.Duration
+}
+
+// String prints the stats as the floor command does.
+func (s UpdateStats) String() string {
+	return fmt.Sprintf("%d entries, %d files written (%d bytes), %d made, %d metadata only, %d deleted in %.3f s",
+		s.Entries, s.Copied, s.Bytes, s.Created, s.Meta, s.Deleted, s.Time.Seconds())
+}
+
+// UpdateFloor brings dst up to date with src the way rsync -a --delete
+// does between local trees, with only the system calls that needs, on
+// workers goroutines: every directory of both trees listed and every entry
+// lstat'ed; a regular file whose size or mtime differs, or that dst lacks,
+// rewritten in place (opened with O_TRUNC, written, owner, mode and mtime
+// set); a symlink that differs replaced; owner, mode or mtime set where
+// only they differ; what dst has and src has not removed. No temp names,
+// no hashing, no record, no syncfs; special files are skipped. Its time is
+// the floor of a catch-up pass on this machine.
+func UpdateFloor(ctx context.Context, workers int, src, dst string) (UpdateStats, error) {
+	for _, d := range []string{src, dst} {
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err != nil {
+			return UpdateStats{}, &os.PathError{Op: "stat", Path: d, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return UpdateStats{}, fmt.Errorf("%s: not a directory", d)
+		}
+	}
+	t := time.Now()
+	var (
+		mu    sync.Mutex
+		total UpdateStats
+		dirs  []dirMeta // directories whose metadata differs, set at the end
+	)
+	root := os.Geteuid() == 0
+	err := walkParallel(ctx, workers, []copyJob{{src, dst}}, func() (func(copyJob) ([]copyJob, error), func()) {
+		u := &updater{copier: copier{root: root, dirbuf: make([]byte, fsx.DirBufSize), filebuf: make([]byte, 256<<10)}}
+		return u.dir, func() {
+			mu.Lock()
+			total.Entries += u.st.Entries
+			total.Copied += u.st.Copied
+			total.Bytes += u.st.Bytes
+			total.Created += u.st.Created
+			total.Meta += u.st.Meta
+			total.Deleted += u.st.Deleted
+			dirs = append(dirs, u.dirs...)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return total, err
+	}
+	for _, d := range dirs {
+		if err := setMeta(unix.AT_FDCWD, d.path, d.path, &d.st, root, 0); err != nil {
+			return total, err
+		}
+	}
+	var sst, dst2 unix.Stat_t
+	if err := unix.Stat(src, &sst); err == nil && unix.Stat(dst, &dst2) == nil && metaDiffers(&sst, &dst2, root) {
+		if err := setMeta(unix.AT_FDCWD, dst, dst, &sst, root, 0); err != nil {
+			return total, err
+		}
+	}
+	total.Time = time.Since(t)
+	return total, nil
+}
+
+type updater struct {
+	copier
+	st UpdateStats
+}
+
+type dirent struct {
+	name string
+	st   unix.Stat_t
+}
+
+// list returns the entries of the open directory fd, sorted by name.
+func (u *updater) list(fd int, dir string) ([]dirent, error) {
+	var out []dirent
+	err := fsx.ReadDir(fd, u.dirbuf, func(cname []byte) error {
+		var st unix.Stat_t
+		if err := fsx.Lstatat(fd, cname, &st); err != nil {
+			if err == unix.ENOENT {
+				return nil
+			}
+			return &os.PathError{Op: "lstat", Path: filepath.Join(dir, cstring(cname)), Err: err}
+		}
+		out = append(out, dirent{string(cname[:len(cname)-1]), st})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", dir, err)
+	}
+	u.st.Entries += int64(len(out))
+	slices.SortFunc(out, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
+	return out, nil
+}
+
+// metaDiffers reports whether owner (as root), mode or mtime differ.
+func metaDiffers(a, b *unix.Stat_t, root bool) bool {
+	return a.Mode != b.Mode || a.Mtim != b.Mtim || root && (a.Uid != b.Uid || a.Gid != b.Gid)
+}
+
+// dir updates one directory of dst and returns the subdirectories to visit.
+func (u *updater) dir(j copyJob) ([]copyJob, error) {
+	sfd, err := unix.Open(j.src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: j.src, Err: err}
+	}
+	defer unix.Close(sfd)
+	dfd, err := unix.Open(j.dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: j.dst, Err: err}
+	}
+	defer unix.Close(dfd)
+	ss, err := u.list(sfd, j.src)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := u.list(dfd, j.dst)
+	if err != nil {
+		return nil, err
+	}
+	var subs []copyJob
+	for len(ss) > 0 || len(ds) > 0 {
+		var s, d *dirent
+		switch {
+		case len(ds) == 0 || len(ss) > 0 && ss[0].name < ds[0].name:
+			s, ss = &ss[0], ss[1:]
+		case len(ss) == 0 || ds[0].name < ss[0].name:
+			d, ds = &ds[0], ds[1:]
+		default:
+			s, d, ss, ds = &ss[0], &ds[0], ss[1:], ds[1:]
+		}
+		if d != nil && (s == nil || s.st.Mode&unix.S_IFMT != d.st.Mode&unix.S_IFMT) {
+			p := filepath.Join(j.dst, d.name)
+			if err := os.RemoveAll(p); err != nil {
+				return nil, err
+			}
+			u.st.Deleted++
+			d = nil
+		}
+		if s == nil {
+			continue
+		}
+		if err := u.entry(sfd, dfd, j, s, d, &subs); err != nil {
+			return nil, err
+		}
+	}
+	return subs, nil
+}
+
+// entry brings d (nil if dst lacks it) up to date with s.
+func (u *updater) entry(sfd, dfd int, j copyJob, s, d *dirent, subs *[]copyJob) error {
+	dpath := filepath.Join(j.dst, s.name)
+	switch s.st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if d == nil {
+			if err := unix.Mkdirat(dfd, s.name, 0o700); err != nil {
+				return &os.PathError{Op: "mkdir", Path: dpath, Err: err}
+			}
+			u.st.Created++
+		}
+		if d == nil || metaDiffers(&s.st, &d.st, u.root) {
+			u.dirs = append(u.dirs, dirMeta{dpath, s.st})
+		}
+		*subs = append(*subs, copyJob{filepath.Join(j.src, s.name), dpath})
+	case unix.S_IFREG:
+		if d != nil && d.st.Size == s.st.Size && d.st.Mtim == s.st.Mtim {
+			if metaDiffers(&s.st, &d.st, u.root) {
+				u.st.Meta++
+				return setMeta(dfd, s.name, dpath, &s.st, u.root, 0)
+			}
+			return nil
+		}
+		cname := append([]byte(s.name), 0)
+		n, err := u.write(sfd, dfd, cname, &s.st, j, unix.O_TRUNC)
+		if err != nil {
+			return err
+		}
+		u.st.Copied++
+		u.st.Bytes += n
+	case unix.S_IFLNK:
+		if d != nil && d.st.Size == s.st.Size && d.st.Mtim == s.st.Mtim {
+			return nil
+		}
+		buf := u.filebuf[:min(len(u.filebuf), int(s.st.Size)+1)]
+		n, err := unix.Readlinkat(sfd, s.name, buf)
+		if err != nil {
+			return &os.PathError{Op: "readlink", Path: filepath.Join(j.src, s.name), Err: err}
+		}
+		if d != nil {
+			if err := unix.Unlinkat(dfd, s.name, 0); err != nil {
+				return &os.PathError{Op: "unlink", Path: dpath, Err: err}
+			}
+		}
+		if err := unix.Symlinkat(string(buf[:n]), dfd, s.name); err != nil {
+			return &os.PathError{Op: "symlink", Path: dpath, Err: err}
+		}
+		u.st.Created++
+		return setMeta(dfd, s.name, dpath, &s.st, u.root, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return nil
+}

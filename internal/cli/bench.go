@@ -74,12 +74,12 @@ alternating which tool goes first, each of them --runs times:
   catch-up            after one bench mutate round, same commands
   remote bytes        msync --delta=always wire bytes vs rsync --no-whole-file "Total bytes sent"
   verify              msync verify       vs rsync -aHn -c --delete (and with -X)
-Beside the no-change, catch-up and verify rows, bench floor times only the system calls
-no tool can skip on the same trees (see msync bench floor --help): floor/rsync is the
-smallest ratio this machine allows.
+Beside each local time row, bench floor times only the system calls no tool can skip on
+the same trees (see msync bench floor --help; --copy-to for the initial copy, --update-to
+on the cp -a copy for the catch-up): floor/rsync is the smallest ratio this machine allows.
 Every copy is kept until the run ends (a pass timed right after gigabytes were deleted
 pays for ext4's check of recently freed inodes), so --dir needs room for all of them:
-about 3 copies per run, 2 more per run for --rsync-daemon and for ssh.
+about 4 copies per run, 2 more per run for --rsync-daemon and for ssh.
 With --rsync-daemon, also pulls from that rsync run as a daemon on 127.0.0.1 (initial
 and catch-up, msync rsync:// vs rsync rsync://); with --ssh or --ssh-loopback, over ssh.
 Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,

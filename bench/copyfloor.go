@@ -89,18 +89,27 @@ func CopyFloor(ctx context.Context, workers int, src, dst string, syncfs bool) (
 	}
 	total.Copy = time.Since(t)
 	if syncfs {
-		t = time.Now()
-		fd, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err == nil {
-			err = unix.Syncfs(fd)
-			unix.Close(fd)
-		}
+		d, err := syncFS(dst)
 		if err != nil {
-			return total, &os.PathError{Op: "syncfs", Path: dst, Err: err}
+			return total, err
 		}
-		total.Sync = time.Since(t)
+		total.Sync = d
 	}
 	return total, nil
+}
+
+// syncFS flushes the file system that holds dir and says how long it took.
+func syncFS(dir string) (time.Duration, error) {
+	t := time.Now()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = unix.Syncfs(fd)
+		unix.Close(fd)
+	}
+	if err != nil {
+		return 0, &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return time.Since(t), nil
 }
 
 type copyJob struct{ src, dst string }

@@ -22,13 +22,19 @@ type UpdateStats struct {
 	Created int64 // directories and symlinks made
 	Meta    int64 // entries whose owner, mode or mtime alone was set
 	Deleted int64 // entries removed from dst (a directory counts once)
-	Time    time.Duration
+	// Time is the time of the update; Sync that of the syncfs after it (0
+	// unless asked for).
+	Time, Sync time.Duration
 }
 
 // String prints the stats as the floor command does.
 func (s UpdateStats) String() string {
-	return fmt.Sprintf("%d entries, %d files written (%d bytes), %d made, %d metadata only, %d deleted in %.3f s",
+	out := fmt.Sprintf("%d entries, %d files written (%d bytes), %d made, %d metadata only, %d deleted in %.3f s",
 		s.Entries, s.Copied, s.Bytes, s.Created, s.Meta, s.Deleted, s.Time.Seconds())
+	if s.Sync > 0 {
+		out += fmt.Sprintf(", then syncfs %.3f s", s.Sync.Seconds())
+	}
+	return out
 }
 
 // UpdateFloor brings dst up to date with src the way rsync -a --delete
@@ -38,9 +44,10 @@ func (s UpdateStats) String() string {
 // rewritten in place (opened with O_TRUNC, written, owner, mode and mtime
 // set); a symlink that differs replaced; owner, mode or mtime set where
 // only they differ; what dst has and src has not removed. No temp names,
-// no hashing, no record, no syncfs; special files are skipped. Its time is
-// the floor of a catch-up pass on this machine.
-func UpdateFloor(ctx context.Context, workers int, src, dst string) (UpdateStats, error) {
+// no hashing, no record; special files are skipped. With syncfs set,
+// syncfs on dst follows, timed apart. Its time is the floor of a catch-up
+// pass on this machine.
+func UpdateFloor(ctx context.Context, workers int, src, dst string, syncfs bool) (UpdateStats, error) {
 	for _, d := range []string{src, dst} {
 		var st unix.Stat_t
 		if err := unix.Stat(d, &st); err != nil {
@@ -86,6 +93,13 @@ func UpdateFloor(ctx context.Context, workers int, src, dst string) (UpdateStats
 		}
 	}
 	total.Time = time.Since(t)
+	if syncfs {
+		d, err := syncFS(dst)
+		if err != nil {
+			return total, err
+		}
+		total.Sync = d
+	}
 	return total, nil
 }
 

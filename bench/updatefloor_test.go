@@ -47,7 +47,7 @@ func TestUpdateFloorBringsDstUpToDate(t *testing.T) {
 	os.Symlink("two", filepath.Join(src, "link"))
 	os.Chtimes(filepath.Join(src, "keep"), later, later)
 
-	got, err := UpdateFloor(context.Background(), 3, src, dst)
+	got, err := UpdateFloor(context.Background(), 3, src, dst, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,19 +57,19 @@ func TestUpdateFloorBringsDstUpToDate(t *testing.T) {
 	// Deleted: gone, old (once), becomes-dir the file, link is replaced.
 	want := UpdateStats{Copied: 5, Created: 4, Meta: 1, Deleted: 3,
 		Bytes: int64(len("content of grows") + 500000 + len("short") + len("content of touched") + len("now a directory") + len("new"))}
-	if got.Time <= 0 || got.Entries == 0 {
-		t.Errorf("time %v, entries %d", got.Time, got.Entries)
+	if got.Time <= 0 || got.Sync <= 0 || got.Entries == 0 {
+		t.Errorf("time %v, sync %v, entries %d", got.Time, got.Sync, got.Entries)
 	}
-	got.Time, got.Entries = 0, 0
+	got.Time, got.Sync, got.Entries = 0, 0, 0
 	if got != want {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 	// Up to date: a second pass only looks.
-	got, err = UpdateFloor(context.Background(), 1, src, dst)
+	got, err = UpdateFloor(context.Background(), 1, src, dst, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Copied+got.Created+got.Meta+got.Deleted != 0 {
+	if got.Copied+got.Created+got.Meta+got.Deleted != 0 || got.Sync != 0 {
 		t.Errorf("second pass changed something: %+v", got)
 	}
 }
@@ -77,12 +77,12 @@ func TestUpdateFloorBringsDstUpToDate(t *testing.T) {
 func TestUpdateFloorErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
-	if _, err := UpdateFloor(context.Background(), 2, dir, missing); err == nil || !strings.Contains(err.Error(), missing) {
+	if _, err := UpdateFloor(context.Background(), 2, dir, missing, false); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing destination: err = %v, want one naming %s", err, missing)
 	}
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
-	if _, err := UpdateFloor(context.Background(), 2, file, dir); err == nil || !strings.Contains(err.Error(), "not a directory") {
+	if _, err := UpdateFloor(context.Background(), 2, file, dir, false); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("file source: err = %v", err)
 	}
 }

@@ -199,7 +199,7 @@ func newFloorCommand(env Env) *cobra.Command {
 	var workers int
 	var copyTo, updateTo string
 	c := &cobra.Command{
-		Use:   "floor [--read] DIR... | floor --copy-to NEW [--sync] DIR | floor --update-to OLD DIR",
+		Use:   "floor [--read] DIR... | floor --copy-to NEW [--sync] DIR | floor --update-to OLD [--sync] DIR",
 		Short: "Time only the system calls a pass over DIR cannot avoid: this machine's floor",
 		Long: `Walk each DIR on --workers goroutines making only the system calls that any tool
 comparing trees must make: open and getdents for every directory, lstat for every entry
@@ -217,8 +217,8 @@ floor of an initial copy. --sync adds a syncfs of NEW's file system, timed apart
 With --update-to OLD, bring the existing copy OLD up to date with DIR the way
 rsync -a --delete does between local trees: both trees listed and lstat'ed, every file
 whose size or mtime differs rewritten in place (O_TRUNC), new entries made, metadata set
-where only it differs, what DIR lacks removed. No temp names, no hashing, no syncfs: the
-floor of a catch-up pass.
+where only it differs, what DIR lacks removed. No temp names, no hashing: the floor of a
+catch-up pass. --sync works here too.
 
 bench run measures these beside its rows: a ratio below floor/rsync cannot be reached on
 this machine by a tool that makes those calls.`,
@@ -230,14 +230,14 @@ this machine by a tool that makes those calls.`,
 				return &exitError{code: exitCodeUsage, err: errors.New("floor takes --copy-to or --update-to, not both")}
 			case (copyTo != "" || updateTo != "") && (len(args) != 1 || read):
 				return &exitError{code: exitCodeUsage, err: errors.New("floor --copy-to and --update-to take one DIR and no --read")}
-			case copyTo == "" && syncfs:
-				return &exitError{code: exitCodeUsage, err: errors.New("floor --sync goes with --copy-to")}
+			case copyTo == "" && updateTo == "" && syncfs:
+				return &exitError{code: exitCodeUsage, err: errors.New("floor --sync goes with --copy-to or --update-to")}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if updateTo != "" {
-				st, err := bench.UpdateFloor(cmd.Context(), workers, args[0], updateTo)
+				st, err := bench.UpdateFloor(cmd.Context(), workers, args[0], updateTo, syncfs)
 				if err != nil {
 					return fatal(fmt.Errorf("bench floor: %w", err))
 				}
@@ -264,7 +264,7 @@ this machine by a tool that makes those calls.`,
 	c.Flags().BoolVar(&read, "read", false, "also read every regular file to the end")
 	c.Flags().StringVar(&copyTo, "copy-to", "", "copy DIR into this new directory instead (the floor of an initial copy)")
 	c.Flags().StringVar(&updateTo, "update-to", "", "bring this existing copy of DIR up to date instead (the floor of a catch-up)")
-	c.Flags().BoolVar(&syncfs, "sync", false, "with --copy-to: then syncfs the copy's file system, timed apart")
+	c.Flags().BoolVar(&syncfs, "sync", false, "with --copy-to or --update-to: then syncfs that file system, timed apart")
 	c.Flags().IntVar(&workers, "workers", 4, "goroutines")
 	return c
 }

@@ -65,9 +65,10 @@ func CopyFloor(ctx context.Context, workers int, src, dst string, syncfs bool) (
 		mu    sync.Mutex
 		total CopyStats
 		dirs  = []dirMeta{{path: dst, st: st}}
+		root  = os.Geteuid() == 0
 	)
 	err := walkParallel(ctx, workers, []copyJob{{src, dst}}, func() (func(copyJob) ([]copyJob, error), func()) {
-		c := &copier{root: os.Geteuid() == 0, dirbuf: make([]byte, fsx.DirBufSize), filebuf: make([]byte, 256<<10)}
+		c := newCopier(root)
 		return c.dir, func() {
 			mu.Lock()
 			total.Entries += c.st.Entries
@@ -78,14 +79,11 @@ func CopyFloor(ctx context.Context, workers int, src, dst string, syncfs bool) (
 			mu.Unlock()
 		}
 	})
+	if err == nil {
+		err = setDirs(dirs, root)
+	}
 	if err != nil {
 		return total, err
-	}
-	root := os.Geteuid() == 0
-	for _, d := range dirs {
-		if err := setMeta(unix.AT_FDCWD, d.path, d.path, &d.st, root, 0); err != nil {
-			return total, err
-		}
 	}
 	total.Copy = time.Since(t)
 	if syncfs {
@@ -117,6 +115,21 @@ type copyJob struct{ src, dst string }
 type dirMeta struct {
 	path string
 	st   unix.Stat_t
+}
+
+func newCopier(root bool) *copier {
+	return &copier{root: root, dirbuf: make([]byte, fsx.DirBufSize), filebuf: make([]byte, 256<<10)}
+}
+
+// setDirs gives directories their metadata once everything in them is
+// written (writing into a directory changes its mtime).
+func setDirs(dirs []dirMeta, root bool) error {
+	for _, d := range dirs {
+		if err := setMeta(unix.AT_FDCWD, d.path, d.path, &d.st, root, 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type copier struct {

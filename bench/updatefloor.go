@@ -65,7 +65,7 @@ func UpdateFloor(ctx context.Context, workers int, src, dst string, syncfs bool)
 	)
 	root := os.Geteuid() == 0
 	err := walkParallel(ctx, workers, []copyJob{{src, dst}}, func() (func(copyJob) ([]copyJob, error), func()) {
-		u := &updater{copier: copier{root: root, dirbuf: make([]byte, fsx.DirBufSize), filebuf: make([]byte, 256<<10)}}
+		u := &updater{copier: *newCopier(root)}
 		return u.dir, func() {
 			mu.Lock()
 			total.Entries += u.st.Entries
@@ -78,13 +78,11 @@ func UpdateFloor(ctx context.Context, workers int, src, dst string, syncfs bool)
 			mu.Unlock()
 		}
 	})
+	if err == nil {
+		err = setDirs(dirs, root)
+	}
 	if err != nil {
 		return total, err
-	}
-	for _, d := range dirs {
-		if err := setMeta(unix.AT_FDCWD, d.path, d.path, &d.st, root, 0); err != nil {
-			return total, err
-		}
 	}
 	var sst, dst2 unix.Stat_t
 	if err := unix.Stat(src, &sst); err == nil && unix.Stat(dst, &dst2) == nil && metaDiffers(&sst, &dst2, root) {

@@ -202,7 +202,7 @@ func (c *copier) dir(j copyJob) ([]copyJob, error) {
 // file copies one regular file, named cname (NUL-terminated) in both
 // directories, and counts it.
 func (c *copier) file(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob) error {
-	n, err := c.write(sfd, dfd, cname, st, j, unix.O_EXCL)
+	n, err := c.write(sfd, dfd, cname, cname, st, j)
 	if err != nil {
 		return err
 	}
@@ -211,10 +211,10 @@ func (c *copier) file(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob) er
 	return nil
 }
 
-// write copies the regular file cname of sfd to cname in dfd, which it
-// opens with O_CREAT and create (O_EXCL or O_TRUNC), and sets its owner
-// (as root), mode and mtime as st has them. It returns the bytes written.
-func (c *copier) write(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob, create int) (int64, error) {
+// write copies the regular file cname of sfd to dname in dfd (both names
+// NUL-terminated), which it creates (O_EXCL), and sets its owner (as root),
+// mode and mtime as st has them. It returns the bytes written.
+func (c *copier) write(sfd, dfd int, cname, dname []byte, st *unix.Stat_t, j copyJob) (int64, error) {
 	name := unsafe.Pointer(&cname[0])
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME
 	in, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(sfd), uintptr(name), uintptr(flags), 0, 0, 0)
@@ -225,14 +225,14 @@ func (c *copier) write(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob, c
 		return 0, &os.PathError{Op: "open", Path: filepath.Join(j.src, cstring(cname)), Err: errno}
 	}
 	defer unix.Close(int(in))
-	wflags := unix.O_WRONLY | unix.O_CREAT | create | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	out, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(dfd), uintptr(name), uintptr(wflags), 0o600, 0, 0)
+	wflags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	out, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(dfd), uintptr(unsafe.Pointer(&dname[0])), uintptr(wflags), 0o600, 0, 0)
 	if errno != 0 {
-		return 0, &os.PathError{Op: "create", Path: filepath.Join(j.dst, cstring(cname)), Err: errno}
+		return 0, &os.PathError{Op: "create", Path: filepath.Join(j.dst, cstring(dname)), Err: errno}
 	}
 	werr := func(op string, err error) (int64, error) {
 		unix.Close(int(out))
-		return 0, &os.PathError{Op: op, Path: filepath.Join(j.dst, cstring(cname)), Err: err}
+		return 0, &os.PathError{Op: op, Path: filepath.Join(j.dst, cstring(dname)), Err: err}
 	}
 	var total int64
 	for {
@@ -270,7 +270,7 @@ func (c *copier) write(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob, c
 		return werr("set mtime", e)
 	}
 	if err := unix.Close(int(out)); err != nil {
-		return 0, &os.PathError{Op: "close", Path: filepath.Join(j.dst, cstring(cname)), Err: err}
+		return 0, &os.PathError{Op: "close", Path: filepath.Join(j.dst, cstring(dname)), Err: err}
 	}
 	return total, nil
 }

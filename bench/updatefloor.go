@@ -14,6 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// tempSuffix ends the temp name ("." NAME tempSuffix) that the update floor
+// writes a file under before it renames it over the old copy.
+const tempSuffix = ".floor-tmp"
+
 // UpdateStats is what an update floor went through.
 type UpdateStats struct {
 	Entries int64 // entries lstat'ed on both sides, roots excluded
@@ -40,11 +44,13 @@ func (s UpdateStats) String() string {
 // UpdateFloor brings dst up to date with src the way rsync -a --delete
 // does between local trees, with only the system calls that needs, on
 // workers goroutines: every directory of both trees listed and every entry
-// lstat'ed; a regular file whose size or mtime differs, or that dst lacks,
-// rewritten in place (opened with O_TRUNC, written, owner, mode and mtime
-// set); a symlink that differs replaced; owner, mode or mtime set where
-// only they differ; what dst has and src has not removed. No temp names,
-// no hashing, no record; special files are skipped. With syncfs set,
+// lstat'ed; a regular file whose size or mtime differs written (owner,
+// mode and mtime set) under a temp name and renamed over the old copy, as
+// rsync does it, so that the old copy stays whole until the new one is
+// (one that dst lacks is made under its own name); a symlink that differs
+// replaced; owner, mode or mtime set where only they differ; what dst has
+// and src has not removed. No hashing, no record; special files are
+// skipped. With syncfs set,
 // syncfs on dst follows, timed apart. Its time is the floor of a catch-up
 // pass on this machine.
 func UpdateFloor(ctx context.Context, workers int, src, dst string, syncfs bool) (UpdateStats, error) {
@@ -211,8 +217,26 @@ func (u *updater) entry(sfd, dfd int, j copyJob, s, d *dirent, subs *[]copyJob) 
 			return nil
 		}
 		cname := append([]byte(s.name), 0)
-		n, err := u.write(sfd, dfd, cname, &s.st, j, unix.O_TRUNC)
+		if d == nil {
+			n, err := u.write(sfd, dfd, cname, cname, &s.st, j)
+			if err != nil {
+				return err
+			}
+			u.st.Copied++
+			u.st.Bytes += n
+			return nil
+		}
+		// The old copy stays whole until the new one replaces it, as
+		// rsync does it: written under a temp name, then renamed over.
+		tmp := "." + s.name + tempSuffix
+		n, err := u.write(sfd, dfd, cname, append([]byte(tmp), 0), &s.st, j)
+		if err == nil {
+			if err = unix.Renameat(dfd, tmp, dfd, s.name); err != nil {
+				err = &os.PathError{Op: "rename", Path: dpath, Err: err}
+			}
+		}
 		if err != nil {
+			unix.Unlinkat(dfd, tmp, 0)
 			return err
 		}
 		u.st.Copied++

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// UpdateFloor rewrites what changed, makes what is new, sets metadata that
+// UpdateFloor replaces what changed, makes what is new, sets metadata that
 // alone changed, removes what src no longer has, and leaves the rest.
 func TestUpdateFloorBringsDstUpToDate(t *testing.T) {
 	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "dst")
@@ -47,11 +47,21 @@ func TestUpdateFloorBringsDstUpToDate(t *testing.T) {
 	os.Symlink("two", filepath.Join(src, "link"))
 	os.Chtimes(filepath.Join(src, "keep"), later, later)
 
+	// A link to the old copy, outside dst, sees whether it was rewritten in
+	// place or replaced whole (as rsync does it).
+	oldCopy := filepath.Join(t.TempDir(), "grows-before")
+	if err := os.Link(filepath.Join(dst, "grows"), oldCopy); err != nil {
+		t.Fatal(err)
+	}
+
 	got, err := UpdateFloor(context.Background(), 3, src, dst, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameTrees(t, src, dst)
+	if b, err := os.ReadFile(oldCopy); err != nil || string(b) != "content of grows" {
+		t.Errorf("the old copy of grows was changed in place (%d bytes, %v): want it replaced by a rename", len(b), err)
+	}
 	// Written: grows, shrinks, touched, becomes-dir/inside, new/sub/file.
 	// Made: becomes-dir, new, new/sub, link. Metadata only: mode.
 	// Deleted: gone, old (once), becomes-dir the file, link is replaced.

@@ -216,9 +216,10 @@ floor of an initial copy. --sync adds a syncfs of NEW's file system, timed apart
 
 With --update-to OLD, bring the existing copy OLD up to date with DIR the way
 rsync -a --delete does between local trees: both trees listed and lstat'ed, every file
-whose size or mtime differs rewritten in place (O_TRUNC), new entries made, metadata set
-where only it differs, what DIR lacks removed. No temp names, no hashing: the floor of a
-catch-up pass. --sync works here too.
+whose size or mtime differs written under a temp name and renamed over the old copy (as
+rsync does: the old copy stays whole until the new one is), new entries made, metadata set
+where only it differs, what DIR lacks removed. No hashing: the floor of a catch-up pass.
+--sync works here too.
 
 bench run measures these beside its rows: a ratio below floor/rsync cannot be reached on
 this machine by a tool that makes those calls.`,

@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
+	"golang.org/x/sys/unix"
 )
 
 // failAfter ends a stream with an error after n entries.
@@ -116,4 +118,57 @@ func TestHasherBatches(t *testing.T) {
 		t.Errorf("EOF after the error")
 	}
 	h.Close()
+}
+
+// HashFile hashes what the scan saw, and reports a file that grew or
+// shrank since the scan as changed while it was read, for small files
+// (read in one call) and for files longer than its buffer.
+func TestHashFileSeesSizeChanges(t *testing.T) {
+	dir := t.TempDir()
+	root, err := fsx.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	dirs := root.NewDirs()
+	defer dirs.Close()
+	buf := make([]byte, 4096)
+	for _, size := range []int{0, 10, 4095, 4096, 4097, 3 * 4096, 100000} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*13 + size)
+		}
+		name := fmt.Sprint("f", size)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		e := FromStat(name, &st)
+		sum, n, err := HashFile(context.Background(), dirs, e, buf)
+		if err != nil || n != int64(size) || sum != xxhash.Sum64(data) {
+			t.Fatalf("size %d: got %x, %d bytes, %v; want %x", size, sum, n, err, xxhash.Sum64(data))
+		}
+		// Grown by one byte since the scan.
+		if err := os.WriteFile(p, append(data, 'x'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var ch *ErrChanged
+		if _, _, err := HashFile(context.Background(), dirs, e, buf); !errors.As(err, &ch) || ch.Path != name {
+			t.Errorf("size %d, grown: got %v, want ErrChanged", size, err)
+		}
+		if size == 0 {
+			continue
+		}
+		// Shorter by one byte.
+		if err := os.WriteFile(p, data[:size-1], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := HashFile(context.Background(), dirs, e, buf); !errors.As(err, &ch) {
+			t.Errorf("size %d, shrunk: got %v, want ErrChanged", size, err)
+		}
+	}
 }

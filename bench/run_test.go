@@ -101,3 +101,22 @@ func TestMarkdownReferenceRow(t *testing.T) {
 		t.Fatalf("ratio %v, want msync/rsync %v", row.Ratio, 1.1/2)
 	}
 }
+
+// When msync's row command does less than the reference (verify without
+// xattrs), the reference line shows msync's own time at the reference's
+// work, and the ratio is of those two.
+func TestMarkdownMsyncReference(t *testing.T) {
+	s := &series{m: []float64{1, 1}, r: []float64{2, 2}, ref: []float64{4, 4}, crs: []int64{1024, 1024},
+		mref: []float64{3, 2}, mrrss: []int64{3072, 3072}}
+	row := s.row("verify", "s", 0.5, "")
+	row.RefName = "msync verify vs rsync -aHXn -c --delete"
+	var b strings.Builder
+	(&Result{Rows: []Row{row}}).Markdown(&b)
+	want := "| (reference: msync verify vs rsync -aHXn -c --delete) | 2.50 s (2.00-3.00) | 4.00 s (4.00-4.00) | 0.62 (msync / this) | | | 3 / 1 MiB |"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("Markdown has no line\n%s\nin\n%s", want, b.String())
+	}
+	if row.Ratio != 0.5 {
+		t.Fatalf("ratio %v, want the row's own msync/rsync 0.5", row.Ratio)
+	}
+}

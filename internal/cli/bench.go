@@ -73,7 +73,8 @@ alternating which tool goes first, each of them --runs times:
   no-change pass      msync catchup      vs rsync -aH --delete (rsync -aHX for reference)
   catch-up            after one bench mutate round, same commands
   remote bytes        msync --delta=always wire bytes vs rsync --no-whole-file "Total bytes sent"
-  verify              msync verify       vs rsync -aHn -c --delete (and with -X)
+  verify              msync verify --no-xattrs vs rsync -aHn -c --delete (neither compares
+                      xattrs; for reference, msync verify vs rsync -aHXn -c --delete)
 Beside each local time row, bench floor times only the system calls no tool can skip on
 the same trees (see msync bench floor --help; --copy-to for the initial copy, --update-to
 on the cp -a copy for the catch-up): floor/rsync is the smallest ratio this machine allows.

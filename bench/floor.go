@@ -11,6 +11,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,17 +20,23 @@ type FloorStats struct {
 	Entries int64 // everything lstat'ed, roots excluded
 	Files   int64 // regular files
 	Bytes   int64 // bytes read (Read mode only)
+	// Sum is the xor of the xxhash64 of every file read (Hash mode only).
+	Sum uint64
 }
 
 // Floor makes only the system calls that a pass over roots cannot do
 // without, on workers goroutines, and nothing else: for every directory
 // open and getdents, for every entry below it fstatat (lstat), and with
-// read set, for every regular file openat, read to the end and close. No
-// hashing, no manifests, no output. Its time is the floor of any tool that
-// has to look at every entry (a no-change pass) or read every byte (a
-// checksum comparison) on this machine: the kernel's work, spread over the
-// cores. Symlinks are never followed.
-func Floor(ctx context.Context, workers int, read bool, roots ...string) (FloorStats, error) {
+// read set, for every regular file openat, read to the end and close; with
+// hash set too, what is read is hashed (xxhash64, msync's digest). No
+// manifests, no output. Its time is the floor of any tool that has to look
+// at every entry (a no-change pass) or read and hash every byte (a checksum
+// comparison) on this machine: the kernel's work and the digest's, spread
+// over the cores. Symlinks are never followed.
+func Floor(ctx context.Context, workers int, read, hash bool, roots ...string) (FloorStats, error) {
+	if hash && !read {
+		return FloorStats{}, fmt.Errorf("floor: hashing needs read")
+	}
 	var mu sync.Mutex
 	var total FloorStats
 	err := walkParallel(ctx, workers, roots, func() (func(string) ([]string, error), func()) {
@@ -37,11 +44,15 @@ func Floor(ctx context.Context, workers int, read bool, roots ...string) (FloorS
 		if read {
 			p.filebuf = make([]byte, 256<<10)
 		}
+		if hash {
+			p.digest = xxhash.New()
+		}
 		return p.dir, func() {
 			mu.Lock()
 			total.Entries += p.st.Entries
 			total.Files += p.st.Files
 			total.Bytes += p.st.Bytes
+			total.Sum ^= p.st.Sum
 			mu.Unlock()
 		}
 	})
@@ -106,6 +117,7 @@ func walkParallel[T any](ctx context.Context, workers int, roots []T, newWorker 
 
 type floorProbe struct {
 	read    bool
+	digest  *xxhash.Digest // nil: no hashing
 	dirbuf  []byte
 	filebuf []byte
 	st      FloorStats
@@ -181,6 +193,10 @@ func (p *floorProbe) readFile(dfd int, dir string, name []byte, size int64) erro
 		return &os.PathError{Op: "open", Path: filepath.Join(dir, cstring(name)), Err: errno}
 	}
 	defer unix.Close(int(fd))
+	if p.digest != nil {
+		p.digest.Reset()
+		defer func() { p.st.Sum ^= p.digest.Sum64() }()
+	}
 	for size > 0 {
 		n, err := unix.Read(int(fd), p.filebuf[:min(int64(len(p.filebuf)), size)])
 		if err == unix.EINTR {
@@ -192,6 +208,9 @@ func (p *floorProbe) readFile(dfd int, dir string, name []byte, size int64) erro
 		if n == 0 {
 			break // shrank since the lstat
 		}
+		if p.digest != nil {
+			p.digest.Write(p.filebuf[:n])
+		}
 		p.st.Bytes += int64(n)
 		size -= int64(n)
 	}
@@ -200,5 +219,8 @@ func (p *floorProbe) readFile(dfd int, dir string, name []byte, size int64) erro
 
 // String prints the stats as the floor command does.
 func (s FloorStats) String() string {
+	if s.Sum != 0 {
+		return fmt.Sprintf("%d entries, %d files, %d bytes read and hashed (xor %016x)", s.Entries, s.Files, s.Bytes, s.Sum)
+	}
 	return fmt.Sprintf("%d entries, %d files, %d bytes read", s.Entries, s.Files, s.Bytes)
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"github.com/cespare/xxhash/v2"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -58,6 +59,7 @@ func TestFloorCountsEveryEntry(t *testing.T) {
 	}
 	var want FloorStats
 	var wantBytes int64
+	var wantSum uint64
 	for _, root := range []string{a, b} {
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -71,12 +73,19 @@ func TestFloorCountsEveryEntry(t *testing.T) {
 				want.Files++
 				fi, _ := d.Info()
 				wantBytes += fi.Size()
+				if fi.Size() > 0 {
+					data, err := os.ReadFile(p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					wantSum ^= xxhash.Sum64(data)
+				}
 			}
 			return nil
 		})
 	}
 	for _, workers := range []int{1, 3} {
-		got, err := Floor(context.Background(), workers, false, a, b)
+		got, err := Floor(context.Background(), workers, false, false, a, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,14 +93,22 @@ func TestFloorCountsEveryEntry(t *testing.T) {
 			t.Errorf("walk with %d workers: %+v, want %+v", workers, got, want)
 		}
 		want.Bytes = wantBytes
-		got, err = Floor(context.Background(), workers, true, a, b)
+		got, err = Floor(context.Background(), workers, true, false, a, b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got != want {
 			t.Errorf("read with %d workers: %+v, want %+v", workers, got, want)
 		}
-		want.Bytes = 0
+		want.Sum = wantSum
+		got, err = Floor(context.Background(), workers, true, true, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("read and hash with %d workers: %+v, want %+v", workers, got, want)
+		}
+		want.Bytes, want.Sum = 0, 0
 	}
 }
 
@@ -100,17 +117,17 @@ func TestFloorCountsEveryEntry(t *testing.T) {
 func TestFloorErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
-	if _, err := Floor(context.Background(), 2, false, dir, missing); err == nil || !strings.Contains(err.Error(), missing) {
+	if _, err := Floor(context.Background(), 2, false, false, dir, missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing root: err = %v, want one naming %s", err, missing)
 	}
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
-	if _, err := Floor(context.Background(), 2, false, file); err == nil || !strings.Contains(err.Error(), "not a directory") {
+	if _, err := Floor(context.Background(), 2, false, false, file); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("file root: err = %v, want not a directory", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Floor(ctx, 2, false, dir); err != context.Canceled {
+	if _, err := Floor(ctx, 2, false, false, dir); err != context.Canceled {
 		t.Errorf("cancelled: err = %v", err)
 	}
 }

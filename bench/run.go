@@ -222,7 +222,7 @@ func (c *Config) run(ctx context.Context, name string, args ...string) (sample, 
 func (c *Config) floor(ctx context.Context, s *series, read bool, dirs ...string) error {
 	args := []string{"bench", "floor", "--workers", "4"}
 	if read {
-		args = append(args, "--read")
+		args = append(args, "--read", "--hash") // a checksum comparison hashes what it reads
 	}
 	x, err := c.run(ctx, c.Msync, append(args, dirs...)...)
 	if err != nil {
@@ -589,7 +589,7 @@ func fmtVal(unit string, s Summary) string {
 // Markdown writes the result as a table.
 func (r *Result) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "Date: %s. Machine: %s.\n", r.Date, r.Machine)
-	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, warm page cache. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read and close of every file; for the initial copy, bench floor --copy-to --sync: create, write and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine.\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs)
+	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, warm page cache. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read, hash (xxhash64) and close of every file; for the initial copy, bench floor --copy-to --sync: create, write and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine.\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs)
 	fmt.Fprintln(w, "| operation | msync | rsync | msync/rsync | target | floor (floor/rsync) | peak RSS msync / rsync |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, row := range r.Rows {

@@ -196,17 +196,17 @@ side by side. The target is within ±25%. Timing is real; only the gaps are simu
 }
 
 func newFloorCommand(env Env) *cobra.Command {
-	var read, syncfs bool
+	var read, hash, syncfs bool
 	var workers int
 	var copyTo, updateTo string
 	c := &cobra.Command{
-		Use:   "floor [--read] DIR... | floor --copy-to NEW [--sync] DIR | floor --update-to OLD [--sync] DIR",
+		Use:   "floor [--read [--hash]] DIR... | floor --copy-to NEW [--sync] DIR | floor --update-to OLD [--sync] DIR",
 		Short: "Time only the system calls a pass over DIR cannot avoid: this machine's floor",
 		Long: `Walk each DIR on --workers goroutines making only the system calls that any tool
 comparing trees must make: open and getdents for every directory, lstat for every entry
 (the floor of a no-change pass over those trees). With --read, also open, read to the end
-and close every regular file (the floor of a checksum comparison, without the hashing).
-Nothing is written.
+and close every regular file; with --hash too, hash what is read with xxhash64, msync's
+digest (the floor of a checksum comparison). Nothing is written.
 
 With --copy-to NEW, copy DIR into NEW (which must not exist) the way rsync -a would,
 making only the calls that needs: for every file open, read, create under its final name,
@@ -232,6 +232,8 @@ this machine by a tool that makes those calls.`,
 				return &exitError{code: exitCodeUsage, err: errors.New("floor takes --copy-to or --update-to, not both")}
 			case (copyTo != "" || updateTo != "") && (len(args) != 1 || read):
 				return &exitError{code: exitCodeUsage, err: errors.New("floor --copy-to and --update-to take one DIR and no --read")}
+			case hash && !read:
+				return &exitError{code: exitCodeUsage, err: errors.New("floor --hash goes with --read")}
 			case copyTo == "" && updateTo == "" && syncfs:
 				return &exitError{code: exitCodeUsage, err: errors.New("floor --sync goes with --copy-to or --update-to")}
 			}
@@ -255,7 +257,7 @@ this machine by a tool that makes those calls.`,
 				return nil
 			}
 			t := time.Now()
-			st, err := bench.Floor(cmd.Context(), workers, read, args...)
+			st, err := bench.Floor(cmd.Context(), workers, read, hash, args...)
 			if err != nil {
 				return fatal(fmt.Errorf("bench floor: %w", err))
 			}
@@ -264,6 +266,7 @@ this machine by a tool that makes those calls.`,
 		},
 	}
 	c.Flags().BoolVar(&read, "read", false, "also read every regular file to the end")
+	c.Flags().BoolVar(&hash, "hash", false, "with --read: also hash what is read (xxhash64)")
 	c.Flags().StringVar(&copyTo, "copy-to", "", "copy DIR into this new directory instead (the floor of an initial copy)")
 	c.Flags().StringVar(&updateTo, "update-to", "", "bring this existing copy of DIR up to date instead (the floor of a catch-up)")
 	c.Flags().BoolVar(&syncfs, "sync", false, "with --copy-to or --update-to: then syncfs that file system, timed apart")

@@ -50,9 +50,8 @@ func (s UpdateStats) String() string {
 // (one that dst lacks is made under its own name); a symlink that differs
 // replaced; owner, mode or mtime set where only they differ; what dst has
 // and src has not removed. No hashing, no record; special files are
-// skipped. With syncfs set,
-// syncfs on dst follows, timed apart. Its time is the floor of a catch-up
-// pass on this machine.
+// skipped. With syncfs set, syncfs on dst follows, timed apart. Its time is
+// the floor of a catch-up pass on this machine.
 func UpdateFloor(ctx context.Context, workers int, src, dst string, syncfs bool) (UpdateStats, error) {
 	for _, d := range []string{src, dst} {
 		var st unix.Stat_t

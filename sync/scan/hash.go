@@ -243,8 +243,9 @@ func (e *ErrChanged) Error() string { return e.Path + ": file changed while it w
 // scanned: it asks for one byte more than the scanned size, so a file that
 // grew or shrank since the scan shows without a system call of its own (an
 // fstat after each file cost 8% of a verify's CPU), and a file read whole
-// in one call costs one read. A file rewritten at the same size between the scan and the read
-// is hashed as it is then: a verify reports it as differing in content.
+// in one call costs one read. A file rewritten at the same size between
+// the scan and the read is hashed as it is then: a verify reports it as
+// differing in content.
 func HashFile(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry, buf []byte) (uint64, int64, error) {
 	return (&fileReader{buf: buf}).hash(ctx, dirs, e)
 }

@@ -216,26 +216,23 @@ func (u *updater) entry(sfd, dfd int, j copyJob, s, d *dirent, subs *[]copyJob) 
 			return nil
 		}
 		cname := append([]byte(s.name), 0)
-		if d == nil {
-			n, err := u.write(sfd, dfd, cname, cname, &s.st, j)
-			if err != nil {
-				return err
-			}
-			u.st.Copied++
-			u.st.Bytes += n
-			return nil
+		dname, tmp := cname, ""
+		if d != nil {
+			// The old copy stays whole until the new one replaces it, as
+			// rsync does it: written under a temp name, then renamed over.
+			tmp = "." + s.name + tempSuffix
+			dname = append([]byte(tmp), 0)
 		}
-		// The old copy stays whole until the new one replaces it, as
-		// rsync does it: written under a temp name, then renamed over.
-		tmp := "." + s.name + tempSuffix
-		n, err := u.write(sfd, dfd, cname, append([]byte(tmp), 0), &s.st, j)
-		if err == nil {
+		n, err := u.write(sfd, dfd, cname, dname, &s.st, j)
+		if err == nil && tmp != "" {
 			if err = unix.Renameat(dfd, tmp, dfd, s.name); err != nil {
 				err = &os.PathError{Op: "rename", Path: dpath, Err: err}
 			}
 		}
 		if err != nil {
-			unix.Unlinkat(dfd, tmp, 0)
+			if tmp != "" {
+				unix.Unlinkat(dfd, tmp, 0)
+			}
 			return err
 		}
 		u.st.Copied++

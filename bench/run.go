@@ -300,27 +300,30 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	m2, r2, ms2 := c.copyDir("m2"), c.copyDir("r2"), c.copyDir("m2.state")
 	init, nochange, trusted, catchup, verify := &series{}, &series{}, &series{}, &series{}, &series{}
 	var mBytes, rBytes []float64
-	both := func(i int, s *series, mArgs, rArgs []string) error {
-		order := []bool{true, false}
-		if i%2 == 1 {
-			order = []bool{false, true}
-		}
-		for _, isM := range order {
-			if isM {
-				x, err := c.run(ctx, c.Msync, mArgs...)
-				if err != nil {
-					return err
-				}
-				s.m, s.mrss = append(s.m, x.secs), append(s.mrss, x.rss)
-			} else {
-				x, err := c.run(ctx, c.Rsync, rArgs...)
-				if err != nil {
-					return err
-				}
-				s.r, s.rrss = append(s.r, x.secs), append(s.rrss, x.rss)
+	// timed runs name and args, and adds the sample to secs and rss.
+	timed := func(secs *[]float64, rss *[]int64, name string, args []string) func() error {
+		return func() error {
+			x, err := c.run(ctx, name, args...)
+			if err != nil {
+				return err
 			}
+			*secs, *rss = append(*secs, x.secs), append(*rss, x.rss)
+			return nil
 		}
-		return nil
+	}
+	// alternate runs msync's command first in even runs, the other first
+	// in odd ones.
+	alternate := func(i int, m, other func() error) error {
+		if i%2 == 1 {
+			m, other = other, m
+		}
+		if err := m(); err != nil {
+			return err
+		}
+		return other()
+	}
+	both := func(i int, s *series, mArgs, rArgs []string) error {
+		return alternate(i, timed(&s.m, &s.mrss, c.Msync, mArgs), timed(&s.r, &s.rrss, c.Rsync, rArgs))
 	}
 	for i := range c.Runs {
 		c.logf("run %d of %d", i+1, c.Runs)
@@ -416,18 +419,9 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		if err := both(i, verify, []string{"verify", "-q", "--no-xattrs", src, m}, []string{"-aHn", "-c", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
-		for _, isM := range []bool{i%2 == 0, i%2 == 1} {
-			if !isM {
-				if err := c.reference(ctx, verify, c.Rsync, "-aHXn", "-c", "--delete", src+"/", r+"/"); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			x, err := c.run(ctx, c.Msync, "verify", "-q", src, m)
-			if err != nil {
-				return nil, err
-			}
-			verify.mref, verify.mrrss = append(verify.mref, x.secs), append(verify.mrrss, x.rss)
+		if err := alternate(i, timed(&verify.mref, &verify.mrrss, c.Msync, []string{"verify", "-q", src, m}),
+			timed(&verify.ref, &verify.crs, c.Rsync, []string{"-aHXn", "-c", "--delete", src + "/", r + "/"})); err != nil {
+			return nil, err
 		}
 		if err := c.floor(ctx, verify, true, src, m); err != nil {
 			return nil, err

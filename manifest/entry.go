@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"strings"
 )
 
@@ -59,28 +60,13 @@ type Xattr struct {
 
 // Entry is one object of a tree. Path is relative to the tree's root,
 // slash-separated, without "." or ".." components; the root itself has the
-// empty path.
+// empty path. The small fields come first and share a word: 136 bytes, the
+// 144-byte size class (a pass holds hundreds of thousands in flight).
 type Entry struct {
-	Path  string
-	Type  Type
-	Mode  uint32 // permission bits including setuid, setgid and sticky (07777)
-	UID   uint32
-	GID   uint32
-	Size  int64 // regular files: length in bytes; symlinks: length of the target
-	Mtime int64 // nanoseconds since the Unix epoch
-	Ctime int64 // nanoseconds since the Unix epoch; identity only
-	Dev   uint64
-	Inode uint64
-	Nlink uint32
-	Rdev  uint64 // device number of character and block devices
-
-	// Hash is the xxhash64 of a regular file's content; valid when HasHash.
-	Hash    uint64
+	Path string
+	Type Type
+	// HasHash says that Hash holds the content hash.
 	HasHash bool
-
-	LinkTarget string // symlinks only, verbatim
-	Xattrs     []Xattr
-
 	// Incomplete is set by scanners on a directory whose contents could not
 	// be read completely (it travels with a scan streamed to another host).
 	// Whoever acts on a scan must not take missing children of such a
@@ -89,6 +75,23 @@ type Entry struct {
 	// Gone marks, in a diff stream only (FlagDiff), a path that no longer
 	// exists.
 	Gone bool
+
+	Mode  uint32 // permission bits including setuid, setgid and sticky (07777)
+	UID   uint32
+	GID   uint32
+	Nlink uint32
+	Size  int64 // regular files: length in bytes; symlinks: length of the target
+	Mtime int64 // nanoseconds since the Unix epoch
+	Ctime int64 // nanoseconds since the Unix epoch; identity only
+	Dev   uint64
+	Inode uint64
+	Rdev  uint64 // device number of character and block devices
+
+	// Hash is the xxhash64 of a regular file's content; valid when HasHash.
+	Hash uint64
+
+	LinkTarget string // symlinks only, verbatim
+	Xattrs     []Xattr
 }
 
 // SameIdentity reports whether a and b describe the same unchanged inode, in
@@ -134,30 +137,50 @@ func (e *Entry) FileMode() fs.FileMode {
 // component "a" sorts before "a.b". A parent always sorts immediately before
 // its descendants, which gives a depth-first pre-order of the tree.
 func Compare(a, b string) int {
+	if a == b {
+		return 0
+	}
 	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
+	i := commonPrefix(a, b, n)
+	if i < n {
 		ca, cb := a[i], b[i]
-		if ca == cb {
-			continue
-		}
-		if ca == '/' {
+		switch {
+		case ca == '/':
 			return -1
-		}
-		if cb == '/' {
+		case cb == '/':
 			return 1
-		}
-		if ca < cb {
+		case ca < cb:
 			return -1
 		}
 		return 1
 	}
-	switch {
-	case len(a) < len(b):
+	if len(a) < len(b) {
 		return -1
-	case len(a) > len(b):
-		return 1
 	}
-	return 0
+	return 1
+}
+
+// commonPrefix returns the length of the longest common prefix of a and b,
+// both at least n bytes long, at most n: eight bytes per step, as sibling
+// paths share long prefixes.
+func commonPrefix(a, b string, n int) int {
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if x := load64(a, i) ^ load64(b, i); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// load64 reads s[i:i+8] as a little-endian word (the compiler makes it one load).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // IsAncestor reports whether dir is a proper ancestor of p. The root ("")

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -479,5 +481,92 @@ func TestReadsManifestsWithALargerWindow(t *testing.T) {
 		if !reflect.DeepEqual(got[i], in[i]) {
 			t.Fatalf("entry %d: %+v, want %+v", i, got[i], in[i])
 		}
+	}
+}
+
+// compareRef is Compare's definition, one byte at a time.
+func compareRef(a, b string) int {
+	for i := 0; i < min(len(a), len(b)); i++ {
+		ca, cb := a[i], b[i]
+		switch {
+		case ca == cb:
+			continue
+		case ca == '/':
+			return -1
+		case cb == '/':
+			return 1
+		case ca < cb:
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func TestCompareMatchesDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := "ab./-\x00\xff"
+	for range 200000 {
+		// A shared prefix of 0-40 bytes, then different tails: mismatches
+		// land at every offset within and across 8-byte words.
+		prefix := randString(r, alphabet, r.IntN(41))
+		a := prefix + randString(r, alphabet, r.IntN(12))
+		b := prefix + randString(r, alphabet, r.IntN(12))
+		if got, want := Compare(a, b), compareRef(a, b); got != want {
+			t.Fatalf("Compare(%q, %q) = %d, want %d", a, b, got, want)
+		}
+	}
+}
+
+func FuzzCompare(f *testing.F) {
+	f.Add("home/u1/Maildir/cur/1.a", "home/u1/Maildir/cur/1/a")
+	f.Add("a.b", "a/b")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got, want := Compare(a, b), compareRef(a, b); got != want {
+			t.Fatalf("Compare(%q, %q) = %d, want %d", a, b, got, want)
+		}
+		if Compare(a, b) != -Compare(b, a) {
+			t.Fatalf("Compare(%q, %q) is not antisymmetric", a, b)
+		}
+	})
+}
+
+func randString(r *rand.Rand, alphabet string, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[r.IntN(len(alphabet))]
+	}
+	return string(b)
+}
+
+// BenchmarkCompare compares sibling paths as the merge of a pass does: long
+// shared prefixes, equal paths half the time.
+func BenchmarkCompare(b *testing.B) {
+	paths := []string{
+		"mailman/archives/private/list3.mbox/list3.mbox",
+		"mailman/archives/private/list3/2024-March/000123.html",
+		"mailman/archives/private/list3/2024-March/000124.html",
+		"home/user17/Maildir/cur/1700000000.M123P456.host:2,S",
+		"home/user17/Maildir/cur/1700000000.M123P457.host:2,S",
+		"projects/repo4/_darcs/pristine.hashed/0000001234-abcdef0123456789",
+	}
+	pairs := make([][2]string, 0, len(paths)*len(paths))
+	for _, a := range paths {
+		for _, c := range paths {
+			pairs = append(pairs, [2]string{a, strings.Clone(c)})
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := pairs[i%len(pairs)]
+		Compare(p[0], p[1])
+	}
+}
+
+// A pass holds hundreds of thousands of entries in flight: keep Entry in
+// the 144-byte size class (the small fields share a word).
+func TestEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(Entry{}); n > 144 {
+		t.Fatalf("Entry is %d bytes, more than 144", n)
 	}
 }

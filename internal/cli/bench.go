@@ -223,7 +223,9 @@ where only it differs, what DIR lacks removed. No hashing: the floor of a catch-
 --sync works here too.
 
 bench run measures these beside its rows: a ratio below floor/rsync cannot be reached on
-this machine by a tool that makes those calls.`,
+this machine, in the same conditions, by a tool that makes those calls. The cost of
+writing moves with the state of the machine's memory from one run to the next, so for the
+initial copy and the catch-up the floor is a guide, not a bound.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case len(args) == 0:

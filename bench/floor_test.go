@@ -85,30 +85,25 @@ func TestFloorCountsEveryEntry(t *testing.T) {
 		})
 	}
 	for _, workers := range []int{1, 3} {
-		got, err := Floor(context.Background(), workers, false, false, a, b)
-		if err != nil {
-			t.Fatal(err)
+		for _, m := range []struct {
+			name       string
+			read, hash bool
+			bytes      int64
+			sum        uint64
+		}{
+			{"walk", false, false, 0, 0},
+			{"read", true, false, wantBytes, 0},
+			{"read and hash", true, true, wantBytes, wantSum},
+		} {
+			want.Bytes, want.Sum = m.bytes, m.sum
+			got, err := Floor(context.Background(), workers, m.read, m.hash, a, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s with %d workers: %+v, want %+v", m.name, workers, got, want)
+			}
 		}
-		if got != want {
-			t.Errorf("walk with %d workers: %+v, want %+v", workers, got, want)
-		}
-		want.Bytes = wantBytes
-		got, err = Floor(context.Background(), workers, true, false, a, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
-			t.Errorf("read with %d workers: %+v, want %+v", workers, got, want)
-		}
-		want.Sum = wantSum
-		got, err = Floor(context.Background(), workers, true, true, a, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
-			t.Errorf("read and hash with %d workers: %+v, want %+v", workers, got, want)
-		}
-		want.Bytes, want.Sum = 0, 0
 	}
 }
 

@@ -38,6 +38,14 @@ type Config struct {
 	SSH string
 	// RsyncDaemon adds rows pulling from Rsync run as a daemon on loopback.
 	RsyncDaemon bool
+	// DropCaches empties the kernel's caches before each timed command and
+	// reads back only the trees that command works on (see coldStart).
+	DropCaches bool
+
+	drop func() error // empties the caches; nil: dropKernelCaches
+	// programs are the executables and libraries of the timed commands,
+	// read back after each drop.
+	programs []string
 
 	pullRounds int // mutate rounds applied by pullRuns so far
 }
@@ -147,7 +155,10 @@ type Result struct {
 	Runs    int
 	Files   int64 `json:"files"`
 	Bytes   int64 `json:"bytes"`
-	Rows    []Row `json:"rows"`
+	// DropCaches: every timed command started from emptied caches with its
+	// own trees read back (Config.DropCaches).
+	DropCaches bool  `json:"drop_caches"`
+	Rows       []Row `json:"rows"`
 }
 
 type sample struct {
@@ -221,10 +232,12 @@ func (c *Config) run(ctx context.Context, name string, args ...string) (sample, 
 // adds the sample to s.
 func (c *Config) floor(ctx context.Context, s *series, read bool, dirs ...string) error {
 	args := []string{"bench", "floor", "--workers", "4"}
+	t := walks(dirs...)
 	if read {
 		args = append(args, "--read", "--hash") // a checksum comparison hashes what it reads
+		t = reads(dirs...)
 	}
-	x, err := c.run(ctx, c.Msync, append(args, dirs...)...)
+	x, err := c.timedRun(ctx, t, c.Msync, append(args, dirs...)...)
 	if err != nil {
 		return err
 	}
@@ -234,8 +247,8 @@ func (c *Config) floor(ctx context.Context, s *series, read bool, dirs ...string
 
 // reference times a reference command (not compared against a target) and
 // adds the sample to s.
-func (c *Config) reference(ctx context.Context, s *series, name string, args ...string) error {
-	x, err := c.run(ctx, name, args...)
+func (c *Config) reference(ctx context.Context, s *series, t trees, name string, args ...string) error {
+	x, err := c.timedRun(ctx, t, name, args...)
 	if err != nil {
 		return err
 	}
@@ -266,6 +279,15 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err
 	}
+	if c.DropCaches {
+		c.programs = programFiles(c.Msync, c.Rsync, "cp", gnuTime)
+	}
+	if c.DropCaches && c.drop == nil {
+		// Fail now rather than after generating a tree.
+		if err := dropKernelCaches(); err != nil {
+			return nil, err
+		}
+	}
 	src, err := c.sourceTree()
 	if err != nil {
 		return nil, err
@@ -284,7 +306,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	})
 	rsyncVer, _ := exec.Command(c.Rsync, "--version").Output()
 	res := &Result{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Scale: c.Scale, Runs: c.Runs, Files: files, Bytes: total,
-		Machine: fmt.Sprintf("%d cores, %s, %s, %s", runtime.NumCPU(), memTotal(), strings.SplitN(string(rsyncVer), "\n", 2)[0], runtime.Version())}
+		Machine: fmt.Sprintf("%d cores, %s, %s, %s", runtime.NumCPU(), memTotal(), strings.SplitN(string(rsyncVer), "\n", 2)[0], runtime.Version()), DropCaches: c.DropCaches}
 
 	copies := 4*c.Runs + 2 // m, r, ref and floor each run; m2 and r2 once
 	if c.RsyncDaemon {
@@ -301,9 +323,9 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	init, nochange, trusted, catchup, verify := &series{}, &series{}, &series{}, &series{}, &series{}
 	var mBytes, rBytes []float64
 	// timed runs name and args, and adds the sample to secs and rss.
-	timed := func(secs *[]float64, rss *[]int64, name string, args []string) func() error {
+	timed := func(secs *[]float64, rss *[]int64, t trees, name string, args []string) func() error {
 		return func() error {
-			x, err := c.run(ctx, name, args...)
+			x, err := c.timedRun(ctx, t, name, args...)
 			if err != nil {
 				return err
 			}
@@ -322,43 +344,46 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}
 		return other()
 	}
-	both := func(i int, s *series, mArgs, rArgs []string) error {
-		return alternate(i, timed(&s.m, &s.mrss, c.Msync, mArgs), timed(&s.r, &s.rrss, c.Rsync, rArgs))
+	both := func(i int, s *series, mt trees, mArgs []string, rt trees, rArgs []string) error {
+		return alternate(i, timed(&s.m, &s.mrss, mt, c.Msync, mArgs), timed(&s.r, &s.rrss, rt, c.Rsync, rArgs))
 	}
 	for i := range c.Runs {
 		c.logf("run %d of %d", i+1, c.Runs)
 		run := fmt.Sprintf("run%d.", i+1)
 		m, r, ref, ms := c.copyDir(run+"m"), c.copyDir(run+"r"), c.copyDir(run+"ref"), c.copyDir(run+"m.state")
 		// The source in the page cache for whichever copy goes first.
-		if err := c.quiet(ctx, c.Msync, "bench", "floor", "--read", src); err != nil {
+		if !c.DropCaches {
+			if err := c.quiet(ctx, c.Msync, "bench", "floor", "--read", src); err != nil {
+				return nil, err
+			}
+		}
+		if err := both(i, init, reads(src), []string{"initial", src, m, "--state", ms, "--no-progress"}, reads(src), []string{"-aH", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
-		if err := both(i, init, []string{"initial", src, m, "--state", ms, "--no-progress"}, []string{"-aH", src + "/", r + "/"}); err != nil {
-			return nil, err
-		}
-		if err := c.reference(ctx, init, "cp", "-a", src, ref); err != nil {
+		if err := c.reference(ctx, init, reads(src), "cp", "-a", src, ref); err != nil {
 			return nil, err
 		}
 		// With the one syncfs that msync's default --fsync=pass makes too:
 		// a copy that claims to be done must be on disk.
-		x, err := c.run(ctx, c.Msync, "bench", "floor", "--workers", "4", "--sync", "--copy-to", c.copyDir(run+"floor"), src)
+		x, err := c.timedRun(ctx, reads(src), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--copy-to", c.copyDir(run+"floor"), src)
 		if err != nil {
 			return nil, err
 		}
 		init.floor = append(init.floor, x.secs)
-		if err := both(i, nochange, []string{"catchup", src, m, "--state", ms, "--no-progress"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
+		// msync reads its state directory's manifests; both walk the trees.
+		if err := both(i, nochange, reads(ms).and(src, m), []string{"catchup", src, m, "--state", ms, "--no-progress"}, walks(src, r), []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
 		// msync compares extended attributes unless told not to; rsync
 		// does with -X. The generated tree has none, so this pass changes
 		// nothing either.
-		if err := c.reference(ctx, nochange, c.Rsync, "-aHX", "--delete", src+"/", r+"/"); err != nil {
+		if err := c.reference(ctx, nochange, walks(src, r), c.Rsync, "-aHX", "--delete", src+"/", r+"/"); err != nil {
 			return nil, err
 		}
 		if err := c.floor(ctx, nochange, false, src, m); err != nil {
 			return nil, err
 		}
-		if err := both(i, trusted, []string{"catchup", src, m, "--state", ms, "--no-progress", "--trust-dest"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
+		if err := both(i, trusted, reads(ms).and(src), []string{"catchup", src, m, "--state", ms, "--no-progress", "--trust-dest"}, walks(src, r), []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
 		if err := c.floor(ctx, trusted, false, src); err != nil {
@@ -376,13 +401,15 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		if _, err := Mutate(src, c.Seed, i+1); err != nil {
 			return nil, err
 		}
-		if err := both(i, catchup, []string{"catchup", src, m, "--state", ms, "--no-progress"}, []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
+		// Each reads what changed in the source (all of it is read back)
+		// and walks its copy.
+		if err := both(i, catchup, reads(src, ms).and(m), []string{"catchup", src, m, "--state", ms, "--no-progress"}, reads(src).and(r), []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
 		// The cp -a copy still has the tree as it was before the round:
 		// the floor brings it up to date as rsync -a --delete would, with
 		// only the calls that needs.
-		x, err = c.run(ctx, c.Msync, "bench", "floor", "--workers", "4", "--sync", "--update-to", ref, src)
+		x, err = c.timedRun(ctx, reads(src).and(ref), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--update-to", ref, src)
 		if err != nil {
 			return nil, err
 		}
@@ -411,16 +438,18 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		// Read the three trees once, untimed: with every copy kept, the page
 		// cache may no longer hold them all, and in a scale-1.0 run the tool
 		// that went first took 4.9 s against 3.8 s for msync going second.
-		if err := c.quiet(ctx, c.Msync, "bench", "floor", "--read", src, m, r); err != nil {
-			return nil, err
+		if !c.DropCaches {
+			if err := c.quiet(ctx, c.Msync, "bench", "floor", "--read", src, m, r); err != nil {
+				return nil, err
+			}
 		}
 		// Like for like: rsync -aHn -c compares no xattrs, so msync does
 		// not either; the reference compares them on both sides.
-		if err := both(i, verify, []string{"verify", "-q", "--no-xattrs", src, m}, []string{"-aHn", "-c", "--delete", src + "/", r + "/"}); err != nil {
+		if err := both(i, verify, reads(src, m), []string{"verify", "-q", "--no-xattrs", src, m}, reads(src, r), []string{"-aHn", "-c", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
-		if err := alternate(i, timed(&verify.mref, &verify.mrrss, c.Msync, []string{"verify", "-q", src, m}),
-			timed(&verify.ref, &verify.crs, c.Rsync, []string{"-aHXn", "-c", "--delete", src + "/", r + "/"})); err != nil {
+		if err := alternate(i, timed(&verify.mref, &verify.mrrss, reads(src, m), c.Msync, []string{"verify", "-q", src, m}),
+			timed(&verify.ref, &verify.crs, reads(src, r), c.Rsync, []string{"-aHXn", "-c", "--delete", src + "/", r + "/"})); err != nil {
 			return nil, err
 		}
 		if err := c.floor(ctx, verify, true, src, m); err != nil {
@@ -533,20 +562,20 @@ func (c *Config) memRows(ctx context.Context) ([]Row, error) {
 		}
 		return row
 	}
-	mi, err := c.run(ctx, c.Msync, "initial", tiny, m, "--state", ms, "--no-progress")
+	mi, err := c.timedRun(ctx, reads(tiny), c.Msync, "initial", tiny, m, "--state", ms, "--no-progress")
 	if err != nil {
 		return nil, err
 	}
-	ri, err := c.run(ctx, c.Rsync, "-aH", tiny+"/", r+"/")
+	ri, err := c.timedRun(ctx, reads(tiny), c.Rsync, "-aH", tiny+"/", r+"/")
 	if err != nil {
 		return nil, err
 	}
 	rows = append(rows, perFile("initial copy", mi, ri))
-	mc, err := c.run(ctx, c.Msync, "catchup", tiny, m, "--state", ms, "--no-progress")
+	mc, err := c.timedRun(ctx, reads(ms).and(tiny, m), c.Msync, "catchup", tiny, m, "--state", ms, "--no-progress")
 	if err != nil {
 		return nil, err
 	}
-	rc, err := c.run(ctx, c.Rsync, "-aH", "--delete", tiny+"/", r+"/")
+	rc, err := c.timedRun(ctx, walks(tiny, r), c.Rsync, "-aH", "--delete", tiny+"/", r+"/")
 	if err != nil {
 		return nil, err
 	}
@@ -580,10 +609,18 @@ func fmtVal(unit string, s Summary) string {
 	return fmt.Sprintf("%.0f", s.Median)
 }
 
+// conditions says what was in memory when each timed command started.
+func (r *Result) conditions() string {
+	if r.DropCaches {
+		return "each timed command started with the kernel's caches dropped and only the trees it works on read back (--drop-caches): the same free memory for every command"
+	}
+	return "warm page cache (with earlier copies in it: the command that must evict them pays for it)"
+}
+
 // Markdown writes the result as a table.
 func (r *Result) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "Date: %s. Machine: %s.\n", r.Date, r.Machine)
-	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, warm page cache. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read, hash (xxhash64) and close of every file; for the initial copy, bench floor --copy-to --sync: create, write and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine in the same conditions (for the initial copy and the catch-up, which write, the cost of filling the page cache moves between runs: there the floor is a guide, not a bound).\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs)
+	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, %s. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read, hash (xxhash64) and close of every file; for the initial copy, bench floor --copy-to --sync: create, write and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine in the same conditions (for the initial copy and the catch-up, which write, the cost of filling the page cache moves between runs: there the floor is a guide, not a bound).\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs, r.conditions())
 	fmt.Fprintln(w, "| operation | msync | rsync | msync/rsync | target | floor (floor/rsync) | peak RSS msync / rsync |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, row := range r.Rows {
@@ -778,8 +815,12 @@ func (c *Config) pullRuns(ctx context.Context, src, label string, mArgs func(kin
 				}
 			}
 			for _, isM := range []bool{i%2 == 0, i%2 != 0} {
+				mt, rt := reads(src), reads(src)
+				if phase == "catchup" {
+					mt, rt = reads(src, ms).and(m), rt.and(r)
+				}
 				if isM {
-					x, err := c.run(ctx, c.Msync, mArgs(phase, m, ms)...)
+					x, err := c.timedRun(ctx, mt, c.Msync, mArgs(phase, m, ms)...)
 					if err != nil {
 						return nil, err
 					}
@@ -793,7 +834,7 @@ func (c *Config) pullRuns(ctx context.Context, src, label string, mArgs func(kin
 					}
 					continue
 				}
-				x, err := c.run(ctx, c.Rsync, append(slices.Clone(rArgs), r+"/")...)
+				x, err := c.timedRun(ctx, rt, c.Rsync, append(slices.Clone(rArgs), r+"/")...)
 				if err != nil {
 					return nil, err
 				}

@@ -81,6 +81,10 @@ on the cp -a copy for the catch-up): floor/rsync is the smallest ratio this mach
 Every copy is kept until the run ends (a pass timed right after gigabytes were deleted
 pays for ext4's check of recently freed inodes), so --dir needs room for all of them:
 about 4 copies per run, 2 more per run for --rsync-daemon and for ssh.
+The copies fill the page cache: without --drop-caches, a command that writes must first
+evict earlier copies, and whichever tool goes first pays for it. With --drop-caches (root)
+each timed command starts from dropped caches with only its own trees read back: those
+it reads files of (the source, the state directory) in full, those it only looks at walked.
 With --rsync-daemon, also pulls from that rsync run as a daemon on 127.0.0.1 (initial
 and catch-up, msync rsync:// vs rsync rsync://); with --ssh or --ssh-loopback, over ssh.
 Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,
@@ -139,6 +143,7 @@ Prints a Markdown table of medians (min-max), ratios msync/rsync and peak RSS.`,
 	c.Flags().IntVar(&cfg.MemFiles, "mem-files", 0, "also measure peak RSS per file on a tree of this many one-byte files (e.g. 1000000)")
 	c.Flags().StringVar(&cfg.SSH, "ssh", "", "also pull over ssh to 127.0.0.1 with this ssh command (as for -e), msync vs rsync")
 	c.Flags().BoolVar(&cfg.RsyncDaemon, "rsync-daemon", false, "also pull from the rsync binary run as a daemon on 127.0.0.1, msync rsync:// vs rsync rsync://")
+	c.Flags().BoolVar(&cfg.DropCaches, "drop-caches", false, "before each timed command, drop the kernel's caches and read back only the trees it works on (needs root; affects the whole machine)")
 	c.Flags().BoolVar(&sshLoopback, "ssh-loopback", false, "start a private OpenSSH server on 127.0.0.1 (keys generated) for the ssh rows")
 	c.Flags().StringVar(&cfg.Msync, "msync", "", "msync binary to measure (default: this one)")
 	c.Flags().StringVar(&cfg.Rsync, "rsync", "", "rsync binary to compare with (default: rsync on PATH)")

@@ -54,10 +54,13 @@ demo: build
 	@bash scripts/demo.sh
 
 # Side by side with rsync (about 10 minutes here), then the micro-benchmarks.
+# BENCH_FLAGS=--drop-caches (root) starts every timed command from dropped
+# caches with only its own trees read back.
 BENCH_SCALE ?= 0.3
 BENCH_RUNS ?= 4
+BENCH_FLAGS ?=
 bench: build deps
-	$(BIN) bench run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) --ssh-loopback --rsync-daemon -o bench/latest.md
+	$(BIN) bench run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) --ssh-loopback --rsync-daemon $(BENCH_FLAGS) -o bench/latest.md
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan ./transport/rsync | tee bench/micro.txt
 
 # 50 seeded kill points per pass kind, ssh and daemon kills, then peak RSS

@@ -38,6 +38,7 @@ type passFlags struct {
 	final            bool
 	noXattrs         bool
 	sparse           bool
+	noDirectIO       bool
 	owners           bool
 	noOwners         bool
 	workers          int
@@ -109,6 +110,7 @@ the command exits 24, listing the paths, unless nothing changed during the pass.
 	fl.StringVar(&f.delta, "delta", "auto", "send changed files as deltas: auto (deltas from a remote source, whole files between local trees), always, never")
 	fl.BoolVar(&f.deleteExtraneous, "delete-extraneous", false, "also delete DST paths that are not in SRC and that msync did not put there")
 	fl.BoolVarP(&f.sparse, "sparse", "S", false, "leave holes where aligned 4 KiB blocks of written files are zero (like rsync -S)")
+	fl.BoolVar(&f.noDirectIO, "no-direct-io", false, "copy files of 1 MiB or more between local trees through the page cache (default: write them with O_DIRECT where the file system allows it, which spares the page cache)")
 	fl.IntVar(&f.workers, "workers", 0, "files transferred in parallel (default 4 locally, 32 in flight from a remote source)")
 	return c
 }
@@ -287,7 +289,7 @@ func (f *passFlags) execute(ctx context.Context, env Env, kind engine.Kind, src,
 		}
 	}
 	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: sd, Final: f.final, DryRun: f.dryRun,
-		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Sparse: f.sparse, Owners: f.ownersEnabled(),
+		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Sparse: f.sparse, NoDirectIO: f.noDirectIO, Owners: f.ownersEnabled(),
 		Fsync: fsync, Delta: dm, Workers: f.workers, Counters: counters, Log: f.log(env), OnItem: f.onItem}
 	if srcEP.Rsync() {
 		// rsync's protocol 27 carries no extended attributes.

@@ -109,6 +109,9 @@ type Options struct {
 	// Sparse leaves holes at the destination where aligned 4 KiB blocks of
 	// a written file are zero, like rsync --sparse.
 	Sparse bool
+	// NoDirectIO writes large local whole-file copies through the page
+	// cache instead of with O_DIRECT (see direct.go).
+	NoDirectIO bool
 	// Owners copies numeric uid/gid (default: when running as root).
 	Owners  bool
 	Fsync   FsyncPolicy

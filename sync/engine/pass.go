@@ -80,6 +80,9 @@ type pass struct {
 	created bool // this pass created the destination root
 	// noTmpfile: the destination refused O_TMPFILE once; use named temps.
 	noTmpfile atomic.Bool
+	// noDirect: the destination refused O_DIRECT once; write through the
+	// page cache.
+	noDirect  atomic.Bool
 	notQuiet  []string        // source paths that moved during the pass, once each
 	movedSeen map[string]bool // guards notQuiet against repeats
 	stop      context.CancelCauseFunc

@@ -69,6 +69,7 @@ type worker struct {
 	srcDirs *fsx.Dirs
 	dstDirs *fsx.Dirs
 	buf     []byte
+	dbuf    []byte // O_DIRECT copies (alignedBuf), made on first use
 }
 
 func (p *pass) newWorker() *worker {
@@ -206,7 +207,21 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 		hash, n, st, err = w.fetchCopy(ctx, j, useBasis, tmpf, out)
 	} else {
 		h := xxhash.New()
-		n, err = copyBuf(ctx, io.MultiWriter(out, h), io.LimitReader(src, before.Size), w.buf)
+		in := io.LimitReader(src, before.Size)
+		err = errNoDirect
+		if before.Size >= directMin && !w.p.o.Sparse && !w.p.o.NoDirectIO && !w.p.noDirect.Load() {
+			if w.dbuf == nil {
+				w.dbuf = alignedBuf(directBuf)
+			}
+			var refused bool
+			n, refused, err = copyDirect(ctx, tmpf, in, h, w.dbuf)
+			if refused {
+				w.p.noDirect.Store(true)
+			}
+		}
+		if err == errNoDirect {
+			n, err = copyBuf(ctx, io.MultiWriter(out, h), in, w.buf)
+		}
 		hash = h.Sum64()
 		st.literal, st.wire = n, n+int64(len(j.s.Path))+32
 	}

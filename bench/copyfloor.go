@@ -133,11 +133,13 @@ func setDirs(dirs []dirMeta, root bool) error {
 }
 
 type copier struct {
-	root    bool // set owners, as rsync -a does as root
-	dirbuf  []byte
-	filebuf []byte
-	st      CopyStats
-	dirs    []dirMeta
+	root     bool // set owners, as rsync -a does as root
+	dirbuf   []byte
+	filebuf  []byte
+	dbuf     []byte // for O_DIRECT copies, made on first use
+	noDirect bool   // the destination refused O_DIRECT
+	st       CopyStats
+	dirs     []dirMeta
 }
 
 // dir copies the entries of one directory and returns its subdirectories,
@@ -235,7 +237,24 @@ func (c *copier) write(sfd, dfd int, cname, dname []byte, st *unix.Stat_t, j cop
 		return 0, &os.PathError{Op: op, Path: filepath.Join(j.dst, cstring(dname)), Err: err}
 	}
 	var total int64
-	for {
+	buffered := true
+	if st.Size >= fsx.DirectMin && !c.noDirect {
+		// As msync copies large files: around the page cache.
+		if c.dbuf == nil {
+			c.dbuf = fsx.AlignedBuf(fsx.DirectBuf)
+		}
+		n, refused, err := fsx.CopyDirect(context.Background(), int(out), fsx.NewFile(int(in), filepath.Join(j.src, cstring(cname))), nil, c.dbuf)
+		c.noDirect = refused
+		switch {
+		case err == fsx.ErrNoDirect:
+		case err != nil:
+			unix.Close(int(out))
+			return 0, fmt.Errorf("copy to %s: %w", filepath.Join(j.dst, cstring(dname)), err)
+		default:
+			total, buffered = n, false
+		}
+	}
+	for buffered {
 		n, err := unix.Read(int(in), c.filebuf)
 		if err == unix.EINTR {
 			continue

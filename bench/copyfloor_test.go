@@ -21,7 +21,12 @@ func TestCopyFloorCopiesTheTree(t *testing.T) {
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
+	huge := make([]byte, 2<<20+5) // written with O_DIRECT, as msync does
+	for i := range huge {
+		huge[i] = byte(i * 13)
+	}
 	files := map[string][]byte{
+		"huge":            huge,
 		"empty":           nil,
 		"x/y/z/deep":      []byte("deep"),
 		"big":             big,

@@ -32,7 +32,7 @@ func TestUpdateFloorBringsDstUpToDate(t *testing.T) {
 	}
 	later := time.Now().Add(time.Hour)
 	f, _ := os.OpenFile(filepath.Join(src, "grows"), os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString(strings.Repeat("more mail\n", 50000))
+	f.WriteString(strings.Repeat("more mail\n", 150000)) // over fsx.DirectMin
 	f.Close()
 	write("shrinks", "short")
 	os.Chtimes(filepath.Join(src, "shrinks"), later, later)
@@ -66,7 +66,7 @@ func TestUpdateFloorBringsDstUpToDate(t *testing.T) {
 	// Made: becomes-dir, new, new/sub, link. Metadata only: mode.
 	// Deleted: gone, old (once), becomes-dir the file, link is replaced.
 	want := UpdateStats{Copied: 5, Created: 4, Meta: 1, Deleted: 3,
-		Bytes: int64(len("content of grows") + 500000 + len("short") + len("content of touched") + len("now a directory") + len("new"))}
+		Bytes: int64(len("content of grows") + 1500000 + len("short") + len("content of touched") + len("now a directory") + len("new"))}
 	if got.Time <= 0 || got.Sync <= 0 || got.Entries == 0 {
 		t.Errorf("time %v, sync %v, entries %d", got.Time, got.Sync, got.Entries)
 	}

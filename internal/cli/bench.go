@@ -216,14 +216,17 @@ digest (the floor of a checksum comparison). Nothing is written.
 With --copy-to NEW, copy DIR into NEW (which must not exist) the way rsync -a would,
 making only the calls that needs: for every file open, read, create under its final name,
 write, set owner (as root), mode and mtime, and close; for every symlink readlink and
-symlink; directories made, and their metadata set at the end. No temp names, nothing
-hashed or recorded, hard links copied as separate files, special files skipped: the
-floor of an initial copy. --sync adds a syncfs of NEW's file system, timed apart.
+symlink; directories made, and their metadata set at the end. Files of 1 MiB or more
+are written as msync writes them, with O_DIRECT (around the page cache) where the file
+system allows it. No temp names, nothing hashed or recorded, hard links copied as
+separate files, special files skipped: the floor of an initial copy. --sync adds a
+syncfs of NEW's file system, timed apart.
 
 With --update-to OLD, bring the existing copy OLD up to date with DIR the way
 rsync -a --delete does between local trees: both trees listed and lstat'ed, every file
 whose size or mtime differs written under a temp name and renamed over the old copy (as
-rsync does: the old copy stays whole until the new one is), new entries made, metadata set
+rsync does: the old copy stays whole until the new one is; files of 1 MiB or more with
+O_DIRECT as above), new entries made, metadata set
 where only it differs, what DIR lacks removed. No hashing: the floor of a catch-up pass.
 --sync works here too.
 

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"context"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/msync/msync/internal/fsx"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,74 +22,17 @@ func directFS(t *testing.T, dir string) bool {
 		return false
 	}
 	defer unix.Close(fd)
-	_, err = unix.Write(fd, alignedBuf(directAlign))
+	_, err = unix.Write(fd, fsx.AlignedBuf(fsx.DirectAlign))
 	return err == nil
 }
 
-// copyDirect writes exactly what it reads, whatever the size against the
-// buffer and the block size, hashes it, and leaves O_DIRECT off; a buffer
-// that breaks O_DIRECT's alignment rules sends the copy through the page
-// cache, whole and correct, and says so.
-func TestCopyDirect(t *testing.T) {
-	dir := t.TempDir()
-	t.Logf("O_DIRECT on %s: %v", dir, directFS(t, dir))
-	rng := rand.New(rand.NewPCG(1, 2))
-	small := alignedBuf(4 * directAlign)
-	misaligned := alignedBuf(5 * directAlign)[1 : 1+4*directAlign]
-	for _, size := range []int{0, 1, directAlign - 1, directAlign, directAlign + 1, 4*directAlign - 1, 4 * directAlign, 4*directAlign + 1, 3*directBuf + 12345} {
-		data := make([]byte, size)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
-		}
-		for _, tc := range []struct {
-			name string
-			buf  []byte
-		}{{"small", small}, {"large", alignedBuf(directBuf)}, {"misaligned", misaligned}} {
-			p := filepath.Join(dir, "out")
-			fd, err := unix.Open(p, unix.O_CREAT|unix.O_TRUNC|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := &tmpFile{fd: fd}
-			h := xxhash.New()
-			n, refused, err := copyDirect(context.Background(), f, bytes.NewReader(data), h, tc.buf)
-			if err == errNoDirect {
-				// Nothing was read: the caller copies through the page cache.
-				n, err = copyBuf(context.Background(), f, bytes.NewReader(data), make([]byte, 1000))
-				h.Write(data)
-			}
-			if err != nil {
-				t.Fatalf("size %d, %s buffer: %v", size, tc.name, err)
-			}
-			fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-			if err != nil || fl&unix.O_DIRECT != 0 {
-				t.Errorf("size %d, %s buffer: O_DIRECT left on (flags %#x, %v)", size, tc.name, fl, err)
-			}
-			f.Close()
-			got, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n != int64(size) || !bytes.Equal(got, data) {
-				t.Fatalf("size %d, %s buffer: copied %d bytes, file has %d, equal %v", size, tc.name, n, len(got), bytes.Equal(got, data))
-			}
-			if h.Sum64() != xxhash.Sum64(data) {
-				t.Errorf("size %d, %s buffer: hash %x, want %x", size, tc.name, h.Sum64(), xxhash.Sum64(data))
-			}
-			if tc.name == "misaligned" && size >= directAlign && directFS(t, dir) && !refused {
-				t.Errorf("size %d: an O_DIRECT write from a misaligned buffer was not refused", size)
-			}
-		}
-	}
-}
-
-// A pass copies files from directMin up with O_DIRECT and the others, or
+// A pass copies files from fsx.DirectMin up with O_DIRECT and the others, or
 // all with NoDirectIO, through the page cache; either way the copies and
 // their manifest hashes are right.
 func TestDirectCopies(t *testing.T) {
 	src := t.TempDir()
 	rng := rand.New(rand.NewPCG(3, 4))
-	sizes := map[string]int{"small": 100, "edge": directMin, "big": 2*directMin + 777, "aligned": 4 * directMin}
+	sizes := map[string]int{"small": 100, "edge": fsx.DirectMin, "big": 2*fsx.DirectMin + 777, "aligned": 4 * fsx.DirectMin}
 	for name, size := range sizes {
 		data := make([]byte, size)
 		for i := range data {

@@ -110,7 +110,7 @@ type Options struct {
 	// a written file are zero, like rsync --sparse.
 	Sparse bool
 	// NoDirectIO writes large local whole-file copies through the page
-	// cache instead of with O_DIRECT (see direct.go).
+	// cache instead of with O_DIRECT (see fsx.CopyDirect).
 	NoDirectIO bool
 	// Owners copies numeric uid/gid (default: when running as root).
 	Owners  bool

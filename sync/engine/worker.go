@@ -69,7 +69,7 @@ type worker struct {
 	srcDirs *fsx.Dirs
 	dstDirs *fsx.Dirs
 	buf     []byte
-	dbuf    []byte // O_DIRECT copies (alignedBuf), made on first use
+	dbuf    []byte // O_DIRECT copies (fsx.AlignedBuf), made on first use
 }
 
 func (p *pass) newWorker() *worker {
@@ -208,18 +208,19 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	} else {
 		h := xxhash.New()
 		in := io.LimitReader(src, before.Size)
-		err = errNoDirect
-		if before.Size >= directMin && !w.p.o.Sparse && !w.p.o.NoDirectIO && !w.p.noDirect.Load() {
+		err = fsx.ErrNoDirect
+		// Large files skip the page cache (fsx.CopyDirect says why).
+		if before.Size >= fsx.DirectMin && !w.p.o.Sparse && !w.p.o.NoDirectIO && !w.p.noDirect.Load() {
 			if w.dbuf == nil {
-				w.dbuf = alignedBuf(directBuf)
+				w.dbuf = fsx.AlignedBuf(fsx.DirectBuf)
 			}
 			var refused bool
-			n, refused, err = copyDirect(ctx, tmpf, in, h, w.dbuf)
+			n, refused, err = fsx.CopyDirect(ctx, tmpf.fd, in, h, w.dbuf)
 			if refused {
 				w.p.noDirect.Store(true)
 			}
 		}
-		if err == errNoDirect {
+		if err == fsx.ErrNoDirect {
 			n, err = copyBuf(ctx, io.MultiWriter(out, h), in, w.buf)
 		}
 		hash = h.Sum64()

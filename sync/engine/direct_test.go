@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,17 +14,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// directFS reports whether dir's file system takes O_DIRECT writes: the
-// tests below say which path they went through.
+// directFS reports whether dir's file system takes O_DIRECT writes, by
+// copying one block with fsx.CopyDirect: the test says which path it took.
 func directFS(t *testing.T, dir string) bool {
 	t.Helper()
-	fd, err := unix.Open(filepath.Join(dir, "probe"), unix.O_CREAT|unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Open(filepath.Join(dir, "probe"), unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return false
+		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	_, err = unix.Write(fd, fsx.AlignedBuf(fsx.DirectAlign))
-	return err == nil
+	buf := fsx.AlignedBuf(fsx.DirectAlign)
+	_, refused, err := fsx.CopyDirect(context.Background(), fd, bytes.NewReader(buf), nil, buf)
+	return err == nil && !refused
 }
 
 // A pass copies files from fsx.DirectMin up with O_DIRECT and the others, or

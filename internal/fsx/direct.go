@@ -56,22 +56,30 @@ func setDirect(fd int, on bool) error {
 	return err
 }
 
-// pwriteAll writes all of p at off, retrying EINTR.
-func pwriteAll(fd int, p []byte, off int64) error {
-	for len(p) > 0 {
-		n, err := unix.Pwrite(fd, p, off)
+// WriteAll calls write until p is written, with the rest of p and how
+// much was written before; it retries EINTR.
+func WriteAll(p []byte, write func(b []byte, done int64) (int, error)) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := write(p[n:], int64(n))
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return err
+			return n, err
 		}
-		if n == 0 {
-			return io.ErrShortWrite
+		if k == 0 {
+			return n, io.ErrShortWrite
 		}
-		p, off = p[n:], off+int64(n)
+		n += k
 	}
-	return nil
+	return n, nil
+}
+
+// pwriteAll writes all of p at off.
+func pwriteAll(fd int, p []byte, off int64) error {
+	_, err := WriteAll(p, func(b []byte, done int64) (int, error) { return unix.Pwrite(fd, b, off+done) })
+	return err
 }
 
 // CopyDirect copies src to its end into the empty file open for writing as

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/msync/msync/internal/fsx"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,32 +16,12 @@ type tmpFile struct {
 }
 
 func (f *tmpFile) Write(p []byte) (int, error) {
-	return writeAll(p, func(b []byte, _ int64) (int, error) { return unix.Write(f.fd, b) })
+	return fsx.WriteAll(p, func(b []byte, _ int64) (int, error) { return unix.Write(f.fd, b) })
 }
 
 // WriteAt writes p at off, leaving the file offset alone.
 func (f *tmpFile) WriteAt(p []byte, off int64) (int, error) {
-	return writeAll(p, func(b []byte, done int64) (int, error) { return unix.Pwrite(f.fd, b, off+done) })
-}
-
-// writeAll calls write until p is written, with the rest of p and how much
-// was written before; it retries EINTR.
-func writeAll(p []byte, write func(b []byte, done int64) (int, error)) (int, error) {
-	n := 0
-	for n < len(p) {
-		k, err := write(p[n:], int64(n))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if k == 0 {
-			return n, io.ErrShortWrite
-		}
-		n += k
-	}
-	return n, nil
+	return fsx.WriteAll(p, func(b []byte, done int64) (int, error) { return unix.Pwrite(f.fd, b, off+done) })
 }
 
 // Rewind empties the file and starts writing it again from the start.

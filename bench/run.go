@@ -281,11 +281,11 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	if c.DropCaches {
 		c.programs = programFiles(c.Msync, c.Rsync, "cp", gnuTime)
-	}
-	if c.DropCaches && c.drop == nil {
-		// Fail now rather than after generating a tree.
-		if err := dropKernelCaches(); err != nil {
-			return nil, err
+		if c.drop == nil {
+			// Fail now rather than after generating a tree.
+			if err := dropKernelCaches(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	src, err := c.sourceTree()

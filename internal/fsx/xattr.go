@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/msync/msync/manifest"
 	"golang.org/x/sys/unix"
@@ -43,6 +45,53 @@ func ListXattrs(path string, ns []string) ([]manifest.Xattr, error) {
 func ListXattrsFd(fd int, path string, ns []string, buf []byte) ([]manifest.Xattr, error) {
 	return listXattrs(path, ns, buf, func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
 		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+// noListxattrat is set once listxattrat(2) turned out to be missing (Linux
+// before 6.13): ListXattrsAt then lists by path.
+var noListxattrat atomic.Bool
+
+// ListXattrsAt is ListXattrs for the entry cname (NUL-terminated, as
+// ReadDir passes it) of directory dirfd; path names it in errors and is the
+// fallback. The list is read with listxattrat(2), which looks up one name
+// in dirfd instead of every component of path: a scan reads the xattrs of
+// each file it lists, and the walk of a deep path cost as much as the
+// lstat. Values (rare) are read by path, or through dirfd's /proc path when
+// path is longer than the kernel takes. buf (1 KiB or more) holds the list
+// of names; it is not kept.
+func ListXattrsAt(dirfd int, cname []byte, path string, ns []string, buf []byte) ([]manifest.Xattr, error) {
+	if len(cname) < 2 || cname[len(cname)-1] != 0 {
+		return nil, &os.PathError{Op: "listxattr", Path: path, Err: unix.EINVAL}
+	}
+	byPath := path
+	if len(path) >= 3800 {
+		byPath = ProcPath(dirfd, string(cname[:len(cname)-1]))
+	}
+	list := func(b []byte) (int, error) { return unix.Llistxattr(byPath, b) }
+	if !noListxattrat.Load() {
+		list = func(b []byte) (int, error) {
+			n, err := listxattrat(dirfd, cname, b)
+			if err == unix.ENOSYS {
+				noListxattrat.Store(true)
+				return unix.Llistxattr(byPath, b)
+			}
+			return n, err
+		}
+	}
+	return listXattrs(path, ns, buf, list, func(name string, b []byte) (int, error) { return unix.Lgetxattr(byPath, name, b) })
+}
+
+func listxattrat(dirfd int, cname, buf []byte) (int, error) {
+	var p unsafe.Pointer
+	if len(buf) > 0 {
+		p = unsafe.Pointer(&buf[0])
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_LISTXATTRAT, uintptr(dirfd), uintptr(unsafe.Pointer(&cname[0])),
+		unix.AT_SYMLINK_NOFOLLOW, uintptr(p), uintptr(len(buf)), 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 func listXattrs(path string, ns []string, buf []byte, list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]manifest.Xattr, error) {

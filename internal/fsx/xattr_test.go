@@ -2,9 +2,11 @@ package fsx
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/msync/msync/manifest"
@@ -50,4 +52,95 @@ func TestListXattrsFdMatchesPath(t *testing.T) {
 	if none, err := ListXattrsFd(fd, p, []string{"trusted.nothing."}, nil); err != nil || len(none) != 0 {
 		t.Fatalf("other namespace: %v, %v", none, err)
 	}
+}
+
+// ListXattrsAt lists by directory and name what ListXattrs lists by path;
+// the list comes from listxattrat(2), not the path (a wrong path still
+// works where the values are not read), and a final symlink is not followed.
+func TestListXattrsAt(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var want []manifest.Xattr
+	for i := range 30 { // a list longer than the 1 KiB buffer
+		x := manifest.Xattr{Name: fmt.Sprintf("user.attribute-with-a-long-name-%02d", i), Value: []byte(fmt.Sprint(i))}
+		if err := unix.Setxattr(p, x.Name, x.Value, 0); err != nil {
+			t.Fatalf("setxattr (needs a file system with user xattrs): %v", err)
+		}
+		want = append(want, x)
+	}
+	if err := os.Symlink("f", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	c := func(name string) []byte { return append([]byte(name), 0) }
+	ns := []string{"user."}
+	got, err := ListXattrsAt(dfd, c("f"), p, ns, make([]byte, 1024))
+	if err != nil || !manifest.XattrsEqual(got, want) {
+		t.Fatalf("got %d xattrs (%v), want %d", len(got), err, len(want))
+	}
+	wrong := filepath.Join(dir, "no-such-dir", "f")
+	if got, err := ListXattrsAt(dfd, c("f"), wrong, []string{"trusted.nothing."}, nil); err != nil || len(got) != 0 {
+		if noListxattrat.Load() && os.Getenv("CI") == "" {
+			t.Skip("SKIP: listxattrat(2) is missing here (Linux before 6.13): only the path is used")
+		}
+		t.Fatalf("the list was read by path: %v, %v", got, err)
+	}
+	// Following the link would list f's names and then fail to read their
+	// values by the wrong path.
+	if got, err := ListXattrsAt(dfd, c("link"), wrong, ns, nil); err != nil || len(got) != 0 {
+		t.Fatalf("through a symlink: %v, %v", got, err)
+	}
+	if _, err := ListXattrsAt(dfd, []byte("f"), p, ns, nil); err == nil {
+		t.Fatal("a name without its NUL was taken")
+	}
+
+	// Without listxattrat, the path is used: the wrong one fails, the right one works.
+	noListxattrat.Store(true)
+	defer noListxattrat.Store(false)
+	if _, err := ListXattrsAt(dfd, c("f"), wrong, []string{"trusted.nothing."}, nil); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("fallback with a wrong path: %v, want ENOENT", err)
+	}
+	if got, err := ListXattrsAt(dfd, c("f"), p, ns, nil); err != nil || !manifest.XattrsEqual(got, want) {
+		t.Fatalf("fallback: %d xattrs (%v), want %d", len(got), err, len(want))
+	}
+}
+
+// A path longer than the kernel takes reads values through dirfd's /proc path.
+func TestListXattrsAtLongPath(t *testing.T) {
+	dir := t.TempDir()
+	deep := dir
+	for len(deep) < 4000 {
+		deep = filepath.Join(deep, strings.Repeat("d", 200))
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Open(deep, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	fd, err := unix.Openat(dfd, "f", unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fsetxattr(fd, "user.k", []byte("v"), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	unix.Close(fd)
+	for _, fallback := range []bool{false, true} {
+		noListxattrat.Store(fallback)
+		got, err := ListXattrsAt(dfd, []byte("f\x00"), filepath.Join(deep, "f"), []string{"user."}, nil)
+		if err != nil || len(got) != 1 || string(got[0].Value) != "v" {
+			t.Fatalf("fallback %v: %v, %v", fallback, got, err)
+		}
+	}
+	noListxattrat.Store(false)
 }

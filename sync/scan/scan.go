@@ -423,6 +423,7 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 	defer dirBufs.Put(bp)
 	var out []*manifest.Entry
 	var temps []string
+	var xbuf []byte // names of xattrs, for ListXattrsAt
 	err = fsx.ReadDir(fd, *bp, func(cname []byte) error {
 		rel := prefix + string(cname[:len(cname)-1])
 		name := rel[len(prefix):]
@@ -459,7 +460,10 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 			e.Size = int64(len(t))
 		}
 		if !s.cacheXattrs && s.wantXattrs(e) {
-			xs, err := s.listXattrs(dirs, rel)
+			if xbuf == nil {
+				xbuf = make([]byte, 1024)
+			}
+			xs, err := fsx.ListXattrsAt(fd, cname, s.root.Join(rel), s.cfg.Xattrs, xbuf)
 			if err != nil && !errors.Is(err, unix.ENOENT) {
 				s.problem(rel, err)
 			}

@@ -101,30 +101,33 @@ func futimens(fd int, mtime int64) error {
 // finishFile sets the metadata of a complete file, syncs it when the policy
 // asks, and puts it in place as name: a temp file (tmp) is renamed over it;
 // an unnamed one (tmp == "") is linked in, through a temp name if name
-// exists by now.
-func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.Entry) error {
+// exists by now. When st is not nil and the file was linked in as name, it
+// is fstat'ed there, as it now is at name (the link set its ctime; nothing
+// after does), and finishFile reports true: the caller need not look name
+// up again.
+func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.Entry, st *unix.Stat_t) (bool, error) {
 	fd := f.fd
 	if d.owners {
 		if err := unix.Fchown(fd, int(e.UID), int(e.GID)); err != nil {
-			return fmt.Errorf("chown: %w", err)
+			return false, fmt.Errorf("chown: %w", err)
 		}
 	}
 	if err := unix.Fchmod(fd, e.Mode); err != nil {
-		return fmt.Errorf("chmod: %w", err)
+		return false, fmt.Errorf("chmod: %w", err)
 	}
 	if len(d.xattrNS) > 0 {
 		for _, x := range e.Xattrs {
 			if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
-				return fmt.Errorf("setxattr %s: %w", x.Name, err)
+				return false, fmt.Errorf("setxattr %s: %w", x.Name, err)
 			}
 		}
 	}
 	if err := futimens(fd, e.Mtime); err != nil {
-		return fmt.Errorf("set mtime: %w", err)
+		return false, fmt.Errorf("set mtime: %w", err)
 	}
 	if d.fsync == FsyncFile {
 		if err := f.Sync(); err != nil {
-			return fmt.Errorf("fsync: %w", err)
+			return false, fmt.Errorf("fsync: %w", err)
 		}
 	}
 	if tmp == "" {
@@ -133,20 +136,21 @@ func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.E
 			tmp = tempName()
 			err = linkAnon(fd, dirfd, tmp)
 		} else if err == nil {
-			return f.Close()
+			statted := st != nil && unix.Fstat(fd, st) == nil
+			return statted, f.Close()
 		}
 		if err != nil {
-			return fmt.Errorf("link into place: %w", err)
+			return false, fmt.Errorf("link into place: %w", err)
 		}
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("close: %w", err)
+		return false, fmt.Errorf("close: %w", err)
 	}
 	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
 		unix.Unlinkat(dirfd, tmp, 0)
-		return fmt.Errorf("rename into place: %w", err)
+		return false, fmt.Errorf("rename into place: %w", err)
 	}
-	return nil
+	return false, nil
 }
 
 // setMeta makes owner, mode, xattrs and mtime of an existing object match e.

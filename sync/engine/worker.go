@@ -245,13 +245,14 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 			return st, errChangedWhileRead
 		}
 	}
-	if err := w.p.dst.finishFile(tmpf, dirfd, tmp, name, j.s); err != nil {
+	var dst unix.Stat_t
+	statted, err := w.p.dst.finishFile(tmpf, dirfd, tmp, name, j.s, &dst)
+	if err != nil {
 		return st, &os.PathError{Op: "write", Path: w.p.dst.root.Join(j.s.Path), Err: err}
 	}
 	committed = true
 	j.s.Hash, j.s.HasHash = hash, true
-	var dst unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &dst, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+	if statted || unix.Fstatat(dirfd, name, &dst, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		out := scan.FromStat(j.s.Path, &dst)
 		out.Xattrs, out.Hash, out.HasHash = j.s.Xattrs, hash, true
 		j.out = out

@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/scan"
+	"golang.org/x/sys/unix"
+)
+
+// The destination manifest records each file as it is on disk after the
+// pass: inode, ctime (set by the link or rename that put it in place), link
+// count, size, mode and mtime, for new files (linked in from O_TMPFILE) and
+// replaced ones (renamed over the old copy), small and large.
+func TestDestManifestMatchesDisk(t *testing.T) {
+	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
+	writeFiles(t, src, 60, 3)
+	big := bytes.Repeat([]byte("0123456789abcdef"), fsx.DirectMin/8+99)
+	if err := os.WriteFile(filepath.Join(src, "big"), big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		n := 0
+		for _, e := range readManifest(t, filepath.Join(st, "dst.manifest")) {
+			if e.Type != manifest.TypeFile {
+				continue
+			}
+			n++
+			var s unix.Stat_t
+			if err := unix.Lstat(filepath.Join(dst, e.Path), &s); err != nil {
+				t.Fatal(err)
+			}
+			disk := scan.FromStat(e.Path, &s)
+			if e.Inode != disk.Inode || e.Ctime != disk.Ctime || e.Nlink != disk.Nlink || e.Size != disk.Size ||
+				e.Mode != disk.Mode || e.Mtime != disk.Mtime || e.UID != disk.UID || e.GID != disk.GID {
+				t.Errorf("%s: %s recorded as\n%+v\non disk\n%+v", when, e.Path, e, disk)
+			}
+		}
+		if n != 61 {
+			t.Fatalf("%s: %d files in the manifest, want 61", when, n)
+		}
+	}
+	mustRun(t, Options{Kind: Initial, Src: src, Dst: dst, StateDir: st})
+	check("initial")
+
+	// Replace some files (renamed over their old copies) and add others.
+	for _, p := range []string{"d0/f000", "d1/f001", "big"} {
+		if err := os.WriteFile(filepath.Join(src, p), []byte("new content of "+p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(src, "d2/f002")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "d2/new"), []byte("new"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	res := mustRun(t, Options{Kind: Catchup, Src: src, Dst: dst, StateDir: st})
+	if res.Stats.Updated != 3 || res.Stats.Created != 1 {
+		t.Fatalf("catch-up: %d updated, %d created; want 3 and 1", res.Stats.Updated, res.Stats.Created)
+	}
+	check("catch-up")
+}

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The tree of a bench run is generated again whenever the scale (or seed)
@@ -118,5 +120,50 @@ func TestMarkdownMsyncReference(t *testing.T) {
 	}
 	if row.Ratio != 0.5 {
 		t.Fatalf("ratio %v, want the row's own msync/rsync 0.5", row.Ratio)
+	}
+}
+
+// Removing a large tree makes the run wait out ext4's window of recently
+// freed inodes before it times anything; removing a small one does not.
+func TestWaitAfterLargeDeletion(t *testing.T) {
+	oldBig, oldWindow := bigDeletion, deletionWindow
+	bigDeletion, deletionWindow = 50, 300*time.Millisecond
+	t.Cleanup(func() { bigDeletion, deletionWindow = oldBig, oldWindow })
+	dir := t.TempDir()
+	var log strings.Builder
+	c := &Config{Dir: dir, Log: &log}
+	tree := func(n int) string {
+		d := filepath.Join(dir, fmt.Sprint("tree", n))
+		for i := range n {
+			if err := os.MkdirAll(filepath.Join(d, fmt.Sprint(i%7)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, fmt.Sprint(i%7), fmt.Sprint(i)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	if err := c.removeTree(tree(10)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c.waitAfterDeletion()
+	if !c.deletedAt.IsZero() || time.Since(start) > 200*time.Millisecond || log.Len() > 0 {
+		t.Fatalf("after removing 10 files: deletedAt %v, waited %v, log %q", c.deletedAt, time.Since(start), log.String())
+	}
+	big := tree(200)
+	if err := c.removeTree(big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(big); !os.IsNotExist(err) || c.deletedAt.IsZero() {
+		t.Fatalf("after removing 200 files: %v, deletedAt %v", err, c.deletedAt)
+	}
+	c.waitAfterDeletion()
+	if waited := time.Since(c.deletedAt); waited < deletionWindow {
+		t.Fatalf("timing could start %v after the deletion, want %v", waited, deletionWindow)
+	}
+	if !strings.Contains(log.String(), "after deleting a large tree") {
+		t.Fatalf("the wait is not logged: %q", log.String())
 	}
 }

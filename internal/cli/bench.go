@@ -80,7 +80,10 @@ the same trees (see msync bench floor --help; --copy-to for the initial copy, --
 on the cp -a copy for the catch-up): floor/rsync is the smallest ratio this machine allows.
 Every copy is kept until the run ends (a pass timed right after gigabytes were deleted
 pays for ext4's check of recently freed inodes), so --dir needs room for all of them:
-about 4 copies per run, 2 more per run for --rsync-daemon and for ssh.
+about 4 copies per run, 2 more per run for --rsync-daemon and for ssh. When the run
+itself deletes a large tree first (a killed run's copies, a tree of another scale), it
+waits a minute before timing anything; start it a minute or more after deleting large
+trees on that file system yourself.
 The copies fill the page cache: without --drop-caches, a command that writes must first
 evict earlier copies, and whichever tool goes first pays for it. With --drop-caches (root)
 each timed command starts from dropped caches with only its own trees read back: those

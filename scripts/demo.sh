@@ -32,7 +32,7 @@ step "8. verify before switching DNS (exit 0 only when identical)" \
 	"$M" verify --plan "$D/plan.toml"
 echo
 echo "== 9. a damaged copy: one byte flipped at the destination, size and mtime kept"
-f=$(find "$D/newhost/mailman/archives" -name '*.mbox' -type f | head -1)
+f=$(find "$D/newhost/mailman/archives" -name '*.mbox' -type f -print -quit)
 touch -r "$f" "$D/ref"
 printf 'X' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
 touch -r "$D/ref" "$f"

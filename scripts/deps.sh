@@ -32,5 +32,8 @@ if [ ! -x "$RSYNC_327" ]; then
 	tmp=$(mktemp -d)
 	(cd "$tmp" && chmod 777 . && apt-get download -qq rsync=3.2.7-1+deb12u6 && dpkg -x rsync_3.2.7-1+deb12u6_*.deb "${RSYNC_327%/usr/bin/rsync}")
 	rm -rf "$tmp"
-	"$RSYNC_327" --version | head -1
+	# Not "| head -1": under pipefail, rsync killed by SIGPIPE when head
+	# exits first would fail the script (it did once, exit 141).
+	v=$("$RSYNC_327" --version)
+	echo "${v%%$'\n'*}"
 fi

@@ -319,7 +319,7 @@ func (s *Scanner) emit(ctx context.Context, e *manifest.Entry) error {
 		if prev != nil {
 			e.Xattrs = prev.Xattrs
 		} else {
-			xs, err := s.listXattrs(nil, e.Path)
+			xs, err := s.listXattrs(e.Path)
 			if err != nil && !errors.Is(err, unix.ENOENT) {
 				s.problem(e.Path, err)
 			}
@@ -386,17 +386,16 @@ func (s *Scanner) walkDir(ctx context.Context, dirs *fsx.Dirs, dir *manifest.Ent
 	return nil
 }
 
-// listXattrs reads the xattrs of rel. Read-only, so a plain path is fine
-// (and cheaper than /proc) unless it is longer than the kernel takes; then
-// the parent is reached component by component.
-func (s *Scanner) listXattrs(dirs *fsx.Dirs, rel string) ([]manifest.Xattr, error) {
+// listXattrs reads the xattrs of rel, for emit, which holds no directory
+// descriptor (list uses fsx.ListXattrsAt). Read-only, so a plain path is
+// fine (and cheaper than /proc) unless it is longer than the kernel takes;
+// then the parent is reached component by component.
+func (s *Scanner) listXattrs(rel string) ([]manifest.Xattr, error) {
 	if p := s.root.Join(rel); len(p) < 3800 {
 		return fsx.ListXattrs(p, s.cfg.Xattrs)
 	}
-	if dirs == nil {
-		dirs = s.root.NewDirs()
-		defer dirs.Close()
-	}
+	dirs := s.root.NewDirs()
+	defer dirs.Close()
 	dfd, name, err := dirs.At(rel)
 	if err != nil {
 		return nil, err

@@ -116,7 +116,17 @@ func (h *jobHeap) Pop() any {
 // maxAhead bounds the entries listed ahead of the walk (memory: about 200
 // bytes each). Workers wait when it is reached; the walk lists a directory
 // itself when no worker has started it, so the bound never stalls it.
-const maxAhead = 64 << 10
+//
+// It is small on purpose. Entries listed far ahead only grow the heap, and
+// every page of heap the process touches for the first time is a page fault
+// (about 20 us each on the project's VM). A no-change pass over 139k entries
+// took 0.86 s with 64k entries ahead and a 64-batch output channel (9,000
+// page faults), and 0.78 s with 2k and 4 (6,000); from dropped caches the
+// two took the same time (2.2 s).
+const maxAhead = 2 << 10
+
+// outBatches is how many batches of entries (of up to 256) wait for Next.
+const outBatches = 4
 
 // Start begins scanning cfg.Root. The root must be a directory; like rsync's
 // "SRC/", a root that is a symlink to a directory is followed (nothing below
@@ -137,7 +147,7 @@ func Start(ctx context.Context, cfg Config) (*Scanner, error) {
 		cfg.Workers = 2
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Scanner{cfg: cfg, root: root, out: make(chan []*manifest.Entry, 64), errc: make(chan error, 1),
+	s := &Scanner{cfg: cfg, root: root, out: make(chan []*manifest.Entry, outBatches), errc: make(chan error, 1),
 		cancel: cancel, prev: manifest.NewPeeker(cfg.Prev)}
 	s.cond = sync.NewCond(&s.mu)
 	s.isRoot = os.Geteuid() == 0

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
@@ -147,5 +148,63 @@ func TestXattrsReusedOnlyForUnchangedIdentity(t *testing.T) {
 	}
 	if got["same"] != "cached" || got["changed"] != "2" {
 		t.Fatalf("xattrs after rescan: %q", got)
+	}
+}
+
+// TestListsOnlyBoundedAhead: with nothing reading the scan, the workers stop
+// once maxAhead entries wait (a directory at a time may overshoot it), and
+// the walk stops at a full output channel: memory stays bounded whatever
+// the tree's size. Every entry still arrives once the scan is read.
+func TestListsOnlyBoundedAhead(t *testing.T) {
+	dir := t.TempDir()
+	const dirs, files = 80, 100 // 8,000 files, about 4x maxAhead
+	if dirs*files < 3*maxAhead {
+		t.Fatalf("the tree (%d files) must be well over maxAhead (%d) to test it", dirs*files, maxAhead)
+	}
+	for d := range dirs {
+		p := filepath.Join(dir, fmt.Sprintf("d%02d", d))
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range files {
+			if err := os.WriteFile(filepath.Join(p, fmt.Sprintf("f%03d", f)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const workers = 2
+	s, err := Start(context.Background(), Config{Root: dir, Workers: workers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Wait until the scan stops moving (nothing reads it).
+	ahead, stable := -1, 0
+	for stable < 5 {
+		time.Sleep(20 * time.Millisecond)
+		s.mu.Lock()
+		a := s.ahead
+		s.mu.Unlock()
+		if a == ahead {
+			stable++
+		} else {
+			ahead, stable = a, 0
+		}
+	}
+	if limit := maxAhead + workers*(files+1); ahead > limit {
+		t.Errorf("%d entries listed ahead of the walk, want at most %d", ahead, limit)
+	}
+	if ahead == 0 {
+		t.Error("nothing listed ahead: the workers did not run ahead of the walk")
+	}
+	if n := len(s.out); n > outBatches {
+		t.Errorf("%d batches waiting, want at most %d", n, outBatches)
+	}
+	entries, err := manifest.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + dirs*(files+1); len(entries) != want {
+		t.Fatalf("got %d entries, want %d", len(entries), want)
 	}
 }

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -85,9 +86,17 @@ func randomEntries(r *rand.Rand, n int) []*Entry {
 	return out
 }
 
-func encode(t testing.TB, entries []*Entry) []byte {
+func encode(t testing.TB, entries []*Entry) []byte { return encodeWith(t, NewWriter, entries) }
+
+// writers are the constructors whose output every reader must take back.
+var writers = []struct {
+	name string
+	new  func(io.Writer) (*Writer, error)
+}{{"zstd", NewWriter}, {"plain", NewStateWriter}}
+
+func encodeWith(t testing.TB, newWriter func(io.Writer) (*Writer, error), entries []*Entry) []byte {
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf)
+	w, err := newWriter(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,24 +121,59 @@ func decodeAll(b []byte) ([]*Entry, error) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 2, 100, 3000} {
-		in := randomEntries(r, n)
-		if n == 0 {
-			in = nil
-		}
-		got, err := decodeAll(encode(t, in))
-		if err != nil {
-			t.Fatalf("n=%d: %v", n, err)
-		}
-		if len(got) != len(in) {
-			t.Fatalf("n=%d: got %d entries", n, len(got))
-		}
-		for i := range in {
-			if !Equal(in[i], got[i]) {
-				t.Fatalf("entry %d: got %+v want %+v", i, got[i], in[i])
+	for _, wr := range writers {
+		r := rand.New(rand.NewPCG(1, 2))
+		for _, n := range []int{0, 1, 2, 100, 3000} {
+			in := randomEntries(r, n)
+			if n == 0 {
+				in = nil
+			}
+			got, err := decodeAll(encodeWith(t, wr.new, in))
+			if err != nil {
+				t.Fatalf("%s, n=%d: %v", wr.name, n, err)
+			}
+			if len(got) != len(in) {
+				t.Fatalf("%s, n=%d: got %d entries", wr.name, n, len(got))
+			}
+			for i := range in {
+				if !Equal(in[i], got[i]) {
+					t.Fatalf("%s: entry %d: got %+v want %+v", wr.name, i, got[i], in[i])
+				}
 			}
 		}
+	}
+}
+
+// TestStateWriterIsPlain: the state manifests skip compression (see
+// NewStateWriter), and still carry the same records and checksum.
+func TestStateWriterIsPlain(t *testing.T) {
+	in := randomEntries(rand.New(rand.NewPCG(9, 10)), 200)
+	z, plain := encode(t, in), encodeWith(t, NewStateWriter, in)
+	if flags := binary.LittleEndian.Uint16(plain[10:]); flags&FlagZstd != 0 {
+		t.Fatalf("state manifest flags %#x: compressed", flags)
+	}
+	if flags := binary.LittleEndian.Uint16(z[10:]); flags&FlagZstd == 0 {
+		t.Fatalf("NewWriter flags %#x: not compressed", flags)
+	}
+	sum := func(b []byte) uint64 {
+		w, _ := NewWriter(io.Discard)
+		r, err := NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		es, err := ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			w.Add(e)
+		}
+		w.Close()
+		return w.Sum()
+	}
+	if sum(z) != sum(plain) {
+		t.Fatal("the two encodings read back different entries")
 	}
 }
 
@@ -150,8 +194,14 @@ func TestWriterRejectsUnsortedAndBadPaths(t *testing.T) {
 }
 
 func TestCorruptionDetected(t *testing.T) {
+	for _, wr := range writers {
+		t.Run(wr.name, func(t *testing.T) { testCorruptionDetected(t, wr.new) })
+	}
+}
+
+func testCorruptionDetected(t *testing.T, newWriter func(io.Writer) (*Writer, error)) {
 	in := randomEntries(rand.New(rand.NewPCG(3, 4)), 500)
-	good := encode(t, in)
+	good := encodeWith(t, newWriter, in)
 	// Truncation anywhere must fail, never return a short list silently.
 	for _, cut := range []int{0, 5, 12, 13, len(good) / 2, len(good) - 1} {
 		if _, err := decodeAll(good[:cut]); !errors.Is(err, ErrCorrupt) {
@@ -232,6 +282,7 @@ func TestMtreeVis(t *testing.T) {
 func FuzzReader(f *testing.F) {
 	f.Add(encode(f, randomEntries(rand.New(rand.NewPCG(5, 6)), 20)))
 	f.Add(encode(f, nil))
+	f.Add(encodeWith(f, NewStateWriter, randomEntries(rand.New(rand.NewPCG(5, 6)), 20)))
 	f.Add([]byte("MSYNCMAN\x01\x00\x03\x00garbage"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries, err := decodeAll(data)

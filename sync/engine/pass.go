@@ -1272,8 +1272,8 @@ func (p *pass) applyDirMeta(e *manifest.Entry) error {
 func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 	var sw, dw *manifest.Keeper
 	if srcF != nil {
-		sw = manifest.NewKeeper(p.srcBase, func() (*manifest.Writer, error) { return manifest.NewWriter(srcF) })
-		dw = manifest.NewKeeper(p.dstBase, func() (*manifest.Writer, error) { return manifest.NewWriter(dstF) })
+		sw = manifest.NewKeeper(p.srcBase, func() (*manifest.Writer, error) { return manifest.NewStateWriter(srcF) })
+		dw = manifest.NewKeeper(p.dstBase, func() (*manifest.Writer, error) { return manifest.NewStateWriter(dstF) })
 	}
 	var firstErr error
 	// A deferred transfer (Rules.Last) is done only after the merge has

@@ -65,7 +65,7 @@ func (c *scanCache) create() (*os.File, *manifest.Writer) {
 	if err != nil {
 		return nil, nil
 	}
-	w, err := manifest.NewWriter(f)
+	w, err := manifest.NewStateWriter(f)
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())

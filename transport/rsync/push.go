@@ -359,7 +359,7 @@ func commit(st *state.Dir, entries []*manifest.Entry) error {
 			return fmt.Errorf("state: %w", err)
 		}
 		defer pf.Cleanup()
-		w, err := manifest.NewWriter(pf)
+		w, err := manifest.NewStateWriter(pf)
 		if err != nil {
 			return err
 		}

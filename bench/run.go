@@ -47,7 +47,6 @@ type Config struct {
 	// read back after each drop.
 	programs []string
 
-	pullRounds int // mutate rounds applied by pullRuns so far
 	// deletedAt is when the run last removed a large tree (removeTree).
 	deletedAt time.Time
 }
@@ -446,7 +445,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 				return nil, err
 			}
 		}
-		if _, err := Mutate(src, c.Seed, i+1); err != nil {
+		if err := c.mutate(src); err != nil {
 			return nil, err
 		}
 		// Each reads what changed in the source (all of it is read back)
@@ -551,20 +550,62 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	return res, nil
 }
 
+// maxRounds is how many mutate rounds a kept source tree takes before it
+// is generated again (Mutate's stamps hold for about 300).
+const maxRounds = 200
+
+// roundsFile counts the mutate rounds applied to the kept source tree.
+func (c *Config) roundsFile() string { return filepath.Join(c.Dir, "src.rounds") }
+
+// rounds returns how many mutate rounds the kept source tree has had; ok
+// is false when that is unknown (no count: a tree of an older msync, which
+// did not keep one).
+func (c *Config) rounds() (n int, ok bool) {
+	b, err := os.ReadFile(c.roundsFile())
+	if err != nil {
+		return 0, false
+	}
+	n, err = strconv.Atoi(strings.TrimSpace(string(b)))
+	return n, err == nil && n >= 0
+}
+
+// mutate applies the kept source tree's next round. Rounds go on from one
+// run to the next: a round applied twice to the same tree can write a file
+// again with the size and mtime it already had (.bash_history is 1000+50R
+// bytes), a change that a pass trusting size and mtime, as rsync does,
+// never sees, and the run's verify then fails. The count is written first,
+// so a run killed during Mutate never repeats its round either.
+func (c *Config) mutate(src string) error {
+	n, ok := c.rounds()
+	if !ok {
+		return fmt.Errorf("%s: unreadable; remove %s to generate the tree again", c.roundsFile(), src)
+	}
+	r := n + 1
+	if err := os.WriteFile(c.roundsFile(), []byte(strconv.Itoa(r)+"\n"), 0o644); err != nil {
+		return err
+	}
+	_, err := Mutate(src, c.Seed, r)
+	return err
+}
+
 // sourceTree returns c.Dir/src, generated for c.Seed and c.Scale unless
-// the marker file beside it says it already is. The marker names the seed
-// and scale inside, so a tree generated for another scale never passes for
-// this one; it is written only once the tree is complete.
+// the marker file beside it says it already is and the count of its mutate
+// rounds leaves room for this run's (under maxRounds). The marker names the seed and scale
+// inside, so a tree generated for another scale never passes for this one;
+// it is written only once the tree is complete.
 func (c *Config) sourceTree() (string, error) {
 	src := filepath.Join(c.Dir, "src")
 	marker := filepath.Join(c.Dir, "src.generated")
 	want := fmt.Sprintf("seed %d scale %g\n", c.Seed, c.Scale)
 	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
-		return src, nil
+		// Room for this run's rounds (its pulls included).
+		if n, ok := c.rounds(); ok && n+4*c.Runs+4 < maxRounds {
+			return src, nil
+		}
 	}
 	// Markers of earlier versions were named after the seed and scale.
 	old, _ := filepath.Glob(filepath.Join(c.Dir, "src.seed*.scale*"))
-	for _, m := range append(old, marker) {
+	for _, m := range append(old, marker, c.roundsFile()) {
 		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", err
 		}
@@ -574,6 +615,9 @@ func (c *Config) sourceTree() (string, error) {
 	}
 	c.logf("generating %s (scale %g)", src, c.Scale)
 	if _, err := Gen(src, c.Seed, c.Scale); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(c.roundsFile(), []byte("0\n"), 0o644); err != nil {
 		return "", err
 	}
 	return src, os.WriteFile(marker, []byte(want), 0o644)
@@ -857,8 +901,7 @@ func (c *Config) pullRuns(ctx context.Context, src, label string, mArgs func(kin
 			s := &p.init
 			if phase == "catchup" {
 				s = &p.catchup
-				c.pullRounds++
-				if _, err := Mutate(src, c.Seed, 100+c.pullRounds); err != nil {
+				if err := c.mutate(src); err != nil {
 					return nil, err
 				}
 			}

@@ -167,3 +167,63 @@ func TestWaitAfterLargeDeletion(t *testing.T) {
 		t.Fatalf("the wait is not logged: %q", log.String())
 	}
 }
+
+// Mutate rounds go on from one run to the next on a kept source tree (a
+// round applied twice can leave a changed file with its old size and
+// mtime); a tree without a count, or near maxRounds, is generated again.
+func TestMutateRoundsGoOn(t *testing.T) {
+	dir := t.TempDir()
+	var log strings.Builder
+	run := func() (*Config, string) {
+		t.Helper()
+		c := &Config{Dir: dir, Seed: 1, Scale: 0.002, Runs: 1, Log: &log}
+		src, err := c.sourceTree()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, src
+	}
+	rounds := func(c *Config) int {
+		t.Helper()
+		n, ok := c.rounds()
+		if !ok {
+			t.Fatal("no round count")
+		}
+		return n
+	}
+	c, src := run()
+	if n := rounds(c); n != 0 {
+		t.Fatalf("a new tree has had %d rounds", n)
+	}
+	for range 2 {
+		if err := c.mutate(src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, src = run() // the next run
+	if err := c.mutate(src); err != nil {
+		t.Fatal(err)
+	}
+	if n := rounds(c); n != 3 {
+		t.Fatalf("after 2 rounds and 1 in the next run: %d rounds, want 3", n)
+	}
+	// The third round's directory rename is there: round 3 was applied.
+	if m, _ := filepath.Glob(filepath.Join(src, "home", "*", "public_html.r3")); len(m) == 0 {
+		t.Error("no public_html.r3: round 3 was not applied")
+	}
+	if n := strings.Count(log.String(), "generating"); n != 1 {
+		t.Fatalf("generated %d times, want 1:\n%s", n, log.String())
+	}
+	// Near the limit, and without a count, the tree is generated again.
+	os.WriteFile(c.roundsFile(), []byte(fmt.Sprintln(maxRounds-1)), 0o644)
+	if c, _ = run(); rounds(c) != 0 {
+		t.Fatal("near maxRounds: not generated again")
+	}
+	os.Remove(c.roundsFile())
+	if c, _ = run(); rounds(c) != 0 {
+		t.Fatal("without a count: not generated again")
+	}
+	if n := strings.Count(log.String(), "generating"); n != 3 {
+		t.Fatalf("generated %d times, want 3:\n%s", n, log.String())
+	}
+}

@@ -68,7 +68,9 @@ func newBenchRunCommand(env Env) *cobra.Command {
 		Use:   "run [flags]",
 		Short: "Compare msync with rsync on a generated tree, side by side, as ratios",
 		Long: `Generate a tree (once per seed and scale) and run, on identical fresh copies and
-alternating which tool goes first, each of them --runs times:
+alternating which tool goes first, each of them --runs times (the tree is kept in --dir
+between runs; its mutate rounds go on from run to run, counted in src.rounds, and it is
+generated again after 200):
   initial copy        msync initial      vs rsync -aH          (cp -a for reference)
   no-change pass      msync catchup      vs rsync -aH --delete (rsync -aHX for reference)
   catch-up            after one bench mutate round, same commands

@@ -590,9 +590,9 @@ func (c *Config) mutate(src string) error {
 
 // sourceTree returns c.Dir/src, generated for c.Seed and c.Scale unless
 // the marker file beside it says it already is and the count of its mutate
-// rounds leaves room for this run's (under maxRounds). The marker names the seed and scale
-// inside, so a tree generated for another scale never passes for this one;
-// it is written only once the tree is complete.
+// rounds leaves room for this run's (under maxRounds). The marker names the
+// seed and scale inside, so a tree generated for another scale never passes
+// for this one; it is written only once the tree is complete.
 func (c *Config) sourceTree() (string, error) {
 	src := filepath.Join(c.Dir, "src")
 	marker := filepath.Join(c.Dir, "src.generated")

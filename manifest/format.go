@@ -111,14 +111,14 @@ func newWriter(w io.Writer, flags uint16) (*Writer, error) {
 	if _, err := w.Write(hdr[:]); err != nil {
 		return nil, fmt.Errorf("write manifest header: %w", err)
 	}
-	// A 256 KiB window compresses manifests as well as the default (their
-	// redundancy is between neighbouring records) and halves the encoder's
-	// time, most of which went to allocating and clearing history buffers.
 	mw := &Writer{w: w, digest: xxhash.New(), compact: flags&FlagCompact != 0, diff: flags&FlagDiff != 0}
 	if flags&FlagZstd == 0 {
 		mw.bw = bufio.NewWriterSize(w, 64<<10)
 		return mw, nil
 	}
+	// A 256 KiB window compresses manifests as well as the default (their
+	// redundancy is between neighbouring records) and halves the encoder's
+	// time, most of which went to allocating and clearing history buffers.
 	zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithWindowSize(256<<10), zstd.WithLowerEncoderMem(true))
 	if err != nil {

@@ -42,9 +42,10 @@ func TestFloorCountsEveryEntry(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Many names: getdents needs several calls for this directory.
+	// Many names: getdents needs several calls for this directory, and
+	// the ring several submissions.
 	for i := range 3000 {
-		if err := os.WriteFile(filepath.Join(b, "many-"+strings.Repeat("m", i%40)+string(rune('a'+i%26))+strconv.Itoa(i)), nil, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(b, "many-"+strings.Repeat("m", i%40)+string(rune('a'+i%26))+strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +85,13 @@ func TestFloorCountsEveryEntry(t *testing.T) {
 			return nil
 		})
 	}
-	for _, workers := range []int{1, 3} {
+	defer func(was bool) { floorRingDisabled = was }(floorRingDisabled)
+	for _, c := range []struct {
+		workers int
+		ring    bool
+	}{{1, true}, {3, true}, {1, false}, {3, false}} {
+		workers := c.workers
+		floorRingDisabled = !c.ring
 		for _, m := range []struct {
 			name       string
 			read, hash bool
@@ -101,7 +108,7 @@ func TestFloorCountsEveryEntry(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got != want {
-				t.Errorf("%s with %d workers: %+v, want %+v", m.name, workers, got, want)
+				t.Errorf("%s with %d workers, ring %v: %+v, want %+v", m.name, workers, c.ring, got, want)
 			}
 		}
 	}

@@ -215,8 +215,10 @@ func newFloorCommand(env Env) *cobra.Command {
 		Long: `Walk each DIR on --workers goroutines making only the system calls that any tool
 comparing trees must make: open and getdents for every directory, lstat for every entry
 (the floor of a no-change pass over those trees). With --read, also open, read to the end
-and close every regular file; with --hash too, hash what is read with xxhash64, msync's
-digest (the floor of a checksum comparison). Nothing is written.
+and close every regular file (those under 64 KiB as linked io_uring requests sent a
+directory at a time, as msync's hasher reads them, where the kernel allows it); with
+--hash too, hash what is read with xxhash64, msync's digest (the floor of a checksum
+comparison). Nothing is written.
 
 With --copy-to NEW, copy DIR into NEW (which must not exist) the way rsync -a would,
 making only the calls that needs: for every file open, read, create under its final name,

@@ -237,3 +237,44 @@ func TestHasherRingKeepsDirectory(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHasherSmallFiles hashes 2,000 files of 4 KiB in 20 directories
+// (a Maildir's shape) with the ring and the ordinary reader.
+func BenchmarkHasherSmallFiles(b *testing.B) {
+	dir := b.TempDir()
+	data := make([]byte, 4096)
+	for i := range 2000 {
+		p := filepath.Join(dir, fmt.Sprintf("d%02d/m%04d", i%20, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		data[0] = byte(i)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := Start(context.Background(), Config{Root: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	entries, err := manifest.ReadAll(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, ring := range []bool{true, false} {
+		b.Run(fmt.Sprintf("ring=%v", ring), func(b *testing.B) {
+			defer func(was bool) { ringDisabled = was }(ringDisabled)
+			ringDisabled = !ring
+			b.SetBytes(2000 * 4096)
+			for b.Loop() {
+				h, err := NewHasher(context.Background(), dir, &manifest.SliceIterator{Entries: entries}, 2, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := manifest.ReadAll(h); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -95,25 +95,7 @@ func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, wor
 			rr := newRingReader()
 			defer rr.close()
 			for b := range work {
-				var read int64
-				var errs map[string]error
-				if rr != nil {
-					read, errs = rr.hashBatch(ctx, dirs, rd, b)
-				} else {
-					for _, i := range b.todo {
-						e := b.es[i]
-						sum, n, err := rd.hash(ctx, dirs, e)
-						read += n
-						if err != nil {
-							if errs == nil {
-								errs = map[string]error{}
-							}
-							errs[e.Path] = err
-							continue
-						}
-						e.Hash, e.HasHash = sum, true
-					}
-				}
+				read, errs := rr.hashBatch(ctx, dirs, rd, b)
 				h.mu.Lock()
 				h.bytes += read
 				for p, err := range errs {

@@ -54,14 +54,7 @@ func TestHasherBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := Start(context.Background(), Config{Root: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := manifest.ReadAll(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := scanAll(t, dir)
 	const gone = "d4/f201"
 	if err := os.Remove(filepath.Join(dir, gone)); err != nil {
 		t.Fatal(err)

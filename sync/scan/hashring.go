@@ -47,26 +47,24 @@ type ringFile struct {
 	readRes int32
 }
 
-// newRingReader returns nil when the ring is off or the kernel cannot run it.
+// newRingReader returns a reader without a ring (that reads every file
+// the ordinary way) when the ring is off or the kernel cannot run it.
 func newRingReader() *ringReader {
-	if ringDisabled {
-		return nil
+	rr := &ringReader{q: make([]ringFile, 0, ringSlots)}
+	if !ringDisabled {
+		rr.ring, _ = uring.New(4*ringSlots, ringSlots, ringArena)
 	}
-	r, err := uring.New(4*ringSlots, ringSlots, ringArena)
-	if err != nil {
-		return nil
-	}
-	return &ringReader{ring: r, q: make([]ringFile, 0, ringSlots)}
+	return rr
 }
 
 func (rr *ringReader) close() {
-	if rr != nil && rr.ring != nil {
+	if rr.ring != nil {
 		rr.ring.Close()
 	}
 }
 
-// hashBatch hashes the files of b.todo, the small ones through the ring,
-// and returns the bytes read and the errors by path.
+// hashBatch hashes the files of b.todo, the small ones through the ring
+// if there is one, and returns the bytes read and the errors by path.
 func (rr *ringReader) hashBatch(ctx context.Context, dirs *fsx.Dirs, rd *fileReader, b *hashBatch) (int64, map[string]error) {
 	var read int64
 	var errs map[string]error

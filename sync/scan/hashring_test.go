@@ -27,10 +27,8 @@ func ringOn(t *testing.T) bool {
 	return true
 }
 
-// hashTree scans dir, lets mutate change the tree between the scan and the
-// hashing, and hashes the scanned entries with the ring on or off. It
-// returns the entries, the errors by path as text, and the bytes read.
-func hashTree(t *testing.T, dir string, digest string, xattrs []string, ring bool, mutate func()) ([]*manifest.Entry, map[string]string, int64) {
+// scanAll returns the entries of a scan of dir.
+func scanAll(t testing.TB, dir string) []*manifest.Entry {
 	t.Helper()
 	s, err := Start(context.Background(), Config{Root: dir})
 	if err != nil {
@@ -40,6 +38,15 @@ func hashTree(t *testing.T, dir string, digest string, xattrs []string, ring boo
 	if err != nil {
 		t.Fatal(err)
 	}
+	return entries
+}
+
+// hashTree scans dir, lets mutate change the tree between the scan and the
+// hashing, and hashes the scanned entries with the ring on or off. It
+// returns the entries, the errors by path as text, and the bytes read.
+func hashTree(t *testing.T, dir string, digest string, xattrs []string, ring bool, mutate func()) ([]*manifest.Entry, map[string]string, int64) {
+	t.Helper()
+	entries := scanAll(t, dir)
 	if mutate != nil {
 		mutate()
 	}
@@ -211,14 +218,7 @@ func TestHasherRingKeepsDirectory(t *testing.T) {
 		}
 	}
 	ringOn(t)
-	s, err := Start(context.Background(), Config{Root: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := manifest.ReadAll(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := scanAll(t, dir)
 	h, err := NewHasher(context.Background(), dir, &manifest.SliceIterator{Entries: entries}, 1, true)
 	if err != nil {
 		t.Fatal(err)
@@ -253,14 +253,7 @@ func BenchmarkHasherSmallFiles(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	s, err := Start(context.Background(), Config{Root: dir})
-	if err != nil {
-		b.Fatal(err)
-	}
-	entries, err := manifest.ReadAll(s)
-	if err != nil {
-		b.Fatal(err)
-	}
+	entries := scanAll(b, dir)
 	for _, ring := range []bool{true, false} {
 		b.Run(fmt.Sprintf("ring=%v", ring), func(b *testing.B) {
 			defer func(was bool) { ringDisabled = was }(ringDisabled)

@@ -207,12 +207,9 @@ func (p *floorProbe) dir(dir string) ([]string, error) {
 func (p *floorProbe) queue(dfd int, dir, name string, size int) error {
 	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME
 	for range 2 {
-		slot := len(p.queued)
-		if slot < p.ring.Slots() {
-			if buf, ok := p.ring.ReadChain(uint64(slot), slot, dfd, name, flags, size); ok {
-				p.queued = append(p.queued, floorFile{name: name, buf: buf})
-				return nil
-			}
+		if buf, ok := p.ring.ReadChain(dfd, name, flags, size); ok {
+			p.queued = append(p.queued, floorFile{name: name, buf: buf})
+			return nil
 		}
 		if err := p.flush(dfd, dir); err != nil {
 			return err
@@ -227,19 +224,14 @@ func (p *floorProbe) flush(dfd int, dir string) error {
 	if len(p.queued) == 0 {
 		return nil
 	}
-	res := make([][2]int32, len(p.queued))
-	err := p.ring.Wait(func(tag uint64, v int32) {
-		if i := int(tag / 4); i < len(res) && tag%4 < 2 {
-			res[i][tag%4] = v
-		}
-	})
+	res, err := p.ring.Wait()
 	q := p.queued
 	p.queued = p.queued[:0]
 	if err != nil {
 		return err
 	}
 	for i, f := range q {
-		open, n := res[i][0], res[i][1]
+		open, n := res[i].Open, res[i].Read
 		switch {
 		case open == -int32(unix.EPERM):
 			if err := p.readFile(dfd, dir, append([]byte(f.name), 0), int64(len(f.buf))); err != nil {

@@ -100,8 +100,13 @@ func init() {
 	}
 }
 
-// Ring is one io_uring instance with Slots direct descriptor slots. It is
-// not safe for concurrent use.
+// Result is what the kernel did with one chain: the open's, the read's and
+// the close's results, each a count (the read's: bytes read) or a negated
+// errno. After a failed open, the read and the close are -ECANCELED.
+type Result struct{ Open, Read, Close int32 }
+
+// Ring is one io_uring instance. It runs up to its number of direct
+// descriptor slots of chains per Wait. It is not safe for concurrent use.
 type Ring struct {
 	fd    int
 	mem   []byte // the rings
@@ -113,8 +118,9 @@ type Ring struct {
 	cqHead, cqTail, cqMask *uint32
 	cqes                   []cqe
 
-	pending  int // requests queued since the last Wait
-	inflight int // completions not yet reaped
+	pending  int      // requests queued since the last Wait
+	inflight int      // completions not yet reaped
+	results  []Result // one per chain queued since the last Wait; chain i uses slot i
 
 	// The memory the kernel reads names from and writes contents to. It is
 	// the ring's own, on the heap: the kernel reads it during Wait, long
@@ -123,11 +129,12 @@ type Ring struct {
 	names   []byte // NUL-terminated names; never grows (pointers are out)
 	arena   []byte
 	used    int  // bytes of arena handed out
-	drained bool // a Wait ended: the next ReadChain starts the memory over
+	drained bool // a Wait ended: the next ReadChain starts the memory and results over
 }
 
 // New makes a ring that holds entries requests (a power of two), slots
-// direct descriptors and arena bytes of file contents per Wait. It fails
+// direct descriptors (so as many chains) and arena bytes of file contents
+// per Wait. It fails
 // with an error wrapping ErrUnsupported when the kernel cannot run linked
 // chains over direct descriptors.
 func New(entries uint32, slots, arena int) (*Ring, error) {
@@ -139,7 +146,7 @@ func New(entries uint32, slots, arena int) (*Ring, error) {
 	if errno != 0 {
 		return nil, fmt.Errorf("io_uring_setup: %w (%w)", errno, ErrUnsupported)
 	}
-	r := &Ring{fd: int(fd), slots: slots, names: make([]byte, 0, slots*(unix.NAME_MAX+1)), arena: make([]byte, arena)}
+	r := &Ring{fd: int(fd), slots: slots, names: make([]byte, 0, slots*(unix.NAME_MAX+1)), arena: make([]byte, arena), results: make([]Result, 0, slots)}
 	if p.features&featSingleMmap == 0 || p.features&featLinkedFile == 0 {
 		r.Close()
 		return nil, fmt.Errorf("kernel features %#x: %w", p.features, ErrUnsupported)
@@ -207,11 +214,8 @@ func (r *Ring) Close() error {
 	return nil
 }
 
-// Free returns how many more requests fit before Submit.
+// Free returns how many more requests fit before Wait.
 func (r *Ring) Free() int { return len(r.sqes) - r.pending }
-
-// Slots returns the number of direct descriptor slots.
-func (r *Ring) Slots() int { return r.slots }
 
 func (r *Ring) next() *sqe {
 	if r.pending >= len(r.sqes) {
@@ -227,30 +231,30 @@ func (r *Ring) next() *sqe {
 }
 
 // ReadChain queues three linked requests: open name (in directory dirfd,
-// with flags) into direct descriptor slot, read up to size bytes from its
+// with flags) into a direct descriptor slot, read up to size bytes from its
 // start, and close the slot. The read and the close run only after the open
-// succeeded; the close runs however the read ended. Their completions carry
-// tag*4+0 (open), tag*4+1 (read) and tag*4+2 (close). It returns the
-// ring's buffer the read fills, which holds what was read once Wait has
-// returned and until the next ReadChain after it, and false (queueing
-// nothing) when the requests, the names or the buffers of one Wait are
-// used up: call Wait, then queue again. A name longer than NAME_MAX or
-// holding a NUL is never queued.
-func (r *Ring) ReadChain(tag uint64, slot int, dirfd int, name string, flags int, size int) ([]byte, bool) {
-	if slot < 0 || slot >= r.slots {
-		panic("uring: slot out of range")
-	}
+// succeeded; the close runs however the read ended. It returns the ring's
+// buffer the read fills, which holds what was read once Wait has returned
+// and until the next ReadChain after it; the chain's Result is the next
+// one in what Wait returns. It returns false, queueing nothing, when the
+// requests, the slots, the names or the buffers of one Wait are used up:
+// call Wait, then queue again. A name longer than NAME_MAX or holding a NUL
+// is never queued.
+func (r *Ring) ReadChain(dirfd int, name string, flags int, size int) ([]byte, bool) {
 	if r.drained {
-		r.names, r.used, r.drained = r.names[:0], 0, false
+		r.names, r.used, r.results, r.drained = r.names[:0], 0, r.results[:0], false
 	}
-	if r.Free() < 3 || len(name) > unix.NAME_MAX || strings.IndexByte(name, 0) >= 0 ||
+	slot := len(r.results)
+	if slot == r.slots || r.Free() < 3 || len(name) > unix.NAME_MAX || strings.IndexByte(name, 0) >= 0 ||
 		len(r.names)+len(name)+1 > cap(r.names) || size < 0 || r.used+size > len(r.arena) {
 		return nil, false
 	}
+	r.results = append(r.results, Result{})
 	start := len(r.names)
 	r.names = append(append(r.names, name...), 0)
 	buf := r.arena[r.used : r.used+size : r.used+size]
 	r.used += size
+	tag := uint64(slot)
 
 	o := r.next()
 	o.opcode = opOpenat
@@ -278,11 +282,11 @@ func (r *Ring) ReadChain(tag uint64, slot int, dirfd int, name string, flags int
 	return buf, true
 }
 
-// Wait submits what was queued and waits until every request has
-// completed, calling done for each completion (its tag as given and the
-// kernel's result: a count, or a negated errno). After an error the ring
-// is of no further use: Close it.
-func (r *Ring) Wait(done func(userData uint64, res int32)) error {
+// Wait submits what was queued, waits until every request has completed,
+// and returns one Result per chain, in the order they were queued (valid
+// until the next ReadChain). After an error the ring is of no further use:
+// Close it.
+func (r *Ring) Wait() ([]Result, error) {
 	if r.pending > 0 {
 		atomic.StoreUint32(r.sqTail, atomic.LoadUint32(r.sqTail)+uint32(r.pending))
 		r.inflight += r.pending
@@ -293,25 +297,37 @@ func (r *Ring) Wait(done func(userData uint64, res int32)) error {
 	for r.inflight > 0 || toSubmit > 0 {
 		n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), 1, enterGetEvents, 0, 0)
 		if errno == unix.EINTR || errno == unix.EAGAIN || errno == unix.EBUSY {
-			r.reap(done)
+			r.reap()
 			continue
 		}
 		if errno != 0 {
-			return os.NewSyscallError("io_uring_enter", errno)
+			return nil, os.NewSyscallError("io_uring_enter", errno)
 		}
 		toSubmit -= int(n)
-		r.reap(done)
+		r.reap()
 	}
-	return nil
+	return r.results, nil
 }
 
-func (r *Ring) reap(done func(uint64, int32)) {
+// reap files the completions the kernel has posted into r.results: the
+// user data of a request is its chain's index times 4 plus 0 (open), 1
+// (read) or 2 (close).
+func (r *Ring) reap() {
 	head := atomic.LoadUint32(r.cqHead)
 	tail := atomic.LoadUint32(r.cqTail)
 	for ; head != tail; head++ {
 		c := r.cqes[head&*r.cqMask]
 		r.inflight--
-		done(c.userData, c.res)
+		if i := int(c.userData / 4); i < len(r.results) {
+			switch c.userData % 4 {
+			case 0:
+				r.results[i].Open = c.res
+			case 1:
+				r.results[i].Read = c.res
+			case 2:
+				r.results[i].Close = c.res
+			}
+		}
 	}
 	atomic.StoreUint32(r.cqHead, head)
 }

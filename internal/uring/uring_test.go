@@ -62,32 +62,36 @@ func TestReadChain(t *testing.T) {
 			names = append(names, fmt.Sprint("f", i))
 		}
 		bufs := make([][]byte, len(names))
-		res := make([][3]int32, len(names))
-		seen := 0
+		var res []Result
 		for i, name := range names {
 			if r.Free() < 3 {
 				t.Fatalf("round %d: no room after %d chains", round, i)
 			}
 			var ok bool
-			bufs[i], ok = r.ReadChain(uint64(i), i, dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW, 8000)
+			bufs[i], ok = r.ReadChain(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW, 8000)
 			if !ok || len(bufs[i]) != 8000 {
 				t.Fatalf("round %d: chain %d refused (%v) or buffer of %d bytes", round, i, ok, len(bufs[i]))
 			}
 			if i == 0 {
 				// Finish the first chain alone, then queue the rest.
-				if err := r.Wait(func(tag uint64, v int32) { res[tag/4][tag%4] = v; seen++ }); err != nil {
+				first, err := r.Wait()
+				if err != nil {
 					t.Fatal(err)
 				}
+				res = append(res, first...)
+				bufs[0] = bytes.Clone(bufs[0]) // the next ReadChain reuses the ring's memory
 			}
 		}
-		if err := r.Wait(func(tag uint64, v int32) { res[tag/4][tag%4] = v; seen++ }); err != nil {
+		rest, err := r.Wait()
+		if err != nil {
 			t.Fatal(err)
 		}
-		if seen != 3*len(names) {
-			t.Fatalf("round %d: %d completions, want %d", round, seen, 3*len(names))
+		res = append(res, rest...)
+		if len(res) != len(names) {
+			t.Fatalf("round %d: %d results, want %d", round, len(res), len(names))
 		}
 		for i, name := range names {
-			got := res[i]
+			got := [3]int32{res[i].Open, res[i].Read, res[i].Close}
 			switch name {
 			case "missing", "link", ".":
 				wantErr := map[string]unix.Errno{"missing": unix.ENOENT, "link": unix.ELOOP}[name]
@@ -140,29 +144,41 @@ func TestReadChainRefuses(t *testing.T) {
 		{string(bytes.Repeat([]byte{'n'}, unix.NAME_MAX+1)), 1},
 		{"f\x00g", 1},
 	} {
-		if _, ok := r.ReadChain(0, 0, dfd, c.name, unix.O_RDONLY, c.size); ok || r.Free() != 8 {
+		if _, ok := r.ReadChain(dfd, c.name, unix.O_RDONLY, c.size); ok || r.Free() != 8 {
 			t.Errorf("name of %d bytes, size %d: queued (%v), %d free", len(c.name), c.size, ok, r.Free())
 		}
 	}
-	a, ok1 := r.ReadChain(0, 0, dfd, "f", unix.O_RDONLY, 60)
-	b, ok2 := r.ReadChain(1, 1, dfd, "f", unix.O_RDONLY, 40)
+	a, ok1 := r.ReadChain(dfd, "f", unix.O_RDONLY, 60)
+	b, ok2 := r.ReadChain(dfd, "f", unix.O_RDONLY, 40)
 	if !ok1 || !ok2 || r.Free() != 2 {
 		t.Fatalf("two chains: %v %v, %d free", ok1, ok2, r.Free())
 	}
-	if _, ok := r.ReadChain(2, 2, dfd, "f", unix.O_RDONLY, 0); ok {
+	if _, ok := r.ReadChain(dfd, "f", unix.O_RDONLY, 0); ok {
 		t.Errorf("a third chain fit in 2 free requests")
 	}
-	reads := map[uint64]int32{}
-	if err := r.Wait(func(tag uint64, v int32) { reads[tag] = v }); err != nil {
+	reads, err := r.Wait()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if reads[1] != 3 || reads[5] != 3 || string(a[:3]) != "abc" || string(b[:3]) != "abc" {
-		t.Errorf("reads %v, buffers %q %q", reads, a[:3], b[:3])
+	if len(reads) != 2 || reads[0].Read != 3 || reads[1].Read != 3 || string(a[:3]) != "abc" || string(b[:3]) != "abc" {
+		t.Errorf("results %v, buffers %q %q", reads, a[:3], b[:3])
 	}
-	if _, ok := r.ReadChain(0, 0, dfd, "f", unix.O_RDONLY, 100); !ok {
+	if _, ok := r.ReadChain(dfd, "f", unix.O_RDONLY, 100); !ok {
 		t.Errorf("the whole arena refused after Wait")
 	}
-	if err := r.Wait(func(uint64, int32) {}); err != nil {
+	if _, err := r.Wait(); err != nil {
 		t.Fatal(err)
+	}
+
+	// Slots bound the chains of one Wait: a ring with room for 9 requests
+	// but 2 slots takes 2 chains.
+	r2 := newRing(t, 16, 2, 100)
+	for i := range 3 {
+		if _, ok := r2.ReadChain(dfd, "f", unix.O_RDONLY, 10); ok != (i < 2) {
+			t.Errorf("chain %d of 2 slots: queued %v", i, ok)
+		}
+	}
+	if res, err := r2.Wait(); err != nil || len(res) != 2 || res[0].Read != 3 || res[1].Read != 3 {
+		t.Errorf("2 slots: %v, %v", res, err)
 	}
 }

@@ -41,10 +41,8 @@ type ringReader struct {
 }
 
 type ringFile struct {
-	e       *manifest.Entry
-	buf     []byte
-	openRes int32
-	readRes int32
+	e   *manifest.Entry
+	buf []byte
 }
 
 // newRingReader returns a reader without a ring (that reads every file
@@ -109,7 +107,7 @@ func (rr *ringReader) hashBatch(ctx context.Context, dirs *fsx.Dirs, rd *fileRea
 			plain(e)
 			continue
 		}
-		if dir != rr.dir || len(rr.q) == ringSlots {
+		if dir != rr.dir {
 			flush()
 		}
 		dfd, _, err := dirs.At(e.Path)
@@ -133,20 +131,20 @@ func (rr *ringReader) hashBatch(ctx context.Context, dirs *fsx.Dirs, rd *fileRea
 		}
 		const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME
 		size := int(e.Size) + 1 // one byte more shows a file that grew
-		buf, ok := rr.ring.ReadChain(uint64(len(rr.q)), len(rr.q), dfd, name, flags, size)
+		buf, ok := rr.ring.ReadChain(dfd, name, flags, size)
 		if !ok {
 			flush()
 			if rr.ring == nil {
 				plain(e)
 				continue
 			}
-			if buf, ok = rr.ring.ReadChain(0, 0, dfd, name, flags, size); !ok {
+			if buf, ok = rr.ring.ReadChain(dfd, name, flags, size); !ok {
 				plain(e) // cannot happen: the ring is empty and e fits
 				continue
 			}
 		}
 		rr.dir = dir
-		rr.q = append(rr.q, ringFile{e: e, buf: buf, openRes: 1, readRes: -1})
+		rr.q = append(rr.q, ringFile{e: e, buf: buf})
 	}
 	flush()
 	return read, errs
@@ -156,18 +154,7 @@ func (rr *ringReader) hashBatch(ctx context.Context, dirs *fsx.Dirs, rd *fileRea
 // bytes hashed and the entries to read again the ordinary way.
 func (rr *ringReader) flush(rd *fileReader) (int64, []*manifest.Entry) {
 	q := rr.q
-	err := rr.ring.Wait(func(tag uint64, res int32) {
-		i := int(tag / 4)
-		if i >= len(q) {
-			return
-		}
-		switch tag % 4 {
-		case 0:
-			q[i].openRes = res
-		case 1:
-			q[i].readRes = res
-		}
-	})
+	res, err := rr.ring.Wait()
 	var redo []*manifest.Entry
 	var read int64
 	if err != nil {
@@ -178,8 +165,8 @@ func (rr *ringReader) flush(rd *fileReader) (int64, []*manifest.Entry) {
 			redo = append(redo, f.e)
 		}
 	} else {
-		for _, f := range q {
-			if f.openRes < 0 || int64(f.readRes) != f.e.Size {
+		for i, f := range q {
+			if res[i].Open < 0 || int64(res[i].Read) != f.e.Size {
 				redo = append(redo, f.e)
 				continue
 			}

@@ -20,6 +20,9 @@ type CopyStats struct {
 	Files   int64 // regular files copied
 	Bytes   int64 // bytes copied
 	Skipped int64 // devices, fifos and sockets: not copied
+	// Renamed counts the files written under a temp name and renamed into
+	// place (CopyOptions.Temp).
+	Renamed int64
 	// Copy is the time of the copy; Sync that of the syncfs after it (0
 	// unless asked for).
 	Copy, Sync time.Duration
@@ -31,10 +34,24 @@ func (s CopyStats) String() string {
 	if s.Skipped > 0 {
 		out += fmt.Sprintf(", %d special files skipped", s.Skipped)
 	}
+	if s.Renamed > 0 {
+		out += fmt.Sprintf(", %d written under a temp name and renamed", s.Renamed)
+	}
 	if s.Sync > 0 {
 		out += fmt.Sprintf(", then syncfs %.3f s", s.Sync.Seconds())
 	}
 	return out
+}
+
+// CopyOptions change what CopyFloor does beyond the bare copy.
+type CopyOptions struct {
+	// Sync adds a syncfs of the destination's file system, timed apart.
+	Sync bool
+	// Temp writes every regular file under a temp name in its directory
+	// and renames it into place, as rsync does and as msync's rule that
+	// nothing half-written is ever visible at the destination requires:
+	// the floor of a copy that keeps that promise.
+	Temp bool
 }
 
 // CopyFloor copies the tree src into dst, which must not exist, making
@@ -44,12 +61,11 @@ func (s CopyStats) String() string {
 // end, create under its final name, write, set owner (as root), mode and
 // mtime, and close; for every symlink readlink and symlink. Directories
 // get their owner, mode and mtime once everything is copied. Nothing is
-// hashed or recorded, no temp name is used (a half-written file is visible
-// while it is written), hard links are copied as separate files, and
-// devices, fifos and sockets are skipped. With syncfs set, syncfs on dst
-// follows, timed apart. Its time is the floor of an initial copy on this
-// machine.
-func CopyFloor(ctx context.Context, workers int, src, dst string, syncfs bool) (CopyStats, error) {
+// hashed or recorded, no temp name is used unless o.Temp asks (without it
+// a half-written file is visible while it is written), hard links are
+// copied as separate files, and devices, fifos and sockets are skipped.
+// Its time is the floor of an initial copy on this machine.
+func CopyFloor(ctx context.Context, workers int, src, dst string, o CopyOptions) (CopyStats, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(src, &st); err != nil {
 		return CopyStats{}, &os.PathError{Op: "stat", Path: src, Err: err}
@@ -69,12 +85,14 @@ func CopyFloor(ctx context.Context, workers int, src, dst string, syncfs bool) (
 	)
 	err := walkParallel(ctx, workers, []copyJob{{src, dst}}, func() (func(copyJob) ([]copyJob, error), func()) {
 		c := newCopier(root)
+		c.temp = o.Temp
 		return c.dir, func() {
 			mu.Lock()
 			total.Entries += c.st.Entries
 			total.Files += c.st.Files
 			total.Bytes += c.st.Bytes
 			total.Skipped += c.st.Skipped
+			total.Renamed += c.st.Renamed
 			dirs = append(dirs, c.dirs...)
 			mu.Unlock()
 		}
@@ -86,7 +104,7 @@ func CopyFloor(ctx context.Context, workers int, src, dst string, syncfs bool) (
 		return total, err
 	}
 	total.Copy = time.Since(t)
-	if syncfs {
+	if o.Sync {
 		d, err := syncFS(dst)
 		if err != nil {
 			return total, err
@@ -138,6 +156,7 @@ type copier struct {
 	filebuf  []byte
 	dbuf     []byte // for O_DIRECT copies, made on first use
 	noDirect bool   // the destination refused O_DIRECT
+	temp     bool   // write under a temp name, then rename (CopyOptions.Temp)
 	st       CopyStats
 	dirs     []dirMeta
 }
@@ -204,9 +223,23 @@ func (c *copier) dir(j copyJob) ([]copyJob, error) {
 // file copies one regular file, named cname (NUL-terminated) in both
 // directories, and counts it.
 func (c *copier) file(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob) error {
-	n, err := c.write(sfd, dfd, cname, cname, st, j)
+	dname := cname
+	if c.temp {
+		// rsync's way: a hidden name in the same directory (msync links an
+		// O_TMPFILE inode instead, which costs about the same).
+		dname = append([]byte(tempName(cstring(cname))), 0)
+	}
+	n, err := c.write(sfd, dfd, cname, dname, st, j)
 	if err != nil {
 		return err
+	}
+	if c.temp {
+		tmp, name := cstring(dname), cstring(cname)
+		if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
+			unix.Unlinkat(dfd, tmp, 0)
+			return &os.PathError{Op: "rename into place", Path: filepath.Join(j.dst, name), Err: err}
+		}
+		c.st.Renamed++
 	}
 	c.st.Files++
 	c.st.Bytes += n

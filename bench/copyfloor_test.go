@@ -81,21 +81,53 @@ func TestCopyFloorCopiesTheTree(t *testing.T) {
 	})
 
 	for _, workers := range []int{1, 3} {
-		dst := filepath.Join(t.TempDir(), "copy")
-		got, err := CopyFloor(context.Background(), workers, src, dst, workers == 3)
-		if err != nil {
-			t.Fatal(err)
+		for _, temp := range []bool{false, true} {
+			dst := filepath.Join(t.TempDir(), "copy")
+			got, err := CopyFloor(context.Background(), workers, src, dst, CopyOptions{Sync: workers == 3, Temp: temp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Copy <= 0 || (workers == 3) != (got.Sync > 0) {
+				t.Errorf("times: copy %v, sync %v", got.Copy, got.Sync)
+			}
+			got.Copy, got.Sync = 0, 0
+			w := want
+			if temp {
+				w.Renamed = w.Files // every file went through a temp name
+			}
+			if got != w {
+				t.Errorf("%d workers, temp %v: %+v, want %+v", workers, temp, got, w)
+			}
+			// No temp name is left behind: sameTrees reports any entry the
+			// source lacks.
+			if n := sameTrees(t, src, dst); int64(n) != want.Entries+1-want.Skipped {
+				t.Errorf("compared %d entries", n)
+			}
 		}
-		if got.Copy <= 0 || (workers == 3) != (got.Sync > 0) {
-			t.Errorf("times: copy %v, sync %v", got.Copy, got.Sync)
-		}
-		got.Copy, got.Sync = 0, 0
-		if got != want {
-			t.Errorf("%d workers: %+v, want %+v", workers, got, want)
-		}
-		if n := sameTrees(t, src, dst); int64(n) != want.Entries+1-want.Skipped {
-			t.Errorf("compared %d entries", n)
-		}
+	}
+}
+
+// A name too long to take the temp name's dot and suffix gets a temp name
+// cut short, not ENAMETOOLONG.
+func TestCopyFloorTempLongName(t *testing.T) {
+	src := t.TempDir()
+	long := strings.Repeat("n", 255)
+	if err := os.WriteFile(filepath.Join(src, long), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tempName(long)); n != 255 {
+		t.Errorf("temp name of a 255-byte name has %d bytes", n)
+	}
+	dst := filepath.Join(t.TempDir(), "copy")
+	got, err := CopyFloor(context.Background(), 1, src, dst, CopyOptions{Temp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Renamed != 1 {
+		t.Errorf("renamed %d files, want 1", got.Renamed)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, long)); err != nil || string(b) != "x" {
+		t.Errorf("copy: %q, %v", b, err)
 	}
 }
 
@@ -162,15 +194,15 @@ func sameTrees(t *testing.T, src, dst string) int {
 func TestCopyFloorErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
-	if _, err := CopyFloor(context.Background(), 2, missing, filepath.Join(dir, "d1"), false); err == nil || !strings.Contains(err.Error(), missing) {
+	if _, err := CopyFloor(context.Background(), 2, missing, filepath.Join(dir, "d1"), CopyOptions{}); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing source: err = %v, want one naming %s", err, missing)
 	}
-	if _, err := CopyFloor(context.Background(), 2, dir, dir, false); err == nil || !strings.Contains(err.Error(), "file exists") {
+	if _, err := CopyFloor(context.Background(), 2, dir, dir, CopyOptions{}); err == nil || !strings.Contains(err.Error(), "file exists") {
 		t.Errorf("existing destination: err = %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := CopyFloor(ctx, 2, dir, filepath.Join(dir, "d2"), false); err != context.Canceled {
+	if _, err := CopyFloor(ctx, 2, dir, filepath.Join(dir, "d2"), CopyOptions{}); err != context.Canceled {
 		t.Errorf("cancelled: err = %v", err)
 	}
 }

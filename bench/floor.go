@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/internal/uring"
+	"github.com/msync/msync/manifest"
 	"golang.org/x/sys/unix"
 )
 
@@ -299,4 +303,47 @@ func (s FloorStats) String() string {
 		return fmt.Sprintf("%d entries, %d files, %d bytes read and hashed (xor %016x)", s.Entries, s.Files, s.Bytes, s.Sum)
 	}
 	return fmt.Sprintf("%d entries, %d files, %d bytes read", s.Entries, s.Files, s.Bytes)
+}
+
+// DecodeManifests reads each of the msync manifests at paths to the end,
+// one goroutine each, and returns how many entries they hold. A pass that
+// carries content hashes over from its last manifests must decode them at
+// least once: run beside a floor, it is the floor of such a pass.
+func DecodeManifests(ctx context.Context, paths ...string) (int64, error) {
+	var (
+		wg    sync.WaitGroup
+		total atomic.Int64
+		errs  = make([]error, len(paths))
+	)
+	for i, p := range paths {
+		wg.Go(func() {
+			n, err := decodeManifest(ctx, p)
+			total.Add(n)
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	return total.Load(), errors.Join(errs...)
+}
+
+func decodeManifest(ctx context.Context, path string) (int64, error) {
+	r, err := manifest.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	var n int64
+	for {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		_, err := r.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err // names the file
+		}
+		n++
+	}
 }

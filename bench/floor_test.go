@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
-	"github.com/cespare/xxhash/v2"
+	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/msync/msync/manifest"
 )
 
 // Floor lstats every entry below its roots once, reads every regular file
@@ -136,14 +141,85 @@ func TestFloorErrors(t *testing.T) {
 
 // The table shows each row's floor and floor/rsync beside the ratio.
 func TestMarkdownShowsFloor(t *testing.T) {
-	s := &series{m: []float64{0.5, 0.7}, r: []float64{1.0, 1.0}, floor: []float64{0.2, 0.3}}
+	s := &series{m: []float64{0.5, 0.7}, r: []float64{1.0, 1.0}, floor: []float64{0.2, 0.3}, duty: []float64{0.4, 0.3}}
 	row := s.row("no-change pass", "s", 0.3, "")
-	if row.Floor == nil || row.FloorRatio != 0.25 || row.Ratio != 0.6 {
-		t.Fatalf("row = %+v, floor %+v", row, row.Floor)
+	if row.Floor == nil || row.FloorRatio != 0.25 || row.Ratio != 0.6 || row.Duty == nil || row.DutyRatio != 0.35 {
+		t.Fatalf("row = %+v, floor %+v, duty %+v", row, row.Floor, row.Duty)
 	}
+	plain := (&series{m: []float64{1}, r: []float64{2}}).row("verify", "s", 0.5, "")
 	var b strings.Builder
-	(&Result{Rows: []Row{row}}).Markdown(&b)
-	if !strings.Contains(b.String(), "| 0.60 | <= 0.3 (not met) | 0.25 s (0.20-0.30) (0.25) |") {
-		t.Errorf("table:\n%s", b.String())
+	(&Result{Rows: []Row{row, plain}}).Markdown(&b)
+	for _, want := range []string{
+		"| 0.60 | <= 0.3 (not met) | 0.25 s (0.20-0.30) (0.25) | 0.35 s (0.30-0.40) (0.35) |",
+		"| verify | 1.00 s | 2.00 s | 0.50 | <= 0.5 (met) |  |  |  |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in the table:\n%s", want, b.String())
+		}
+	}
+}
+
+// DecodeManifests reads every manifest it is given to the end, compressed
+// or not, and names the file that is missing or damaged.
+func TestDecodeManifests(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, n int, state bool) string {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		newW := manifest.NewWriter
+		if state {
+			newW = manifest.NewStateWriter
+		}
+		w, err := newW(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Add(&manifest.Entry{Path: "", Type: manifest.TypeDir, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < n; i++ {
+			e := &manifest.Entry{Path: fmt.Sprintf("f%05d", i), Type: manifest.TypeFile, Mode: 0o644, Size: int64(i), HasHash: true, Hash: uint64(i)}
+			if err := w.Add(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a := write("a.manifest", 9000, false) // more than one check of ctx
+	b := write("b.manifest", 5, true)
+	n, err := DecodeManifests(context.Background(), a, b)
+	if err != nil || n != 9005 {
+		t.Fatalf("decoded %d entries, %v; want 9005", n, err)
+	}
+	if n, err := DecodeManifests(context.Background()); err != nil || n != 0 {
+		t.Errorf("no manifests: %d, %v", n, err)
+	}
+
+	missing := filepath.Join(dir, "missing")
+	if _, err := DecodeManifests(context.Background(), b, missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing manifest: err = %v, want one naming %s", err, missing)
+	}
+	data, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.manifest")
+	if err := os.WriteFile(cut, data[:len(data)-3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeManifests(context.Background(), cut); err == nil || !strings.Contains(err.Error(), cut) || errors.Is(err, io.EOF) {
+		t.Errorf("truncated manifest: err = %v, want one naming %s", err, cut)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := DecodeManifests(ctx, a); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: err = %v", err)
 	}
 }

@@ -190,6 +190,13 @@ type Row struct {
 	// smallest ratio this machine allows a tool that makes those calls.
 	Floor      *Summary `json:"floor,omitempty"`
 	FloorRatio float64  `json:"floor_ratio,omitempty"`
+	// Duty is the floor plus what msync's promises add to it: for the
+	// initial copy, every file written under a temp name and renamed into
+	// place (nothing half-written is ever visible); for a no-change pass,
+	// the last manifests decoded beside the walk (the content hashes a
+	// pass records are carried over from them). DutyRatio = Duty / rsync.
+	Duty      *Summary `json:"duty_floor,omitempty"`
+	DutyRatio float64  `json:"duty_floor_ratio,omitempty"`
 }
 
 // Result is a whole run.
@@ -291,6 +298,20 @@ func (c *Config) floor(ctx context.Context, s *series, read bool, dirs ...string
 	return nil
 }
 
+// dutyFloor times bench floor over dirs with the manifests of the state
+// directory state decoded beside the walk (the floor of a pass that
+// carries hashes over from them) and adds the sample to s.duty.
+func (c *Config) dutyFloor(ctx context.Context, s *series, state string, dirs ...string) error {
+	args := []string{"bench", "floor", "--workers", "4",
+		"--manifest", filepath.Join(state, "src.manifest"), "--manifest", filepath.Join(state, "dst.manifest")}
+	x, err := c.timedRun(ctx, reads(state).and(dirs...), c.Msync, append(args, dirs...)...)
+	if err != nil {
+		return err
+	}
+	s.duty = append(s.duty, x.secs)
+	return nil
+}
+
 // reference times a reference command (not compared against a target) and
 // adds the sample to s.
 func (c *Config) reference(ctx context.Context, s *series, t trees, name string, args ...string) error {
@@ -354,7 +375,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	res := &Result{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Scale: c.Scale, Runs: c.Runs, Files: files, Bytes: total,
 		Machine: fmt.Sprintf("%d cores, %s, %s, %s", runtime.NumCPU(), memTotal(), strings.SplitN(string(rsyncVer), "\n", 2)[0], runtime.Version()), DropCaches: c.DropCaches}
 
-	copies := 4*c.Runs + 2 // m, r, ref and floor each run; m2 and r2 once
+	copies := 5*c.Runs + 2 // m, r, ref, floor and the temp-name floor each run; m2 and r2 once
 	if c.RsyncDaemon {
 		copies += 2 * c.Runs
 	}
@@ -417,6 +438,13 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			return nil, err
 		}
 		init.floor = append(init.floor, x.secs)
+		// The same with every file written under a temp name and renamed
+		// into place, as msync (and rsync) must.
+		x, err = c.timedRun(ctx, reads(src), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--temp", "--copy-to", c.copyDir(run+"tfloor"), src)
+		if err != nil {
+			return nil, err
+		}
+		init.duty = append(init.duty, x.secs)
 		// msync reads its state directory's manifests; both walk the trees.
 		if err := both(i, nochange, reads(ms).and(src, m), []string{"catchup", src, m, "--state", ms, "--no-progress"}, walks(src, r), []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
@@ -430,10 +458,16 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		if err := c.floor(ctx, nochange, false, src, m); err != nil {
 			return nil, err
 		}
+		if err := c.dutyFloor(ctx, nochange, ms, src, m); err != nil {
+			return nil, err
+		}
 		if err := both(i, trusted, reads(ms).and(src), []string{"catchup", src, m, "--state", ms, "--no-progress", "--trust-dest"}, walks(src, r), []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
 			return nil, err
 		}
 		if err := c.floor(ctx, trusted, false, src); err != nil {
+			return nil, err
+		}
+		if err := c.dutyFloor(ctx, trusted, ms, src); err != nil {
 			return nil, err
 		}
 		if i == 0 {
@@ -712,9 +746,9 @@ func (r *Result) conditions() string {
 // Markdown writes the result as a table.
 func (r *Result) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "Date: %s. Machine: %s.\n", r.Date, r.Machine)
-	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, %s. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read, hash (xxhash64) and close of every file, files under 64 KiB through io_uring a directory at a time as msync reads them; for the initial copy, bench floor --copy-to --sync: create, write (files of 1 MiB or more with O_DIRECT, as msync writes them) and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine in the same conditions (for the initial copy and the catch-up, which write, the cost of filling the page cache moves between runs: there the floor is a guide, not a bound).\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs, r.conditions())
-	fmt.Fprintln(w, "| operation | msync | rsync | msync/rsync | target | floor (floor/rsync) | peak RSS msync / rsync |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, %s. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read, hash (xxhash64) and close of every file, files under 64 KiB through io_uring a directory at a time as msync reads them; for the initial copy, bench floor --copy-to --sync: create, write (files of 1 MiB or more with O_DIRECT, as msync writes them) and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine in the same conditions (for the initial copy and the catch-up, which write, the cost of filling the page cache moves between runs: there the floor is a guide, not a bound). Floor with msync's duties: the floor plus what msync's promises add to it: for the initial copy, every file written under a temp name and renamed into place (bench floor --temp; nothing half-written is ever visible); for the no-change passes, the two last manifests of the state directory decoded beside the walk (bench floor --manifest; the content hashes a pass records are carried over from them).\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs, r.conditions())
+	fmt.Fprintln(w, "| operation | msync | rsync | msync/rsync | target | floor (floor/rsync) | floor with msync's duties (/rsync) | peak RSS msync / rsync |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, row := range r.Rows {
 		target, rss := "", ""
 		if row.Target > 0 {
@@ -731,11 +765,14 @@ func (r *Result) Markdown(w io.Writer) {
 		if row.Note != "" {
 			name += "; " + row.Note
 		}
-		floor := ""
+		floor, duty := "", ""
 		if row.Floor != nil {
 			floor = fmt.Sprintf("%s (%.2f)", fmtVal(row.Unit, *row.Floor), row.FloorRatio)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %s | %s | %s |\n", name, fmtVal(row.Unit, row.Msync), fmtVal(row.Unit, row.Rsync), row.Ratio, target, floor, rss)
+		if row.Duty != nil {
+			duty = fmt.Sprintf("%s (%.2f)", fmtVal(row.Unit, *row.Duty), row.DutyRatio)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %s | %s | %s | %s |\n", name, fmtVal(row.Unit, row.Msync), fmtVal(row.Unit, row.Rsync), row.Ratio, target, floor, duty, rss)
 		if row.Ref != nil {
 			m, mcol, rss := row.Msync, " ", fmt.Sprintf("%.0f MiB", float64(row.Ref.RSSKB)/1024)
 			if row.MsyncRef != nil {
@@ -746,7 +783,7 @@ func (r *Result) Markdown(w io.Writer) {
 			if row.Ref.Median > 0 {
 				ratio = fmt.Sprintf("%.2f (msync / this)", m.Median/row.Ref.Median)
 			}
-			fmt.Fprintf(w, "| (reference: %s) |%s| %s | %s | | | %s |\n", row.RefName, mcol, fmtVal("s", *row.Ref), ratio, rss)
+			fmt.Fprintf(w, "| (reference: %s) |%s| %s | %s | | | | %s |\n", row.RefName, mcol, fmtVal("s", *row.Ref), ratio, rss)
 		}
 	}
 }
@@ -855,8 +892,8 @@ func (c *Config) startRsyncDaemon(dir string) (int, func(), error) {
 
 // series are the samples of one row: msync, rsync and a reference tool.
 type series struct {
-	m, r, ref, mref, floor []float64
-	mrss, rrss, crs, mrrss []int64
+	m, r, ref, mref, floor, duty []float64
+	mrss, rrss, crs, mrrss       []int64
 }
 
 func (s *series) row(name, unit string, target float64, note string) Row {
@@ -877,6 +914,13 @@ func (s *series) row(name, unit string, target float64, note string) Row {
 		rw.Floor = &f
 		if rw.Rsync.Median > 0 {
 			rw.FloorRatio = f.Median / rw.Rsync.Median
+		}
+	}
+	if len(s.duty) > 0 {
+		d := summarize(s.duty, nil)
+		rw.Duty = &d
+		if rw.Rsync.Median > 0 {
+			rw.DutyRatio = d.Median / rw.Rsync.Median
 		}
 	}
 	return rw

@@ -95,7 +95,7 @@ func TestMarkdownReferenceRow(t *testing.T) {
 	row.RefName = "rsync -aHX --delete"
 	var b strings.Builder
 	(&Result{Rows: []Row{row}}).Markdown(&b)
-	want := "| (reference: rsync -aHX --delete) | | 3.50 s (3.00-4.00) | 0.31 (msync / this) | | | 2 MiB |"
+	want := "| (reference: rsync -aHX --delete) | | 3.50 s (3.00-4.00) | 0.31 (msync / this) | | | | 2 MiB |"
 	if !strings.Contains(b.String(), want) {
 		t.Fatalf("Markdown has no line\n%s\nin\n%s", want, b.String())
 	}
@@ -114,7 +114,7 @@ func TestMarkdownMsyncReference(t *testing.T) {
 	row.RefName = "msync verify vs rsync -aHXn -c --delete"
 	var b strings.Builder
 	(&Result{Rows: []Row{row}}).Markdown(&b)
-	want := "| (reference: msync verify vs rsync -aHXn -c --delete) | 2.50 s (2.00-3.00) | 4.00 s (4.00-4.00) | 0.62 (msync / this) | | | 3 / 1 MiB |"
+	want := "| (reference: msync verify vs rsync -aHXn -c --delete) | 2.50 s (2.00-3.00) | 4.00 s (4.00-4.00) | 0.62 (msync / this) | | | | 3 / 1 MiB |"
 	if !strings.Contains(b.String(), want) {
 		t.Fatalf("Markdown has no line\n%s\nin\n%s", want, b.String())
 	}

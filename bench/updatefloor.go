@@ -14,9 +14,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tempSuffix ends the temp name ("." NAME tempSuffix) that the update floor
-// writes a file under before it renames it over the old copy.
+// tempSuffix ends the temp name ("." NAME tempSuffix) that the floors
+// write a file under before they rename it into place.
 const tempSuffix = ".floor-tmp"
+
+// tempName is the temp name of name: "." name tempSuffix, with name cut
+// short where that would pass the 255 bytes a name may have.
+func tempName(name string) string {
+	if keep := 255 - 1 - len(tempSuffix); len(name) > keep {
+		name = name[:keep]
+	}
+	return "." + name + tempSuffix
+}
 
 // UpdateStats is what an update floor went through.
 type UpdateStats struct {
@@ -220,7 +229,7 @@ func (u *updater) entry(sfd, dfd int, j copyJob, s, d *dirent, subs *[]copyJob) 
 		if d != nil {
 			// The old copy stays whole until the new one replaces it, as
 			// rsync does it: written under a temp name, then renamed over.
-			tmp = "." + s.name + tempSuffix
+			tmp = tempName(s.name)
 			dname = append([]byte(tmp), 0)
 		}
 		n, err := u.write(sfd, dfd, cname, dname, &s.st, j)

@@ -27,7 +27,7 @@ func TestUpdateFloorBringsDstUpToDate(t *testing.T) {
 	}
 	os.Symlink("one", filepath.Join(src, "link"))
 	os.Symlink("same", filepath.Join(src, "samelink"))
-	if _, err := CopyFloor(context.Background(), 2, src, dst, false); err != nil {
+	if _, err := CopyFloor(context.Background(), 2, src, dst, CopyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	later := time.Now().Add(time.Hour)

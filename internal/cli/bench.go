@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -206,11 +207,12 @@ side by side. The target is within ±25%. Timing is real; only the gaps are simu
 }
 
 func newFloorCommand(env Env) *cobra.Command {
-	var read, hash, syncfs bool
+	var read, hash, syncfs, temp bool
 	var workers int
 	var copyTo, updateTo string
+	var manifests []string
 	c := &cobra.Command{
-		Use:   "floor [--read [--hash]] DIR... | floor --copy-to NEW [--sync] DIR | floor --update-to OLD [--sync] DIR",
+		Use:   "floor [--read [--hash]] [--manifest FILE]... DIR... | floor --copy-to NEW [--sync] [--temp] DIR | floor --update-to OLD [--sync] [--manifest FILE]... DIR",
 		Short: "Time only the system calls a pass over DIR cannot avoid: this machine's floor",
 		Long: `Walk each DIR on --workers goroutines making only the system calls that any tool
 comparing trees must make: open and getdents for every directory, lstat for every entry
@@ -227,7 +229,9 @@ symlink; directories made, and their metadata set at the end. Files of 1 MiB or 
 are written as msync writes them, with O_DIRECT (around the page cache) where the file
 system allows it. No temp names, nothing hashed or recorded, hard links copied as
 separate files, special files skipped: the floor of an initial copy. --sync adds a
-syncfs of NEW's file system, timed apart.
+syncfs of NEW's file system, timed apart. --temp writes every file under a temp name in
+its directory and renames it into place, as rsync does: the floor of a copy that never
+shows a half-written file, as msync promises.
 
 With --update-to OLD, bring the existing copy OLD up to date with DIR the way
 rsync -a --delete does between local trees: both trees listed and lstat'ed, every file
@@ -236,6 +240,11 @@ rsync does: the old copy stays whole until the new one is; files of 1 MiB or mor
 O_DIRECT as above), new entries made, metadata set
 where only it differs, what DIR lacks removed. No hashing: the floor of a catch-up pass.
 --sync works here too.
+
+--manifest FILE (repeatable; not with --copy-to) also decodes that msync manifest to the
+end, on its own goroutine, while the floor runs: a pass that carries content hashes over
+from its last manifests (msync's state directory holds src.manifest and dst.manifest) must
+read them, so the walk or update with them is the floor of such a pass.
 
 bench run measures these beside its rows: a ratio below floor/rsync cannot be reached on
 this machine, in the same conditions, by a tool that makes those calls. The cost of
@@ -253,32 +262,56 @@ initial copy and the catch-up the floor is a guide, not a bound.`,
 				return &exitError{code: exitCodeUsage, err: errors.New("floor --hash goes with --read")}
 			case copyTo == "" && updateTo == "" && syncfs:
 				return &exitError{code: exitCodeUsage, err: errors.New("floor --sync goes with --copy-to or --update-to")}
+			case copyTo == "" && temp:
+				return &exitError{code: exitCodeUsage, err: errors.New("floor --temp goes with --copy-to")}
+			case copyTo != "" && len(manifests) > 0:
+				return &exitError{code: exitCodeUsage, err: errors.New("floor --manifest does not go with --copy-to (an initial copy has no last manifest)")}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if updateTo != "" {
-				st, err := bench.UpdateFloor(cmd.Context(), workers, args[0], updateTo, syncfs)
-				if err != nil {
-					return fatal(fmt.Errorf("bench floor: %w", err))
-				}
-				fmt.Fprintln(env.Stdout, st)
-				return nil
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			// The manifests are decoded beside the floor, from its start.
+			type decoded struct {
+				n   int64
+				err error
 			}
-			if copyTo != "" {
-				st, err := bench.CopyFloor(cmd.Context(), workers, args[0], copyTo, syncfs)
-				if err != nil {
-					return fatal(fmt.Errorf("bench floor: %w", err))
-				}
-				fmt.Fprintln(env.Stdout, st)
-				return nil
+			dec := make(chan decoded, 1)
+			go func() {
+				n, err := bench.DecodeManifests(ctx, manifests...)
+				dec <- decoded{n, err}
+			}()
+			var out string
+			var err error
+			switch {
+			case updateTo != "":
+				var st bench.UpdateStats
+				st, err = bench.UpdateFloor(ctx, workers, args[0], updateTo, syncfs)
+				out = st.String()
+			case copyTo != "":
+				var st bench.CopyStats
+				st, err = bench.CopyFloor(ctx, workers, args[0], copyTo, bench.CopyOptions{Sync: syncfs, Temp: temp})
+				out = st.String()
+			default:
+				t := time.Now()
+				var st bench.FloorStats
+				st, err = bench.Floor(ctx, workers, read, hash, args...)
+				out = fmt.Sprintf("%s in %.3f s", st, time.Since(t).Seconds())
 			}
-			t := time.Now()
-			st, err := bench.Floor(cmd.Context(), workers, read, hash, args...)
 			if err != nil {
+				cancel()
+				<-dec
 				return fatal(fmt.Errorf("bench floor: %w", err))
 			}
-			fmt.Fprintf(env.Stdout, "%s in %.3f s\n", st, time.Since(t).Seconds())
+			d := <-dec
+			if d.err != nil {
+				return fatal(fmt.Errorf("bench floor: %w", d.err))
+			}
+			if len(manifests) > 0 {
+				out += fmt.Sprintf(", and %d manifest entries decoded", d.n)
+			}
+			fmt.Fprintln(env.Stdout, out)
 			return nil
 		},
 	}
@@ -287,6 +320,8 @@ initial copy and the catch-up the floor is a guide, not a bound.`,
 	c.Flags().StringVar(&copyTo, "copy-to", "", "copy DIR into this new directory instead (the floor of an initial copy)")
 	c.Flags().StringVar(&updateTo, "update-to", "", "bring this existing copy of DIR up to date instead (the floor of a catch-up)")
 	c.Flags().BoolVar(&syncfs, "sync", false, "with --copy-to or --update-to: then syncfs that file system, timed apart")
+	c.Flags().BoolVar(&temp, "temp", false, "with --copy-to: write each file under a temp name and rename it into place")
+	c.Flags().StringArrayVar(&manifests, "manifest", nil, "also decode this msync manifest beside the floor (repeatable)")
 	c.Flags().IntVar(&workers, "workers", 4, "goroutines")
 	return c
 }

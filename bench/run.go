@@ -192,9 +192,10 @@ type Row struct {
 	FloorRatio float64  `json:"floor_ratio,omitempty"`
 	// Duty is the floor plus what msync's promises add to it: for the
 	// initial copy, every file written under a temp name and renamed into
-	// place (nothing half-written is ever visible); for a no-change pass,
-	// the last manifests decoded beside the walk (the content hashes a
-	// pass records are carried over from them). DutyRatio = Duty / rsync.
+	// place (nothing half-written is ever visible); for a no-change pass
+	// and a catch-up, the last manifests decoded beside the walk or the
+	// update (the content hashes a pass records are carried over from
+	// them). DutyRatio = Duty / rsync.
 	Duty      *Summary `json:"duty_floor,omitempty"`
 	DutyRatio float64  `json:"duty_floor_ratio,omitempty"`
 }
@@ -375,7 +376,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	res := &Result{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Scale: c.Scale, Runs: c.Runs, Files: files, Bytes: total,
 		Machine: fmt.Sprintf("%d cores, %s, %s, %s", runtime.NumCPU(), memTotal(), strings.SplitN(string(rsyncVer), "\n", 2)[0], runtime.Version()), DropCaches: c.DropCaches}
 
-	copies := 5*c.Runs + 2 // m, r, ref, floor and the temp-name floor each run; m2 and r2 once
+	copies := 6*c.Runs + 2 // m, r, ref, ref2, floor and the temp-name floor each run; m2 and r2 once
 	if c.RsyncDaemon {
 		copies += 2 * c.Runs
 	}
@@ -429,6 +430,12 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			return nil, err
 		}
 		if err := c.reference(ctx, init, reads(src), "cp", "-a", src, ref); err != nil {
+			return nil, err
+		}
+		// A second copy of the tree before the round, for the catch-up's
+		// floor with msync's duties (each floor updates its copy).
+		ref2 := c.copyDir(run + "ref2")
+		if err := c.quiet(ctx, "cp", "-a", src, ref2); err != nil {
 			return nil, err
 		}
 		// With the one syncfs that msync's default --fsync=pass makes too:
@@ -495,6 +502,13 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			return nil, err
 		}
 		catchup.floor = append(catchup.floor, x.secs)
+		// The same with the last manifests decoded beside it.
+		x, err = c.timedRun(ctx, reads(src, ms).and(ref2), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--update-to", ref2,
+			"--manifest", filepath.Join(ms, "src.manifest"), "--manifest", filepath.Join(ms, "dst.manifest"), src)
+		if err != nil {
+			return nil, err
+		}
+		catchup.duty = append(catchup.duty, x.secs)
 		if i == 0 {
 			x, err := c.run(ctx, c.Msync, "catchup", src, m2, "--state", ms2, "--delta=always", "--json")
 			if err != nil {
@@ -746,7 +760,7 @@ func (r *Result) conditions() string {
 // Markdown writes the result as a table.
 func (r *Result) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "Date: %s. Machine: %s.\n", r.Date, r.Machine)
-	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, %s. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read, hash (xxhash64) and close of every file, files under 64 KiB through io_uring a directory at a time as msync reads them; for the initial copy, bench floor --copy-to --sync: create, write (files of 1 MiB or more with O_DIRECT, as msync writes them) and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine in the same conditions (for the initial copy and the catch-up, which write, the cost of filling the page cache moves between runs: there the floor is a guide, not a bound). Floor with msync's duties: the floor plus what msync's promises add to it: for the initial copy, every file written under a temp name and renamed into place (bench floor --temp; nothing half-written is ever visible); for the no-change passes, the two last manifests of the state directory decoded beside the walk (bench floor --manifest; the content hashes a pass records are carried over from them).\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs, r.conditions())
+	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, %s. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read, hash (xxhash64) and close of every file, files under 64 KiB through io_uring a directory at a time as msync reads them; for the initial copy, bench floor --copy-to --sync: create, write (files of 1 MiB or more with O_DIRECT, as msync writes them) and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine in the same conditions (for the initial copy and the catch-up, which write, the cost of filling the page cache moves between runs: there the floor is a guide, not a bound). Floor with msync's duties: the floor plus what msync's promises add to it: for the initial copy, every file written under a temp name and renamed into place (bench floor --temp; nothing half-written is ever visible); for the no-change passes and the catch-up, the two last manifests of the state directory decoded beside the walk or the update (bench floor --manifest; the content hashes a pass records are carried over from them; the catch-up's runs on a second cp -a copy).\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs, r.conditions())
 	fmt.Fprintln(w, "| operation | msync | rsync | msync/rsync | target | floor (floor/rsync) | floor with msync's duties (/rsync) | peak RSS msync / rsync |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, row := range r.Rows {

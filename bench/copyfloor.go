@@ -223,18 +223,19 @@ func (c *copier) dir(j copyJob) ([]copyJob, error) {
 // file copies one regular file, named cname (NUL-terminated) in both
 // directories, and counts it.
 func (c *copier) file(sfd, dfd int, cname []byte, st *unix.Stat_t, j copyJob) error {
-	dname := cname
+	dname, name, tmp := cname, "", ""
 	if c.temp {
 		// rsync's way: a hidden name in the same directory (msync links an
-		// O_TMPFILE inode instead, which costs about the same).
-		dname = append([]byte(tempName(cstring(cname))), 0)
+		// O_TMPFILE inode instead).
+		name = cstring(cname)
+		tmp = tempName(name)
+		dname = append([]byte(tmp), 0)
 	}
 	n, err := c.write(sfd, dfd, cname, dname, st, j)
 	if err != nil {
 		return err
 	}
 	if c.temp {
-		tmp, name := cstring(dname), cstring(cname)
 		if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
 			unix.Unlinkat(dfd, tmp, 0)
 			return &os.PathError{Op: "rename into place", Path: filepath.Join(j.dst, name), Err: err}

@@ -280,6 +280,9 @@ initial copy and the catch-up the floor is a guide, not a bound.`,
 			dec := make(chan decoded, 1)
 			go func() {
 				n, err := bench.DecodeManifests(ctx, manifests...)
+				if err != nil {
+					cancel() // a bad manifest stops the floor at once
+				}
 				dec <- decoded{n, err}
 			}()
 			var out string
@@ -301,12 +304,14 @@ initial copy and the catch-up the floor is a guide, not a bound.`,
 			}
 			if err != nil {
 				cancel()
-				<-dec
-				return fatal(fmt.Errorf("bench floor: %w", err))
 			}
+			// The first failure is reported, not the cancellation it caused.
 			d := <-dec
-			if d.err != nil {
+			if d.err != nil && !errors.Is(d.err, context.Canceled) {
 				return fatal(fmt.Errorf("bench floor: %w", d.err))
+			}
+			if err != nil {
+				return fatal(fmt.Errorf("bench floor: %w", err))
 			}
 			if len(manifests) > 0 {
 				out += fmt.Sprintf(", and %d manifest entries decoded", d.n)

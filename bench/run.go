@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/msync/msync/sync/state"
 )
 
 // Config configures a side-by-side run of msync and rsync.
@@ -302,15 +304,21 @@ func (c *Config) floor(ctx context.Context, s *series, read bool, dirs ...string
 // dutyFloor times bench floor over dirs with the manifests of the state
 // directory state decoded beside the walk (the floor of a pass that
 // carries hashes over from them) and adds the sample to s.duty.
-func (c *Config) dutyFloor(ctx context.Context, s *series, state string, dirs ...string) error {
-	args := []string{"bench", "floor", "--workers", "4",
-		"--manifest", filepath.Join(state, "src.manifest"), "--manifest", filepath.Join(state, "dst.manifest")}
-	x, err := c.timedRun(ctx, reads(state).and(dirs...), c.Msync, append(args, dirs...)...)
+func (c *Config) dutyFloor(ctx context.Context, s *series, stateDir string, dirs ...string) error {
+	args := append([]string{"bench", "floor", "--workers", "4"}, manifestArgs(stateDir)...)
+	x, err := c.timedRun(ctx, reads(stateDir).and(dirs...), c.Msync, append(args, dirs...)...)
 	if err != nil {
 		return err
 	}
 	s.duty = append(s.duty, x.secs)
 	return nil
+}
+
+// manifestArgs are the bench floor flags that decode the two manifests of
+// the state directory stateDir.
+func manifestArgs(stateDir string) []string {
+	d := &state.Dir{Path: stateDir}
+	return []string{"--manifest", d.ManifestPath(state.Source), "--manifest", d.ManifestPath(state.Dest)}
 }
 
 // reference times a reference command (not compared against a target) and
@@ -503,8 +511,8 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}
 		catchup.floor = append(catchup.floor, x.secs)
 		// The same with the last manifests decoded beside it.
-		x, err = c.timedRun(ctx, reads(src, ms).and(ref2), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--update-to", ref2,
-			"--manifest", filepath.Join(ms, "src.manifest"), "--manifest", filepath.Join(ms, "dst.manifest"), src)
+		args := append([]string{"bench", "floor", "--workers", "4", "--sync", "--update-to", ref2}, manifestArgs(ms)...)
+		x, err = c.timedRun(ctx, reads(src, ms).and(ref2), c.Msync, append(args, src)...)
 		if err != nil {
 			return nil, err
 		}
@@ -923,21 +931,22 @@ func (s *series) row(name, unit string, target float64, note string) Row {
 	if rw.Rsync.Median > 0 {
 		rw.Ratio = rw.Msync.Median / rw.Rsync.Median
 	}
-	if len(s.floor) > 0 {
-		f := summarize(s.floor, nil)
-		rw.Floor = &f
-		if rw.Rsync.Median > 0 {
-			rw.FloorRatio = f.Median / rw.Rsync.Median
-		}
-	}
-	if len(s.duty) > 0 {
-		d := summarize(s.duty, nil)
-		rw.Duty = &d
-		if rw.Rsync.Median > 0 {
-			rw.DutyRatio = d.Median / rw.Rsync.Median
-		}
-	}
+	rw.Floor, rw.FloorRatio = floorOf(s.floor, rw.Rsync.Median)
+	rw.Duty, rw.DutyRatio = floorOf(s.duty, rw.Rsync.Median)
 	return rw
+}
+
+// floorOf summarizes floor samples and their ratio to rsync's median
+// (nil, 0 without samples).
+func floorOf(samples []float64, rsync float64) (*Summary, float64) {
+	if len(samples) == 0 {
+		return nil, 0
+	}
+	f := summarize(samples, nil)
+	if rsync <= 0 {
+		return &f, 0
+	}
+	return &f, f.Median / rsync
 }
 
 // pulls are the samples of pullRuns.

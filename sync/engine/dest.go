@@ -48,7 +48,7 @@ func (d *dest) createTemp(dirfd int) (*tmpFile, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		return &tmpFile{fd: fd}, name, nil
+		return &tmpFile{fd: fd, mode: createdMode(0o600)}, name, nil
 	}
 	return nil, "", errors.New("cannot create a unique temporary file")
 }
@@ -57,12 +57,37 @@ func (d *dest) createTemp(dirfd int) (*tmpFile, string, error) {
 // no name until finishFile links it in, so a killed pass leaves nothing
 // behind, and a new file costs one directory operation instead of two
 // (create and rename). It fails on file systems without O_TMPFILE.
-func (d *dest) createAnon(dirfd int) (*tmpFile, error) {
-	fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+//
+// The file is made with the permission bits it will end with (mode, the
+// source's), so that finishFile need not set them again: one system call
+// less per new file. No one can open it before it is linked in, and by
+// then it has its owner too. Bits that a chown clears (setuid, setgid)
+// and the sticky bit are set by finishFile as before.
+func (d *dest) createAnon(dirfd int, mode uint32) (*tmpFile, error) {
+	perm := uint32(0o600)
+	if mode&^0o777 == 0 {
+		perm = mode
+	}
+	fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, perm)
 	if err != nil {
 		return nil, err
 	}
-	return &tmpFile{fd: fd}, nil
+	return &tmpFile{fd: fd, mode: createdMode(perm)}, nil
+}
+
+// processUmask is fsx.Umask; tests make it lie.
+var processUmask = fsx.Umask
+
+// createdMode returns the permission bits a file made now with perm gets:
+// perm less the umask, or noMode when the umask is unknown. A default ACL
+// on the directory takes the umask's place; finishFile checks the mode
+// the file ended with, and sets it when that guess was wrong.
+func createdMode(perm uint32) uint32 {
+	mask, ok := processUmask()
+	if !ok {
+		return noMode
+	}
+	return perm &^ mask
 }
 
 // noEmptyPath is set once linkat(AT_EMPTY_PATH) turned out not to be
@@ -112,8 +137,13 @@ func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.E
 			return false, fmt.Errorf("chown: %w", err)
 		}
 	}
-	if err := unix.Fchmod(fd, e.Mode); err != nil {
-		return false, fmt.Errorf("chmod: %w", err)
+	// made with its mode (createAnon): checked below, once linked in
+	unsure := f.mode == e.Mode
+	if !unsure || tmp != "" {
+		if err := unix.Fchmod(fd, e.Mode); err != nil {
+			return false, fmt.Errorf("chmod: %w", err)
+		}
+		unsure = false
 	}
 	if len(d.xattrNS) > 0 {
 		for _, x := range e.Xattrs {
@@ -133,10 +163,28 @@ func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.E
 	if tmp == "" {
 		err := linkAnon(fd, dirfd, name)
 		if err == unix.EEXIST {
+			if unsure {
+				if err := unix.Fchmod(fd, e.Mode); err != nil {
+					return false, fmt.Errorf("chmod: %w", err)
+				}
+			}
 			tmp = tempName()
 			err = linkAnon(fd, dirfd, tmp)
 		} else if err == nil {
+			if st == nil && unsure {
+				st = new(unix.Stat_t)
+			}
 			statted := st != nil && unix.Fstat(fd, st) == nil
+			if unsure && (!statted || st.Mode&0o7777 != e.Mode) {
+				// A default ACL, or a umask that changed, made it
+				// otherwise; never wider than e.Mode, so nothing was
+				// exposed meanwhile.
+				if err := unix.Fchmod(fd, e.Mode); err != nil {
+					f.Close()
+					return false, fmt.Errorf("chmod: %w", err)
+				}
+				statted = unix.Fstat(fd, st) == nil
+			}
 			return statted, f.Close()
 		}
 		if err != nil {

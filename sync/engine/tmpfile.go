@@ -13,7 +13,13 @@ import (
 // file, which a pass of many small files pays thousands of times.
 type tmpFile struct {
 	fd int
+	// mode is the permission bits it was made with, less the umask, or
+	// noMode.
+	mode uint32
 }
+
+// noMode is a tmpFile.mode that is no file's.
+const noMode = ^uint32(0)
 
 func (f *tmpFile) Write(p []byte) (int, error) {
 	return fsx.WriteAll(p, func(b []byte, _ int64) (int, error) { return unix.Write(f.fd, b) })

@@ -179,7 +179,7 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	var tmpf *tmpFile
 	var tmp string // "" while the file is unnamed (O_TMPFILE)
 	if j.d == nil && !w.p.noTmpfile.Load() {
-		tmpf, err = w.p.dst.createAnon(dirfd)
+		tmpf, err = w.p.dst.createAnon(dirfd, j.s.Mode)
 		if err != nil {
 			w.p.noTmpfile.Store(true) // not on this file system: use names
 		}

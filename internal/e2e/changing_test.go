@@ -42,8 +42,10 @@ func TestGrowingFileIsNeverCommittedTorn(t *testing.T) {
 	if code != 23 || !strings.Contains(errOut, "log") || !strings.Contains(errOut, "changed while it was read") {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
-	if reads != 3 {
-		t.Errorf("file read %d times, want 3 (first try and 2 retries)", reads)
+	// The first read finds the file not as scanned (it looks only after
+	// reading); then the careful try, which looks before too, and 2 retries.
+	if reads != 4 {
+		t.Errorf("file read %d times, want 4 (first read, careful try and 2 retries)", reads)
 	}
 	if _, err := os.Stat(dst + "/log"); !os.IsNotExist(err) {
 		t.Fatal("a file that changed while read was committed")
@@ -187,7 +189,9 @@ func TestFinalListsEachMovedPathOnce(t *testing.T) {
 	appendTo(t, src+"/log", "more\n")
 	setHooks(t, nil, func(p string) { appendTo(t, src+"/"+p, "again\n") })
 	res := runPass(t, engine.Catchup, src, dst, st, func(o *engine.Options) { o.Final = true })
-	if len(res.NotQuiet) != 1 || res.NotQuiet[0] != "log (changed while read)" {
+	// The first read cannot tell when the file changed (it looks only
+	// after reading); the careful try sees it changed since the scan.
+	if len(res.NotQuiet) != 1 || res.NotQuiet[0] != "log (changed during the pass)" {
 		t.Fatalf("NotQuiet = %q, want one entry for log", res.NotQuiet)
 	}
 }

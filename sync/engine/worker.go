@@ -27,6 +27,9 @@ type fileJob struct {
 	mode    DeltaMode // the pass's, or what the class's rules ask for
 	// deferred: written after the other files of its directory (Rules.Last).
 	deferred bool
+	// careful: look at the source file when it is opened (send.Open), not
+	// only after it was read; set once it turned out not to be as scanned.
+	careful bool
 	// ahead: the file was requested when dispatched; reply (or replyErr)
 	// is the answer, for the first attempt only.
 	ahead    bool
@@ -107,10 +110,10 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 	var st xferStats
 	defer j.dropAhead()
 	for attempt := 0; attempt <= p.o.Retries; attempt++ {
-		st, err = w.once(ctx, j, j.mode)
+		st, err = w.attempt(ctx, j, j.mode)
 		if errors.Is(err, delta.ErrVerify) {
 			// The old copy moved under us or the delta was wrong: copy whole.
-			st, err = w.once(ctx, j, DeltaNever)
+			st, err = w.attempt(ctx, j, DeltaNever)
 		}
 		if !errors.Is(err, errChangedWhileRead) {
 			break
@@ -146,6 +149,21 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 	}
 }
 
+// errNotAsScanned marks a local copy that found, after the read, that the
+// source file is not as the scan saw it (send.AsScanned).
+var errNotAsScanned = errors.New("not as scanned")
+
+// attempt is once, made again the careful way when the source file turned
+// out not to be as scanned: that is no retry, and reports nothing.
+func (w *worker) attempt(ctx context.Context, j *fileJob, mode DeltaMode) (xferStats, error) {
+	st, err := w.once(ctx, j, mode)
+	if err == errNotAsScanned {
+		j.careful = true
+		st, err = w.once(ctx, j, mode)
+	}
+	return st, err
+}
+
 // once makes one attempt: read the source, write a temp file beside the
 // destination, check the source did not move, rename into place.
 func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStats, error) {
@@ -153,10 +171,18 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	basis := mode != DeltaNever && j.d != nil && j.d.Type == manifest.TypeFile && j.d.Size > 0
 	useBasis := basis && (mode == DeltaAlways || w.p.local == nil)
 	var src *fsx.File
-	var before *unix.Stat_t
+	var before *unix.Stat_t // nil: checked against the scan after the read
+	size := j.s.Size
 	if w.p.local != nil && !useBasis {
 		// Local whole-file copy: read the source directly.
-		f, st0, fresh, err := send.Open(w.srcDirs, j.request())
+		var f *fsx.File
+		var fresh *manifest.Entry
+		var err error
+		if j.careful || j.s.Ctime == 0 {
+			f, before, fresh, err = send.Open(w.srcDirs, j.request())
+		} else {
+			f, err = send.OpenAsScanned(w.srcDirs, j.request())
+		}
 		if err != nil {
 			if pe, ok := err.(*os.PathError); ok {
 				pe.Path = w.p.src.Join(j.s.Path)
@@ -164,7 +190,10 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 			return st, err
 		}
 		defer f.Close()
-		src, before = f, st0
+		src = f
+		if before != nil {
+			size = before.Size
+		}
 		if fresh != nil {
 			// Changed since the scan: copy what is there now, with its metadata.
 			w.p.moved(j.s.Path, "changed during the pass")
@@ -207,10 +236,10 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 		hash, n, st, err = w.fetchCopy(ctx, j, useBasis, tmpf, out)
 	} else {
 		h := xxhash.New()
-		in := io.LimitReader(src, before.Size)
+		in := io.LimitReader(src, size)
 		err = fsx.ErrNoDirect
 		// Large files skip the page cache (fsx.CopyDirect says why).
-		if before.Size >= fsx.DirectMin && !w.p.o.Sparse && !w.p.o.NoDirectIO && !w.p.noDirect.Load() {
+		if size >= fsx.DirectMin && !w.p.o.Sparse && !w.p.o.NoDirectIO && !w.p.noDirect.Load() {
 			if w.dbuf == nil {
 				w.dbuf = fsx.AlignedBuf(fsx.DirectBuf)
 			}
@@ -229,6 +258,13 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	if err == nil {
 		err = finish()
 	}
+	if err != nil && src != nil && before == nil && ctx.Err() == nil {
+		// What was opened may not be what the scan saw (a directory now,
+		// say): then the careful way tells what it is.
+		if same, serr := send.AsScanned(src, j.request(), size); serr == nil && !same {
+			return st, errNotAsScanned
+		}
+	}
 	if err != nil {
 		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
 			return st, &os.PathError{Op: "write", Path: w.p.dst.root.Join(j.s.Path), Err: err}
@@ -236,7 +272,16 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 		return st, err
 	}
 	st.written = n
-	if src != nil {
+	switch {
+	case src != nil && before == nil:
+		same, err := send.AsScanned(src, j.request(), n)
+		if err != nil {
+			return st, err
+		}
+		if !same {
+			return st, errNotAsScanned
+		}
+	case src != nil:
 		same, err := send.Unchanged(src, j.s.Path, before, n)
 		if err != nil {
 			return st, err

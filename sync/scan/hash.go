@@ -306,11 +306,15 @@ func (r *fileReader) hash(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry
 	return r.xxh.Sum64(), n, nil
 }
 
+// openRead opens name in dfd for reading. O_NONBLOCK changes nothing for
+// a regular file, but a fifo put in a file's place since the scan would
+// block the open until some writer came.
 func openRead(dfd int, name string) (int, error) {
-	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	fd, err := unix.Openat(dfd, name, flags|unix.O_NOATIME, 0)
 	if err == unix.EPERM {
 		// O_NOATIME needs ownership or CAP_FOWNER.
-		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, err = unix.Openat(dfd, name, flags, 0)
 	}
 	return fd, err
 }

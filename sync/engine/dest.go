@@ -48,7 +48,7 @@ func (d *dest) createTemp(dirfd int) (*tmpFile, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		return &tmpFile{fd: fd, mode: createdMode(0o600)}, name, nil
+		return &tmpFile{fd: fd, mode: noMode}, name, nil // has a name: finishFile sets the mode before it is renamed
 	}
 	return nil, "", errors.New("cannot create a unique temporary file")
 }
@@ -139,11 +139,10 @@ func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.E
 	}
 	// made with its mode (createAnon): checked below, once linked in
 	unsure := f.mode == e.Mode
-	if !unsure || tmp != "" {
+	if !unsure {
 		if err := unix.Fchmod(fd, e.Mode); err != nil {
 			return false, fmt.Errorf("chmod: %w", err)
 		}
-		unsure = false
 	}
 	if len(d.xattrNS) > 0 {
 		for _, x := range e.Xattrs {

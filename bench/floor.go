@@ -209,7 +209,7 @@ func (p *floorProbe) dir(dir string) ([]string, error) {
 // queue adds the file name of size bytes in directory dfd to the ring,
 // running what the ring holds first when it is full.
 func (p *floorProbe) queue(dfd int, dir, name string, size int) error {
-	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME
+	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_NONBLOCK // as msync's hasher opens them
 	for range 2 {
 		if buf, ok := p.ring.ReadChain(dfd, name, flags, size); ok {
 			p.queued = append(p.queued, floorFile{name: name, buf: buf})
@@ -264,7 +264,7 @@ func cstring(b []byte) string {
 }
 
 func (p *floorProbe) readFile(dfd int, dir string, name []byte, size int64) error {
-	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME
+	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME | unix.O_NONBLOCK
 	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(dfd), uintptr(unsafe.Pointer(&name[0])), uintptr(flags), 0, 0, 0)
 	if errno == unix.EPERM { // O_NOATIME needs ownership or CAP_FOWNER
 		fd, _, errno = unix.Syscall6(unix.SYS_OPENAT, uintptr(dfd), uintptr(unsafe.Pointer(&name[0])), uintptr(flags&^unix.O_NOATIME), 0, 0, 0)

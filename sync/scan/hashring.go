@@ -129,7 +129,13 @@ func (rr *ringReader) hashBatch(ctx context.Context, dirs *fsx.Dirs, rd *fileRea
 			}
 			e.Xattrs = xs
 		}
-		const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME
+		// O_NONBLOCK, as openRead: a fifo put in the file's place since
+		// the scan would otherwise block the open, and the ring's worker
+		// and this hasher with it, until some writer came. For a regular
+		// file it changes nothing (on 6.18, cold reads through the ring
+		// still wait for the disk); a kernel that answered EAGAIN instead
+		// would only send the file to the ordinary reader below.
+		const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_NONBLOCK
 		size := int(e.Size) + 1 // one byte more shows a file that grew
 		buf, ok := rr.ring.ReadChain(dfd, name, flags, size)
 		if !ok {

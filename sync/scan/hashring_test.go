@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/internal/uring"
@@ -57,9 +58,26 @@ func hashTree(t *testing.T, dir string, digest string, xattrs []string, ring boo
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := manifest.ReadAll(h)
-	if err != nil {
-		t.Fatal(err)
+	// A read that blocks (a fifo opened without O_NONBLOCK waits for a
+	// writer) must fail the test, not hang it.
+	type all struct {
+		es  []*manifest.Entry
+		err error
+	}
+	done := make(chan all, 1)
+	go func() {
+		es, err := manifest.ReadAll(h)
+		done <- all{es, err}
+	}()
+	var got []*manifest.Entry
+	select {
+	case a := <-done:
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		got = a.es
+	case <-time.After(30 * time.Second):
+		t.Fatalf("ring %v: hashing still blocked after 30 s", ring)
 	}
 	if n := ringHashed.Load() - before; !ring && n != 0 {
 		t.Fatalf("ring off, yet %d files hashed from a ring", n)
@@ -78,8 +96,9 @@ func hashTree(t *testing.T, dir string, digest string, xattrs []string, ring boo
 // The ring gives every entry the hash, the xattrs and the error that the
 // ordinary reader gives: for runs of files longer than one submission (by
 // count and by bytes), files on both sides of the ring's size limit, empty
-// files, and files that grew, shrank, vanished or became a symlink or a
-// directory after the scan; with xxhash64 and with rsync's MD4.
+// files, and files that grew, shrank, vanished or became a symlink, a
+// directory or a fifo after the scan (a fifo must not block the read:
+// nothing writes to it); with xxhash64 and with rsync's MD4.
 func TestHasherRingMatchesPlain(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, data []byte) {
@@ -105,7 +124,7 @@ func TestHasherRingMatchesPlain(t *testing.T) {
 	for i, n := range []int{0, 1, ringMaxFile - 2, ringMaxFile - 1, ringMaxFile, ringMaxFile + 1, 200000} {
 		write(fmt.Sprintf("sizes/s%d", i), content(n, i))
 	}
-	for _, n := range []string{"grown", "shrunk", "gone", "link", "dir", "same"} {
+	for _, n := range []string{"grown", "shrunk", "gone", "link", "dir", "fifo", "same"} {
 		write("chg/"+n, content(100, len(n)))
 	}
 	if err := unix.Setxattr(filepath.Join(dir, "many/m007"), "user.k", []byte("v"), 0); err != nil {
@@ -117,10 +136,13 @@ func TestHasherRingMatchesPlain(t *testing.T) {
 	mutate := func() {
 		write("chg/grown", content(101, 5))
 		write("chg/shrunk", content(99, 6))
-		for _, n := range []string{"gone", "link", "dir"} {
+		for _, n := range []string{"gone", "link", "dir", "fifo"} {
 			if err := os.Remove(filepath.Join(dir, "chg", n)); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := unix.Mkfifo(filepath.Join(dir, "chg/fifo"), 0o644); err != nil {
+			t.Fatal(err)
 		}
 		if err := os.Symlink("same", filepath.Join(dir, "chg/link")); err != nil {
 			t.Fatal(err)
@@ -130,12 +152,12 @@ func TestHasherRingMatchesPlain(t *testing.T) {
 		}
 	}
 	reset := func() {
-		for _, n := range []string{"link", "dir"} {
+		for _, n := range []string{"link", "dir", "fifo"} {
 			if err := os.RemoveAll(filepath.Join(dir, "chg", n)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		for _, n := range []string{"grown", "shrunk", "gone", "link", "dir"} {
+		for _, n := range []string{"grown", "shrunk", "gone", "link", "dir", "fifo"} {
 			write("chg/"+n, content(100, len(n)))
 		}
 	}
@@ -156,8 +178,8 @@ func TestHasherRingMatchesPlain(t *testing.T) {
 				t.Errorf("%q %v: %s: plain %v %x %v, ring %s %v %x %v", c.digest, c.xattrs, p.Path, p.HasHash, p.Hash, p.Xattrs, r.Path, r.HasHash, r.Hash, r.Xattrs)
 			}
 		}
-		if !maps(plainErrs, ringErrs) || len(ringErrs) != 5 {
-			t.Errorf("%q: errors plain %v, ring %v; want 5 each", c.digest, plainErrs, ringErrs)
+		if !maps(plainErrs, ringErrs) || len(ringErrs) != 6 {
+			t.Errorf("%q: errors plain %v, ring %v; want 6 each", c.digest, plainErrs, ringErrs)
 		}
 		if plainBytes != ringBytes {
 			t.Errorf("%q: %d bytes plain, %d by ring", c.digest, plainBytes, ringBytes)

@@ -489,9 +489,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			return nil, fmt.Errorf("state: %w", err)
 		}
 		defer srcPF.Close()
-		dstPF, err = renameio.NewPendingFile(st.ManifestPath(state.Dest), renameio.WithPermissions(0o600))
+		dstPF, err = st.PendingFile(state.Dest)
 		if err != nil {
-			return nil, fmt.Errorf("state: %w", err)
+			return nil, err
 		}
 		defer dstPF.Cleanup()
 	}

@@ -76,7 +76,54 @@ func Open(path string) (*Dir, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return &Dir{Path: path, lock: f}, nil
+	d := &Dir{Path: path, lock: f}
+	if err := d.removeStaleTemps(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// PendingFile starts the next version of a side's manifest under a temp
+// name in the state directory (renamed over the manifest by
+// CloseAtomicallyReplace). A pass that is killed leaves that temp file
+// behind; the next Open removes it.
+func (d *Dir) PendingFile(s Side) (*renameio.PendingFile, error) {
+	pf, err := renameio.NewPendingFile(d.ManifestPath(s), renameio.WithTempDir(d.Path), renameio.WithPermissions(0o600))
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return pf, nil
+}
+
+// isStaleTemp reports whether name is the temp file of a manifest that a
+// killed pass left: PendingFile's temp names are the manifest's name with
+// a dot before it and digits after it.
+func isStaleTemp(name string) bool {
+	for _, s := range []Side{Source, Dest} {
+		rest, ok := strings.CutPrefix(name, "."+string(s)+".manifest")
+		if ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// removeStaleTemps removes the temp manifests of killed passes. Only a pass
+// holding the lock writes manifests, so with the lock held none is in use.
+func (d *Dir) removeStaleTemps() error {
+	ents, err := os.ReadDir(d.Path)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() && isStaleTemp(e.Name()) {
+			if err := os.Remove(filepath.Join(d.Path, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("state directory: remove a killed pass's temp manifest: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close releases the lock.
@@ -310,7 +357,7 @@ func WriteVerify(dir string, v *Verify) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(verifyPath(dir), append(b, '\n'), 0o600); err != nil {
+	if err := renameio.WriteFile(verifyPath(dir), append(b, '\n'), 0o600, renameio.WithTempDir(dir)); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +66,73 @@ func TestDefaultDirIsStablePerPair(t *testing.T) {
 	c, _ := DefaultDir("/srv/old", "/mnt/other")
 	if a != b || a == c || !strings.HasPrefix(a, "/x/msync/old-to-new-") {
 		t.Errorf("DefaultDir: %q %q %q", a, b, c)
+	}
+}
+
+// A manifest's next version is written under a temp name in the state
+// directory itself, even when $TMPDIR is on the same file system (where
+// renameio would otherwise put it), and the temp files that killed passes
+// left there are removed when the next pass takes the lock: nothing else.
+func TestManifestTempsStayInTheStateDir(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	sd := filepath.Join(t.TempDir(), "st")
+	d, err := Open(sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := d.PendingFile(Dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Cleanup()
+	if _, err := pf.Write([]byte("half a manifest")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteVerify(sd, &Verify{}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("$TMPDIR holds %v", ents)
+	}
+	names := func() []string {
+		ents, err := os.ReadDir(sd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	var temp string
+	for _, n := range names() {
+		if isStaleTemp(n) {
+			temp = n
+		}
+	}
+	if temp == "" || filepath.Join(sd, temp) != pf.Name() {
+		t.Fatalf("no temp manifest in the state directory: %v (pending file %s)", names(), pf.Name())
+	}
+	// The pass is killed: its temp stays. Other files of the directory,
+	// and names that only look alike, must survive the next Open.
+	d.Close()
+	keep := []string{".dst.manifest", ".dst.manifestx", ".dst.manifest1x", "dst.manifest", "src.manifest.pending", ".src.manifest.interrupted.1", ".verify.json123"}
+	for _, n := range append([]string{".src.manifest0123456789"}, keep...) {
+		if err := os.WriteFile(filepath.Join(sd, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err = Open(sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got := names()
+	want := append([]string{"lock", "verify.json"}, keep...)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after Open: %v, want %v", got, want)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/renameio/v2"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/scan"
@@ -354,9 +353,9 @@ func countEntry(s *engine.Stats, e *manifest.Entry) {
 // receiver holds what was sent.
 func commit(st *state.Dir, entries []*manifest.Entry) error {
 	for _, side := range []state.Side{state.Source, state.Dest} {
-		pf, err := renameio.NewPendingFile(st.ManifestPath(side), renameio.WithPermissions(0o600))
+		pf, err := st.PendingFile(side)
 		if err != nil {
-			return fmt.Errorf("state: %w", err)
+			return err
 		}
 		defer pf.Cleanup()
 		w, err := manifest.NewStateWriter(pf)

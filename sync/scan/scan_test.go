@@ -111,6 +111,37 @@ func BenchmarkScan(b *testing.B) {
 	b.ReportMetric(5051, "files/op")
 }
 
+// BenchmarkScanNested scans a tree three directories deep (8x8x8, ten
+// files in each of the 512 deepest): the workers must list directories the
+// walk has not reached to keep both cores busy.
+func BenchmarkScanNested(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 8 {
+		for j := range 8 {
+			for k := range 8 {
+				p := filepath.Join(dir, fmt.Sprint(i), fmt.Sprint(j), fmt.Sprint(k))
+				os.MkdirAll(p, 0o755)
+				for f := range 10 {
+					os.WriteFile(filepath.Join(p, fmt.Sprint(f)), nil, 0o644)
+				}
+			}
+		}
+	}
+	const n = 1 + 8 + 64 + 512 + 5120
+	b.ResetTimer()
+	for b.Loop() {
+		s, err := Start(context.Background(), Config{Root: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		es, err := manifest.ReadAll(s)
+		if err != nil || len(es) != n {
+			b.Fatal(len(es), err)
+		}
+	}
+	b.ReportMetric(float64(n), "entries/op")
+}
+
 func TestXattrsReusedOnlyForUnchangedIdentity(t *testing.T) {
 	dir := t.TempDir()
 	for _, n := range []string{"same", "changed"} {
@@ -202,6 +233,64 @@ func TestListsOnlyBoundedAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := 1 + dirs*(files+1); len(entries) != want {
+		t.Fatalf("got %d entries, want %d", len(entries), want)
+	}
+}
+
+// The workers list subdirectories the walk has not reached yet: a
+// directory's subdirectories are queued when it is listed, not when the
+// walk gets to it. Here nothing reads the scan, so the walk stops inside a
+// (3,000 files, more than the output holds); b was listed beside a, and
+// its ten subdirectories must be listed too, long before the walk comes.
+func TestWorkersListAheadOfTheWalk(t *testing.T) {
+	dir := t.TempDir()
+	write := func(p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const inA, subs, inSub = 3000, 10, 20
+	for i := range inA {
+		write(filepath.Join(dir, "a", fmt.Sprintf("f%04d", i)))
+	}
+	for c := range subs {
+		for i := range inSub {
+			write(filepath.Join(dir, "b", fmt.Sprintf("c%d", c), fmt.Sprintf("f%02d", i)))
+		}
+	}
+	if inA < 2*outBatches*256 || subs*(inSub+1) > maxAhead/2 {
+		t.Fatal("the tree no longer stops the walk in a with room ahead for b")
+	}
+	s, err := Start(context.Background(), Config{Root: dir, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ahead, stable := -1, 0
+	for stable < 5 {
+		time.Sleep(20 * time.Millisecond)
+		s.mu.Lock()
+		a := s.ahead
+		s.mu.Unlock()
+		if a == ahead {
+			stable++
+		} else {
+			ahead, stable = a, 0
+		}
+	}
+	// b and its children (1+subs), and each subdirectory with its files.
+	if want := 1 + subs + subs*(inSub+1); ahead != want {
+		t.Errorf("%d entries listed ahead of the walk, want %d (b and its %d subdirectories)", ahead, want, subs)
+	}
+	entries, err := manifest.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + 1 + inA + 1 + subs*(inSub+1); len(entries) != want {
 		t.Fatalf("got %d entries, want %d", len(entries), want)
 	}
 }

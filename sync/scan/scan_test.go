@@ -186,6 +186,24 @@ func TestXattrsReusedOnlyForUnchangedIdentity(t *testing.T) {
 // once maxAhead entries wait (a directory at a time may overshoot it):
 // memory stays bounded whatever the tree's size. Every entry still arrives
 // once the scan is read.
+// aheadWhenStill waits until s stops listing (nothing reads it) and
+// returns the entries listed ahead of its walk.
+func aheadWhenStill(s *Scanner) int {
+	ahead, stable := -1, 0
+	for stable < 5 {
+		time.Sleep(20 * time.Millisecond)
+		s.mu.Lock()
+		a := s.ahead
+		s.mu.Unlock()
+		if a == ahead {
+			stable++
+		} else {
+			ahead, stable = a, 0
+		}
+	}
+	return ahead
+}
+
 func TestListsOnlyBoundedAhead(t *testing.T) {
 	dir := t.TempDir()
 	const dirs, files = 80, 100 // 8,000 files, about 4x maxAhead
@@ -209,19 +227,7 @@ func TestListsOnlyBoundedAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Wait until the scan stops moving (nothing reads it).
-	ahead, stable := -1, 0
-	for stable < 5 {
-		time.Sleep(20 * time.Millisecond)
-		s.mu.Lock()
-		a := s.ahead
-		s.mu.Unlock()
-		if a == ahead {
-			stable++
-		} else {
-			ahead, stable = a, 0
-		}
-	}
+	ahead := aheadWhenStill(s)
 	if limit := maxAhead + workers*(files+1); ahead > limit {
 		t.Errorf("%d entries listed ahead of the walk, want at most %d", ahead, limit)
 	}
@@ -270,18 +276,7 @@ func TestWorkersListAheadOfTheWalk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ahead, stable := -1, 0
-	for stable < 5 {
-		time.Sleep(20 * time.Millisecond)
-		s.mu.Lock()
-		a := s.ahead
-		s.mu.Unlock()
-		if a == ahead {
-			stable++
-		} else {
-			ahead, stable = a, 0
-		}
-	}
+	ahead := aheadWhenStill(s)
 	// b and its children (1+subs), and each subdirectory with its files.
 	if want := 1 + subs + subs*(inSub+1); ahead != want {
 		t.Errorf("%d entries listed ahead of the walk, want %d (b and its %d subdirectories)", ahead, want, subs)

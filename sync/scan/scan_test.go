@@ -97,18 +97,23 @@ func BenchmarkScan(b *testing.B) {
 			os.WriteFile(filepath.Join(p, fmt.Sprint(j)), nil, 0o644)
 		}
 	}
+	benchScan(b, dir, 5051, "files/op")
+}
+
+// benchScan scans dir, which holds n entries, b.N times.
+func benchScan(b *testing.B, dir string, n int, unit string) {
 	b.ResetTimer()
 	for b.Loop() {
 		s, err := Start(context.Background(), Config{Root: dir})
 		if err != nil {
 			b.Fatal(err)
 		}
-		n, err := manifest.ReadAll(s)
-		if err != nil || len(n) != 5051 {
-			b.Fatal(len(n), err)
+		es, err := manifest.ReadAll(s)
+		if err != nil || len(es) != n {
+			b.Fatal(len(es), err)
 		}
 	}
-	b.ReportMetric(5051, "files/op")
+	b.ReportMetric(float64(n), unit)
 }
 
 // BenchmarkScanNested scans a tree three directories deep (8x8x8, ten
@@ -127,19 +132,7 @@ func BenchmarkScanNested(b *testing.B) {
 			}
 		}
 	}
-	const n = 1 + 8 + 64 + 512 + 5120
-	b.ResetTimer()
-	for b.Loop() {
-		s, err := Start(context.Background(), Config{Root: dir})
-		if err != nil {
-			b.Fatal(err)
-		}
-		es, err := manifest.ReadAll(s)
-		if err != nil || len(es) != n {
-			b.Fatal(len(es), err)
-		}
-	}
-	b.ReportMetric(float64(n), "entries/op")
+	benchScan(b, dir, 1+8+64+512+5120, "entries/op")
 }
 
 func TestXattrsReusedOnlyForUnchangedIdentity(t *testing.T) {

@@ -300,6 +300,8 @@ type Reader struct {
 	prev    string
 	count   uint64
 	buf     []byte
+	tag     byte // the tag of the record record returned
+	skip    int  // bytes of that record still in br, to discard once decoded
 	done    bool
 	err     error
 	compact bool
@@ -376,24 +378,11 @@ func (r *Reader) next() (*Entry, error) {
 	if r.done {
 		return nil, io.EOF
 	}
-	tag, err := r.br.ReadByte()
+	p, err := r.record()
 	if err != nil {
-		return nil, r.eof(err)
+		return nil, err
 	}
-	n, err := binary.ReadUvarint(r.br)
-	if err != nil {
-		return nil, r.eof(err)
-	}
-	if n > maxRecord {
-		return nil, corrupt("record of %d bytes exceeds %d", n, maxRecord)
-	}
-	if cap(r.buf) < int(n) {
-		r.buf = make([]byte, n)
-	}
-	p := r.buf[:n]
-	if _, err := io.ReadFull(r.br, p); err != nil {
-		return nil, r.eof(err)
-	}
+	tag := r.tag
 	switch tag {
 	case tagTrailer:
 		d := decoder{b: p}
@@ -408,6 +397,10 @@ func (r *Reader) next() (*Entry, error) {
 		if sum != r.digest.Sum64() {
 			return nil, corrupt("checksum mismatch")
 		}
+		if r.skip > 0 {
+			r.br.Discard(r.skip)
+			r.skip = 0
+		}
 		if _, err := r.br.ReadByte(); err != io.EOF {
 			if err != nil {
 				return nil, r.eof(err)
@@ -420,18 +413,68 @@ func (r *Reader) next() (*Entry, error) {
 	default:
 		return nil, corrupt("unknown record tag %#x", tag)
 	}
-	var hdr [1 + binary.MaxVarintLen64]byte
-	hdr[0] = tag
-	hn := 1 + binary.PutUvarint(hdr[1:], n)
-	r.digest.Write(hdr[:hn])
-	r.digest.Write(p)
 	e, err := r.decodeEntry(p)
 	if err != nil {
 		return nil, err
 	}
+	if r.skip > 0 {
+		r.br.Discard(r.skip)
+		r.skip = 0
+	}
 	r.prev = e.Path
 	r.count++
 	return e, nil
+}
+
+// record reads the next record's tag (into r.tag) and length, adds an
+// entry record to the digest (the trailer holds the digest of the entries)
+// and returns the record's body. A record that fits in br's
+// buffer is decoded where it lies: the body returned is br's own bytes, and
+// r.skip says how many to discard once it is decoded (nothing decoded may
+// keep a reference to them). A larger one is copied into r.buf.
+func (r *Reader) record() ([]byte, error) {
+	// The header: a tag byte and the body's length as a uvarint.
+	hdr, err := r.br.Peek(1 + binary.MaxVarintLen64)
+	if len(hdr) == 0 {
+		return nil, r.eof(err)
+	}
+	n, k := binary.Uvarint(hdr[1:])
+	switch {
+	case k == 0:
+		return nil, r.eof(io.ErrUnexpectedEOF) // the file ends inside the length
+	case k < 0:
+		return nil, corrupt("record length overflows")
+	case n > maxRecord:
+		return nil, corrupt("record of %d bytes exceeds %d", n, maxRecord)
+	}
+	r.tag = hdr[0]
+	hn := 1 + k
+	if total := hn + int(n); total <= r.br.Size() {
+		rec, err := r.br.Peek(total)
+		if len(rec) < total {
+			return nil, r.eof(err)
+		}
+		if r.tag == tagEntry {
+			r.digest.Write(rec)
+		}
+		r.skip = total
+		return rec[hn:], nil
+	}
+	if r.tag == tagEntry {
+		r.digest.Write(hdr[:hn])
+	}
+	r.br.Discard(hn)
+	if cap(r.buf) < int(n) {
+		r.buf = make([]byte, n)
+	}
+	p := r.buf[:n]
+	if _, err := io.ReadFull(r.br, p); err != nil {
+		return nil, r.eof(err)
+	}
+	if r.tag == tagEntry {
+		r.digest.Write(p)
+	}
+	return p, nil
 }
 
 func (r *Reader) eof(err error) error {

@@ -315,8 +315,14 @@ func BenchmarkEncode(b *testing.B) {
 	b.ReportMetric(float64(size)/float64(len(in)), "bytes/entry")
 }
 
-func BenchmarkDecode(b *testing.B) {
-	data := encode(b, randomEntries(rand.New(rand.NewPCG(7, 8)), 10000))
+func BenchmarkDecode(b *testing.B) { benchDecode(b, NewWriter) }
+
+// BenchmarkDecodeState reads the uncompressed manifests that a state
+// directory keeps, which every catch-up pass decodes twice.
+func BenchmarkDecodeState(b *testing.B) { benchDecode(b, NewStateWriter) }
+
+func benchDecode(b *testing.B, newWriter func(io.Writer) (*Writer, error)) {
+	data := encodeWith(b, newWriter, randomEntries(rand.New(rand.NewPCG(7, 8)), 10000))
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -610,5 +616,63 @@ func BenchmarkCompare(b *testing.B) {
 func TestEntrySize(t *testing.T) {
 	if n := unsafe.Sizeof(Entry{}); n > 144 {
 		t.Fatalf("Entry is %d bytes, more than 144", n)
+	}
+}
+
+// A record larger than the reader's buffer is read by copying, the others
+// where they lie in the buffer: both kinds, in one manifest, must come back
+// and be covered by the checksum.
+func TestRecordsLargerThanTheReadBuffer(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16) // 200 KiB, over the 64 KiB buffer
+	entries := []*Entry{
+		{Path: "", Type: TypeDir, Mode: 0o755},
+		{Path: "a", Type: TypeFile, Mode: 0o644, Size: 1},
+		{Path: "b", Type: TypeFile, Mode: 0o644, Size: 2, Xattrs: []Xattr{{Name: "user.big", Value: big}}},
+		{Path: "c", Type: TypeFile, Mode: 0o644, Size: 3},
+	}
+	for _, wr := range writers {
+		data := encodeWith(t, wr.new, entries)
+		got, err := decodeAll(data)
+		if err != nil {
+			t.Fatalf("%s: %v", wr.name, err)
+		}
+		if len(got) != len(entries) {
+			t.Fatalf("%s: read %d entries, want %d", wr.name, len(got), len(entries))
+		}
+		for i := range entries {
+			if !Equal(got[i], entries[i]) {
+				t.Fatalf("%s: entry %d = %+v, want %+v", wr.name, i, got[i], entries[i])
+			}
+		}
+		if wr.name != "plain" {
+			continue
+		}
+		// A byte of the big value changed: the checksum of the entries
+		// must catch it (the value is copied out of the record, not
+		// decoded where it lies).
+		bad := bytes.Clone(data)
+		i := bytes.Index(bad, big[:64])
+		if i < 0 {
+			t.Fatal("big value not found in the plain manifest")
+		}
+		bad[i+100<<10] ^= 1
+		if _, err := decodeAll(bad); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("a changed byte in a 200 KiB record: err = %v, want ErrCorrupt", err)
+		}
+		// The same for a record read where it lies: the first byte where
+		// the manifest differs from one whose last path is "d" is in the
+		// record of "c".
+		other := slices.Clone(entries)
+		other[3] = &Entry{Path: "d", Type: TypeFile, Mode: 0o644, Size: 3}
+		odata := encodeWith(t, wr.new, other)
+		j := 0
+		for data[j] == odata[j] {
+			j++
+		}
+		bad = bytes.Clone(data)
+		bad[j] = odata[j]
+		if _, err := decodeAll(bad); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("a changed byte in a small record: err = %v, want ErrCorrupt", err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/scan"
+	"github.com/msync/msync/sync/state"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,4 +66,25 @@ func TestDestManifestMatchesDisk(t *testing.T) {
 		t.Fatalf("catch-up: %d updated, %d created; want 3 and 1", res.Stats.Updated, res.Stats.Created)
 	}
 	check("catch-up")
+}
+
+// The pass record's Diff phase is timed on a sample of the merged paths
+// (diffEvery): a pass over more paths than that must still record some.
+func TestDiffPhaseIsRecorded(t *testing.T) {
+	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
+	writeFiles(t, src, 5*diffEvery, 3)
+	mustRun(t, Options{Kind: Initial, Src: src, Dst: dst, StateDir: st})
+	mustRun(t, Options{Kind: Catchup, Src: src, Dst: dst, StateDir: st})
+	ps, err := state.Passes(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 2 {
+		t.Fatalf("%d passes recorded, want 2", len(ps))
+	}
+	for _, p := range ps {
+		if p.Phases.Diff <= 0 || p.Phases.Diff > p.End.Sub(p.Start)*diffEvery {
+			t.Errorf("%s pass: Diff phase %v (the pass took %v)", p.Kind, p.Phases.Diff, p.End.Sub(p.Start))
+		}
+	}
 }

@@ -92,8 +92,7 @@ type pass struct {
 	nextSrc   string          // the source path after it, when rules ask
 	abort     atomic.Bool     // the merge ended early: deferred transfers are dropped
 	queue     Queue           // Rules.Queued paths on each side, counted by the writer
-	diffTime  time.Duration   // time spent in handle, sampled (diffEvery)
-	diffN     int             // paths merged, for the sampling
+	diffTime  time.Duration   // time spent in handle
 	held      map[string]bool // source paths the rules left alone: the final re-check ignores them
 	// ahead: new files are requested when dispatched (send.AheadFetcher),
 	// with aheadCtx, the transfers' context.
@@ -136,9 +135,6 @@ func (p *pass) emit(sl *slot) {
 	p.emitted = true
 	p.slots <- sl
 }
-
-// diffEvery: one path in diffEvery is timed for PhaseTimes.Diff.
-const diffEvery = 16
 
 // maxHeldLogged is how many entries left alone by a class's rules a pass
 // names in its log; the result lists them all.
@@ -582,14 +578,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		if o.Counters != nil && s != nil {
 			o.Counters.Scanned.Add(1)
 		}
-		// Two clock reads per path were 2% of a no-change pass's wall time:
-		// every diffEvery-th path is timed and counts for diffEvery.
-		var t0 time.Time
-		timed := p.diffN%diffEvery == 0
-		p.diffN++
-		if timed {
-			t0 = time.Now()
-		}
+		t0 := time.Now()
 		p.popTo(path)
 		p.curM, p.curD, p.emitted = nil, nil, false
 		if p.srcBase != nil {
@@ -610,9 +599,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		if !p.emitted && (p.curM != nil || p.curD != nil) {
 			p.emit(&slot{})
 		}
-		if timed {
-			p.diffTime += diffEvery * time.Since(t0)
-		}
+		p.diffTime += time.Since(t0)
 		if s != nil {
 			// path, not s.Path: a worker may already be rewriting *s
 			// (a file that changed since the scan).

@@ -247,7 +247,7 @@ func (p *Pass) Changed() int64 {
 // and transferring overlap (the comparison is a merge of the scans as they
 // stream, and files are copied as soon as they are found): Scan runs until
 // both scans were consumed, Diff is the time spent deciding what to do
-// with each entry (estimated from one entry in 16), Transfer runs until the last file was written.
+// with each entry, Transfer runs until the last file was written.
 type PhaseTimes struct {
 	Scan     time.Duration `json:"scan_ns"`
 	Diff     time.Duration `json:"diff_ns,omitempty"`

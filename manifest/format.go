@@ -300,8 +300,8 @@ type Reader struct {
 	prev    string
 	count   uint64
 	buf     []byte
-	tag     byte // the tag of the record record returned
-	skip    int  // bytes of that record still in br, to discard once decoded
+	tag     byte // the tag of the record that record returned
+	skip    int  // bytes of that record still in br, for release
 	done    bool
 	err     error
 	compact bool
@@ -397,10 +397,7 @@ func (r *Reader) next() (*Entry, error) {
 		if sum != r.digest.Sum64() {
 			return nil, corrupt("checksum mismatch")
 		}
-		if r.skip > 0 {
-			r.br.Discard(r.skip)
-			r.skip = 0
-		}
+		r.release()
 		if _, err := r.br.ReadByte(); err != io.EOF {
 			if err != nil {
 				return nil, r.eof(err)
@@ -417,10 +414,7 @@ func (r *Reader) next() (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.skip > 0 {
-		r.br.Discard(r.skip)
-		r.skip = 0
-	}
+	r.release()
 	r.prev = e.Path
 	r.count++
 	return e, nil
@@ -428,10 +422,10 @@ func (r *Reader) next() (*Entry, error) {
 
 // record reads the next record's tag (into r.tag) and length, adds an
 // entry record to the digest (the trailer holds the digest of the entries)
-// and returns the record's body. A record that fits in br's
-// buffer is decoded where it lies: the body returned is br's own bytes, and
-// r.skip says how many to discard once it is decoded (nothing decoded may
-// keep a reference to them). A larger one is copied into r.buf.
+// and returns the record's body. A record that fits in br's buffer is
+// decoded where it lies: the body is br's own bytes, which release discards
+// once it is decoded (nothing decoded may keep a reference to them). A
+// larger one is copied into r.buf.
 func (r *Reader) record() ([]byte, error) {
 	// The header: a tag byte and the body's length as a uvarint.
 	hdr, err := r.br.Peek(1 + binary.MaxVarintLen64)
@@ -475,6 +469,14 @@ func (r *Reader) record() ([]byte, error) {
 		r.digest.Write(p)
 	}
 	return p, nil
+}
+
+// release discards the record that record left in br, once it is decoded.
+func (r *Reader) release() {
+	if r.skip > 0 {
+		r.br.Discard(r.skip)
+		r.skip = 0
+	}
 }
 
 func (r *Reader) eof(err error) error {

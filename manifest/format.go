@@ -300,8 +300,7 @@ type Reader struct {
 	prev    string
 	count   uint64
 	buf     []byte
-	tag     byte // the tag of the record that record returned
-	skip    int  // bytes of that record still in br, for release
+	skip    int // bytes of that record still in br, for release
 	done    bool
 	err     error
 	compact bool
@@ -378,11 +377,10 @@ func (r *Reader) next() (*Entry, error) {
 	if r.done {
 		return nil, io.EOF
 	}
-	p, err := r.record()
+	tag, p, err := r.record()
 	if err != nil {
 		return nil, err
 	}
-	tag := r.tag
 	switch tag {
 	case tagTrailer:
 		d := decoder{b: p}
@@ -420,41 +418,43 @@ func (r *Reader) next() (*Entry, error) {
 	return e, nil
 }
 
-// record reads the next record's tag (into r.tag) and length, adds an
+// record reads the next record's tag and length, adds an
 // entry record to the digest (the trailer holds the digest of the entries)
-// and returns the record's body. A record that fits in br's buffer is
+// and returns the tag and the record's body. A record that fits in br's buffer is
 // decoded where it lies: the body is br's own bytes, which release discards
 // once it is decoded (nothing decoded may keep a reference to them). A
 // larger one is copied into r.buf.
-func (r *Reader) record() ([]byte, error) {
+func (r *Reader) record() (byte, []byte, error) {
 	// The header: a tag byte and the body's length as a uvarint.
 	hdr, err := r.br.Peek(1 + binary.MaxVarintLen64)
 	if len(hdr) == 0 {
-		return nil, r.eof(err)
+		return 0, nil, r.eof(err)
 	}
 	n, k := binary.Uvarint(hdr[1:])
 	switch {
 	case k == 0:
-		return nil, r.eof(io.ErrUnexpectedEOF) // the file ends inside the length
+		// The input ended (or failed: err says which) inside the length;
+		// a full header would have held a whole uvarint or overflowed.
+		return 0, nil, r.eof(err)
 	case k < 0:
-		return nil, corrupt("record length overflows")
+		return 0, nil, corrupt("record length overflows")
 	case n > maxRecord:
-		return nil, corrupt("record of %d bytes exceeds %d", n, maxRecord)
+		return 0, nil, corrupt("record of %d bytes exceeds %d", n, maxRecord)
 	}
-	r.tag = hdr[0]
+	tag := hdr[0]
 	hn := 1 + k
 	if total := hn + int(n); total <= r.br.Size() {
 		rec, err := r.br.Peek(total)
 		if len(rec) < total {
-			return nil, r.eof(err)
+			return 0, nil, r.eof(err)
 		}
-		if r.tag == tagEntry {
+		if tag == tagEntry {
 			r.digest.Write(rec)
 		}
 		r.skip = total
-		return rec[hn:], nil
+		return tag, rec[hn:], nil
 	}
-	if r.tag == tagEntry {
+	if tag == tagEntry {
 		r.digest.Write(hdr[:hn])
 	}
 	r.br.Discard(hn)
@@ -463,12 +463,12 @@ func (r *Reader) record() ([]byte, error) {
 	}
 	p := r.buf[:n]
 	if _, err := io.ReadFull(r.br, p); err != nil {
-		return nil, r.eof(err)
+		return 0, nil, r.eof(err)
 	}
-	if r.tag == tagEntry {
+	if tag == tagEntry {
 		r.digest.Write(p)
 	}
-	return p, nil
+	return tag, p, nil
 }
 
 // release discards the record that record left in br, once it is decoded.

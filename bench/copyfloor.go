@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/internal/fsx"
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +25,11 @@ type CopyStats struct {
 	// Renamed counts the files written under a temp name and renamed into
 	// place (CopyOptions.Temp).
 	Renamed int64
+	// Recorded counts the files whose record was made as msync makes it
+	// (CopyOptions.Record); Hashes is the sum, modulo 2^64, of their
+	// xxhash64 digests.
+	Recorded int64
+	Hashes   uint64
 	// Copy is the time of the copy; Sync that of the syncfs after it (0
 	// unless asked for).
 	Copy, Sync time.Duration
@@ -36,6 +43,9 @@ func (s CopyStats) String() string {
 	}
 	if s.Renamed > 0 {
 		out += fmt.Sprintf(", %d written under a temp name and renamed", s.Renamed)
+	}
+	if s.Recorded > 0 {
+		out += fmt.Sprintf(", %d hashed and their source and copy fstat'ed", s.Recorded)
 	}
 	if s.Sync > 0 {
 		out += fmt.Sprintf(", then syncfs %.3f s", s.Sync.Seconds())
@@ -52,6 +62,11 @@ type CopyOptions struct {
 	// nothing half-written is ever visible at the destination requires:
 	// the floor of a copy that keeps that promise.
 	Temp bool
+	// Record adds what msync records of every file it copies: its content
+	// hash (xxhash64 of the bytes copied, for the manifests), an fstat of
+	// the source once read (did it change while it was read?) and one of
+	// the copy (its entry in the destination's manifest).
+	Record bool
 }
 
 // CopyFloor copies the tree src into dst, which must not exist, making
@@ -61,8 +76,9 @@ type CopyOptions struct {
 // end, create under its final name, write, set owner (as root), mode and
 // mtime, and close; for every symlink readlink and symlink. Directories
 // get their owner, mode and mtime once everything is copied. Nothing is
-// hashed or recorded, no temp name is used unless o.Temp asks (without it
-// a half-written file is visible while it is written), hard links are
+// hashed or recorded unless o.Record asks, no temp name is used unless
+// o.Temp asks (without it a half-written file is visible while it is
+// written), hard links are
 // copied as separate files, and devices, fifos and sockets are skipped.
 // Its time is the floor of an initial copy on this machine.
 func CopyFloor(ctx context.Context, workers int, src, dst string, o CopyOptions) (CopyStats, error) {
@@ -86,6 +102,9 @@ func CopyFloor(ctx context.Context, workers int, src, dst string, o CopyOptions)
 	err := walkParallel(ctx, workers, []copyJob{{src, dst}}, func() (func(copyJob) ([]copyJob, error), func()) {
 		c := newCopier(root)
 		c.temp = o.Temp
+		if o.Record {
+			c.h = xxhash.New()
+		}
 		return c.dir, func() {
 			mu.Lock()
 			total.Entries += c.st.Entries
@@ -93,6 +112,8 @@ func CopyFloor(ctx context.Context, workers int, src, dst string, o CopyOptions)
 			total.Bytes += c.st.Bytes
 			total.Skipped += c.st.Skipped
 			total.Renamed += c.st.Renamed
+			total.Recorded += c.st.Recorded
+			total.Hashes += c.st.Hashes
 			dirs = append(dirs, c.dirs...)
 			mu.Unlock()
 		}
@@ -154,9 +175,10 @@ type copier struct {
 	root     bool // set owners, as rsync -a does as root
 	dirbuf   []byte
 	filebuf  []byte
-	dbuf     []byte // for O_DIRECT copies, made on first use
-	noDirect bool   // the destination refused O_DIRECT
-	temp     bool   // write under a temp name, then rename (CopyOptions.Temp)
+	dbuf     []byte         // for O_DIRECT copies, made on first use
+	noDirect bool           // the destination refused O_DIRECT
+	temp     bool           // write under a temp name, then rename (CopyOptions.Temp)
+	h        *xxhash.Digest // not nil: make msync's record (CopyOptions.Record)
 	st       CopyStats
 	dirs     []dirMeta
 }
@@ -271,13 +293,18 @@ func (c *copier) write(sfd, dfd int, cname, dname []byte, st *unix.Stat_t, j cop
 		return 0, &os.PathError{Op: op, Path: filepath.Join(j.dst, cstring(dname)), Err: err}
 	}
 	var total int64
+	var h io.Writer
+	if c.h != nil {
+		c.h.Reset()
+		h = c.h
+	}
 	buffered := true
 	if st.Size >= fsx.DirectMin && !c.noDirect {
 		// As msync copies large files: around the page cache.
 		if c.dbuf == nil {
 			c.dbuf = fsx.AlignedBuf(fsx.DirectBuf)
 		}
-		n, refused, err := fsx.CopyDirect(context.Background(), int(out), fsx.NewFile(int(in), filepath.Join(j.src, cstring(cname))), nil, c.dbuf)
+		n, refused, err := fsx.CopyDirect(context.Background(), int(out), fsx.NewFile(int(in), filepath.Join(j.src, cstring(cname))), h, c.dbuf)
 		c.noDirect = refused
 		switch {
 		case err == fsx.ErrNoDirect:
@@ -300,6 +327,9 @@ func (c *copier) write(sfd, dfd int, cname, dname []byte, st *unix.Stat_t, j cop
 		if n == 0 {
 			break
 		}
+		if h != nil {
+			h.Write(c.filebuf[:n])
+		}
 		for b := c.filebuf[:n]; len(b) > 0; {
 			m, err := unix.Write(int(out), b)
 			if err != nil && err != unix.EINTR {
@@ -308,6 +338,13 @@ func (c *copier) write(sfd, dfd int, cname, dname []byte, st *unix.Stat_t, j cop
 			b = b[max(m, 0):]
 		}
 		total += int64(n)
+	}
+	var after unix.Stat_t
+	if h != nil {
+		if err := unix.Fstat(int(in), &after); err != nil {
+			unix.Close(int(out))
+			return 0, &os.PathError{Op: "fstat", Path: filepath.Join(j.src, cstring(cname)), Err: err}
+		}
 	}
 	if c.root {
 		if err := unix.Fchown(int(out), int(st.Uid), int(st.Gid)); err != nil {
@@ -321,6 +358,13 @@ func (c *copier) write(sfd, dfd int, cname, dname []byte, st *unix.Stat_t, j cop
 	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, st.Mtim}
 	if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, out, 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0); e != 0 {
 		return werr("set mtime", e)
+	}
+	if h != nil {
+		if err := unix.Fstat(int(out), &after); err != nil {
+			return werr("fstat", err)
+		}
+		c.st.Recorded++
+		c.st.Hashes += c.h.Sum64()
 	}
 	if err := unix.Close(int(out)); err != nil {
 		return 0, &os.PathError{Op: "close", Path: filepath.Join(j.dst, cstring(dname)), Err: err}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // CopyFloor copies every directory, regular file and symlink with its
@@ -39,6 +41,7 @@ func TestCopyFloorCopiesTheTree(t *testing.T) {
 		files["many/"+strconv.Itoa(i)+strings.Repeat("n", i%50)] = []byte(strconv.Itoa(i))
 	}
 	var want CopyStats
+	var hashes uint64 // what Record sums
 	for name, data := range files {
 		p := filepath.Join(src, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -49,6 +52,7 @@ func TestCopyFloorCopiesTheTree(t *testing.T) {
 		}
 		want.Files++
 		want.Bytes += int64(len(data))
+		hashes += xxhash.Sum64(data)
 	}
 	os.Chmod(filepath.Join(src, "x/y/mode0600"), 0o600)
 	os.Chmod(filepath.Join(src, "x/y"), 0o750)
@@ -57,6 +61,7 @@ func TestCopyFloorCopiesTheTree(t *testing.T) {
 	}
 	want.Files++
 	want.Bytes += int64(len(big))
+	hashes += xxhash.Sum64(big)
 	if err := os.Symlink("nowhere", filepath.Join(src, "x/dangling")); err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +87,9 @@ func TestCopyFloorCopiesTheTree(t *testing.T) {
 
 	for _, workers := range []int{1, 3} {
 		for _, temp := range []bool{false, true} {
+			record := temp == (workers == 1) // each with and without
 			dst := filepath.Join(t.TempDir(), "copy")
-			got, err := CopyFloor(context.Background(), workers, src, dst, CopyOptions{Sync: workers == 3, Temp: temp})
+			got, err := CopyFloor(context.Background(), workers, src, dst, CopyOptions{Sync: workers == 3, Temp: temp, Record: record})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,8 +101,11 @@ func TestCopyFloorCopiesTheTree(t *testing.T) {
 			if temp {
 				w.Renamed = w.Files // every file went through a temp name
 			}
+			if record {
+				w.Recorded, w.Hashes = w.Files, hashes
+			}
 			if got != w {
-				t.Errorf("%d workers, temp %v: %+v, want %+v", workers, temp, got, w)
+				t.Errorf("%d workers, temp %v, record %v: %+v, want %+v", workers, temp, record, got, w)
 			}
 			// No temp name is left behind: sameTrees reports any entry the
 			// source lacks.

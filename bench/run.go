@@ -194,7 +194,9 @@ type Row struct {
 	FloorRatio float64  `json:"floor_ratio,omitempty"`
 	// Duty is the floor plus what msync's promises add to it: for the
 	// initial copy, every file written under a temp name and renamed into
-	// place (nothing half-written is ever visible); for a no-change pass
+	// place (nothing half-written is ever visible), hashed for the
+	// manifests, and its source and copy fstat'ed (did it change while it
+	// was read? the destination manifest's entry); for a no-change pass
 	// and a catch-up, the last manifests decoded beside the walk or the
 	// update (the content hashes a pass records are carried over from
 	// them). DutyRatio = Duty / rsync.
@@ -461,8 +463,9 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}
 		init.floor = append(init.floor, x.secs)
 		// The same with every file written under a temp name and renamed
-		// into place, as msync (and rsync) must.
-		x, err = c.timedRun(ctx, reads(src), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--temp", "--copy-to", c.copyDir(run+"tfloor"), src)
+		// into place, as msync (and rsync) must, and recorded as msync
+		// records it.
+		x, err = c.timedRun(ctx, reads(src), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--temp", "--record", "--copy-to", c.copyDir(run+"tfloor"), src)
 		if err != nil {
 			return nil, err
 		}
@@ -775,7 +778,7 @@ func (r *Result) conditions() string {
 // Markdown writes the result as a table.
 func (r *Result) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "Date: %s. Machine: %s.\n", r.Date, r.Machine)
-	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, %s. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read, hash (xxhash64) and close of every file, files under 64 KiB through io_uring a directory at a time as msync reads them; for the initial copy, bench floor --copy-to --sync: create, write (files of 1 MiB or more with O_DIRECT, as msync writes them) and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine in the same conditions (for the initial copy and the catch-up, which write, the cost of filling the page cache moves between runs: there the floor is a guide, not a bound). Floor with msync's duties: the floor plus what msync's promises add to it: for the initial copy, every file written under a temp name and renamed into place (bench floor --temp; nothing half-written is ever visible); for the no-change passes and the catch-up, the two last manifests of the state directory decoded beside the walk or the update (bench floor --manifest; the content hashes a pass records are carried over from them; the catch-up's runs on a second cp -a copy).\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs, r.conditions())
+	fmt.Fprintf(w, "Tree: `msync bench gen --scale %g`: %d entries, %.0f MiB. Medians of %d runs (min-max); each run alternates which tool goes first, on identical fresh copies, %s. Floor: msync bench floor over the same trees, only the system calls no tool can skip (getdents and lstat of every entry; for verify also open, read, hash (xxhash64) and close of every file, files under 64 KiB through io_uring a directory at a time as msync reads them; for the initial copy, bench floor --copy-to --sync: create, write (files of 1 MiB or more with O_DIRECT, as msync writes them) and set owner, mode and mtime of every file under its final name; for the catch-up, bench floor --update-to --sync on the cp -a copy: both walks, then write what changed under a temp name and rename it over the old copy as rsync does, make what is new, remove what went; one syncfs at the end as msync makes), on 4 goroutines; a ratio below floor/rsync is out of reach on this machine in the same conditions (for the initial copy and the catch-up, which write, the cost of filling the page cache moves between runs: there the floor is a guide, not a bound). Floor with msync's duties: the floor plus what msync's promises add to it: for the initial copy, every file written under a temp name and renamed into place (bench floor --temp; nothing half-written is ever visible), hashed (xxhash64) for the manifests, and its source fstat'ed once read and its copy once written (bench floor --record: did the file change while it was read? the destination manifest's entry); for the no-change passes and the catch-up, the two last manifests of the state directory decoded beside the walk or the update (bench floor --manifest; the content hashes a pass records are carried over from them; the catch-up's runs on a second cp -a copy).\n\n", r.Scale, r.Files, float64(r.Bytes)/(1<<20), r.Runs, r.conditions())
 	fmt.Fprintln(w, "| operation | msync | rsync | msync/rsync | target | floor (floor/rsync) | floor with msync's duties (/rsync) | peak RSS msync / rsync |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, row := range r.Rows {

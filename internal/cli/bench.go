@@ -207,12 +207,12 @@ side by side. The target is within ±25%. Timing is real; only the gaps are simu
 }
 
 func newFloorCommand(env Env) *cobra.Command {
-	var read, hash, syncfs, temp bool
+	var read, hash, syncfs, temp, record bool
 	var workers int
 	var copyTo, updateTo string
 	var manifests []string
 	c := &cobra.Command{
-		Use:   "floor [--read [--hash]] [--manifest FILE]... DIR... | floor --copy-to NEW [--sync] [--temp] DIR | floor --update-to OLD [--sync] [--manifest FILE]... DIR",
+		Use:   "floor [--read [--hash]] [--manifest FILE]... DIR... | floor --copy-to NEW [--sync] [--temp] [--record] DIR | floor --update-to OLD [--sync] [--manifest FILE]... DIR",
 		Short: "Time only the system calls a pass over DIR cannot avoid: this machine's floor",
 		Long: `Walk each DIR on --workers goroutines making only the system calls that any tool
 comparing trees must make: open and getdents for every directory, lstat for every entry
@@ -231,7 +231,10 @@ system allows it. No temp names, nothing hashed or recorded, hard links copied a
 separate files, special files skipped: the floor of an initial copy. --sync adds a
 syncfs of NEW's file system, timed apart. --temp writes every file under a temp name in
 its directory and renames it into place, as rsync does: the floor of a copy that never
-shows a half-written file, as msync promises.
+shows a half-written file, as msync promises. --record adds what msync records of each
+file it copies: a content hash (xxhash64) for the manifests, an fstat of the source once
+read (msync's check that it did not change while it was read) and one of the copy (its
+entry in the destination's manifest).
 
 With --update-to OLD, bring the existing copy OLD up to date with DIR the way
 rsync -a --delete does between local trees: both trees listed and lstat'ed, every file
@@ -262,8 +265,8 @@ initial copy and the catch-up the floor is a guide, not a bound.`,
 				return &exitError{code: exitCodeUsage, err: errors.New("floor --hash goes with --read")}
 			case copyTo == "" && updateTo == "" && syncfs:
 				return &exitError{code: exitCodeUsage, err: errors.New("floor --sync goes with --copy-to or --update-to")}
-			case copyTo == "" && temp:
-				return &exitError{code: exitCodeUsage, err: errors.New("floor --temp goes with --copy-to")}
+			case copyTo == "" && (temp || record):
+				return &exitError{code: exitCodeUsage, err: errors.New("floor --temp and --record go with --copy-to")}
 			case copyTo != "" && len(manifests) > 0:
 				return &exitError{code: exitCodeUsage, err: errors.New("floor --manifest does not go with --copy-to (an initial copy has no last manifest)")}
 			}
@@ -294,7 +297,7 @@ initial copy and the catch-up the floor is a guide, not a bound.`,
 				out = st.String()
 			case copyTo != "":
 				var st bench.CopyStats
-				st, err = bench.CopyFloor(ctx, workers, args[0], copyTo, bench.CopyOptions{Sync: syncfs, Temp: temp})
+				st, err = bench.CopyFloor(ctx, workers, args[0], copyTo, bench.CopyOptions{Sync: syncfs, Temp: temp, Record: record})
 				out = st.String()
 			default:
 				t := time.Now()
@@ -326,6 +329,7 @@ initial copy and the catch-up the floor is a guide, not a bound.`,
 	c.Flags().StringVar(&updateTo, "update-to", "", "bring this existing copy of DIR up to date instead (the floor of a catch-up)")
 	c.Flags().BoolVar(&syncfs, "sync", false, "with --copy-to or --update-to: then syncfs that file system, timed apart")
 	c.Flags().BoolVar(&temp, "temp", false, "with --copy-to: write each file under a temp name and rename it into place")
+	c.Flags().BoolVar(&record, "record", false, "with --copy-to: also make msync's record of each file: hash it (xxhash64) and fstat the source once read and the copy")
 	c.Flags().StringArrayVar(&manifests, "manifest", nil, "also decode this msync manifest beside the floor (repeatable)")
 	c.Flags().IntVar(&workers, "workers", 4, "goroutines")
 	return c

@@ -78,8 +78,8 @@ type CopyOptions struct {
 // get their owner, mode and mtime once everything is copied. Nothing is
 // hashed or recorded unless o.Record asks, no temp name is used unless
 // o.Temp asks (without it a half-written file is visible while it is
-// written), hard links are
-// copied as separate files, and devices, fifos and sockets are skipped.
+// written), hard links are copied as separate files, and devices, fifos
+// and sockets are skipped.
 // Its time is the floor of an initial copy on this machine.
 func CopyFloor(ctx context.Context, workers int, src, dst string, o CopyOptions) (CopyStats, error) {
 	var st unix.Stat_t

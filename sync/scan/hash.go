@@ -251,7 +251,7 @@ type fileReader struct {
 // bytes, little endian). With xattrs, it also sets e.Xattrs in those
 // namespaces, read through the open descriptor.
 func (r *fileReader) hash(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry) (uint64, int64, error) {
-	f, err := OpenFile(dirs, e.Path)
+	f, err := OpenEntry(dirs, e)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -309,24 +309,54 @@ func (r *fileReader) hash(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry
 // openRead opens name in dfd for reading. O_NONBLOCK changes nothing for
 // a regular file, but a fifo put in a file's place since the scan would
 // block the open until some writer came.
-func openRead(dfd int, name string) (int, error) {
+// With noatime it first tries O_NOATIME (reading must not touch the
+// source's access times where the kernel allows it to be spared).
+func openRead(dfd int, name string, noatime bool) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
-	fd, err := unix.Openat(dfd, name, flags|unix.O_NOATIME, 0)
+	if !noatime {
+		return openat(dfd, name, flags, 0)
+	}
+	fd, err := openat(dfd, name, flags|unix.O_NOATIME, 0)
 	if err == unix.EPERM {
 		// O_NOATIME needs ownership or CAP_FOWNER.
-		fd, err = unix.Openat(dfd, name, flags, 0)
+		fd, err = openat(dfd, name, flags, 0)
 	}
 	return fd, err
+}
+
+// openat is unix.Openat; tests count the opens through it.
+var openat = unix.Openat
+
+// euid is this process's effective user id (a variable for tests).
+var euid = os.Geteuid()
+
+// mayNoatime reports whether an open with O_NOATIME of a file owned by uid
+// can succeed for a process of effective user id euid: the kernel allows it
+// to the file's owner and to holders of CAP_FOWNER, which root is taken to
+// hold (if it does not, the open falls back on EPERM). Anyone else would
+// have each open refused and made again without the flag.
+func mayNoatime(euid int, uid uint32) bool {
+	return euid == 0 || int64(euid) == int64(uid)
 }
 
 // OpenFile opens the regular file rel for reading without following a
 // symlink anywhere in its path.
 func OpenFile(dirs *fsx.Dirs, rel string) (*fsx.File, error) {
+	return openFile(dirs, rel, true)
+}
+
+// OpenEntry is OpenFile for a scanned file: it asks for O_NOATIME only
+// where the file's owner, as scanned, shows the kernel would grant it.
+func OpenEntry(dirs *fsx.Dirs, e *manifest.Entry) (*fsx.File, error) {
+	return openFile(dirs, e.Path, mayNoatime(euid, e.UID))
+}
+
+func openFile(dirs *fsx.Dirs, rel string, noatime bool) (*fsx.File, error) {
 	dfd, name, err := dirs.At(rel)
 	if err != nil {
 		return nil, err
 	}
-	fd, err := openRead(dfd, name)
+	fd, err := openRead(dfd, name, noatime)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: rel, Err: err}
 	}

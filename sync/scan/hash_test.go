@@ -165,3 +165,56 @@ func TestHashFileSeesSizeChanges(t *testing.T) {
 		}
 	}
 }
+
+// The hasher asks for O_NOATIME only where the kernel grants it: on files
+// the process owns, or as root. A file of another owner is opened once,
+// without the flag, instead of being refused with EPERM and opened again.
+func TestHashOpensWithNoatimeOnlyWhereGranted(t *testing.T) {
+	for _, c := range []struct {
+		euid int
+		uid  uint32
+		want bool
+	}{{0, 0, true}, {0, 1000, true}, {1000, 1000, true}, {1000, 0, false}, {1000, 1001, false}} {
+		if got := mayNoatime(c.euid, c.uid); got != c.want {
+			t.Errorf("mayNoatime(euid %d, uid %d) = %v, want %v", c.euid, c.uid, got, c.want)
+		}
+	}
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := fsx.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	dirs := root.NewDirs()
+	defer dirs.Close()
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dir, "f"), &st); err != nil {
+		t.Fatal(err)
+	}
+	e := FromStat("f", &st)
+
+	var flags []int
+	defer func(o func(int, string, int, uint32) (int, error), u int) { openat, euid = o, u }(openat, euid)
+	openat = func(dfd int, name string, fl int, mode uint32) (int, error) {
+		flags = append(flags, fl)
+		return unix.Openat(dfd, name, fl, mode)
+	}
+	for _, c := range []struct {
+		euid    int
+		noatime bool
+	}{{int(st.Uid) + 1, false}, {int(st.Uid), true}} {
+		flags = nil
+		euid = c.euid
+		h, n, err := HashFile(context.Background(), dirs, e, make([]byte, 4096))
+		if err != nil || n != 4 || h != xxhash.Sum64String("data") {
+			t.Fatalf("euid %d: HashFile = %x, %d, %v", euid, h, n, err)
+		}
+		if len(flags) != 1 || (flags[0]&unix.O_NOATIME != 0) != c.noatime {
+			t.Errorf("euid %d, file of uid %d: opens with flags %#x, want one open with O_NOATIME %v", euid, st.Uid, flags, c.noatime)
+		}
+	}
+}

@@ -135,7 +135,10 @@ func (rr *ringReader) hashBatch(ctx context.Context, dirs *fsx.Dirs, rd *fileRea
 		// file it changes nothing (on 6.18, cold reads through the ring
 		// still wait for the disk); a kernel that answered EAGAIN instead
 		// would only send the file to the ordinary reader below.
-		const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_NONBLOCK
+		flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK
+		if mayNoatime(euid, e.UID) {
+			flags |= unix.O_NOATIME // else refused, and the file read again by plain
+		}
 		size := int(e.Size) + 1 // one byte more shows a file that grew
 		buf, ok := rr.ring.ReadChain(dfd, name, flags, size)
 		if !ok {

@@ -118,13 +118,7 @@ func TestHasherBatches(t *testing.T) {
 // (read in one call) and for files longer than its buffer.
 func TestHashFileSeesSizeChanges(t *testing.T) {
 	dir := t.TempDir()
-	root, err := fsx.OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	dirs := root.NewDirs()
-	defer dirs.Close()
+	dirs := openDirs(t, dir)
 	buf := make([]byte, 4096)
 	for _, size := range []int{0, 10, 4095, 4096, 4097, 3 * 4096, 100000} {
 		data := make([]byte, size)
@@ -184,13 +178,7 @@ func TestHashOpensWithNoatimeOnlyWhereGranted(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	root, err := fsx.OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	dirs := root.NewDirs()
-	defer dirs.Close()
+	dirs := openDirs(t, dir)
 	var st unix.Stat_t
 	if err := unix.Lstat(filepath.Join(dir, "f"), &st); err != nil {
 		t.Fatal(err)
@@ -217,4 +205,19 @@ func TestHashOpensWithNoatimeOnlyWhereGranted(t *testing.T) {
 			t.Errorf("euid %d, file of uid %d: opens with flags %#x, want one open with O_NOATIME %v", euid, st.Uid, flags, c.noatime)
 		}
 	}
+}
+
+// openDirs opens dir as a root for the length of the test.
+func openDirs(t *testing.T, dir string) *fsx.Dirs {
+	t.Helper()
+	root, err := fsx.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := root.NewDirs()
+	t.Cleanup(func() {
+		dirs.Close()
+		root.Close()
+	})
+	return dirs
 }

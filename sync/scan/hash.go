@@ -251,7 +251,7 @@ type fileReader struct {
 // bytes, little endian). With xattrs, it also sets e.Xattrs in those
 // namespaces, read through the open descriptor.
 func (r *fileReader) hash(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry) (uint64, int64, error) {
-	f, err := OpenEntry(dirs, e)
+	f, err := OpenOwned(dirs, e.Path, e.UID)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -345,10 +345,10 @@ func OpenFile(dirs *fsx.Dirs, rel string) (*fsx.File, error) {
 	return openFile(dirs, rel, true)
 }
 
-// OpenEntry is OpenFile for a scanned file: it asks for O_NOATIME only
-// where the file's owner, as scanned, shows the kernel would grant it.
-func OpenEntry(dirs *fsx.Dirs, e *manifest.Entry) (*fsx.File, error) {
-	return openFile(dirs, e.Path, mayNoatime(euid, e.UID))
+// OpenOwned is OpenFile for a file the scan saw owned by uid: it asks for
+// O_NOATIME only where that owner shows the kernel would grant it.
+func OpenOwned(dirs *fsx.Dirs, rel string, uid uint32) (*fsx.File, error) {
+	return openFile(dirs, rel, mayNoatime(euid, uid))
 }
 
 func openFile(dirs *fsx.Dirs, rel string, noatime bool) (*fsx.File, error) {

@@ -37,10 +37,15 @@ type Request struct {
 	Size         int64
 	Mtime, Ctime int64
 	Inode        uint64
-	Mode         Mode
-	BasisSize    int64
-	BasisHash    uint64
-	Sig          *delta.Signature
+	// Owner is the file's owner as the scan saw it, when HasOwner (a
+	// request read from the wire has none): it decides whether the open
+	// asks for O_NOATIME (scan.OpenOwned).
+	Owner     uint32
+	HasOwner  bool
+	Mode      Mode
+	BasisSize int64
+	BasisHash uint64
+	Sig       *delta.Signature
 	// Basis is the receiver's old copy itself, for a source that signs it
 	// in its own format (BasisSigner); it never crosses msync's wire.
 	Basis io.ReaderAt
@@ -135,7 +140,7 @@ func Open(dirs *fsx.Dirs, req *Request) (*fsx.File, *unix.Stat_t, *manifest.Entr
 	if TestHooks.BeforeOpen != nil {
 		TestHooks.BeforeOpen(req.Path)
 	}
-	f, err := scan.OpenFile(dirs, req.Path)
+	f, err := req.open(dirs)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -165,6 +170,13 @@ func Open(dirs *fsx.Dirs, req *Request) (*fsx.File, *unix.Stat_t, *manifest.Entr
 func OpenAsScanned(dirs *fsx.Dirs, req *Request) (*fsx.File, error) {
 	if TestHooks.BeforeOpen != nil {
 		TestHooks.BeforeOpen(req.Path)
+	}
+	return req.open(dirs)
+}
+
+func (req *Request) open(dirs *fsx.Dirs) (*fsx.File, error) {
+	if req.HasOwner {
+		return scan.OpenOwned(dirs, req.Path, req.Owner)
 	}
 	return scan.OpenFile(dirs, req.Path)
 }

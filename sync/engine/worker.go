@@ -64,7 +64,7 @@ func (j *fileJob) dropAhead() {
 
 // request asks for the file as the scan saw it.
 func (j *fileJob) request() *send.Request {
-	return &send.Request{Path: j.s.Path, Size: j.s.Size, Mtime: j.s.Mtime, Ctime: j.s.Ctime, Inode: j.s.Inode, Owner: j.s.UID, HasOwner: true}
+	return send.RequestFor(j.s)
 }
 
 type worker struct {

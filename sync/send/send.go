@@ -51,6 +51,11 @@ type Request struct {
 	Basis io.ReaderAt
 }
 
+// RequestFor asks for the whole of the file e as a local scan saw it.
+func RequestFor(e *manifest.Entry) *Request {
+	return &Request{Path: e.Path, Size: e.Size, Mtime: e.Mtime, Ctime: e.Ctime, Inode: e.Inode, Owner: e.UID, HasOwner: true}
+}
+
 // BasisSigner is a source that wants the receiver's old copy (Request.Basis)
 // rather than msync's signature of it: stock rsync, whose block sums differ.
 type BasisSigner interface {

@@ -226,7 +226,7 @@ type sendResult struct {
 // sendOne sends one requested file.
 func sendOne(ctx context.Context, e *encoder, local *tree.Local, f *manifest.Entry, ndx int32, head [4]int32, seed int32, table *blockTable) sendResult {
 	var r sendResult
-	reply, err := local.Fetch(ctx, &send.Request{Path: f.Path, Size: f.Size, Mtime: f.Mtime, Ctime: f.Ctime, Inode: f.Inode, Owner: f.UID, HasOwner: true, Mode: send.Whole})
+	reply, err := local.Fetch(ctx, send.RequestFor(f))
 	if err != nil {
 		r.err = err
 		return r

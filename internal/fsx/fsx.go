@@ -18,8 +18,12 @@ import (
 
 // Root is a directory that paths are resolved beneath.
 type Root struct {
+	// Path names the root in messages. For a root from OpenRoot it is the
+	// host path; for one from OpenRootAs or OpenDir it is only a name
+	// (a daemon's module-relative path) and is never opened.
 	Path string
 	fd   int
+	host bool // Path is the host path of the directory
 }
 
 // OpenRoot opens dir as a Root.
@@ -28,11 +32,38 @@ func OpenRoot(dir string) (*Root, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &Root{Path: dir, fd: fd}, nil
+	return &Root{Path: dir, fd: fd, host: true}, nil
+}
+
+// OpenRootAs opens dir as a Root named name: what a daemon serves as a
+// module, so that messages never show where the module lives on the host.
+func OpenRootAs(dir, name string) (*Root, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return &Root{Path: name, fd: fd}, nil
 }
 
 // Close closes the root's descriptor.
 func (r *Root) Close() error { return unix.Close(r.fd) }
+
+// Fd returns the root's descriptor; it stays owned by r.
+func (r *Root) Fd() int { return r.fd }
+
+// HostPath reports whether Path is the root's path on this host, which
+// calls without an *at form may use; otherwise it is only a name.
+func (r *Root) HostPath() bool { return r.host }
+
+// Dup returns a Root on the same directory with a descriptor of its own,
+// for a user that closes its root when done.
+func (r *Root) Dup() (*Root, error) {
+	fd, err := unix.FcntlInt(uintptr(r.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "dup", Path: r.Path, Err: err}
+	}
+	return &Root{Path: r.Path, fd: fd, host: r.host}, nil
+}
 
 // Join returns the host path of rel, for messages.
 func (r *Root) Join(rel string) string {

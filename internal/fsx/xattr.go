@@ -57,14 +57,16 @@ var noListxattrat atomic.Bool
 // in dirfd instead of every component of path: a scan reads the xattrs of
 // each file it lists, and the walk of a deep path cost as much as the
 // lstat. Values (rare) are read by path, or through dirfd's /proc path when
-// path is longer than the kernel takes. buf (1 KiB or more) holds the list
-// of names; it is not kept.
+// path is longer than the kernel takes or is not absolute (only a name).
+// buf (1 KiB or more) holds the list of names; it is not kept.
 func ListXattrsAt(dirfd int, cname []byte, path string, ns []string, buf []byte) ([]manifest.Xattr, error) {
 	if len(cname) < 2 || cname[len(cname)-1] != 0 {
 		return nil, &os.PathError{Op: "listxattr", Path: path, Err: unix.EINVAL}
 	}
 	byPath := path
-	if len(path) >= 3800 {
+	if len(path) >= 3800 || !strings.HasPrefix(path, "/") {
+		// Too long for the kernel, or only a name (a module-relative
+		// path, a path relative to a root): reach it through dirfd.
 		byPath = ProcPath(dirfd, string(cname[:len(cname)-1]))
 	}
 	list := func(b []byte) (int, error) { return unix.Llistxattr(byPath, b) }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"sync/atomic"
 
+	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
@@ -91,6 +92,14 @@ type Options struct {
 	// over a connection; the pass itself always runs where Dst is.
 	Source   Source
 	StateDir string // required
+	// DstRoot, when set, is the destination already open (a daemon
+	// resolved it beneath its module): the pass reads and writes through
+	// it and never opens Dst, which then only names the destination.
+	DstRoot *fsx.Root
+	// DstCreated says the caller created DstRoot for this pass (reported
+	// as created, as rsync does); with DryRun and no DstRoot, that the
+	// destination does not exist yet.
+	DstCreated bool
 
 	// Final makes the pass prove that the source stayed quiet: a re-scan
 	// after the pass must find it unchanged.

@@ -296,7 +296,12 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	p.stop = cancel
 
 	dstExists := true
-	if _, err := os.Lstat(o.Dst); errors.Is(err, os.ErrNotExist) {
+	if o.DstRoot != nil || o.DstCreated {
+		if o.DstRoot == nil && !o.DryRun {
+			return nil, errors.New("destination: created but not open")
+		}
+		dstExists, p.created = o.DstRoot != nil, o.DstCreated
+	} else if _, err := os.Lstat(o.Dst); errors.Is(err, os.ErrNotExist) {
 		dstExists = false
 		if !o.DryRun {
 			if err := os.MkdirAll(o.Dst, 0o700); err != nil {
@@ -434,7 +439,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			prev, p.oldDst = cache, manifest.NewPeeker(base)
 			p.dstBase = reopen(state.Dest)
 		}
-		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: p.exclude, Xattrs: ns, Prev: prev})
+		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Dir: o.DstRoot, Exclude: p.exclude, Xattrs: ns, Prev: prev})
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
 		}
@@ -452,7 +457,12 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	defer srcScan.Close()
 
 	if dstExists {
-		r, err := fsx.OpenRoot(o.Dst)
+		var r *fsx.Root
+		if o.DstRoot != nil {
+			r, err = o.DstRoot.Dup()
+		} else {
+			r, err = fsx.OpenRoot(o.Dst)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -462,7 +472,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		defer p.dirs.Close()
 	}
 	if p.local != nil {
-		p.srcRoot, err = fsx.OpenRoot(p.local.Root)
+		p.srcRoot, err = p.local.OpenRoot()
 		if err != nil {
 			return nil, err
 		}
@@ -680,10 +690,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	t = time.Now()
 	if !o.DryRun {
 		if o.Fsync == FsyncPass {
-			fd, err := unix.Open(o.Dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			if err == nil {
-				err = unix.Syncfs(fd)
-				unix.Close(fd)
+			var err error
+			if p.dst != nil {
+				err = unix.Syncfs(p.dst.root.Fd())
 			}
 			if err != nil {
 				return p.res, fmt.Errorf("sync destination file system: %w", err)
@@ -1062,7 +1071,7 @@ func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
 			if dfd, name, err := p.dirs.At(s.Path); err == nil && s.Path != "" {
 				unix.Fchmodat(dfd, name, d.Mode|0o700, 0)
 			} else if s.Path == "" {
-				unix.Chmod(p.dst.root.Path, d.Mode|0o700)
+				unix.Fchmod(p.dst.root.Fd(), d.Mode|0o700)
 			}
 			f.needMeta = true
 		}
@@ -1254,12 +1263,7 @@ func (p *pass) updateMeta(s, d *manifest.Entry, note string) *manifest.Entry {
 
 func (p *pass) applyDirMeta(e *manifest.Entry) error {
 	if e.Path == "" {
-		fd, err := unix.Open(p.dst.root.Path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		return p.dst.setMeta(fd, ".", e)
+		return p.dst.setMeta(p.dst.root.Fd(), ".", e)
 	}
 	dfd, name, err := p.dirs.At(e.Path)
 	if err != nil {

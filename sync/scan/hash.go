@@ -65,17 +65,24 @@ func NewHasher(ctx context.Context, root string, it manifest.Iterator, workers i
 // every regular file (for a scan with Config.FileXattrsLater): through the
 // descriptor of the files it hashes, by path for the others.
 func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, workers int, force bool, digest string, xattrs []string) (*Hasher, error) {
+	r, err := fsx.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	return NewHasherAt(ctx, r, it, workers, force, digest, xattrs)
+}
+
+// NewHasherAt is NewHasherDigest for a root already open (a daemon
+// resolved it beneath its module); the Hasher owns r and closes it.
+func NewHasherAt(ctx context.Context, r *fsx.Root, it manifest.Iterator, workers int, force bool, digest string, xattrs []string) (*Hasher, error) {
 	var newHash func() hash.Hash
 	switch digest {
 	case DigestXXH64:
 	case DigestMD4:
 		newHash = md4.New
 	default:
+		r.Close()
 		return nil, fmt.Errorf("unknown digest %q", digest)
-	}
-	r, err := fsx.OpenRoot(root)
-	if err != nil {
-		return nil, err
 	}
 	if workers <= 0 {
 		workers = 2
@@ -156,7 +163,7 @@ func NewHasherDigest(ctx context.Context, root string, it manifest.Iterator, wor
 				b.todo = append(b.todo, len(b.es)-1)
 				size += e.Size
 			} else if e.Type == manifest.TypeFile && len(xattrs) > 0 {
-				xs, err := fsx.ListXattrs(r.Join(e.Path), xattrs)
+				xs, err := listXattrsBeneath(r, e.Path, xattrs)
 				if err != nil && !errors.Is(err, unix.ENOENT) {
 					h.mu.Lock()
 					h.errs[e.Path] = err

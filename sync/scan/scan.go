@@ -36,7 +36,11 @@ func IsTemp(name string) bool {
 
 // Config says what to scan and how.
 type Config struct {
-	Root    string
+	Root string
+	// Dir, when set, is the root already open (a daemon resolved it
+	// beneath its module): the scan works through a duplicate of it and
+	// never opens Root, which then only names the tree in messages.
+	Dir     *fsx.Root
 	Exclude *filter.Matcher
 	// Xattrs reads extended attributes in these namespaces; none if empty.
 	Xattrs []string
@@ -136,16 +140,24 @@ const outBatches = 4
 // "SRC/", a root that is a symlink to a directory is followed (nothing below
 // the root ever is).
 func Start(ctx context.Context, cfg Config) (*Scanner, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(cfg.Root, &st); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: cfg.Root, Err: err}
+	var root *fsx.Root
+	var err error
+	if cfg.Dir != nil {
+		root, err = cfg.Dir.Dup()
+	} else {
+		root, err = fsx.OpenRoot(cfg.Root)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return nil, fmt.Errorf("%s: not a directory", cfg.Root)
-	}
-	root, err := fsx.OpenRoot(cfg.Root)
 	if err != nil {
 		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(root.Fd(), &st); err != nil {
+		root.Close()
+		return nil, &os.PathError{Op: "stat", Path: root.Path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		root.Close()
+		return nil, fmt.Errorf("%s: not a directory", root.Path)
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
@@ -159,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Scanner, error) {
 		s.cacheXattrs = len(cfg.Xattrs) > 0
 	}
 	rootEntry := FromStat("", &st)
-	if rootEntry.Xattrs, err = RootXattrs(cfg.Root, cfg.Xattrs); err != nil {
+	if rootEntry.Xattrs, err = rootXattrs(root, cfg.Xattrs); err != nil {
 		root.Close()
 		return nil, err
 	}
@@ -433,16 +445,30 @@ func (s *Scanner) walkDir(ctx context.Context, dirs *fsx.Dirs, dir *manifest.Ent
 // fine (and cheaper than /proc) unless it is longer than the kernel takes;
 // then the parent is reached component by component.
 func (s *Scanner) listXattrs(rel string) ([]manifest.Xattr, error) {
-	if p := s.root.Join(rel); len(p) < 3800 {
-		return fsx.ListXattrs(p, s.cfg.Xattrs)
+	return listXattrsBeneath(s.root, rel, s.cfg.Xattrs)
+}
+
+// listXattrsBeneath reads the xattrs of rel beneath r: by its host path
+// when r has one and it is short enough, else through the descriptor of
+// its parent, reached component by component.
+func listXattrsBeneath(r *fsx.Root, rel string, ns []string) ([]manifest.Xattr, error) {
+	if p := r.Join(rel); r.HostPath() && len(p) < 3800 {
+		return fsx.ListXattrs(p, ns)
 	}
-	dirs := s.root.NewDirs()
+	if rel == "" {
+		return rootXattrs(r, ns)
+	}
+	dirs := r.NewDirs()
 	defer dirs.Close()
 	dfd, name, err := dirs.At(rel)
 	if err != nil {
 		return nil, err
 	}
-	return fsx.ListXattrs(fsx.ProcPath(dfd, name), s.cfg.Xattrs)
+	xs, err := fsx.ListXattrs(fsx.ProcPath(dfd, name), ns)
+	if pe, ok := err.(*os.PathError); ok {
+		pe.Path = r.Join(rel) // not the /proc path
+	}
+	return xs, err
 }
 
 // dirBufs hold getdents records for list.
@@ -556,12 +582,13 @@ func readlinkat(fd int, name string, size int64) (string, error) {
 	return "", errors.New("link target too long")
 }
 
-// RootXattrs reads the root directory's xattrs (the walk reads everything else).
-func RootXattrs(root string, ns []string) ([]manifest.Xattr, error) {
+// rootXattrs reads the root directory's xattrs (the walk reads everything
+// else), through its descriptor.
+func rootXattrs(r *fsx.Root, ns []string) ([]manifest.Xattr, error) {
 	if len(ns) == 0 {
 		return nil, nil
 	}
-	return fsx.ListXattrs(root, ns)
+	return fsx.ListXattrsFd(r.Fd(), r.Path, ns, make([]byte, 1024))
 }
 
 // FromStat converts lstat results to an entry.

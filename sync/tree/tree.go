@@ -55,14 +55,33 @@ type Reply interface {
 
 // Local is a tree on this host.
 type Local struct {
+	// Root is the tree's path; for a tree from NewLocalAt, only its name.
 	Root string
 	mu   sync.Mutex
 	dirs []*fsx.Dirs
 	root *fsx.Root
+	at   bool // root was given open: Root is never opened
 }
 
 // NewLocal returns the tree at root.
 func NewLocal(root string) *Local { return &Local{Root: root} }
+
+// NewLocalAt returns the tree open as r (a daemon resolved it beneath its
+// module), named r.Path; everything reads through r, which the tree owns.
+func NewLocalAt(r *fsx.Root) *Local { return &Local{Root: r.Path, root: r, at: true} }
+
+// OpenRoot returns the tree's root, open, for the caller to close.
+func (l *Local) OpenRoot() (*fsx.Root, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.at {
+		if l.root == nil {
+			return nil, fmt.Errorf("%s: tree closed", l.Root)
+		}
+		return l.root.Dup()
+	}
+	return fsx.OpenRoot(l.Root)
+}
 
 // String returns the root path.
 func (l *Local) String() string { return l.Root }
@@ -100,13 +119,25 @@ func (l *Local) Scan(ctx context.Context, c ScanConfig) (Scan, error) {
 	// Hashing opens every regular file: their xattrs are read there,
 	// through the descriptor.
 	later := c.Hash && len(c.Xattrs) > 0
-	sc, err := scan.Start(ctx, scan.Config{Root: l.Root, Exclude: ex, Xattrs: c.Xattrs, Prev: prev, FileXattrsLater: later})
+	cfg := scan.Config{Root: l.Root, Exclude: ex, Xattrs: c.Xattrs, Prev: prev, FileXattrsLater: later}
+	if l.at {
+		if cfg.Dir, err = l.OpenRoot(); err != nil {
+			return nil, err
+		}
+		defer cfg.Dir.Close()
+	}
+	sc, err := scan.Start(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	ls := &localScan{sc: sc, it: sc}
 	if c.Hash {
-		h, err := scan.NewHasherDigest(ctx, l.Root, sc, c.Workers, true, c.Digest, c.Xattrs)
+		r, err := l.OpenRoot()
+		if err != nil {
+			sc.Close()
+			return nil, err
+		}
+		h, err := scan.NewHasherAt(ctx, r, sc, c.Workers, true, c.Digest, c.Xattrs)
 		if err != nil {
 			sc.Close()
 			return nil, err
@@ -146,6 +177,9 @@ func (l *Local) getDirs() (*fsx.Dirs, error) {
 		return d, nil
 	}
 	if l.root == nil {
+		if l.at {
+			return nil, fmt.Errorf("%s: tree closed", l.Root)
+		}
 		r, err := fsx.OpenRoot(l.Root)
 		if err != nil {
 			return nil, err

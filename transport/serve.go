@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/wire"
@@ -53,13 +54,21 @@ type DaemonConfig struct {
 	Log      io.Writer
 }
 
-// resolve checks a daemon request against the modules.
-func (d *DaemonConfig) resolve(req *wire.OpenRequest) (string, error) {
+// testHookResolved runs once a daemon request's directory is open, before
+// it is used; tests hold a request there.
+var testHookResolved func()
+
+// resolve checks a daemon request against the modules and opens the
+// directory it names: the module is opened once and the client's path
+// resolved beneath that descriptor, never through a symlink nor outside it
+// (a push creates the directories it names). The client is told
+// module-relative paths only.
+func (d *DaemonConfig) resolve(req *wire.OpenRequest) (*remote.Target, error) {
 	if d.Token != "" {
 		// Compare digests: constant time whatever the lengths.
 		a, b := sha256.Sum256([]byte(req.Token)), sha256.Sum256([]byte(d.Token))
 		if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
-			return "", errors.New("authentication failed: wrong or missing token (see --auth-token-file)")
+			return nil, errors.New("authentication failed: wrong or missing token (see --auth-token-file)")
 		}
 	}
 	name, sub, _ := strings.Cut(strings.Trim(req.Path, "/"), "/")
@@ -69,41 +78,40 @@ func (d *DaemonConfig) resolve(req *wire.OpenRequest) (string, error) {
 		for _, m := range d.Modules {
 			names = append(names, m.Name)
 		}
-		return "", fmt.Errorf("unknown module %q (this daemon serves: %s)", name, strings.Join(names, ", "))
+		return nil, fmt.Errorf("unknown module %q (this daemon serves: %s)", name, strings.Join(names, ", "))
 	}
 	m := d.Modules[i]
 	if req.Op == "receive" && (m.ReadOnly || d.ReadOnly) {
-		return "", fmt.Errorf("module %q is read-only: it can be a source, not a destination", name)
+		return nil, fmt.Errorf("module %q is read-only: it can be a source, not a destination", name)
 	}
-	return Beneath(m.Path, sub)
-}
-
-// Beneath returns root/sub after checking that sub is a clean relative
-// path and that none of its existing components is a symlink, so that a
-// client cannot reach outside root.
-func Beneath(root, sub string) (string, error) {
 	sub = strings.Trim(sub, "/")
-	if sub == "" {
-		return root, nil
-	}
-	if err := manifest.ValidPath(sub); err != nil {
-		return "", fmt.Errorf("path %q: %w", sub, err)
-	}
-	cur := root
-	for _, c := range strings.Split(sub, "/") {
-		cur = filepath.Join(cur, c)
-		fi, err := os.Lstat(cur)
-		if errors.Is(err, os.ErrNotExist) {
-			break // created by the pass, inside root
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			return "", fmt.Errorf("path %q goes through a symlink (%s): refused", sub, cur)
+	if sub != "" {
+		if err := manifest.ValidPath(sub); err != nil {
+			return nil, fmt.Errorf("path %q: %w", sub, err)
 		}
 	}
-	return filepath.Join(root, sub), nil
+	base, err := fsx.OpenRootAs(m.Path, m.Name)
+	if err != nil {
+		return nil, fmt.Errorf("module %q: %w", name, errors.Unwrap(err))
+	}
+	defer base.Close()
+	t := &remote.Target{Path: base.Join(sub), Key: filepath.Join(m.Path, sub)}
+	if req.Op == "receive" && (req.Pass == nil || !req.Pass.DryRun) {
+		if t.Created, err = base.MkdirAll(sub, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if t.Root, err = base.OpenDir(sub); err != nil {
+		if req.Op == "receive" && errors.Is(err, unix.ENOENT) {
+			t.Created = true // a dry run: it would be created
+			return t, nil
+		}
+		return nil, err
+	}
+	if testHookResolved != nil {
+		testHookResolved()
+	}
+	return t, nil
 }
 
 // ServeStdio answers one client on stdin/stdout, as `ssh host msync serve
@@ -223,7 +231,7 @@ func ServeListener(ctx context.Context, ln net.Listener, d *DaemonConfig) error 
 					fmt.Fprintf(log, "msync serve: %s: internal error: %v\n", nc.RemoteAddr(), r)
 				}
 			}()
-			err := remote.Serve(ctx, nc, remote.ServerConfig{Log: log, Resolve: d.resolve})
+			err := remote.Serve(ctx, nc, remote.ServerConfig{Log: log, ResolveAt: d.resolve})
 			if err != nil {
 				fmt.Fprintf(log, "msync serve: %s: %v\n", nc.RemoteAddr(), err)
 			}

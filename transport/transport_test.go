@@ -54,18 +54,39 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestBeneath(t *testing.T) {
+// A daemon opens what a client names beneath its module, never through a
+// symlink nor outside it, creates what a push names there, and speaks of
+// module paths only.
+func TestDaemonResolve(t *testing.T) {
 	root := t.TempDir()
 	outside := t.TempDir()
 	os.Mkdir(filepath.Join(root, "d"), 0o755)
+	os.WriteFile(filepath.Join(root, "f"), nil, 0o644)
 	os.Symlink(outside, filepath.Join(root, "link"))
-	if p, err := Beneath(root, "d/new/x"); err != nil || p != filepath.Join(root, "d/new/x") {
-		t.Errorf("d/new/x: %q %v", p, err)
+	d := &DaemonConfig{Modules: []Module{{Name: "m", Path: root}}}
+	tg, err := d.resolve(&wire.OpenRequest{Op: "receive", Path: "m/d/new/x", Pass: &wire.PassOptions{}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []string{"../x", "d/../../x", "link", "link/x", "d/./x"} {
-		if _, err := Beneath(root, bad); err == nil {
-			t.Errorf("%q accepted", bad)
+	tg.Root.Close()
+	if tg.Path != "m/d/new/x" || !tg.Created {
+		t.Errorf("push into m/d/new/x: path %q, created %v", tg.Path, tg.Created)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "d/new/x")); err != nil || !fi.IsDir() {
+		t.Errorf("push into m/d/new/x did not create it: %v", err)
+	}
+	for _, op := range []string{"source", "receive"} {
+		for _, bad := range []string{"m/../x", "m/d/../../x", "m/link", "m/link/x", "m/d/./x", "m/f", "m/f/x"} {
+			_, err := d.resolve(&wire.OpenRequest{Op: op, Path: bad, Pass: &wire.PassOptions{}})
+			if err == nil {
+				t.Errorf("%s %q accepted", op, bad)
+			} else if strings.Contains(err.Error(), root) {
+				t.Errorf("%s %q: the message shows the module's host path: %v", op, bad, err)
+			}
 		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("something was created outside the module: %v", ents)
 	}
 }
 

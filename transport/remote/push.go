@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
@@ -157,8 +158,15 @@ func (c *Conn) Push(ctx context.Context, local *tree.Local, path, token string, 
 
 // ServerConfig configures the serving end of a connection.
 type ServerConfig struct {
-	// Resolve checks a request and returns the local directory it names.
+	// Resolve checks a request and returns the local directory it names,
+	// a host path the server opens (a remote shell's user reaches what it
+	// may).
 	Resolve func(req *wire.OpenRequest) (string, error)
+	// ResolveAt, when set, replaces Resolve for a server that confines
+	// clients (a daemon): it returns the directory already open beneath
+	// its module, which the server then works through, never opening a
+	// path.
+	ResolveAt func(req *wire.OpenRequest) (*Target, error)
 	// Log receives the server's own notes; nil discards them.
 	Log io.Writer
 }
@@ -191,18 +199,44 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 		c.failAfterError(err)
 		return err
 	}
-	root, err := cfg.Resolve(&req)
+	var t *Target
+	if cfg.ResolveAt != nil {
+		t, err = cfg.ResolveAt(&req)
+	} else {
+		var root string
+		root, err = cfg.Resolve(&req)
+		t = &Target{Path: root, Key: root}
+	}
 	if err != nil {
 		c.failAfterError(err)
 		return err
+	}
+	if t.Root != nil {
+		defer t.Root.Close()
 	}
 	switch req.Op {
 	case "source":
 		if req.Compress {
 			c.setCompress()
 		}
-		c.Serve(tree.NewLocal(root))
-		b, _ := wire.EncodeJSON(wire.OpenReply{Path: root})
+		local := tree.NewLocal(t.Path)
+		if t.Root != nil {
+			r, err := t.Root.Dup()
+			if err != nil {
+				c.failAfterError(err)
+				return err
+			}
+			local = tree.NewLocalAt(r)
+		}
+		c.Serve(local)
+		defer func() {
+			// The tree's descriptors are closed only once nothing
+			// reads through them.
+			c.Close()
+			c.served.Load().wait()
+			local.Close()
+		}()
+		b, _ := wire.EncodeJSON(wire.OpenReply{Path: t.Path})
 		if err := c.send(wire.TOpenOK, 0, b); err != nil {
 			return err
 		}
@@ -221,7 +255,7 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 			c.failAfterError(err)
 			return err
 		}
-		return receive(ctx, c, root, req.Pass)
+		return receive(ctx, c, t, req.Pass)
 	}
 	err = fmt.Errorf("%w: unknown request %q", wire.ErrProtocol, req.Op)
 	c.failAfterError(err)
@@ -276,17 +310,40 @@ func PassOptions(w *wire.PassOptions) (engine.Options, error) {
 	return o, nil
 }
 
-func receive(ctx context.Context, c *Conn, root string, w *wire.PassOptions) error {
+// Target is the local directory a request names.
+type Target struct {
+	// Root is the directory, open beneath a daemon's module; nil when
+	// Path is a host path the server opens itself.
+	Root *fsx.Root
+	// Path names the directory to the client: with Root, module-relative.
+	Path string
+	// Created says the daemon created Root for a push; with no Root (a dry
+	// run), that the directory does not exist.
+	Created bool
+	// Key is the host path, only to name a push's state directory.
+	Key string
+}
+
+func receive(ctx context.Context, c *Conn, t *Target, w *wire.PassOptions) error {
 	o, err := PassOptions(w)
+	if err == nil && t.Root == nil && t.Created && !o.DryRun {
+		err = errors.New("destination not open")
+	}
+	if err == nil && w.StateDir != "" && (t.Root != nil || t.Created) {
+		// A path on this host of the client's choosing: the daemon
+		// writes only inside its modules, and keeps state itself.
+		err = errors.New("the daemon keeps the state of pushes itself: --state names a directory on the client's host only")
+	}
 	if err != nil {
 		c.failAfterError(err)
 		return err
 	}
-	o.Src, o.Dst = w.SrcName, root
+	root := t.Path
+	o.Src, o.Dst, o.DstRoot, o.DstCreated = w.SrcName, root, t.Root, t.Created
 	o.Source = c.Source(w.SrcName)
 	o.StateDir = w.StateDir
 	if o.StateDir == "" {
-		if o.StateDir, err = state.DefaultDir(w.SrcName, root); err != nil {
+		if o.StateDir, err = state.DefaultDir(w.SrcName, t.Key); err != nil {
 			c.failAfterError(err)
 			return err
 		}

@@ -66,6 +66,10 @@ func (c *Conn) Serve(local *tree.Local) {
 	c.served.Store(s)
 }
 
+// wait returns once every sender and scan has ended, after stop (the
+// connection's read loop, which starts them, has ended too).
+func (s *servedSource) wait() { s.wg.Wait() }
+
 func (s *servedSource) stop() {
 	s.stopf()
 	s.mu.Lock()
@@ -91,7 +95,11 @@ func (s *servedSource) dispatch(f wire.Frame) error {
 		sc.cond = sync.NewCond(&sc.mu)
 		s.scans[f.Stream] = sc
 		s.mu.Unlock()
-		go sc.run(req)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			sc.run(req)
+		}()
 	case wire.TCredit:
 		s.mu.Lock()
 		sc := s.scans[f.Stream]

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/scan"
@@ -311,21 +312,22 @@ func (ss *session) run(ctx context.Context, args []string) error {
 	if err == nil && len(a.paths) != 1 {
 		err = refusal("msync serves one path per request, not %d", len(a.paths))
 	}
-	var root string
-	if err == nil {
-		root, err = ss.resolve(a.paths[0])
-	}
-	if err == nil && !a.sender && ss.mod.ReadOnly {
+	if err == nil && !a.sender && !ss.shell && ss.mod.ReadOnly {
 		err = refusal("module %s is read-only", ss.mod.Name)
+	}
+	var t *target
+	if err == nil {
+		t, err = ss.resolve(a.paths[0])
 	}
 	if err != nil {
 		ss.fail(err)
 		return err
 	}
+	defer t.dir.Close()
 	if a.sender {
-		err = ss.serveSender(ctx, root, ss.topName(a.paths[0], root))
+		err = ss.serveSender(ctx, t, ss.topName(a.paths[0], t.host))
 	} else {
-		err = ss.serveReceiver(ctx, root)
+		err = ss.serveReceiver(ctx, t)
 	}
 	if err != nil {
 		ss.fail(err)
@@ -421,39 +423,111 @@ func (ss *session) fail(err error) {
 	ss.bw.Flush()
 }
 
-// resolve maps a requested "module/sub/path" to a directory of the module,
-// never through a symlink and never outside it.
-func (ss *session) resolve(p string) (string, error) {
+// target is what a request names, open: the daemon never reaches it
+// again by a path string.
+type target struct {
+	dir     *fsx.Root // the directory served or received into
+	file    string    // a pull of one file: its name in dir
+	created bool      // a push created dir
+	host    string    // its host path, for the state dir's name; never opened
+}
+
+// testHookResolved runs once a daemon request's directory is open, before
+// it is used; tests hold a request there.
+var testHookResolved func()
+
+// resolve opens what a requested "module/sub/path" names: a directory of
+// the module, or for a pull a regular file in one. The module is opened
+// once and the path resolved beneath that descriptor, never through a
+// symlink nor outside it; a push creates the directories it names. Errors
+// name module paths only.
+func (ss *session) resolve(p string) (*target, error) {
+	var base *fsx.Root
+	var clean string
+	var err error
 	if ss.shell {
-		return filepath.Clean(p), nil
+		// Any path the shell's user can reach.
+		clean = filepath.Clean(p)
+		t := &target{host: clean}
+		if !ss.args.sender {
+			if _, err := os.Lstat(clean); errors.Is(err, os.ErrNotExist) {
+				t.created = true
+			}
+			if err := os.MkdirAll(clean, 0o755); err != nil {
+				return nil, err
+			}
+		}
+		if t.dir, err = fsx.OpenRoot(clean); err == nil || !ss.args.sender || !errors.Is(err, unix.ENOTDIR) {
+			return t, err
+		}
+		dir := filepath.Dir(clean)
+		if base, err = fsx.OpenRoot(dir); err != nil {
+			return nil, err
+		}
+		clean = filepath.Base(clean)
+	} else {
+		rel, ok := strings.CutPrefix(p, ss.mod.Name)
+		if !ok || (rel != "" && rel[0] != '/') {
+			return nil, fmt.Errorf("path %q is not in module %s", p, ss.mod.Name)
+		}
+		if clean, err = cleanName(strings.TrimPrefix(rel, "/")); err != nil {
+			return nil, fmt.Errorf("path %q: %w", p, err)
+		}
+		clean = strings.Trim(clean, "/")
+		if clean == "." {
+			clean = ""
+		}
+		if base, err = fsx.OpenRootAs(ss.mod.Path, ss.mod.Name); err != nil {
+			return nil, fmt.Errorf("module %s: %w", ss.mod.Name, errors.Unwrap(err))
+		}
 	}
-	rel, ok := strings.CutPrefix(p, ss.mod.Name)
-	if !ok || (rel != "" && rel[0] != '/') {
-		return "", fmt.Errorf("path %q is not in module %s", p, ss.mod.Name)
-	}
-	clean, err := cleanName(strings.TrimPrefix(rel, "/"))
+	defer base.Close()
+	t, err := resolveBeneath(base, clean, ss.args.sender)
 	if err != nil {
-		return "", fmt.Errorf("path %q: %w", p, err)
+		return nil, fmt.Errorf("path %q: %w", p, err)
 	}
-	dir := ss.mod.Path
-	for _, c := range strings.Split(clean, "/") {
-		if c == "" {
-			continue
-		}
-		dir = filepath.Join(dir, c)
-		fi, err := os.Lstat(dir)
-		switch {
-		case errors.Is(err, os.ErrNotExist) && !ss.args.sender:
-			continue // a push may create it
-		case err != nil:
-			return "", err
-		case fi.Mode().IsRegular() && ss.args.sender && dir == filepath.Join(ss.mod.Path, clean):
-			// a pull of one file
-		case !fi.IsDir():
-			return "", fmt.Errorf("path %q: %s is not a directory (or is a symlink)", p, c)
+	if ss.shell {
+		t.host = filepath.Join(base.Path, clean)
+	} else {
+		t.host = filepath.Join(ss.mod.Path, clean)
+	}
+	if testHookResolved != nil {
+		testHookResolved()
+	}
+	return t, nil
+}
+
+// resolveBeneath opens rel beneath base: a directory, or for a sender a
+// regular file in one; a receiver creates the directories it names.
+func resolveBeneath(base *fsx.Root, rel string, sender bool) (*target, error) {
+	t := &target{}
+	if !sender {
+		var err error
+		if t.created, err = base.MkdirAll(rel, 0o755); err != nil {
+			return nil, err
 		}
 	}
-	return dir, nil
+	dir, err := base.OpenDir(rel)
+	if err == nil || !sender || rel == "" || !errors.Is(err, unix.ENOTDIR) {
+		t.dir = dir
+		return t, err
+	}
+	// Perhaps a pull of one file: it must be a regular file.
+	parent, name := fsx.Split(rel)
+	if t.dir, err = base.OpenDir(parent); err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(t.dir.Fd(), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		t.dir.Close()
+		return nil, &os.PathError{Op: "lstat", Path: t.dir.Join(name), Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.dir.Close()
+		return nil, fmt.Errorf("%s is not a directory nor a regular file (a symlink?)", t.dir.Join(name))
+	}
+	t.file = name
+	return t, nil
 }
 
 // topName is the name a request's top directory is sent under: "" for
@@ -492,24 +566,27 @@ func (ss *session) readExcludes() ([]string, error) {
 
 // serveSender answers a stock client's pull of root, sent under top (see
 // topName).
-func (ss *session) serveSender(ctx context.Context, root, top string) error {
+func (ss *session) serveSender(ctx context.Context, t *target, top string) error {
 	excludes, err := ss.readExcludes()
 	if err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(root, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: root, Err: err}
+	dir, err := t.dir.Dup()
+	if err != nil {
+		return err
 	}
-	var local *tree.Local
+	local := tree.NewLocalAt(dir)
 	var entries []*manifest.Entry
 	var problems []scan.Problem
-	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+	if t.file != "" {
 		// One file: sent by its name, from its directory.
-		local = tree.NewLocal(filepath.Dir(root))
-		entries, top = []*manifest.Entry{scan.FromStat(filepath.Base(root), &st)}, ""
+		var st unix.Stat_t
+		if err := unix.Fstatat(dir.Fd(), t.file, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			local.Close()
+			return &os.PathError{Op: "lstat", Path: dir.Join(t.file), Err: err}
+		}
+		entries, top = []*manifest.Entry{scan.FromStat(t.file, &st)}, ""
 	} else {
-		local = tree.NewLocal(root)
 		var err error
 		if entries, problems, err = scanAll(ctx, local, excludes); err != nil {
 			local.Close()
@@ -563,7 +640,7 @@ func (ss *session) serveSender(ctx context.Context, root, top string) error {
 }
 
 // serveReceiver takes a stock client's push into root with msync's engine.
-func (ss *session) serveReceiver(ctx context.Context, root string) error {
+func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 	var excludes []string
 	if ss.args.delete {
 		// A pushing client sends its rules only when it deletes.
@@ -575,19 +652,16 @@ func (ss *session) serveReceiver(ctx context.Context, root string) error {
 	c := &Client{name: ss.name, log: ss.s.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}),
 		kick: make(chan struct{}, 1), server: true, dec: ss.dec, enc: ss.enc, seed: ss.seed,
 		closer: func() error { return nil }, fields: ss.args.fields()}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return err
-	}
 	// A client pushing "dir" (no trailing slash) sends no top directory:
 	// the destination's own stands in, unchanged.
 	var st unix.Stat_t
-	if err := unix.Lstat(root, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: root, Err: err}
+	if err := unix.Fstat(t.dir.Fd(), &st); err != nil {
+		return &os.PathError{Op: "stat", Path: t.dir.Path, Err: err}
 	}
 	c.root = scan.FromStat("", &st)
-	sd, err := state.DefaultDir("rsync-daemon:"+ss.mod.Name, root)
+	sd, err := state.DefaultDir("rsync-daemon:"+ss.mod.Name, t.host)
 	if ss.shell {
-		sd, err = state.DefaultDir("rsync-shell", root)
+		sd, err = state.DefaultDir("rsync-shell", t.host)
 	}
 	if err != nil {
 		return err
@@ -597,7 +671,8 @@ func (ss *session) serveReceiver(ctx context.Context, root string) error {
 	}
 	// rsync's semantics: nothing is deleted without --delete, and then
 	// everything the client does not have.
-	o := engine.Options{Kind: engine.Initial, Src: ss.name, Dst: root, StateDir: sd, Source: c, Exclude: excludes,
+	o := engine.Options{Kind: engine.Initial, Src: ss.name, Dst: t.dir.Path, DstRoot: t.dir, DstCreated: t.created,
+		StateDir: sd, Source: c, Exclude: excludes,
 		Owners: os.Geteuid() == 0 && ss.args.owner && ss.args.group, Sparse: ss.args.sparse, Delta: engine.DeltaNever, Workers: 32,
 		DeleteExtraneous: ss.args.delete, Log: ss.s.Log}
 	res, err := engine.Run(ctx, o)

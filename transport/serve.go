@@ -87,7 +87,7 @@ func (d *DaemonConfig) resolve(req *wire.OpenRequest) (*remote.Target, error) {
 	sub = strings.Trim(sub, "/")
 	if sub != "" {
 		if err := manifest.ValidPath(sub); err != nil {
-			return nil, fmt.Errorf("path %q: %w", sub, err)
+			return nil, err // names the path
 		}
 	}
 	base, err := fsx.OpenRootAs(m.Path, m.Name)

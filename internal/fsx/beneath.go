@@ -1,6 +1,7 @@
 package fsx
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -68,7 +69,18 @@ func (r *Root) MkdirAll(rel string, perm uint32) (created bool, err error) {
 		case err == nil:
 			created = true
 		case err == unix.EEXIST:
-			created = false // the next lookup refuses anything but a directory
+			// The next lookup refuses anything but a directory; the last
+			// component is checked here.
+			created = false
+			var st unix.Stat_t
+			if end == len(rel) {
+				if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+					return false, &os.PathError{Op: "lstat", Path: r.Join(p), Err: err}
+				}
+				if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+					return false, &os.PathError{Op: "mkdir", Path: r.Join(p), Err: errors.New("not a directory (symlink or file in the way)")}
+				}
+			}
 		default:
 			return false, &os.PathError{Op: "mkdir", Path: r.Join(p), Err: err}
 		}

@@ -248,3 +248,31 @@ func TestDaemonVerifyStaysInModule(t *testing.T) {
 		t.Errorf("the hashing scan listed %q, want the module's directory", paths)
 	}
 }
+
+// A push to the msync daemon keeps its state in the daemon's own state
+// directory: the client's --state only names one of those, never a path
+// on the daemon's host.
+func TestDaemonPushStateStaysHome(t *testing.T) {
+	f := newConfineFixture(t)
+	dial := f.startDaemon(t)
+	testHookResolved = nil
+	ctx := context.Background()
+	for round := range 2 {
+		c := dial()
+		local := tree.NewLocal(f.mod + "/sub")
+		res, err := c.Push(ctx, local, "m/copy", "", wire.PassOptions{Kind: []string{"initial", "catchup"}[round], SrcName: "t:sub",
+			StateDir: filepath.Join(f.outside, "state")}, remote.PushHandlers{})
+		local.Close()
+		c.Close()
+		if err != nil || res.Stats.Failed != 0 {
+			t.Fatalf("push %d: %v %+v", round, err, res)
+		}
+	}
+	if b, err := os.ReadFile(f.mod + "/copy/inside"); err != nil || string(b) != "in the module" {
+		t.Errorf("the push did not land: %q, %v", b, err)
+	}
+	f.untouched(t)
+	if ds, _ := filepath.Glob(filepath.Join(f.base, "state", "msync", "state-to-copy-*", "dst.manifest")); len(ds) != 1 {
+		t.Errorf("the push's state: %q, want one directory in the daemon's state", ds)
+	}
+}

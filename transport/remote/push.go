@@ -329,11 +329,6 @@ func receive(ctx context.Context, c *Conn, t *Target, w *wire.PassOptions) error
 	if err == nil && t.Root == nil && t.Created && !o.DryRun {
 		err = errors.New("destination not open")
 	}
-	if err == nil && w.StateDir != "" && (t.Root != nil || t.Created) {
-		// A path on this host of the client's choosing: the daemon
-		// writes only inside its modules, and keeps state itself.
-		err = errors.New("the daemon keeps the state of pushes itself: --state names a directory on the client's host only")
-	}
 	if err != nil {
 		c.failAfterError(err)
 		return err
@@ -342,8 +337,15 @@ func receive(ctx context.Context, c *Conn, t *Target, w *wire.PassOptions) error
 	o.Src, o.Dst, o.DstRoot, o.DstCreated = w.SrcName, root, t.Root, t.Created
 	o.Source = c.Source(w.SrcName)
 	o.StateDir = w.StateDir
-	if o.StateDir == "" {
-		if o.StateDir, err = state.DefaultDir(w.SrcName, t.Key); err != nil {
+	if daemon := t.Root != nil || t.Created; o.StateDir == "" || daemon {
+		// A daemon writes only in its modules and its own state: a
+		// client's --state names one of its state directories, never
+		// a path on this host.
+		key := w.SrcName
+		if daemon && w.StateDir != "" {
+			key = w.StateDir
+		}
+		if o.StateDir, err = state.DefaultDir(key, t.Key); err != nil {
 			c.failAfterError(err)
 			return err
 		}

@@ -96,8 +96,10 @@ func (d *DaemonConfig) resolve(req *wire.OpenRequest) (*remote.Target, error) {
 	}
 	defer base.Close()
 	t := &remote.Target{Path: base.Join(sub), Key: filepath.Join(m.Path, sub)}
-	if req.Op == "receive" && (req.Pass == nil || !req.Pass.DryRun) {
-		if t.Created, err = base.MkdirAll(sub, 0o755); err != nil {
+	if req.Op == "receive" && req.Pass != nil && !req.Pass.DryRun {
+		// As a local pass creates its destination: private until the
+		// pass sets the source's mode.
+		if t.Created, err = base.MkdirAll(sub, 0o700); err != nil {
 			return nil, err
 		}
 	}

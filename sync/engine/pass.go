@@ -458,6 +458,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 		defer r.Close()
 		p.dst = &dest{root: r, owners: o.Owners, xattrNS: ns, fsync: o.Fsync}
+		p.dst.watchACL(o.Dst)
 		p.dirs = r.NewDirs()
 		defer p.dirs.Close()
 	}
@@ -851,7 +852,7 @@ func sameType(s, d *manifest.Entry) bool {
 }
 
 // metaFlags returns rsync's itemize letters for what differs apart from
-// content: positions t, p, o, g and x of "YXcstpoguax".
+// content: positions t, p, o, g, a (ACLs) and x of "YXcstpoguax".
 func (p *pass) metaFlags(s, d *manifest.Entry) (code [11]byte, differs bool) {
 	for i := range code {
 		code[i] = '.'
@@ -868,8 +869,16 @@ func (p *pass) metaFlags(s, d *manifest.Entry) (code [11]byte, differs bool) {
 	if p.o.Owners && s.GID != d.GID {
 		code[7], differs = 'g', true
 	}
-	if p.o.Xattrs && !manifest.XattrsEqual(s.Xattrs, d.Xattrs) {
-		code[10], differs = 'x', true
+	if p.o.Xattrs {
+		if x, a := manifest.XattrsDiffer(s.Xattrs, d.Xattrs); x || a {
+			if a {
+				code[9] = 'a'
+			}
+			if x {
+				code[10] = 'x'
+			}
+			differs = true
+		}
 	}
 	return code, differs
 }
@@ -889,6 +898,9 @@ func typeLetter(t manifest.Type) byte {
 }
 
 func (p *pass) handle(s, d, m *manifest.Entry) {
+	if p.dst != nil {
+		p.dst.seeACL(s, d)
+	}
 	parent := p.top()
 	if parent.deleting || parent.failed {
 		if d != nil && d.Type == manifest.TypeDir {
@@ -923,11 +935,6 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 			p.emit(&slot{src: m, dst: d})
 			return
 		}
-	}
-	if s.Type == manifest.TypeSocket {
-		p.note(s.Path, "sockets are not copied")
-		p.emit(&slot{src: s, dst: d})
-		return
 	}
 	if (s.Type == manifest.TypeChar || s.Type == manifest.TypeBlock) && !p.root {
 		p.note(s.Path, "device nodes need root")

@@ -531,13 +531,14 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 	return out, nil
 }
 
-// wantXattrs: user xattrs exist only on files and directories; root also
-// reads the trusted. and security. namespaces of other objects.
+// wantXattrs: user xattrs exist only on files and directories, but any
+// object except a symlink may have an ACL; root also reads the trusted.
+// and security. namespaces of symlinks.
 func (s *Scanner) wantXattrs(e *manifest.Entry) bool {
 	if e.Type == manifest.TypeFile && s.cfg.FileXattrsLater {
 		return false
 	}
-	return len(s.cfg.Xattrs) > 0 && (e.Type == manifest.TypeFile || e.Type == manifest.TypeDir || s.isRoot)
+	return len(s.cfg.Xattrs) > 0 && (e.Type != manifest.TypeSymlink || s.isRoot)
 }
 
 func readlinkat(fd int, name string, size int64) (string, error) {

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/msync/msync/internal/rsynctest"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,5 +108,28 @@ func TestACLsOnFileSystemWithout(t *testing.T) {
 	code, out, _ = msync("verify", src, dst)
 	if code != 1 || !strings.Contains(out, "ACLs at DST: not supported") {
 		t.Fatalf("verify: exit %d\n%s", code, out)
+	}
+}
+
+// Against a stock rsync end (protocol 27: no xattrs, no ACLs) verify says
+// it did not compare them: an ACL that differs is never passed off as
+// IDENTICAL by omission.
+func TestVerifyAgainstRsyncSaysACLsNotCompared(t *testing.T) {
+	needTool(t, "rsync")
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	src, dst := base+"/src", base+"/dst"
+	write(t, src+"/f", "f", 0o644)
+	setfacl(t, "-m", "u:1234:rw", src+"/f")
+	wholeSeconds(t, src)
+	port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "data", Path: base, ReadOnly: true})
+	url := fmt.Sprintf("rsync://127.0.0.1:%d/data/src", port)
+	if code, _, e := msync("initial", url, dst, "--state", base+"/st"); code != 0 {
+		t.Fatalf("initial: exit %d: %s", code, e)
+	}
+	code, out, e := msync("verify", url, dst)
+	if code != 0 || !strings.Contains(out, "xattrs and ACLs: rsync's protocol 27 carries none") ||
+		!strings.Contains(out, "\nIDENTICAL in what was compared") {
+		t.Fatalf("verify against rsync: exit %d\n%s%s", code, out, e)
 	}
 }

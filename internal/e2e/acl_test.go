@@ -133,3 +133,40 @@ func TestVerifyAgainstRsyncSaysACLsNotCompared(t *testing.T) {
 		t.Fatalf("verify against rsync: exit %d\n%s%s", code, out, e)
 	}
 }
+
+// A pass that reads more xattrs than the last one (its state written with
+// --no-xattrs, or by an msync that did not copy ACLs) reads them afresh:
+// the xattrs and ACLs of files unchanged since are copied, not taken from
+// manifests that never held them.
+func TestXattrsReadAgainWhenTheLastPassReadOthers(t *testing.T) {
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/st"
+	write(t, src+"/f", "f", 0o644)
+	write(t, src+"/d/g", "g", 0o644)
+	must(t, unix.Setxattr(src+"/f", "user.x", []byte("1"), 0))
+	setfacl(t, "-m", "u:1234:rw", src+"/d/g")
+	setfacl(t, "-d", "-m", "u:1234:rwx", src+"/d")
+	if code, _, e := msync("initial", "--no-xattrs", src, dst, "--state", st); code != 0 {
+		t.Fatalf("initial: exit %d: %s", code, e)
+	}
+	for _, trust := range []bool{false, true} {
+		args := []string{"catchup", src, dst, "--state", st}
+		if trust {
+			args = append(args, "--trust-dest")
+		}
+		if code, _, e := msync(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, e)
+		}
+		mustRsyncClean(t, src, dst)
+		mustVerify(t, src, dst)
+		// Taken away at DST behind msync's back, with the state
+		// written by a pass without xattrs again.
+		if !trust {
+			if code, _, e := msync("catchup", "--no-xattrs", src, dst, "--state", st); code != 0 {
+				t.Fatalf("catchup --no-xattrs: exit %d: %s", code, e)
+			}
+			must(t, unix.Removexattr(dst+"/f", "user.x"))
+			setfacl(t, "-b", dst+"/d/g")
+		}
+	}
+}

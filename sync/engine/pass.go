@@ -399,6 +399,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	}
 
 	ns := p.xattrNS()
+	// Manifests that hold other xattrs than this pass reads (older state,
+	// another user, --no-xattrs) cannot stand in for a read of them.
+	freshXattrs := !st.XattrsMatch(ns)
 	var dstIt manifest.Iterator = manifest.Empty
 	var dstScan *scan.Scanner
 	if o.TrustDest && dstExists {
@@ -407,6 +410,8 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			fmt.Fprintln(o.Log, "msync: --trust-dest applies to catch-up passes; scanning the destination")
 		case st.Interrupted():
 			fmt.Fprintln(o.Log, "msync: the previous pass was interrupted; scanning the destination instead of trusting its manifest")
+		case freshXattrs:
+			fmt.Fprintln(o.Log, "msync: the last pass recorded other extended attributes; scanning the destination instead of trusting its manifest")
 		default:
 			it, closeD, err := open(state.Dest)
 			if err != nil {
@@ -434,7 +439,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			prev, p.oldDst = cache, manifest.NewPeeker(base)
 			p.dstBase = reopen(state.Dest)
 		}
-		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: p.exclude, Xattrs: ns, Prev: prev})
+		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: p.exclude, Xattrs: ns, Prev: prev, FreshXattrs: freshXattrs})
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
 		}
@@ -445,7 +450,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 
 	// The source's scan starts after the destination's: a remote source
 	// may still be connecting, and the destination scan goes on meanwhile.
-	srcScan, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Prev: srcCache, Cache: filepath.Join(st.Path, "src.scan")})
+	srcScan, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Prev: srcCache, FreshXattrs: freshXattrs, Cache: filepath.Join(st.Path, "src.scan")})
 	if err != nil {
 		return nil, fmt.Errorf("scan source %s: %w", p.src, err)
 	}
@@ -705,6 +710,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			}
 		}
 		p.res.Committed = true
+		if err := st.SetXattrs(ns); err != nil {
+			return p.res, err
+		}
 		if err := st.SettleInterrupted(interrupted); err != nil {
 			return p.res, err
 		}

@@ -47,6 +47,9 @@ type Config struct {
 	// recorded there. Changing an xattr changes the ctime, so reusing them
 	// is as safe as reusing the hash, and saves a system call per file.
 	Prev manifest.Iterator
+	// FreshXattrs: Prev was written by a scan that read other xattrs
+	// than Xattrs (see state.Dir.XattrsMatch); take only hashes from it.
+	FreshXattrs bool
 	// FileXattrsLater leaves the xattrs of regular files to whoever opens
 	// them next (a Hasher with the same namespaces reads them through the
 	// descriptor it hashes, without a lookup of the whole path).
@@ -364,7 +367,7 @@ func (s *Scanner) emit(ctx context.Context, e *manifest.Entry) error {
 		e.Hash, e.HasHash = prev.Hash, true
 	}
 	if s.cacheXattrs && e.Path != "" && s.wantXattrs(e) {
-		if prev != nil {
+		if prev != nil && !s.cfg.FreshXattrs {
 			e.Xattrs = prev.Xattrs
 		} else {
 			xs, err := s.listXattrs(e.Path)

@@ -422,6 +422,11 @@ func TestVerifyAgreesWithRsync(t *testing.T) {
 	// The bulky files add nothing here but hashing time.
 	must(t, os.Remove(src+"/big.bin"))
 	must(t, os.RemoveAll(src+"/mail"))
+	if !isRoot() {
+		// Mutations write into files; a read-only one is root's to change.
+		must(t, os.Chmod(src+"/ro", 0o755))
+		must(t, os.RemoveAll(src+"/ro"))
+	}
 	if isRoot() {
 		must(t, unix.Mknod(src+"/disk", unix.S_IFBLK|0o640, int(unix.Mkdev(7, 0))))
 		must(t, unix.Lsetxattr(src+"/abs-link", "trusted.on-a-link", []byte("1"), 0))

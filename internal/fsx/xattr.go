@@ -55,18 +55,17 @@ func ACLSupport(path string) (bool, error) {
 	return false, &os.PathError{Op: "getxattr " + manifest.ACLAccess, Path: path, Err: err}
 }
 
-// SetXattrError is the error of setting (op "setxattr") or removing the
-// xattr name: an ACL is called one, and a file system that does not support
-// it says so plainly.
+// SetXattrError is the error of setting (op "setxattr") or removing
+// ("removexattr") the xattr name of path: an ACL is called one, without
+// the path (its callers name the object; SetXattrs gets a /proc path),
+// and a file system that does not support ACLs says so plainly.
 func SetXattrError(op, name, path string, err error) error {
 	if manifest.IsACL(name) {
-		op = strings.Replace(op, "xattr", "ACL", 1)
+		op = map[string]string{"setxattr": "set ACL", "removexattr": "remove ACL"}[op]
 		if err == unix.EOPNOTSUPP {
-			if path != "" {
-				name += ": " + path
-			}
 			return fmt.Errorf("%s %s: the destination's file system does not support POSIX ACLs: %w", op, name, err)
 		}
+		return fmt.Errorf("%s %s: %w", op, name, err)
 	}
 	if path == "" {
 		return fmt.Errorf("%s %s: %w", op, name, err)

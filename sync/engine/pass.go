@@ -695,6 +695,12 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 				return p.res, fmt.Errorf("sync destination file system: %w", err)
 			}
 		}
+		if freshXattrs {
+			// Until SetXattrs below, no record says what they hold.
+			if err := st.ForgetXattrs(); err != nil {
+				return p.res, err
+			}
+		}
 		// A manifest the pass did not change stays as committed.
 		if p.srcKept {
 			srcPF.Close()
@@ -711,7 +717,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 		p.res.Committed = true
 		if err := st.SetXattrs(ns); err != nil {
-			return p.res, err
+			fmt.Fprintf(o.Log, "msync: %v (the next pass reads them again)\n", err)
 		}
 		if err := st.SettleInterrupted(interrupted); err != nil {
 			return p.res, err

@@ -29,6 +29,15 @@ func (d *Dir) XattrsMatch(ns []string) bool {
 	return slices.Equal(strings.Fields(string(b)), ns)
 }
 
+// ForgetXattrs removes the record: done before manifests that hold other
+// xattrs are committed, so that no stale record outlives them.
+func (d *Dir) ForgetXattrs() error {
+	if err := os.Remove(d.xattrsPath()); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
 // SetXattrs records that the manifests just committed hold the xattrs ns.
 func (d *Dir) SetXattrs(ns []string) error {
 	if d.XattrsMatch(ns) {

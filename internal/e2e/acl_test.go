@@ -94,9 +94,14 @@ func TestACLsOnFileSystemWithout(t *testing.T) {
 	if code, _, e := msync("initial", src, dst, "--state", base+"/st"); code != 0 {
 		t.Fatalf("initial without ACLs: exit %d: %s", code, e)
 	}
-	code, out, _ = msync("verify", src, dst)
+	code, out, _ = msync("verify", src, dst, "--state", base+"/st")
 	if code != 0 || !strings.Contains(out, "\nIDENTICAL in what was compared") || strings.Contains(out, "\nIDENTICAL:") {
 		t.Fatalf("verify: exit %d\n%s", code, out)
+	}
+	// The recorded outcome keeps the qualification.
+	if code, out, e := msync("status", "--state", base+"/st"); code != 0 ||
+		!strings.Contains(out, "last verify: IDENTICAL in what was compared (not compared: ACLs at DST") {
+		t.Fatalf("status: exit %d\n%s%s", code, out, e)
 	}
 
 	write(t, src+"/acl", "a", 0o644)

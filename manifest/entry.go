@@ -262,3 +262,57 @@ func XattrsEqual(a, b []Xattr) bool {
 	}
 	return true
 }
+
+// The POSIX ACLs of Linux are the extended attributes with these names
+// (their values in the kernel's binary form, with numeric ids): the access
+// ACL of any object but a symlink, and the default ACL of a directory.
+// They ride in Entry.Xattrs like any other, but are told apart in what
+// msync reports, as rsync's -A is told apart from its -X.
+const (
+	ACLAccess  = "system.posix_acl_access"
+	ACLDefault = "system.posix_acl_default"
+)
+
+// IsACL reports whether the xattr name is one of the POSIX ACLs.
+func IsACL(name string) bool { return name == ACLAccess || name == ACLDefault }
+
+// XattrsDiffer compares two xattr lists sorted by name and says whether
+// their ACLs (acl) and their other xattrs (xattr) differ.
+func XattrsDiffer(a, b []Xattr) (xattr, acl bool) {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		var name string
+		switch {
+		case j == len(b) || i < len(a) && a[i].Name < b[j].Name:
+			name = a[i].Name
+			i++
+		case i == len(a) || b[j].Name < a[i].Name:
+			name = b[j].Name
+			j++
+		default:
+			name = a[i].Name
+			same := bytes.Equal(a[i].Value, b[j].Value)
+			i++
+			j++
+			if same {
+				continue
+			}
+		}
+		if IsACL(name) {
+			acl = true
+		} else {
+			xattr = true
+		}
+	}
+	return xattr, acl
+}
+
+// HasXattr reports whether the list holds an xattr of that name.
+func HasXattr(xs []Xattr, name string) bool {
+	for _, x := range xs {
+		if x.Name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -676,3 +676,33 @@ func TestRecordsLargerThanTheReadBuffer(t *testing.T) {
 		}
 	}
 }
+
+func TestXattrsDiffer(t *testing.T) {
+	acl := func(v string) Xattr { return Xattr{Name: ACLAccess, Value: []byte(v)} }
+	def := func(v string) Xattr { return Xattr{Name: ACLDefault, Value: []byte(v)} }
+	user := func(v string) Xattr { return Xattr{Name: "user.a", Value: []byte(v)} }
+	for _, tc := range []struct {
+		a, b       []Xattr
+		xattr, acl bool
+	}{
+		{nil, nil, false, false},
+		{[]Xattr{acl("1"), def("2"), user("3")}, []Xattr{acl("1"), def("2"), user("3")}, false, false},
+		{[]Xattr{acl("1")}, nil, false, true},
+		{nil, []Xattr{def("1")}, false, true},
+		{[]Xattr{acl("1"), user("3")}, []Xattr{acl("2"), user("3")}, false, true},
+		{[]Xattr{acl("1"), user("3")}, []Xattr{acl("1"), user("4")}, true, false},
+		{[]Xattr{user("3")}, []Xattr{acl("1")}, true, true},
+		{[]Xattr{{Name: "trusted.x"}}, []Xattr{{Name: "user.x"}}, true, false},
+	} {
+		x, a := XattrsDiffer(tc.a, tc.b)
+		if x != tc.xattr || a != tc.acl {
+			t.Errorf("XattrsDiffer(%v, %v) = %v, %v; want %v, %v", tc.a, tc.b, x, a, tc.xattr, tc.acl)
+		}
+		if x2, a2 := XattrsDiffer(tc.b, tc.a); x2 != x || a2 != a {
+			t.Errorf("XattrsDiffer is not symmetric on %v, %v", tc.a, tc.b)
+		}
+		if XattrsEqual(tc.a, tc.b) != (!x && !a) {
+			t.Errorf("XattrsEqual disagrees on %v, %v", tc.a, tc.b)
+		}
+	}
+}

@@ -142,6 +142,10 @@ func verdict(ds Dataset) (text, cls, note string) {
 	if vr.Held > 0 {
 		note += fmt.Sprintf(", %d left behind as planned", vr.Held)
 	}
+	if len(vr.NotCompared) > 0 {
+		note += "; not compared: " + strings.Join(vr.NotCompared, "; ")
+		return "IDENTICAL in what was compared", "ok", note
+	}
 	return "IDENTICAL", "ok", note
 }
 

@@ -13,6 +13,7 @@ command -v mtree >/dev/null || need+=(mtree-netbsd)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v chromium >/dev/null || need+=(chromium) # renders the HTML report in a test
+command -v setfacl >/dev/null || need+=(acl)         # sets the POSIX ACLs the tests copy
 if [ ${#need[@]} -eq 0 ] && [ -x "$RSYNC_327" ]; then
 	exit 0
 fi

@@ -39,7 +39,7 @@ type Options struct {
 	// directories Src and Dst.
 	SrcSide, DstSide Side
 	Exclude          []string
-	Xattrs           bool // compare extended attributes
+	Xattrs           bool // compare extended attributes and POSIX ACLs
 	Owners           bool // compare numeric uid/gid
 	Workers          int  // hashing goroutines per side; 0 means 2
 	All              bool // keep "=" lines too
@@ -49,6 +49,10 @@ type Options struct {
 	Held func(e *manifest.Entry) string
 	// Progress, if set, is called with bytes hashed so far on both sides.
 	Progress func(bytes int64)
+	// NotCompared, if set, lists what the caller left out and why (as
+	// "what: why", e.g. "xattrs and ACLs: rsync's protocol 27 carries
+	// none"); the report names it. Run adds what it leaves out itself.
+	NotCompared []string
 }
 
 // Line is one path of the report.
@@ -56,7 +60,7 @@ type Line struct {
 	Code byte     `json:"-"`
 	Sign string   `json:"code"`
 	Path string   `json:"path"`
-	What []string `json:"what,omitempty"` // for "*": content, type, mode, owner, mtime, target, xattr, links, device
+	What []string `json:"what,omitempty"` // for "*": content, type, mode, owner, mtime, target, xattr, acl, links, device
 	Err  string   `json:"error,omitempty"`
 }
 
@@ -118,6 +122,9 @@ type Report struct {
 	Totals    Counts            `json:"totals"`
 	ByTop     map[string]Counts `json:"by_top_level"`
 	Identical bool              `json:"identical"`
+	// NotCompared lists what the verification did not compare, and why,
+	// as "what: why". Identical is about what was compared only.
+	NotCompared []string `json:"not_compared,omitempty"`
 }
 
 type side struct {
@@ -193,7 +200,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("destination %s: %w", dstSide, err)
 	}
 	defer b.sc.Close()
-	rep := &Report{Src: srcSide.String(), Dst: dstSide.String(), Method: method, ByTop: map[string]Counts{}}
+	rep := &Report{Src: srcSide.String(), Dst: dstSide.String(), Method: method, ByTop: map[string]Counts{},
+		NotCompared: notCompared(o, srcSide, dstSide)}
 	record := func(l Line) {
 		top := l.Path
 		if i := strings.IndexByte(l.Path, '/'); i >= 0 {
@@ -250,6 +258,34 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// notCompared lists what a verification with o leaves out, and why.
+func notCompared(o Options, src, dst Side) []string {
+	out := slices.Clone(o.NotCompared)
+	if !o.Owners {
+		out = append(out, "owners: msync is not root (--owners compares them)")
+	}
+	if !o.Xattrs {
+		if !slices.ContainsFunc(out, func(n string) bool { return strings.HasPrefix(n, "xattrs and ACLs:") }) {
+			out = append(out, "xattrs and ACLs: not asked for")
+		}
+		return out
+	}
+	if ns := fsx.XattrNamespaces(); !slices.Contains(ns, "trusted.") {
+		out = append(out, "trusted. and security. xattrs: only root reads and sets them")
+	}
+	for _, sd := range []struct {
+		name string
+		side Side
+	}{{"SRC", src}, {"DST", dst}} {
+		if l, ok := sd.side.(*tree.Local); ok {
+			if ok, err := fsx.ACLSupport(l.Root); err == nil && !ok {
+				out = append(out, "ACLs at "+sd.name+": not supported on "+sd.name+"'s file system (an ACL on the other side shows as a difference)")
+			}
+		}
+	}
+	return out
+}
+
 func compare(o Options, a, b *side, s, d *manifest.Entry) Line {
 	l := Line{Code: '=', Path: s.Path}
 	if s.Type != d.Type {
@@ -285,8 +321,14 @@ func compare(o Options, a, b *side, s, d *manifest.Entry) Line {
 	if s.Mtime != d.Mtime {
 		l.What = append(l.What, "mtime")
 	}
-	if o.Xattrs && !manifest.XattrsEqual(s.Xattrs, d.Xattrs) {
-		l.What = append(l.What, "xattr")
+	if o.Xattrs {
+		x, acl := manifest.XattrsDiffer(s.Xattrs, d.Xattrs)
+		if x {
+			l.What = append(l.What, "xattr")
+		}
+		if acl {
+			l.What = append(l.What, "acl")
+		}
 	}
 	if len(l.What) > 0 {
 		l.Code = '*'
@@ -317,6 +359,15 @@ func WriteText(w io.Writer, r *Report) error {
 	verdict := "IDENTICAL"
 	if !r.Identical {
 		verdict = "DIFFERENT"
+	}
+	if len(r.NotCompared) > 0 {
+		fmt.Fprintln(w, "not compared:")
+		for _, n := range r.NotCompared {
+			fmt.Fprintln(w, "  "+n)
+		}
+		if r.Identical {
+			verdict = "IDENTICAL in what was compared (see \"not compared\" above)"
+		}
 	}
 	_, err := fmt.Fprintf(w, "%s: %s vs %s (%s, %d bytes hashed)\n", verdict, r.Src, r.Dst, r.Method, c.Bytes)
 	return err

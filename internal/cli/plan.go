@@ -422,6 +422,7 @@ func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers 
 			fmt.Fprintln(env.Stdout)
 			tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "dataset\tclass\tsame\tdiffer\tmissing\textra\terrors\tleft behind\thashed\ttime\tresult")
+			var notCompared []string
 			for _, o := range outs {
 				if o.Report == nil {
 					fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%.1fs\tERROR\n", o.Name, o.Class, o.Elapsed)
@@ -429,6 +430,10 @@ func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers 
 				}
 				c := o.Report.Totals
 				verdict := "IDENTICAL"
+				if len(o.Report.NotCompared) > 0 {
+					verdict = "IDENTICAL in what was compared"
+					notCompared = append(notCompared, o.Name+": "+strings.Join(o.Report.NotCompared, "; "))
+				}
 				if !o.Report.Identical {
 					verdict = "DIFFERENT"
 				}
@@ -437,6 +442,13 @@ func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers 
 			}
 			tw.Flush()
 			verdict := "IDENTICAL: every dataset matches"
+			if len(notCompared) > 0 {
+				fmt.Fprintln(env.Stdout, "not compared:")
+				for _, n := range notCompared {
+					fmt.Fprintln(env.Stdout, "  "+n)
+				}
+				verdict = "IDENTICAL in what was compared: every dataset matches"
+			}
 			if code != ExitOK {
 				verdict = "DIFFERENT: see the datasets above"
 			}

@@ -7,6 +7,7 @@ import (
 	"github.com/msync/msync/report"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -187,6 +188,9 @@ func writeStatus(w io.Writer, h history) {
 	tw.Flush()
 	if v := h.Verify; v != nil {
 		verdict := "IDENTICAL"
+		if len(v.NotCompared) > 0 {
+			verdict = "IDENTICAL in what was compared (not compared: " + strings.Join(v.NotCompared, "; ") + ")"
+		}
 		if !v.Identical {
 			verdict = fmt.Sprintf("DIFFERENT (%d differ, %d missing, %d extra, %d errors)", v.Differ, v.Missing, v.Extra, v.Errors)
 		}

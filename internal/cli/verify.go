@@ -25,20 +25,24 @@ func newVerifyCommand(env Env) *cobra.Command {
 		Short: "Hash every file on both sides and report each difference",
 		Long: `Scan both trees and read every regular file on its own side (both sides in parallel),
 then compare content (xxhash64), type, mode, mtime, symlink targets, hard link structure,
-owners (as root or with --owners) and extended attributes. Files under 64 KiB are read
+owners (as root or with --owners), extended attributes and POSIX ACLs. Files under 64 KiB are read
 through io_uring where the kernel allows it (open, read and close of a directory's run of
 files in one system call); MSYNC_URING=off in the environment reads them one call at a time.
 
 Each path that does not match is printed with a code like rclone check --combined:
-  * path (what)  differs: content, type, mode, owner, mtime, target, xattr, links, device
+  * path (what)  differs: content, type, mode, owner, mtime, target, xattr, acl, links, device
   - path         missing at DST
   + path         extra at DST
   ! path: error  could not be read
   ~ path: why    left behind by the dataset's class (--plan), not a difference
---all also prints "= path" for every match. A summary per top-level directory follows.
+--all also prints "= path" for every match. A summary per top-level directory follows,
+then what was not compared and why (owners when not root, trusted./security. xattrs when
+not root, xattrs and ACLs against stock rsync or with --no-xattrs, ACLs on a file system
+without them); the verdict then reads "IDENTICAL in what was compared".
 The outcome is recorded in the pair's state directory (when it is on this host) for
 msync status and msync report.
-Exit status: 0 only when the trees are identical, 1 when anything differs, 2 on error.` + endpointHelp,
+Exit status: 0 only when the trees are identical in everything compared, 1 when anything
+differs, 2 on error.` + endpointHelp,
 		Args: planArgs(&f.plan, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := filter.New(f.excludes); err != nil {
@@ -226,7 +230,10 @@ func (f *passFlags) verifyOne(ctx context.Context, env Env, src, dst string, exc
 	o := verify.Options{Src: src, Dst: dst, SrcSide: srcSide, DstSide: dstSide, Exclude: excludes, Xattrs: !f.noXattrs,
 		Owners: f.ownersEnabled(), All: all, Workers: workers, Held: held}
 	if srcEP.Rsync() || dstEP.Rsync() {
-		o.Xattrs = false // rsync's protocol 27 carries none
+		o.Xattrs = false
+		o.NotCompared = append(o.NotCompared, "xattrs and ACLs: rsync's protocol 27 carries none")
+	} else if f.noXattrs {
+		o.NotCompared = append(o.NotCompared, "xattrs and ACLs: --no-xattrs")
 	}
 	return verify.Run(ctx, o)
 }
@@ -253,7 +260,8 @@ func (f *passFlags) verifyState(src, dst string) string {
 func verifyRecord(rep *verify.Report, start time.Time) *state.Verify {
 	c := rep.Totals
 	v := &state.Verify{Time: start, Duration: time.Since(start), Identical: rep.Identical, Method: rep.Method,
-		Same: c.Same, Differ: c.Differ, Missing: c.Missing, Extra: c.Extra, Errors: c.Errors, Held: c.Held, Bytes: c.Bytes}
+		Same: c.Same, Differ: c.Differ, Missing: c.Missing, Extra: c.Extra, Errors: c.Errors, Held: c.Held, Bytes: c.Bytes,
+		NotCompared: rep.NotCompared}
 	for _, l := range rep.Lines {
 		if l.Code == '=' || l.Code == '~' {
 			continue

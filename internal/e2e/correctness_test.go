@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,6 +69,46 @@ func buildTree(t *testing.T, src string) {
 	}
 }
 
+// buildTreeACL is buildTree plus what stock rsync's protocol 27 cannot
+// carry, for msync's own routes: POSIX ACLs set with the real setfacl (an
+// access ACL on a file and a fifo, access and default ACLs on a directory),
+// a socket, and two files identical in everything but their inode.
+func buildTreeACL(t *testing.T, src string) {
+	t.Helper()
+	buildTree(t, src)
+	for _, args := range [][]string{
+		{"-m", "u:1234:rw,g:77:r", src + "/page"},
+		{"-m", "u:9:r", src + "/fifo"},
+		{"-m", "g:55:rx", src + "/deep/a"},
+		{"-d", "-m", "u:1234:rwx", src + "/deep/a"},
+	} {
+		setfacl(t, args...)
+	}
+	must(t, unix.Mknod(src+"/mail.sock", unix.S_IFSOCK|0o750, 0))
+	write(t, src+"/twins/one", "twin", 0o640)
+	write(t, src+"/twins/two", "twin", 0o640)
+	ts := []unix.Timespec{{Sec: 1234567000}, {Sec: 1234567000}}
+	for _, p := range []string{"twins/one", "twins/two", "mail.sock"} {
+		must(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(src, p), ts, unix.AT_SYMLINK_NOFOLLOW))
+	}
+}
+
+// mutateACLs changes ACLs only: one added on a file, one entry dropped, a
+// default ACL removed.
+func mutateACLs(t *testing.T, src string) {
+	t.Helper()
+	setfacl(t, "-m", "u:4321:r", src+"/empty")
+	setfacl(t, "-x", "g:77", src+"/page")
+	setfacl(t, "-k", src+"/deep/a")
+}
+
+func setfacl(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(needTool(t, "setfacl"), args...).CombinedOutput(); err != nil {
+		t.Fatalf("setfacl %v: %v\n%s", args, err, out)
+	}
+}
+
 // mutateTree applies every kind of change a catch-up must carry.
 func mutateTree(t *testing.T, src string) {
 	r := rand.New(rand.NewPCG(3, 4))
@@ -108,7 +149,7 @@ func TestInitialAndCatchupAreExact(t *testing.T) {
 			base := t.TempDir()
 			src, dst, st := base+"/src", base+"/dst", base+"/state"
 			must(t, os.Mkdir(src, 0o755))
-			buildTree(t, src)
+			buildTreeACL(t, src)
 			res := runPass(t, engine.Initial, src, dst, st, func(o *engine.Options) { o.Delta = mode })
 			if res.Stats.Failed != 0 || !res.Committed {
 				t.Fatalf("initial: %+v", res)
@@ -119,6 +160,7 @@ func TestInitialAndCatchupAreExact(t *testing.T) {
 			// An extraneous file msync never put there survives a catch-up.
 			write(t, dst+"/extraneous", "mine", 0o644)
 			mutateTree(t, src)
+			mutateACLs(t, src)
 			res = runPass(t, engine.Catchup, src, dst, st, func(o *engine.Options) { o.Delta = mode })
 			if res.Stats.Failed != 0 {
 				t.Fatalf("catchup problems: %+v", res.Problems)

@@ -32,12 +32,12 @@ func needTool(t *testing.T, name string) string {
 
 func isRoot() bool { return os.Geteuid() == 0 }
 
-// rsyncDiff returns what `rsync -aHX --delete -c -n -i` would change: empty
-// when dst is an exact copy of src.
+// rsyncDiff returns what `rsync -aHAX --delete -c -n -i` would change:
+// empty when dst is an exact copy of src, ACLs included.
 func rsyncDiff(t *testing.T, src, dst string) string {
 	t.Helper()
 	rs := needTool(t, "rsync")
-	args := []string{"-aHX", "--delete", "-c", "-n", "-i", src + "/", dst + "/"}
+	args := []string{"-aHAX", "--delete", "-c", "-n", "-i", src + "/", dst + "/"}
 	if isRoot() {
 		args = append([]string{"--numeric-ids"}, args...)
 	}
@@ -51,7 +51,7 @@ func rsyncDiff(t *testing.T, src, dst string) string {
 func mustRsyncClean(t *testing.T, src, dst string) {
 	t.Helper()
 	if d := rsyncDiff(t, src, dst); d != "" {
-		t.Fatalf("rsync -aHX --delete -c -n -i finds differences:\n%s", d)
+		t.Fatalf("rsync -aHAX --delete -c -n -i finds differences:\n%s", d)
 	}
 }
 

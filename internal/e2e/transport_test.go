@@ -67,7 +67,7 @@ func TestTransportConformance(t *testing.T) {
 				base := t.TempDir()
 				src, dst, st := base+"/src", base+"/dst", base+"/state"
 				must(t, os.Mkdir(src, 0o755))
-				buildTree(t, src)
+				buildTreeACL(t, src)
 				from, to := tc.remote(t, src), dst
 				if dir == "push" {
 					from, to = src, tc.remote(t, dst)
@@ -84,6 +84,7 @@ func TestTransportConformance(t *testing.T) {
 
 				write(t, dst+"/extraneous", "mine", 0o644)
 				mutateTree(t, src)
+				mutateACLs(t, src)
 				r = runJSON(t, append([]string{"catchup", from, to}, flags...)...)
 				if d := strings.TrimSpace(rsyncDiff(t, src, dst)); d != "*deleting   extraneous" {
 					t.Fatalf("after catch-up rsync finds more than the extraneous file:\n%s", d)

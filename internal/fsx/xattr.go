@@ -14,22 +14,63 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// XattrNamespaces returns the xattr prefixes msync copies: user. always, and
-// trusted. and security. when running as root (only root may set them).
+// XattrNamespaces returns the xattrs msync copies: the user. namespace and
+// the POSIX ACLs (manifest.ACLAccess and ACLDefault; an owner may set them
+// on their own files) always, and the trusted. and security. namespaces
+// when running as root (only root may set them). An element ending in "."
+// is a namespace; any other names one attribute.
 func XattrNamespaces() []string {
 	if os.Geteuid() == 0 {
-		return []string{"user.", "trusted.", "security."}
+		return []string{"user.", "trusted.", "security.", manifest.ACLAccess, manifest.ACLDefault}
 	}
-	return []string{"user."}
+	return []string{"user.", manifest.ACLAccess, manifest.ACLDefault}
+}
+
+// HasACLs reports whether ns (as XattrNamespaces returns) takes in the
+// POSIX ACLs.
+func HasACLs(ns []string) bool {
+	return slices.Contains(ns, manifest.ACLAccess) || slices.Contains(ns, manifest.ACLDefault)
 }
 
 func wanted(name string, ns []string) bool {
 	for _, p := range ns {
-		if strings.HasPrefix(name, p) {
+		if strings.HasSuffix(p, ".") && strings.HasPrefix(name, p) || name == p {
 			return true
 		}
 	}
 	return false
+}
+
+// ACLSupport reports whether the file system holding path (a directory or
+// file, not a symlink) supports POSIX ACLs: a read of its access ACL finds
+// one or finds none (ENODATA) rather than failing with EOPNOTSUPP.
+func ACLSupport(path string) (bool, error) {
+	_, err := unix.Lgetxattr(path, manifest.ACLAccess, nil)
+	switch err {
+	case nil, unix.ENODATA, unix.ERANGE:
+		return true, nil
+	case unix.EOPNOTSUPP:
+		return false, nil
+	}
+	return false, &os.PathError{Op: "getxattr " + manifest.ACLAccess, Path: path, Err: err}
+}
+
+// SetXattrError is the error of setting (op "setxattr") or removing
+// ("removexattr") the xattr name of path: an ACL is called one, without
+// the path (its callers name the object; SetXattrs gets a /proc path),
+// and a file system that does not support ACLs says so plainly.
+func SetXattrError(op, name, path string, err error) error {
+	if manifest.IsACL(name) {
+		op = map[string]string{"setxattr": "set ACL", "removexattr": "remove ACL"}[op]
+		if err == unix.EOPNOTSUPP {
+			return fmt.Errorf("%s %s: the destination's file system does not support POSIX ACLs: %w", op, name, err)
+		}
+		return fmt.Errorf("%s %s: %w", op, name, err)
+	}
+	if path == "" {
+		return fmt.Errorf("%s %s: %w", op, name, err)
+	}
+	return &os.PathError{Op: op + " " + name, Path: path, Err: err}
 }
 
 // ListXattrs reads the extended attributes of path (not following a final
@@ -172,13 +213,13 @@ func SetXattrs(path string, want []manifest.Xattr, ns []string) error {
 	for _, x := range want {
 		keep[x.Name] = true
 		if err := unix.Lsetxattr(path, x.Name, x.Value, 0); err != nil {
-			return &os.PathError{Op: "setxattr " + x.Name, Path: path, Err: err}
+			return SetXattrError("setxattr", x.Name, path, err)
 		}
 	}
 	for _, x := range have {
 		if !keep[x.Name] {
 			if err := unix.Lremovexattr(path, x.Name); err != nil && err != unix.ENODATA {
-				return &os.PathError{Op: "removexattr " + x.Name, Path: path, Err: err}
+				return SetXattrError("removexattr", x.Name, path, err)
 			}
 		}
 	}

@@ -144,3 +144,64 @@ func TestListXattrsAtLongPath(t *testing.T) {
 	}
 	noListxattrat.Store(false)
 }
+
+// An element of ns without a trailing dot names one attribute: the ACLs
+// are read and set by name, and nothing else of "system." comes along.
+func TestXattrsACLByName(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// user::rw- user:1234:rw- group::r-- mask::rw- other::r--, in the
+	// kernel's form (version 2, then tag, perm, id per entry).
+	acl := []byte{2, 0, 0, 0,
+		1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+		2, 0, 6, 0, 0xd2, 0x04, 0, 0,
+		4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+		0x10, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+		0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
+	if err := unix.Setxattr(a, manifest.ACLAccess, acl, 0); err != nil {
+		if err == unix.EOPNOTSUPP {
+			t.Skipf("no ACLs on %s", dir)
+		}
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(a, "user.x", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	xs, err := ListXattrs(a, []string{manifest.ACLAccess, manifest.ACLDefault})
+	if err != nil || len(xs) != 1 || xs[0].Name != manifest.ACLAccess {
+		t.Fatalf("ListXattrs by ACL names: %v %v", xs, err)
+	}
+	ns := XattrNamespaces()
+	if !HasACLs(ns) {
+		t.Fatalf("XattrNamespaces() = %v: no ACLs", ns)
+	}
+	all, err := ListXattrs(a, ns)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("ListXattrs(%v) = %v %v", ns, all, err)
+	}
+	if err := SetXattrs(b, all, ns); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ListXattrs(b, ns)
+	if err != nil || !manifest.XattrsEqual(got, all) {
+		t.Fatalf("copied: %v %v, want %v", got, err, all)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(b, &st); err != nil || st.Mode&0o777 != 0o664 {
+		t.Fatalf("mode after the ACL: %o %v (the mask sets the group bits)", st.Mode&0o777, err)
+	}
+	if ok, err := ACLSupport(dir); !ok || err != nil {
+		t.Fatalf("ACLSupport(%s) = %v %v", dir, ok, err)
+	}
+	if err := SetXattrs(b, nil, ns); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ListXattrs(b, ns); len(got) != 0 {
+		t.Fatalf("left after removal: %v", got)
+	}
+}

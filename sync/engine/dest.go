@@ -25,6 +25,10 @@ type dest struct {
 	owners  bool
 	xattrNS []string
 	fsync   FsyncPolicy
+	// inheritedACL is set once a directory at either end was seen with a
+	// default ACL (or the destination's parent has one): a new file may
+	// then have inherited an access ACL that finishFile must remove.
+	inheritedACL atomic.Bool
 }
 
 func tempName() string {
@@ -35,6 +39,29 @@ func tempName() string {
 
 func pathErr(op string, root *fsx.Root, rel string, err error) error {
 	return &os.PathError{Op: op, Path: root.Join(rel), Err: err}
+}
+
+// watchACL sets inheritedACL when the destination's root (made by the
+// pass in a directory with a default ACL, or so set) has a default ACL.
+func (d *dest) watchACL(root string) {
+	if fsx.HasACLs(d.xattrNS) {
+		if _, err := unix.Lgetxattr(root, manifest.ACLDefault, nil); err == nil {
+			d.inheritedACL.Store(true)
+		}
+	}
+}
+
+// seeACL sets inheritedACL when s or t, the source and destination
+// entries of one path, is a directory with a default ACL. The planner
+// sees a directory before the files made in it.
+func (d *dest) seeACL(s, t *manifest.Entry) {
+	if defaultACL(s) || defaultACL(t) {
+		d.inheritedACL.Store(true)
+	}
+}
+
+func defaultACL(e *manifest.Entry) bool {
+	return e != nil && e.Type == manifest.TypeDir && len(e.Xattrs) > 0 && manifest.HasXattr(e.Xattrs, manifest.ACLDefault)
 }
 
 // createTemp makes an empty temp file in directory dirfd.
@@ -147,7 +174,14 @@ func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.E
 	if len(d.xattrNS) > 0 {
 		for _, x := range e.Xattrs {
 			if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
-				return false, fmt.Errorf("setxattr %s: %w", x.Name, err)
+				return false, fsx.SetXattrError("setxattr", x.Name, "", err)
+			}
+		}
+		// A file made in a directory with a default ACL got an access
+		// ACL from it, which the source's file may not have.
+		if d.inheritedACL.Load() && !manifest.HasXattr(e.Xattrs, manifest.ACLAccess) && fsx.HasACLs(d.xattrNS) {
+			if err := unix.Fremovexattr(fd, manifest.ACLAccess); err != nil && err != unix.ENODATA && err != unix.EOPNOTSUPP {
+				return false, fsx.SetXattrError("removexattr", manifest.ACLAccess, "", err)
 			}
 		}
 	}
@@ -232,9 +266,10 @@ func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}
-	// user. xattrs exist only on files and directories; root sets the
-	// trusted. and security. namespaces on other objects too.
-	if len(d.xattrNS) > 0 && (e.Type == manifest.TypeFile || e.Type == manifest.TypeDir || os.Geteuid() == 0) {
+	// user. xattrs exist only on files and directories, ACLs on anything
+	// but symlinks; root sets the trusted. and security. namespaces of
+	// symlinks too.
+	if len(d.xattrNS) > 0 && (e.Type != manifest.TypeSymlink || os.Geteuid() == 0) {
 		if err := fsx.SetXattrs(fsx.ProcPath(dirfd, name), e.Xattrs, d.xattrNS); err != nil {
 			return err
 		}
@@ -246,7 +281,7 @@ func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 	return nil
 }
 
-// makeSpecial creates a symlink, fifo or device node as e under a temp name
+// makeSpecial creates a symlink, fifo, socket or device node as e under a temp name
 // and renames it over name.
 func (d *dest) makeSpecial(dirfd int, name string, e *manifest.Entry) error {
 	tmp := tempName()
@@ -256,6 +291,10 @@ func (d *dest) makeSpecial(dirfd int, name string, e *manifest.Entry) error {
 		err = unix.Symlinkat(e.LinkTarget, dirfd, tmp)
 	case manifest.TypeFifo:
 		err = unix.Mknodat(dirfd, tmp, unix.S_IFIFO|0o600, 0)
+	case manifest.TypeSocket:
+		// As rsync -D makes one: a socket node no process listens on
+		// (any user may make one, as a fifo).
+		err = unix.Mknodat(dirfd, tmp, unix.S_IFSOCK|0o600, 0)
 	case manifest.TypeChar:
 		err = unix.Mknodat(dirfd, tmp, unix.S_IFCHR|0o600, int(e.Rdev))
 	case manifest.TypeBlock:

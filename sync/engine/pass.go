@@ -404,6 +404,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	}
 
 	ns := p.xattrNS()
+	// Manifests that hold other xattrs than this pass reads (older state,
+	// another user, --no-xattrs) cannot stand in for a read of them.
+	freshXattrs := !st.XattrsMatch(ns)
 	var dstIt manifest.Iterator = manifest.Empty
 	var dstScan *scan.Scanner
 	if o.TrustDest && dstExists {
@@ -412,6 +415,8 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			fmt.Fprintln(o.Log, "msync: --trust-dest applies to catch-up passes; scanning the destination")
 		case st.Interrupted():
 			fmt.Fprintln(o.Log, "msync: the previous pass was interrupted; scanning the destination instead of trusting its manifest")
+		case freshXattrs:
+			fmt.Fprintln(o.Log, "msync: the last pass recorded other extended attributes; scanning the destination instead of trusting its manifest")
 		default:
 			it, closeD, err := open(state.Dest)
 			if err != nil {
@@ -439,7 +444,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			prev, p.oldDst = cache, manifest.NewPeeker(base)
 			p.dstBase = reopen(state.Dest)
 		}
-		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Dir: o.DstRoot, Exclude: p.exclude, Xattrs: ns, Prev: prev})
+		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Dir: o.DstRoot, Exclude: p.exclude, Xattrs: ns, Prev: prev, FreshXattrs: freshXattrs})
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
 		}
@@ -450,7 +455,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 
 	// The source's scan starts after the destination's: a remote source
 	// may still be connecting, and the destination scan goes on meanwhile.
-	srcScan, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Prev: srcCache, Cache: filepath.Join(st.Path, "src.scan")})
+	srcScan, err := p.src.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude, Xattrs: ns, Prev: srcCache, FreshXattrs: freshXattrs, Cache: filepath.Join(st.Path, "src.scan")})
 	if err != nil {
 		return nil, fmt.Errorf("scan source %s: %w", p.src, err)
 	}
@@ -468,6 +473,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 		defer r.Close()
 		p.dst = &dest{root: r, owners: o.Owners, xattrNS: ns, fsync: o.Fsync}
+		p.dst.watchACL(o.Dst)
 		p.dirs = r.NewDirs()
 		defer p.dirs.Close()
 	}
@@ -698,6 +704,12 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 				return p.res, fmt.Errorf("sync destination file system: %w", err)
 			}
 		}
+		if freshXattrs {
+			// Until SetXattrs below, no record says what they hold.
+			if err := st.ForgetXattrs(); err != nil {
+				return p.res, err
+			}
+		}
 		// A manifest the pass did not change stays as committed.
 		if p.srcKept {
 			srcPF.Close()
@@ -713,6 +725,9 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			}
 		}
 		p.res.Committed = true
+		if err := st.SetXattrs(ns); err != nil {
+			fmt.Fprintf(o.Log, "msync: %v (the next pass reads them again)\n", err)
+		}
 		if err := st.SettleInterrupted(interrupted); err != nil {
 			return p.res, err
 		}
@@ -860,7 +875,7 @@ func sameType(s, d *manifest.Entry) bool {
 }
 
 // metaFlags returns rsync's itemize letters for what differs apart from
-// content: positions t, p, o, g and x of "YXcstpoguax".
+// content: positions t, p, o, g, a (ACLs) and x of "YXcstpoguax".
 func (p *pass) metaFlags(s, d *manifest.Entry) (code [11]byte, differs bool) {
 	for i := range code {
 		code[i] = '.'
@@ -877,8 +892,16 @@ func (p *pass) metaFlags(s, d *manifest.Entry) (code [11]byte, differs bool) {
 	if p.o.Owners && s.GID != d.GID {
 		code[7], differs = 'g', true
 	}
-	if p.o.Xattrs && !manifest.XattrsEqual(s.Xattrs, d.Xattrs) {
-		code[10], differs = 'x', true
+	if p.o.Xattrs {
+		if x, a := manifest.XattrsDiffer(s.Xattrs, d.Xattrs); x || a {
+			if a {
+				code[9] = 'a'
+			}
+			if x {
+				code[10] = 'x'
+			}
+			differs = true
+		}
 	}
 	return code, differs
 }
@@ -898,6 +921,9 @@ func typeLetter(t manifest.Type) byte {
 }
 
 func (p *pass) handle(s, d, m *manifest.Entry) {
+	if p.dst != nil {
+		p.dst.seeACL(s, d)
+	}
 	parent := p.top()
 	if parent.deleting || parent.failed {
 		if d != nil && d.Type == manifest.TypeDir {
@@ -932,11 +958,6 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 			p.emit(&slot{src: m, dst: d})
 			return
 		}
-	}
-	if s.Type == manifest.TypeSocket {
-		p.note(s.Path, "sockets are not copied")
-		p.emit(&slot{src: s, dst: d})
-		return
 	}
 	if (s.Type == manifest.TypeChar || s.Type == manifest.TypeBlock) && !p.root {
 		p.note(s.Path, "device nodes need root")

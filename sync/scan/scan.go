@@ -51,6 +51,9 @@ type Config struct {
 	// recorded there. Changing an xattr changes the ctime, so reusing them
 	// is as safe as reusing the hash, and saves a system call per file.
 	Prev manifest.Iterator
+	// FreshXattrs: Prev was written by a scan that read other xattrs
+	// than Xattrs (see state.Dir.XattrsMatch); take only hashes from it.
+	FreshXattrs bool
 	// FileXattrsLater leaves the xattrs of regular files to whoever opens
 	// them next (a Hasher with the same namespaces reads them through the
 	// descriptor it hashes, without a lookup of the whole path).
@@ -376,7 +379,7 @@ func (s *Scanner) emit(ctx context.Context, e *manifest.Entry) error {
 		e.Hash, e.HasHash = prev.Hash, true
 	}
 	if s.cacheXattrs && e.Path != "" && s.wantXattrs(e) {
-		if prev != nil {
+		if prev != nil && !s.cfg.FreshXattrs {
 			e.Xattrs = prev.Xattrs
 		} else {
 			xs, err := s.listXattrs(e.Path)
@@ -557,13 +560,14 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 	return out, nil
 }
 
-// wantXattrs: user xattrs exist only on files and directories; root also
-// reads the trusted. and security. namespaces of other objects.
+// wantXattrs: user xattrs exist only on files and directories, but any
+// object except a symlink may have an ACL; root also reads the trusted.
+// and security. namespaces of symlinks.
 func (s *Scanner) wantXattrs(e *manifest.Entry) bool {
 	if e.Type == manifest.TypeFile && s.cfg.FileXattrsLater {
 		return false
 	}
-	return len(s.cfg.Xattrs) > 0 && (e.Type == manifest.TypeFile || e.Type == manifest.TypeDir || s.isRoot)
+	return len(s.cfg.Xattrs) > 0 && (e.Type != manifest.TypeSymlink || s.isRoot)
 }
 
 func readlinkat(fd int, name string, size int64) (string, error) {

@@ -344,6 +344,9 @@ type Verify struct {
 	Bytes     int64         `json:"bytes_hashed"`
 	// First lists the first differences as verify printed them.
 	First []string `json:"first,omitempty"`
+	// NotCompared lists what verify did not compare, and why: Identical
+	// is about the rest only.
+	NotCompared []string `json:"not_compared,omitempty"`
 }
 
 func verifyPath(dir string) string { return filepath.Join(dir, "verify.json") }

@@ -27,6 +27,8 @@ type ScanConfig struct {
 	// Prev is the tree's last manifest, used as a hash and xattr cache by a
 	// local scan; remote scans ignore it.
 	Prev manifest.Iterator
+	// FreshXattrs: Prev holds other xattrs than Xattrs (scan.Config).
+	FreshXattrs bool
 	// Cache is a file where a remote scan keeps the last full scan it
 	// received, so that the next one can come as a diff; local scans
 	// ignore it.
@@ -119,7 +121,7 @@ func (l *Local) Scan(ctx context.Context, c ScanConfig) (Scan, error) {
 	// Hashing opens every regular file: their xattrs are read there,
 	// through the descriptor.
 	later := c.Hash && len(c.Xattrs) > 0
-	cfg := scan.Config{Root: l.Root, Exclude: ex, Xattrs: c.Xattrs, Prev: prev, FileXattrsLater: later}
+	cfg := scan.Config{Root: l.Root, Exclude: ex, Xattrs: c.Xattrs, Prev: prev, FreshXattrs: c.FreshXattrs, FileXattrsLater: later}
 	if l.at {
 		if cfg.Dir, err = l.OpenRoot(); err != nil {
 			return nil, err

@@ -313,6 +313,13 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
+	if dstExists {
+		unlock, err := lockDest(o.Dst, o.Log)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	if p.created && dstExists {
 		// Its pair now names the directory made, file system and inode.
 		if err := p.bind(st); err != nil {

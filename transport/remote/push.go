@@ -161,6 +161,13 @@ type ServerConfig struct {
 	Resolve func(req *wire.OpenRequest) (string, error)
 	// Log receives the server's own notes; nil discards them.
 	Log io.Writer
+	// StateDir, when set, chooses where a "receive" keeps its state (a
+	// daemon's own state root, keyed by what req names) and the client may
+	// not name one: a request that does is refused. Nil lets the client
+	// choose (PassOptions.StateDir, else the pair's default here): right
+	// for a server that runs as the client's own user (ssh), who could
+	// run anything on this host anyway.
+	StateDir func(req *wire.OpenRequest, root string) (string, error)
 }
 
 // Serve answers one connection: a "source" request serves a tree until the
@@ -221,7 +228,19 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 			c.failAfterError(err)
 			return err
 		}
-		return receive(ctx, c, root, req.Pass)
+		sd := req.Pass.StateDir
+		if cfg.StateDir != nil {
+			if sd != "" {
+				err := fmt.Errorf("this daemon keeps the state of pushes under its own --state-dir: a client cannot choose it (state directory %q refused)", sd)
+				c.failAfterError(err)
+				return err
+			}
+			if sd, err = cfg.StateDir(&req, root); err != nil {
+				c.failAfterError(err)
+				return err
+			}
+		}
+		return receive(ctx, c, root, sd, req.Pass)
 	}
 	err = fmt.Errorf("%w: unknown request %q", wire.ErrProtocol, req.Op)
 	c.failAfterError(err)
@@ -276,7 +295,9 @@ func PassOptions(w *wire.PassOptions) (engine.Options, error) {
 	return o, nil
 }
 
-func receive(ctx context.Context, c *Conn, root string, w *wire.PassOptions) error {
+// receive runs the pass into root, with its state in stateDir (or the
+// pair's default on this host when empty).
+func receive(ctx context.Context, c *Conn, root, stateDir string, w *wire.PassOptions) error {
 	o, err := PassOptions(w)
 	if err != nil {
 		c.failAfterError(err)
@@ -284,7 +305,7 @@ func receive(ctx context.Context, c *Conn, root string, w *wire.PassOptions) err
 	}
 	o.Src, o.Dst = w.SrcName, root
 	o.Source = c.Source(w.SrcName)
-	o.StateDir = w.StateDir
+	o.StateDir = stateDir
 	if o.StateDir == "" {
 		if o.StateDir, err = state.DefaultDir(w.SrcName, root); err != nil {
 			c.failAfterError(err)

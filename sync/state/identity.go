@@ -131,7 +131,7 @@ func (e *ForeignError) Error() string {
 	return fmt.Sprintf("state directory %s: %v: %s records\n  %s\nbut this pass is\n  %s\n"+
 		"its manifests would make this pass delete files msync never put there and miss real deletions; "+
 		"give this pair its own state directory (a new --state), or remove %s to start over with msync initial",
-		e.Dir, ErrForeign, filepath.Base(e.File), e.Recorded, e.Current, e.Dir)
+		e.Dir, ErrForeign, e.File, e.Recorded, e.Current, e.Dir)
 }
 
 func (e *ForeignError) Unwrap() error { return ErrForeign }
@@ -161,18 +161,28 @@ func (d *Dir) Bind(p Pair) error {
 			continue // a pass killed before it wrote a header
 		}
 		ident := r.Identity()
-		r.Close()
 		if ident == nil {
+			r.Close()
 			d.adopt = true
 			continue
 		}
 		var rec Pair
-		if err := json.Unmarshal(ident, &rec); err != nil {
-			return fmt.Errorf("state: %s: pair identity: %w", path, err)
+		jerr := json.Unmarshal(ident, &rec)
+		if jerr == nil && rec.Src.same(p.Src) && rec.Dst.same(p.Dst) {
+			r.Close()
+			continue
 		}
-		if !rec.Src.same(p.Src) || !rec.Dst.same(p.Dst) {
-			return &ForeignError{Dir: d.Path, File: path, Recorded: rec, Current: p}
+		// The trailer's checksum covers the record: a damaged file is
+		// reported as such, not as another pair's.
+		err = drain(r)
+		r.Close()
+		switch {
+		case err != nil:
+			return fmt.Errorf("state: %w (remove it to start over with msync initial)", err)
+		case jerr != nil:
+			return fmt.Errorf("state: %s: pair identity: %w", path, jerr)
 		}
+		return &ForeignError{Dir: d.Path, File: path, Recorded: rec, Current: p}
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -180,6 +190,17 @@ func (d *Dir) Bind(p Pair) error {
 	}
 	d.pair = b
 	return nil
+}
+
+// drain reads a manifest to its end: its trailer checks every record.
+func drain(r manifest.Iterator) error {
+	for {
+		if _, err := r.Next(); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 }
 
 // Adopt reports whether a manifest Bind read records no pair: it must be

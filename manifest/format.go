@@ -43,10 +43,15 @@ const (
 	// for paths that disappeared (see Diff streams in transport/remote).
 	FlagDiff = 1 << 3
 
-	knownFlags = FlagZstd | FlagXXH64 | FlagCompact | FlagDiff
+	// FlagIdentity: the body's first record is an identity record (see
+	// identity.go), which the trailer's checksum covers.
+	FlagIdentity = 1 << 4
 
-	tagEntry   = 0x01
-	tagTrailer = 0xFF
+	knownFlags = FlagZstd | FlagXXH64 | FlagCompact | FlagDiff | FlagIdentity
+
+	tagEntry    = 0x01
+	tagIdentity = 0x02
+	tagTrailer  = 0xFF
 
 	maxRecord     = 2 << 20
 	maxTargetLen  = 4096
@@ -305,6 +310,7 @@ type Reader struct {
 	err     error
 	compact bool
 	diff    bool
+	ident   []byte // the identity record (FlagIdentity), nil without
 }
 
 // Diff reports whether this is a diff stream (FlagDiff).
@@ -347,6 +353,12 @@ func NewReader(r io.Reader) (*Reader, error) {
 		body = zr
 	}
 	rd.br = bufio.NewReaderSize(body, 64<<10)
+	if flags&FlagIdentity != 0 {
+		if err := rd.readIdentity(); err != nil {
+			rd.Close()
+			return nil, err
+		}
+	}
 	return rd, nil
 }
 
@@ -418,8 +430,8 @@ func (r *Reader) next() (*Entry, error) {
 	return e, nil
 }
 
-// record reads the next record's tag and length, adds an
-// entry record to the digest (the trailer holds the digest of the entries)
+// record reads the next record's tag and length, adds any record
+// but the trailer to the digest (the trailer holds the digest of the entries)
 // and returns the tag and the record's body. A record that fits in br's buffer is
 // decoded where it lies: the body is br's own bytes, which release discards
 // once it is decoded (nothing decoded may keep a reference to them). A
@@ -448,13 +460,13 @@ func (r *Reader) record() (byte, []byte, error) {
 		if len(rec) < total {
 			return 0, nil, r.eof(err)
 		}
-		if tag == tagEntry {
+		if tag != tagTrailer {
 			r.digest.Write(rec)
 		}
 		r.skip = total
 		return tag, rec[hn:], nil
 	}
-	if tag == tagEntry {
+	if tag != tagTrailer {
 		r.digest.Write(hdr[:hn])
 	}
 	r.br.Discard(hn)
@@ -465,7 +477,7 @@ func (r *Reader) record() (byte, []byte, error) {
 	if _, err := io.ReadFull(r.br, p); err != nil {
 		return 0, nil, r.eof(err)
 	}
-	if tag == tagEntry {
+	if tag != tagTrailer {
 		r.digest.Write(p)
 	}
 	return tag, p, nil

@@ -92,7 +92,9 @@ func encode(t testing.TB, entries []*Entry) []byte { return encodeWith(t, NewWri
 var writers = []struct {
 	name string
 	new  func(io.Writer) (*Writer, error)
-}{{"zstd", NewWriter}, {"plain", NewStateWriter}}
+}{{"zstd", NewWriter}, {"plain", NewStateWriter}, {"identity", func(w io.Writer) (*Writer, error) {
+	return NewStateWriterFor(w, []byte(`{"src":{"path":"/a"},"dst":{"path":"/b"}}`))
+}}}
 
 func encodeWith(t testing.TB, newWriter func(io.Writer) (*Writer, error), entries []*Entry) []byte {
 	var buf bytes.Buffer

@@ -250,18 +250,27 @@ func TestDaemonVerifyStaysInModule(t *testing.T) {
 }
 
 // A push to the msync daemon keeps its state in the daemon's own state
-// directory: the client's --state only names one of those, never a path
-// on the daemon's host.
+// directory: a client naming one on the daemon's host is refused before
+// anything is created there.
 func TestDaemonPushStateStaysHome(t *testing.T) {
 	f := newConfineFixture(t)
 	dial := f.startDaemon(t)
 	testHookResolved = nil
 	ctx := context.Background()
+	c := dial()
+	local := tree.NewLocal(f.mod + "/sub")
+	_, err := c.Push(ctx, local, "m/copy", "", wire.PassOptions{Kind: "initial", SrcName: "t:sub",
+		StateDir: filepath.Join(f.outside, "state")}, remote.PushHandlers{})
+	local.Close()
+	c.Close()
+	if err == nil || !strings.Contains(err.Error(), "cannot choose") {
+		t.Fatalf("a push naming a state directory on the daemon's host: %v, want a refusal", err)
+	}
+	f.untouched(t)
 	for round := range 2 {
 		c := dial()
 		local := tree.NewLocal(f.mod + "/sub")
-		res, err := c.Push(ctx, local, "m/copy", "", wire.PassOptions{Kind: []string{"initial", "catchup"}[round], SrcName: "t:sub",
-			StateDir: filepath.Join(f.outside, "state")}, remote.PushHandlers{})
+		res, err := c.Push(ctx, local, "m/copy", "", wire.PassOptions{Kind: []string{"initial", "catchup"}[round], SrcName: "t:sub"}, remote.PushHandlers{})
 		local.Close()
 		c.Close()
 		if err != nil || res.Stats.Failed != 0 {
@@ -272,7 +281,7 @@ func TestDaemonPushStateStaysHome(t *testing.T) {
 		t.Errorf("the push did not land: %q, %v", b, err)
 	}
 	f.untouched(t)
-	if ds, _ := filepath.Glob(filepath.Join(f.base, "state", "msync", "state-to-copy-*", "dst.manifest")); len(ds) != 1 {
+	if ds, _ := filepath.Glob(filepath.Join(f.base, "state", "msync", "serve", "m.copy-*", "dst.manifest")); len(ds) != 1 {
 		t.Errorf("the push's state: %q, want one directory in the daemon's state", ds)
 	}
 }

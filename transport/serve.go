@@ -16,6 +16,7 @@ import (
 
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/wire"
 	"golang.org/x/sys/unix"
@@ -52,6 +53,24 @@ type DaemonConfig struct {
 	ReadOnly bool   // every module refuses pushes
 	Token    string // when set, clients must present it
 	Log      io.Writer
+	// StateDir is the daemon's own root for the state of the pushes it
+	// receives (state.ModuleDir); empty means state.ServeRoot().
+	StateDir string
+}
+
+// stateDir is where a push into a module keeps its state: beneath the
+// daemon's state root, keyed by module, path and source, never a path the
+// client names.
+func (d *DaemonConfig) stateDir(req *wire.OpenRequest, root string) (string, error) {
+	sr := d.StateDir
+	if sr == "" {
+		var err error
+		if sr, err = state.ServeRoot(); err != nil {
+			return "", err
+		}
+	}
+	name, sub, _ := strings.Cut(strings.Trim(req.Path, "/"), "/")
+	return state.ModuleDir(sr, name, sub, req.Pass.SrcName)
 }
 
 // testHookResolved runs once a daemon request's directory is open, before
@@ -233,7 +252,7 @@ func ServeListener(ctx context.Context, ln net.Listener, d *DaemonConfig) error 
 					fmt.Fprintf(log, "msync serve: %s: internal error: %v\n", nc.RemoteAddr(), r)
 				}
 			}()
-			err := remote.Serve(ctx, nc, remote.ServerConfig{Log: log, ResolveAt: d.resolve})
+			err := remote.Serve(ctx, nc, remote.ServerConfig{Log: log, ResolveAt: d.resolve, StateDir: d.stateDir})
 			if err != nil {
 				fmt.Fprintf(log, "msync serve: %s: %v\n", nc.RemoteAddr(), err)
 			}

@@ -381,8 +381,14 @@ func (f *passFlags) push(ctx context.Context, env Env, o engine.Options, srcEP, 
 	local := tree.NewLocal(srcEP.Path)
 	defer local.Close()
 	sd := f.state
-	if dstEP.Rsync() {
+	switch {
+	case dstEP.Rsync():
 		sd = o.StateDir
+	case dstEP.Kind == transport.Daemon && sd != "":
+		// The daemon keeps a push's state beneath its own --state-dir and
+		// refuses a client's choice.
+		fmt.Fprintf(o.Log, "msync: --state %s is not used: the msync daemon keeps the state of pushes under its own --state-dir\n", sd)
+		sd = ""
 	}
 	w := wire.PassOptions{Kind: string(o.Kind), SrcName: sourceName(srcEP.Path), StateDir: sd, Final: o.Final,
 		DryRun: o.DryRun, TrustDest: o.TrustDest, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude,

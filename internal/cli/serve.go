@@ -14,7 +14,7 @@ import (
 
 func newServeCommand(env Env) *cobra.Command {
 	var stdio, readOnly, rsyncProto bool
-	var listen, tokenFile string
+	var listen, tokenFile, stateDir string
 	var modules []string
 	c := &cobra.Command{
 		Use:   "serve (--stdio | [--rsync] --listen ADDR --module NAME=PATH[,ro] ...)",
@@ -31,8 +31,10 @@ paths, no symlinked path components). A module marked ",ro", or every module wit
 With --auth-token-file, clients must present the same token (--auth-token-file on their
 side); it is compared in constant time. The daemon does not encrypt: use it on a trusted
 network or through a tunnel, and ssh otherwise. Each connection is independent: one that
-fails (or panics) never takes the daemon down. Pushes keep their state directory on this
-host, under the daemon user's $XDG_STATE_HOME/msync.
+fails (or panics) never takes the daemon down. Pushes keep their state on this host, beneath
+--state-dir (default the daemon user's $XDG_STATE_HOME/msync/serve), one directory per
+module, path and source that the daemon names: a client cannot choose it (a client's
+--state is refused). Over --stdio the client is the ssh user itself, and its --state is used.
 
 With --rsync the daemon speaks stock rsync's daemon protocol (version 27) instead, for
 hosts that only have rsync: "rsync -a rsync://host:PORT/NAME/ dst" pulls (deltas
@@ -59,13 +61,13 @@ a trusted network.`,
 				if tokenFile != "" {
 					return &exitError{code: exitCodeUsage, err: fmt.Errorf("--auth-token-file: an rsync daemon (--rsync) has no authentication")}
 				}
-				return serveRsync(ctx, env, listen, modules, readOnly)
+				return serveRsync(ctx, env, listen, modules, readOnly, stateDir)
 			}
 			mods, err := parseModules(modules)
 			if err != nil {
 				return err
 			}
-			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr, Modules: mods}
+			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr, Modules: mods, StateDir: stateDir}
 			if tokenFile != "" {
 				b, err := os.ReadFile(tokenFile)
 				if err != nil {
@@ -94,16 +96,17 @@ a trusted network.`,
 	fl.BoolVar(&readOnly, "read-only", false, "refuse every push: modules can only be read")
 	fl.BoolVar(&rsyncProto, "rsync", false, "speak stock rsync's daemon protocol, for rsync clients (with --listen)")
 	fl.StringVar(&tokenFile, "auth-token-file", "", "require clients to present the token in this file")
+	fl.StringVar(&stateDir, "state-dir", "", "keep the state of pushes beneath this directory (default $XDG_STATE_HOME/msync/serve)")
 	return c
 }
 
 // serveRsync runs the rsync-protocol daemon.
-func serveRsync(ctx context.Context, env Env, listen string, modules []string, readOnly bool) error {
+func serveRsync(ctx context.Context, env Env, listen string, modules []string, readOnly bool, stateDir string) error {
 	mods, err := parseModules(modules)
 	if err != nil {
 		return err
 	}
-	srv := &rsync.Server{Log: env.Stderr}
+	srv := &rsync.Server{Log: env.Stderr, StateDir: stateDir}
 	for _, m := range mods {
 		srv.Modules = append(srv.Modules, rsync.Module{Name: m.Name, Path: m.Path, ReadOnly: m.ReadOnly || readOnly})
 	}

@@ -43,6 +43,7 @@ var daemon struct {
 	addr  string
 	err   error
 	token string
+	state string // the daemon's state root, removed when the tests end
 }
 
 func needDaemon(t *testing.T) string {
@@ -55,7 +56,12 @@ func needDaemon(t *testing.T) string {
 		}
 		daemon.addr = ln.Addr().String()
 		tmp, _ := filepath.EvalSymlinks(os.TempDir())
-		cfg := &transport.DaemonConfig{Modules: []transport.Module{{Name: "tmp", Path: tmp}, {Name: "ro", Path: tmp, ReadOnly: true}}}
+		if daemon.state, err = os.MkdirTemp("", "msync-e2e-daemon-state-"); err != nil {
+			daemon.err = err
+			return
+		}
+		cfg := &transport.DaemonConfig{Modules: []transport.Module{{Name: "tmp", Path: tmp}, {Name: "ro", Path: tmp, ReadOnly: true}},
+			StateDir: daemon.state}
 		go transport.ServeListener(context.Background(), ln, cfg)
 	})
 	if daemon.err != nil {
@@ -81,5 +87,8 @@ func daemonURL(t *testing.T, module, dir string) string {
 func stopSSHD() {
 	if sshd.srv != nil {
 		sshd.srv.Close()
+	}
+	if daemon.state != "" {
+		os.RemoveAll(daemon.state)
 	}
 }

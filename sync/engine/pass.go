@@ -107,6 +107,7 @@ type pass struct {
 	oldDst           *manifest.Peeker // the destination's when it is scanned
 	emitted          bool             // handle sent a slot for that path
 	srcKept, dstKept bool             // set by writeManifests
+	st               *state.Dir       // bound to the pair: writes the manifests
 }
 
 // oldDstAt returns the last destination manifest's entry at path (nil if
@@ -295,6 +296,10 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	defer cancel(nil)
 	p.stop = cancel
 
+	// The state directory is checked before anything is made at DST.
+	if err := p.bind(st); err != nil {
+		return nil, err
+	}
 	dstExists := true
 	if o.DstRoot != nil || o.DstCreated {
 		if o.DstRoot == nil && !o.DryRun {
@@ -312,6 +317,19 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		p.created = true
 	} else if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
+	}
+	if dstExists {
+		unlock, err := lockDest(o.Dst, o.DstRoot, o.Log)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	if p.created && dstExists {
+		// Its pair now names the directory made, file system and inode.
+		if err := p.bind(st); err != nil {
+			return nil, err
+		}
 	}
 
 	open := func(side state.Side) (manifest.Iterator, func(), error) {
@@ -510,6 +528,10 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			return nil, err
 		}
 		defer dstPF.Cleanup()
+	}
+	if st.Adopt() {
+		// Written again in full, to record the pair.
+		p.srcBase, p.dstBase = nil, nil
 	}
 	writerWG.Add(1)
 	go func() {
@@ -1297,8 +1319,8 @@ func (p *pass) applyDirMeta(e *manifest.Entry) error {
 func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 	var sw, dw *manifest.Keeper
 	if srcF != nil {
-		sw = manifest.NewKeeper(p.srcBase, func() (*manifest.Writer, error) { return manifest.NewStateWriter(srcF) })
-		dw = manifest.NewKeeper(p.dstBase, func() (*manifest.Writer, error) { return manifest.NewStateWriter(dstF) })
+		sw = manifest.NewKeeper(p.srcBase, func() (*manifest.Writer, error) { return p.st.NewWriter(srcF) })
+		dw = manifest.NewKeeper(p.dstBase, func() (*manifest.Writer, error) { return p.st.NewWriter(dstF) })
 	}
 	var firstErr error
 	// A deferred transfer (Rules.Last) is done only after the merge has

@@ -93,7 +93,8 @@ func (w *worker) close() {
 // TestHooks let tests change the source at exact moments of a transfer (see
 // also send.TestHooks). They must stay nil outside tests.
 var TestHooks struct {
-	AfterSign func(path string) // after the old destination copy was signed for a delta
+	AfterSign  func(path string) // after the old destination copy was signed for a delta
+	DestLocked func(dst string)  // once a pass holds its destination's lock (lockDest)
 }
 
 // errChangedWhileRead marks a read that saw the source file move under it.

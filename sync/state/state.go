@@ -24,8 +24,10 @@ import (
 
 // Dir is an open, locked state directory.
 type Dir struct {
-	Path string
-	lock *os.File
+	Path  string
+	lock  *os.File
+	pair  []byte // the pair's identity, once bound (identity.go)
+	adopt bool   // a manifest records no pair yet
 }
 
 // DefaultDir returns the state directory for a SRC and DST pair under

@@ -169,6 +169,13 @@ type ServerConfig struct {
 	ResolveAt func(req *wire.OpenRequest) (*Target, error)
 	// Log receives the server's own notes; nil discards them.
 	Log io.Writer
+	// StateDir, when set, chooses where a "receive" keeps its state (a
+	// daemon's own state root, keyed by what req names) and the client may
+	// not name one: a request that does is refused. Nil lets the client
+	// choose (PassOptions.StateDir, else the pair's default here): right
+	// for a server that runs as the client's own user (ssh), who could
+	// run anything on this host anyway.
+	StateDir func(req *wire.OpenRequest, root string) (string, error)
 }
 
 // Serve answers one connection: a "source" request serves a tree until the
@@ -255,7 +262,19 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 			c.failAfterError(err)
 			return err
 		}
-		return receive(ctx, c, t, req.Pass)
+		sd := req.Pass.StateDir
+		if cfg.StateDir != nil {
+			if sd != "" {
+				err := fmt.Errorf("this daemon keeps the state of pushes under its own --state-dir: a client cannot choose it (state directory %q refused)", sd)
+				c.failAfterError(err)
+				return err
+			}
+			if sd, err = cfg.StateDir(&req, t.Key); err != nil {
+				c.failAfterError(err)
+				return err
+			}
+		}
+		return receive(ctx, c, t, sd, req.Pass)
 	}
 	err = fmt.Errorf("%w: unknown request %q", wire.ErrProtocol, req.Op)
 	c.failAfterError(err)
@@ -324,7 +343,9 @@ type Target struct {
 	Key string
 }
 
-func receive(ctx context.Context, c *Conn, t *Target, w *wire.PassOptions) error {
+// receive runs the pass into t, with its state in stateDir (or the
+// pair's default on this host when empty).
+func receive(ctx context.Context, c *Conn, t *Target, stateDir string, w *wire.PassOptions) error {
 	o, err := PassOptions(w)
 	if err == nil && t.Root == nil && t.Created && !o.DryRun {
 		err = errors.New("destination not open")
@@ -336,16 +357,9 @@ func receive(ctx context.Context, c *Conn, t *Target, w *wire.PassOptions) error
 	root := t.Path
 	o.Src, o.Dst, o.DstRoot, o.DstCreated = w.SrcName, root, t.Root, t.Created
 	o.Source = c.Source(w.SrcName)
-	o.StateDir = w.StateDir
-	if daemon := t.Root != nil || t.Created; o.StateDir == "" || daemon {
-		// A daemon writes only in its modules and its own state: a
-		// client's --state names one of its state directories, never
-		// a path on this host.
-		key := w.SrcName
-		if daemon && w.StateDir != "" {
-			key = w.StateDir
-		}
-		if o.StateDir, err = state.DefaultDir(key, t.Key); err != nil {
+	o.StateDir = stateDir
+	if o.StateDir == "" {
+		if o.StateDir, err = state.DefaultDir(w.SrcName, t.Key); err != nil {
 			c.failAfterError(err)
 			return err
 		}

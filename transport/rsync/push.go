@@ -51,6 +51,13 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 		return nil, err
 	}
 	defer st.Close()
+	srcID, err := state.LocalEnd(o.Src)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Bind(state.Pair{Src: srcID, Dst: o.Endpoint.identity()}); err != nil {
+		return nil, err
+	}
 	prev, err := previousPaths(st)
 	if err != nil {
 		return nil, err
@@ -358,7 +365,7 @@ func commit(st *state.Dir, entries []*manifest.Entry) error {
 			return err
 		}
 		defer pf.Cleanup()
-		w, err := manifest.NewStateWriter(pf)
+		w, err := st.NewWriter(pf)
 		if err != nil {
 			return err
 		}
@@ -375,4 +382,17 @@ func commit(st *state.Dir, entries []*manifest.Entry) error {
 		}
 	}
 	return nil
+}
+
+// identity names the destination in the state directory's pair: stock
+// rsync reports nothing about its file system, so its host and path.
+func (e Endpoint) identity() state.End {
+	p := e.Path
+	if t := strings.TrimRight(p, "/"); t != "" {
+		p = t
+	}
+	if e.Daemon {
+		p = "rsync://" + e.Module + "/" + strings.TrimLeft(p, "/")
+	}
+	return state.End{Host: e.Host, Path: p}
 }

@@ -38,8 +38,9 @@ type Module struct {
 type Server struct {
 	Modules []Module
 	Log     io.Writer
-	// StateDir is where the state of pushes is kept, one directory per
-	// destination under it; empty means msync's default state location.
+	// StateDir is the root beneath which the state of pushes is kept, one
+	// directory per module and path (state.ModuleDir); empty means
+	// state.ServeRoot().
 	StateDir string
 }
 
@@ -659,19 +660,13 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 		return &os.PathError{Op: "stat", Path: t.dir.Path, Err: err}
 	}
 	c.root = scan.FromStat("", &st)
-	sd, err := state.DefaultDir("rsync-daemon:"+ss.mod.Name, t.host)
-	if ss.shell {
-		sd, err = state.DefaultDir("rsync-shell", t.host)
-	}
+	src, sd, err := ss.stateDir(t.host)
 	if err != nil {
 		return err
 	}
-	if ss.s.StateDir != "" {
-		sd = filepath.Join(ss.s.StateDir, filepath.Base(sd))
-	}
 	// rsync's semantics: nothing is deleted without --delete, and then
 	// everything the client does not have.
-	o := engine.Options{Kind: engine.Initial, Src: ss.name, Dst: t.dir.Path, DstRoot: t.dir, DstCreated: t.created,
+	o := engine.Options{Kind: engine.Initial, Src: src, Dst: t.dir.Path, DstRoot: t.dir, DstCreated: t.created,
 		StateDir: sd, Source: c, Exclude: excludes,
 		Owners: os.Geteuid() == 0 && ss.args.owner && ss.args.group, Sparse: ss.args.sparse, Delta: engine.DeltaNever, Workers: 32,
 		DeleteExtraneous: ss.args.delete, Log: ss.s.Log}
@@ -690,6 +685,30 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 		return errPartial{res.Stats.Failed}
 	}
 	return ss.enc.w.Flush()
+}
+
+// stateDir names a push's source (as the state directory's pair records
+// it) and chooses its state directory: over a remote shell, the pair's
+// default for the shell's user; in a daemon, one beneath the daemon's own
+// state root for the module and the path within it (state.ModuleDir).
+func (ss *session) stateDir(root string) (src, dir string, err error) {
+	if ss.shell {
+		dir, err = state.DefaultDir("rsync-shell", root)
+		return "rsync-shell", dir, err
+	}
+	sr := ss.s.StateDir
+	if sr == "" {
+		if sr, err = state.ServeRoot(); err != nil {
+			return "", "", err
+		}
+	}
+	rel, err := filepath.Rel(ss.mod.Path, root)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", "", fmt.Errorf("push into %s: not beneath module %s", root, ss.mod.Name)
+	}
+	src = "rsync-daemon:" + ss.mod.Name
+	dir, err = state.ModuleDir(sr, ss.mod.Name, filepath.ToSlash(rel), src)
+	return src, dir, err
 }
 
 // atLeast reports whether the decimal version v is at least min.

@@ -37,7 +37,7 @@ type OpenRequest struct {
 type PassOptions struct {
 	Kind             string   `json:"kind"`
 	SrcName          string   `json:"src_name"`
-	StateDir         string   `json:"state_dir,omitempty"`
+	StateDir         string   `json:"state_dir,omitempty"` // over ssh only: a daemon refuses it (remote.ServerConfig.StateDir)
 	Final            bool     `json:"final,omitempty"`
 	DryRun           bool     `json:"dry_run,omitempty"`
 	TrustDest        bool     `json:"trust_dest,omitempty"`

@@ -604,15 +604,33 @@ func (ss *session) serveReceiver(ctx context.Context, root string) error {
 	c.mu.Lock()
 	healthy := c.scanned && c.err == nil
 	c.mu.Unlock()
-	if err == nil && healthy {
+	if err == nil && res.Stats.Failed > 0 {
+		err = errPartial{res.Stats.Failed}
+	}
+	if healthy && (err == nil || errors.As(err, new(errPartial))) {
+		// The client exits on the goodbye: the error goes before it.
+		c.beforeBye = func() {
+			if err == nil {
+				return
+			}
+			ss.enc.w.Flush()
+			n := 0
+			for _, p := range res.Problems {
+				if p.Skipped {
+					continue
+				}
+				if n++; n > 20 {
+					break
+				}
+				ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s\n", p.Err)))
+			}
+			ss.fail(err)
+		}
 		c.finish()
 	}
 	c.broken(errors.New("pass over"))
 	if err != nil {
 		return err
-	}
-	if res.Stats.Failed > 0 {
-		return errPartial{res.Stats.Failed}
 	}
 	return ss.enc.w.Flush()
 }

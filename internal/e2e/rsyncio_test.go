@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msync/msync/internal/rsynctest"
+)
+
+// stockRun runs a stock rsync client, bounded in time so that a hang
+// fails the test instead of the CI job, and returns its exit code.
+func stockRun(t *testing.T, limit time.Duration, name string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %s: still running after %s (killed):\n%s", name, strings.Join(args, " "), limit, out)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return 0, string(out)
+}
+
+// openToAll makes dir's parents traversable by an unprivileged user.
+func openToAll(t *testing.T, dir string) {
+	t.Helper()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		must(t, err)
+		must(t, os.Chmod(d, fi.Mode().Perm()|0o005))
+	}
+}
+
+// A stock client pushing into msync serve --rsync learns that files failed
+// there: the error and exit 23, not 0 (the goodbye comes after the error).
+func TestStockClientPushFailureExits23(t *testing.T) {
+	if !isRoot() {
+		t.Skip("SKIP: chattr +i needs root")
+	}
+	needTool(t, "chattr")
+	for _, bin := range rsynctest.Binaries(t) {
+		t.Run(bin.Name, func(t *testing.T) {
+			base := t.TempDir()
+			write(t, base+"/src/ok", "fine", 0o644)
+			write(t, base+"/src/locked/new", "cannot land", 0o644)
+			must(t, os.MkdirAll(base+"/dst/locked", 0o755))
+			// Even root cannot create a file in an immutable directory.
+			if out, err := exec.Command("chattr", "+i", base+"/dst/locked").CombinedOutput(); err != nil {
+				t.Fatalf("chattr +i: %v %s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("chattr", "-i", base+"/dst/locked").Run() })
+			url := fmt.Sprintf("rsync://127.0.0.1:%d/data/dst/", startRsyncServe(t, base))
+			code, out := stockRun(t, 2*time.Minute, bin.Path, "-a", base+"/src/", url)
+			if code != 23 || !strings.Contains(out, "dst/locked: operation not permitted") || !strings.Contains(out, "file(s) failed") {
+				t.Fatalf("rsync push with a file the receiver cannot write: exit %d, want 23 and the error:\n%s", code, out)
+			}
+			if b, err := os.ReadFile(base + "/dst/ok"); err != nil || string(b) != "fine" {
+				t.Errorf("the file that could land: %q %v", b, err)
+			}
+		})
+	}
+}
+
+// A stock client that cannot open the last file it lists sends nothing for
+// it; msync serve --rsync finds that out (an end-of-phase marker) instead
+// of waiting for ever, and the client exits 23.
+func TestStockClientPushSkipsLastFile(t *testing.T) {
+	if !isRoot() {
+		t.Skip("SKIP: needs root to run stock rsync as nobody")
+	}
+	for _, bin := range rsynctest.Binaries(t) {
+		t.Run(bin.Name, func(t *testing.T) {
+			base := t.TempDir()
+			write(t, base+"/src/a", "readable", 0o644)
+			write(t, base+"/src/zz", "unreadable", 0o000)
+			openToAll(t, base+"/src")
+			url := fmt.Sprintf("rsync://127.0.0.1:%d/data/dst/", startRsyncServe(t, base))
+			code, out := stockRun(t, time.Minute, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+				bin.Path, "-rt", base+"/src/", url)
+			if code != 23 || !strings.Contains(out, "zz") {
+				t.Fatalf("rsync push with an unreadable last file: exit %d, want 23:\n%s", code, out)
+			}
+			if b, err := os.ReadFile(base + "/dst/a"); err != nil || string(b) != "readable" {
+				t.Errorf("the readable file: %q %v", b, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,195 @@
+package rsync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/msync/msync/delta"
+	"github.com/msync/msync/internal/rsynctest"
+	"github.com/msync/msync/sync/send"
+	"github.com/msync/msync/sync/tree"
+)
+
+// fakeRsh writes a remote shell that runs the command on this host, as
+// ssh would on the far one, and records its process id in pidFile.
+func fakeRsh(t *testing.T, pidFile string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rsh")
+	script := "#!/bin/sh\nshift\necho $$ > " + pidFile + "\nexec sh -c \"exec $*\"\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// reachable makes root's parents traversable by the unprivileged user a
+// stock sender runs as.
+func reachable(t *testing.T, root string) {
+	t.Helper()
+	for d := root; d != "/" && d != "."; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o005); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// fetchAll asks for every regular file of the list in order and returns
+// each answer's outcome, failing the test if any takes longer than limit.
+func fetchAll(t *testing.T, c *Client, paths []string, limit time.Duration) map[string]*send.Result {
+	t.Helper()
+	ctx := context.Background()
+	replies := make([]tree.Reply, len(paths))
+	for i, p := range paths {
+		var err error
+		if replies[i], err = c.Fetch(ctx, &send.Request{Path: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string]*send.Result{}
+	deadline := time.After(limit)
+	for i, p := range paths {
+		done := make(chan *send.Result, 1)
+		go func() {
+			delta.Apply(ctx, bytes.NewReader(nil), delta.NewOpReader(replies[i], 0), io.Discard)
+			res, _ := replies[i].Result()
+			done <- res
+		}()
+		select {
+		case res := <-done:
+			out[p] = res
+		case <-deadline:
+			t.Fatalf("no answer for %q after %s: a request the sender skipped is waited for for ever", p, limit)
+		}
+	}
+	return out
+}
+
+// A stock sender that cannot open a requested file sends nothing for it.
+// Whether the file is the last one asked for or not, unreadable or gone
+// since the list, its answer fails (a vanished one as a vanished file)
+// and the others arrive; nothing waits for ever.
+func TestPullStockSenderSkipsFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: needs root to run stock rsync as nobody")
+	}
+	for _, bin := range rsynctest.Binaries(t) {
+		for _, via := range []string{"daemon", "shell"} {
+			for _, how := range []string{"unreadable", "vanished"} {
+				t.Run(bin.Name+"/"+via+"/"+how, func(t *testing.T) {
+					root := t.TempDir()
+					for _, n := range []string{"a", "m/b", "zz"} {
+						p := filepath.Join(root, n)
+						os.MkdirAll(filepath.Dir(p), 0o755)
+						if err := os.WriteFile(p, []byte("data of "+n), 0o644); err != nil {
+							t.Fatal(err)
+						}
+					}
+					reachable(t, root)
+					if how == "unreadable" {
+						os.Chmod(filepath.Join(root, "zz"), 0)
+						os.Chmod(filepath.Join(root, "a"), 0) // one in the middle too
+					}
+					var e Endpoint
+					if via == "daemon" {
+						port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "m", Path: root, ReadOnly: true, User: "nobody", Group: "nogroup"})
+						e = Endpoint{Daemon: true, Host: "127.0.0.1", Port: port, Module: "m", Name: "rsync://m"}
+					} else {
+						e = Endpoint{Host: "localhost", Path: root, Rsh: fakeRsh(t, filepath.Join(t.TempDir(), "pid")),
+							RsyncPath: "setpriv --reuid=nobody --regid=nogroup --clear-groups " + bin.Path, Name: "shell"}
+					}
+					var log bytes.Buffer
+					c, err := Dial(context.Background(), e, Options{Log: &log})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer c.Close()
+					if _, err := c.Scan(context.Background(), tree.ScanConfig{}); err != nil {
+						t.Fatal(err)
+					}
+					if how == "vanished" {
+						os.Remove(filepath.Join(root, "zz"))
+						os.Remove(filepath.Join(root, "a"))
+					}
+					got := fetchAll(t, c, []string{"a", "m/b", "zz"}, 20*time.Second)
+					if got["m/b"].Status != send.OK {
+						t.Errorf("m/b: %+v", got["m/b"])
+					}
+					for _, p := range []string{"a", "zz"} {
+						res := got[p]
+						var pe *os.PathError
+						vanished := errors.As(res.Err, &pe) && errors.Is(pe.Err, syscall.ENOENT) && pe.Op == "open"
+						if res.Status != send.Failed || vanished != (how == "vanished") {
+							t.Errorf("%s: %+v (vanished %v), want a failure, vanished %v\n%s", p, res, vanished, how == "vanished", log.String())
+						}
+					}
+					// Over a remote shell, rsync's own exit code is the
+					// shell's: 23, or 24 for a vanished file.
+					err = c.Close()
+					if want := map[string]string{"unreadable": "exit status 23", "vanished": "exit status 24"}[how]; via == "shell" && (err == nil || err.Error() != want) {
+						t.Errorf("close: %v, want %s\n%s", err, want, log.String())
+					} else if via == "daemon" && err != nil {
+						t.Errorf("close: %v\n%s", err, log.String())
+					}
+				})
+			}
+		}
+	}
+}
+
+// A sender that stops answering (here: stopped by a signal) is waited for
+// only until the context given to Dial ends (msync's SIGINT and SIGTERM).
+func TestPullEndsWithContext(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := Dial(ctx, Endpoint{Host: "localhost", Path: root, Rsh: fakeRsh(t, pidFile), RsyncPath: bin.Path, Name: "shell"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Scan(ctx, tree.ScanConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pid, syscall.SIGSTOP)
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	r, err := c.Fetch(ctx, &send.Request{Path: "f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(100*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() {
+		res, _ := r.Result()
+		done <- res.Err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("answer after the context ended: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal(fmt.Sprintf("the answer is still awaited %s after the context ended", 10*time.Second))
+	}
+}

@@ -124,7 +124,7 @@ type Client struct {
 	// beforeBye, if set, runs just before the goodbye (server: the run's
 	// error, which a client that got the goodbye would never read).
 	beforeBye func()
-	fields listOptions     // what the file list carries
+	fields    listOptions // what the file list carries
 }
 
 // Stats are the sender's totals at the end of a run.

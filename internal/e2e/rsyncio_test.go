@@ -100,3 +100,48 @@ func TestStockClientPushSkipsLastFile(t *testing.T) {
 		})
 	}
 }
+
+// A catch-up pushed into stock rsync deletes the paths the source deleted,
+// whatever rsync's pattern characters their names hold (a name without
+// "*?[" is compared as it is, backslash included; one with them is
+// escaped for wildmatch), and nothing else: not the names such a pattern
+// would match if it were taken as a pattern, nor what msync never put there.
+func TestPushDeletesNamesWithPatternCharacters(t *testing.T) {
+	gone := []string{`back\slash`, `tail\`, `st*r`, `q?m`, `br[a]ck`, `[x`, `a\*b`, `a\[b]`, `d\ir/f`, `d*r[/f`, `sub/in\ner`}
+	kept := []string{`backslash`, `star`, `stxr`, `qam`, `brack`, `a*b`, `a\b`, `ab`, `a[b]`, `dir/f`, `sub/inner`, `sub/in\nerx`}
+	for _, bin := range rsynctest.Binaries(t) {
+		t.Run(bin.Name, func(t *testing.T) {
+			base := t.TempDir()
+			src, dst, st := base+"/src", base+"/dst", base+"/state"
+			for _, n := range append(append([]string{}, gone...), kept...) {
+				write(t, filepath.Join(src, n), n, 0o644)
+			}
+			must(t, os.MkdirAll(dst, 0o755))
+			write(t, dst+`/not\msync's`, "extraneous", 0o644)
+			port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "data", Path: base})
+			url := fmt.Sprintf("rsync://127.0.0.1:%d/data/dst", port)
+			if code, _, e := msync("initial", src, url, "--state", st); code != 0 {
+				t.Fatalf("initial: exit %d\n%s", code, e)
+			}
+			for _, n := range gone {
+				must(t, os.Remove(filepath.Join(src, n)))
+			}
+			must(t, os.Remove(src+`/d\ir`))
+			must(t, os.Remove(src+`/d*r[`))
+			code, out, e := msync("catchup", src, url, "--state", st, "-i")
+			if code != 0 {
+				t.Fatalf("catch-up: exit %d\n%s%s", code, out, e)
+			}
+			for _, n := range append(gone, `d\ir`, `d*r[`) {
+				if _, err := os.Lstat(filepath.Join(dst, n)); err == nil {
+					t.Errorf("%q: deleted at the source, still at the destination\n%s", n, out)
+				}
+			}
+			for _, n := range append(kept, `not\msync's`) {
+				if _, err := os.Lstat(filepath.Join(dst, n)); err != nil {
+					t.Errorf("%q: %v (must stay)", n, err)
+				}
+			}
+		})
+	}
+}

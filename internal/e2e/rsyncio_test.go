@@ -145,3 +145,38 @@ func TestPushDeletesNamesWithPatternCharacters(t *testing.T) {
 		})
 	}
 }
+
+// Stock clients' --exclude reaches msync serve --rsync as a bare pattern
+// (protocol 27's exclude): pulls and pushes with --delete honour it.
+func TestStockClientExcludeAgainstServe(t *testing.T) {
+	for _, bin := range rsynctest.Binaries(t) {
+		t.Run(bin.Name, func(t *testing.T) {
+			base := t.TempDir()
+			for _, n := range []string{"keep", "a.tmp", "skip/x", "sub/b.tmp", "sub/c"} {
+				write(t, base+"/src/"+n, n, 0o644)
+			}
+			url := fmt.Sprintf("rsync://127.0.0.1:%d/data/", startRsyncServe(t, base))
+			ex := []string{"--exclude", "*.tmp", "--exclude=/skip/"}
+			code, out := stockRun(t, time.Minute, bin.Path, append(append([]string{"-a"}, ex...), url+"src/", base+"/pulled/")...)
+			if code != 0 {
+				t.Fatalf("pull with --exclude: exit %d\n%s", code, out)
+			}
+			for n, want := range map[string]bool{"keep": true, "sub/c": true, "a.tmp": false, "sub/b.tmp": false, "skip": false} {
+				if _, err := os.Lstat(base + "/pulled/" + n); (err == nil) != want {
+					t.Errorf("pulled %s: %v, want present %v", n, err, want)
+				}
+			}
+			write(t, base+"/dst/old.tmp", "excluded: not deleted", 0o644)
+			write(t, base+"/dst/gone", "deleted", 0o644)
+			code, out = stockRun(t, time.Minute, bin.Path, append(append([]string{"-a", "--delete"}, ex...), base+"/src/", url+"dst/")...)
+			if code != 0 {
+				t.Fatalf("push with --delete --exclude: exit %d\n%s", code, out)
+			}
+			for n, want := range map[string]bool{"keep": true, "sub/c": true, "old.tmp": true, "a.tmp": false, "gone": false, "skip": false} {
+				if _, err := os.Lstat(base + "/dst/" + n); (err == nil) != want {
+					t.Errorf("pushed %s: %v, want present %v", n, err, want)
+				}
+			}
+		})
+	}
+}

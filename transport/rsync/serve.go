@@ -467,7 +467,8 @@ func (ss *session) topName(p, root string) string {
 }
 
 // readExcludes reads the client's filter rules: exclude rules only, as
-// patterns.
+// patterns. At protocol 27 a rule is "- PATTERN", "+ PATTERN", "!" (clear
+// the list) or a bare PATTERN, which is an exclude (what --exclude sends).
 func (ss *session) readExcludes() ([]string, error) {
 	var excludes []string
 	for {
@@ -482,11 +483,15 @@ func (ss *session) readExcludes() ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		pat, ok := strings.CutPrefix(string(b), "- ")
-		if !ok {
+		rule := string(b)
+		switch {
+		case rule == "!":
+			excludes = excludes[:0]
+			continue
+		case strings.HasPrefix(rule, "+ "):
 			return nil, refusal("msync serves exclude rules only, not %q", b)
 		}
-		excludes = append(excludes, pat)
+		excludes = append(excludes, strings.TrimPrefix(rule, "- "))
 	}
 }
 

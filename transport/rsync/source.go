@@ -83,8 +83,15 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	ioError, msgs := c.ioError, c.msgs
 	c.mu.Unlock()
 	s := &listScan{entries: fl.entries}
+	// rsync's I/O error flag: only paths that vanished while listed (a
+	// directory renamed away) is a source that changes, not a failure.
+	vanished := ioError == ioErrVanished
 	for _, m := range msgs {
-		s.problems = append(s.problems, scan.Problem{Path: "", Err: fmt.Errorf("rsync sender: %s", m)})
+		err := fmt.Errorf("rsync sender: %s", m)
+		if vanished && strings.Contains(m, " has vanished: ") {
+			err = fmt.Errorf("rsync sender: %s: %w", m, scan.ErrVanished)
+		}
+		s.problems = append(s.problems, scan.Problem{Path: "", Err: err})
 	}
 	if ioError != 0 {
 		// Some directory could not be read completely and rsync does not
@@ -94,7 +101,11 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 				e.Incomplete = true
 			}
 		}
-		if len(s.problems) == 0 {
+		switch {
+		case len(s.problems) > 0:
+		case vanished:
+			s.problems = append(s.problems, scan.Problem{Path: "", Err: fmt.Errorf("rsync sender: %w: paths disappeared while it listed them (nothing is deleted in this pass)", scan.ErrVanished)})
+		default:
 			s.problems = append(s.problems, scan.Problem{Path: "", Err: fmt.Errorf("rsync sender: I/O error %#x while listing (nothing is deleted in this pass)", ioError)})
 		}
 	}
@@ -103,6 +114,12 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	go c.flusher()
 	return s, nil
 }
+
+// rsync's I/O error flags (IOERR_GENERAL, IOERR_VANISHED).
+const (
+	ioErrGeneral  = 1
+	ioErrVanished = 2
+)
 
 // listScan serves a received file list as a scan.
 type listScan struct {

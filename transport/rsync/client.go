@@ -137,6 +137,8 @@ func Dial(ctx context.Context, e Endpoint, o Options) (*Client, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	// The sender's messages and the remote shell's stderr arrive at once.
+	o.Log = &lockedWriter{w: o.Log}
 	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}), kick: make(chan struct{}, 1), fields: allFields}
 	c.fields.checksum = e.Checksum
 	var err error

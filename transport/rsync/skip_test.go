@@ -1,11 +1,14 @@
 package rsync
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -191,5 +194,68 @@ func TestPullEndsWithContext(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal(fmt.Sprintf("the answer is still awaited %s after the context ended", 10*time.Second))
+	}
+}
+
+// Without any message naming a skipped request (a client sender pushing
+// into serve --rsync says nothing over the wire), a quiet sender with
+// requests pending is asked with the end-of-phase marker: the requests
+// before it that it did not answer fail. If it is quiet again later, the
+// run's last marker ends it: pending requests fail, later ones are
+// refused; nothing waits for ever.
+func TestSkippedRequestsFoundByMarkers(t *testing.T) {
+	defer func(p, e time.Duration) { idleProbe, idleEnd = p, e }(idleProbe, idleEnd)
+	idleProbe, idleEnd = 200*time.Millisecond, 600*time.Millisecond
+	here, there := net.Pipe()
+	defer here.Close()
+	defer there.Close()
+	markers := make(chan int, 4)
+	go func() {
+		// The sender: the list, then no answer to any file, only to markers.
+		list := flistBytes([2]string{".", "dir"}, [2]string{"a", "file"}, [2]string{"b", "file"}, [2]string{"c", "file"})
+		if _, err := there.Write(list); err != nil {
+			return
+		}
+		d := &decoder{r: bufio.NewReader(there)}
+		for n := 0; ; {
+			ndx, err := d.int32()
+			if err != nil {
+				return
+			}
+			if ndx != -1 {
+				for range 4 { // the sum head, no block sums
+					d.int32()
+				}
+				continue
+			}
+			n++
+			markers <- n
+			if n <= 2 {
+				binary.Write(there, binary.LittleEndian, int32(-1))
+			}
+		}
+	}()
+	c := &Client{name: "rsync-test", log: io.Discard, phase: make(chan struct{}, 4), finished: make(chan struct{}),
+		kick: make(chan struct{}, 1), server: true, dec: &decoder{r: bufio.NewReader(here)},
+		enc: &encoder{w: bufio.NewWriter(here)}, closer: func() error { return nil }, fields: allFields}
+	if _, err := c.Scan(context.Background(), tree.ScanConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []string{"a", "b"} {
+		got := fetchAll(t, c, []string{p}, 5*time.Second)
+		if got[p].Status != send.Failed {
+			t.Errorf("%s: %+v, want a failure", p, got[p])
+		}
+		select {
+		case n := <-markers:
+			if n != i+1 {
+				t.Errorf("after %s: marker %d, want %d", p, n, i+1)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("after %s: no marker", p)
+		}
+	}
+	if _, err := c.Fetch(context.Background(), &send.Request{Path: "c"}); err == nil || !strings.Contains(err.Error(), "ended") {
+		t.Errorf("a request after the run ended: %v, want it refused", err)
 	}
 }

@@ -180,3 +180,67 @@ func TestStockClientExcludeAgainstServe(t *testing.T) {
 		})
 	}
 }
+
+// msyncWithin runs the CLI in-process and fails the test if it has not
+// returned after limit (a hang fails here instead of timing out the job).
+func msyncWithin(t *testing.T, limit time.Duration, args ...string) (int, string, string) {
+	t.Helper()
+	type result struct {
+		code     int
+		out, err string
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, o, e := msync(args...)
+		done <- result{c, o, e}
+	}()
+	select {
+	case r := <-done:
+		return r.code, r.out, r.err
+	case <-time.After(limit):
+		t.Fatalf("msync %s: still running after %s", strings.Join(args, " "), limit)
+		return 0, "", ""
+	}
+}
+
+// A pull from stock rsync whose last file the sender cannot open (here: it
+// runs as nobody and the file is mode 000) ends with exit 23 and every
+// other file copied, over the daemon and over a remote shell.
+func TestPullFromStockRsyncUnreadableLastFile(t *testing.T) {
+	if !isRoot() {
+		t.Skip("SKIP: needs root to run stock rsync as nobody")
+	}
+	for _, bin := range rsynctest.Binaries(t) {
+		for _, via := range []string{"daemon", "shell"} {
+			t.Run(bin.Name+"/"+via, func(t *testing.T) {
+				base := t.TempDir()
+				src, dst, st := base+"/src", base+"/dst", base+"/state"
+				write(t, src+"/a", "readable", 0o644)
+				write(t, src+"/d/b", "readable too", 0o644)
+				write(t, src+"/zz", "unreadable", 0o000)
+				openToAll(t, src+"/d")
+				var args []string
+				if via == "daemon" {
+					port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "data", Path: base, ReadOnly: true, User: "nobody", Group: "nogroup"})
+					args = []string{fmt.Sprintf("rsync://127.0.0.1:%d/data/src", port), dst}
+				} else {
+					rsh := base + "/rsh"
+					write(t, rsh, "#!/bin/sh\nshift\nexec sh -c \"exec $*\"\n", 0o755)
+					args = []string{"localhost:" + src, dst, "-e", rsh, "--rsync", "--rsync-path",
+						"setpriv --reuid=nobody --regid=nogroup --clear-groups " + bin.Path}
+				}
+				for _, kind := range []string{"initial", "catchup"} {
+					code, out, e := msyncWithin(t, time.Minute, append([]string{kind, "--state", st}, args...)...)
+					if code != 23 || !strings.Contains(e, "zz") {
+						t.Fatalf("%s: exit %d, want 23 naming zz\n%s%s", kind, code, out, e)
+					}
+				}
+				for _, n := range []string{"a", "d/b"} {
+					if _, err := os.Stat(filepath.Join(dst, n)); err != nil {
+						t.Errorf("%s: %v", n, err)
+					}
+				}
+			})
+		}
+	}
+}

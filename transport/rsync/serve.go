@@ -353,7 +353,34 @@ func (ss *session) linger() {
 // that runs msync on the far side of ssh (--rsync-path="msync
 // rsync-server"): args are the client's `--server ...` arguments, in and
 // out the shell's stdio. Any path the shell's user can reach is served.
+//
+// It returns soon after ctx ends even when a read of in cannot be
+// interrupted (a terminal or a blocking pipe): the caller exits, and the
+// pass it cut short is one any kill could have cut.
 func ServeShell(ctx context.Context, in io.Reader, out io.Writer, args []string, log io.Writer) error {
+	done := make(chan error, 1)
+	go func() { done <- serveShell(ctx, in, out, args, log) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	if c, ok := in.(io.Closer); ok {
+		c.Close()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(shellGrace):
+		return fmt.Errorf("rsync-shell: %w", context.Cause(ctx))
+	}
+}
+
+// shellGrace is how long an interrupted ServeShell waits for its pass to
+// wind down.
+var shellGrace = 3 * time.Second
+
+func serveShell(ctx context.Context, in io.Reader, out io.Writer, args []string, log io.Writer) error {
 	if log == nil {
 		log = io.Discard
 	}

@@ -259,3 +259,24 @@ func TestSkippedRequestsFoundByMarkers(t *testing.T) {
 		t.Errorf("a request after the run ended: %v, want it refused", err)
 	}
 }
+
+// msync rsync-server returns soon after its context ends (SIGINT,
+// SIGTERM) even while it waits for a client that sends nothing.
+func TestServeShellEndsWithContext(t *testing.T) {
+	in, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeShell(ctx, struct{ io.Reader }{in}, io.Discard, []string{"--server", "-a", ".", t.TempDir()}, nil)
+	}()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("ServeShell after its context ended: %v", err)
+		}
+	case <-time.After(shellGrace + 5*time.Second):
+		t.Fatal("ServeShell still waits for its client after its context ended")
+	}
+}

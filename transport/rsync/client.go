@@ -284,6 +284,8 @@ func (c *Client) dialShell(ctx context.Context, e *Endpoint) error {
 	words = append(words, e.Host, rp+" "+shellquote.Join(e.serverArgs()...))
 	cmd := exec.Command(words[0], words[1:]...)
 	cmd.Stderr = c.log
+	// Wait returns even when a child of the shell keeps its output open.
+	cmd.WaitDelay = 5 * time.Second
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err

@@ -386,7 +386,9 @@ func (c *Client) flusher() {
 				continue
 			}
 		case now := <-w.C:
-			if n := c.read.Load(); n != seen {
+			// Quiet is the reader waiting for the sender between answers,
+			// not one held up by the worker writing an answer.
+			if n := c.read.Load(); n != seen || c.receiving() {
 				seen, quiet = n, now
 			} else if c.watch(now.Sub(quiet)) {
 				quiet = now
@@ -560,8 +562,15 @@ func (c *Client) receive() error {
 // only the requests not yet made fail, and the next pass does them.
 var (
 	idleProbe = 2 * time.Second
-	idleEnd   = 30 * time.Second
+	idleEnd   = 60 * time.Second
 )
+
+// receiving reports whether an answer is being received.
+func (c *Client) receiving() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current != nil
+}
 
 // watch sends a marker when requests wait and the sender has been quiet
 // for idle; it reports whether it sent one.

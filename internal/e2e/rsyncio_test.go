@@ -53,25 +53,34 @@ func TestStockClientPushFailureExits23(t *testing.T) {
 	}
 	needTool(t, "chattr")
 	for _, bin := range rsynctest.Binaries(t) {
-		t.Run(bin.Name, func(t *testing.T) {
-			base := t.TempDir()
-			write(t, base+"/src/ok", "fine", 0o644)
-			write(t, base+"/src/locked/new", "cannot land", 0o644)
-			must(t, os.MkdirAll(base+"/dst/locked", 0o755))
-			// Even root cannot create a file in an immutable directory.
-			if out, err := exec.Command("chattr", "+i", base+"/dst/locked").CombinedOutput(); err != nil {
-				t.Fatalf("chattr +i: %v %s", err, out)
-			}
-			t.Cleanup(func() { exec.Command("chattr", "-i", base+"/dst/locked").Run() })
-			url := fmt.Sprintf("rsync://127.0.0.1:%d/data/dst/", startRsyncServe(t, base))
-			code, out := stockRun(t, 2*time.Minute, bin.Path, "-a", base+"/src/", url)
-			if code != 23 || !strings.Contains(out, "dst/locked: operation not permitted") || !strings.Contains(out, "file(s) failed") {
-				t.Fatalf("rsync push with a file the receiver cannot write: exit %d, want 23 and the error:\n%s", code, out)
-			}
-			if b, err := os.ReadFile(base + "/dst/ok"); err != nil || string(b) != "fine" {
-				t.Errorf("the file that could land: %q %v", b, err)
-			}
-		})
+		for _, via := range []string{"daemon", "ssh"} {
+			t.Run(bin.Name+"/"+via, func(t *testing.T) {
+				base := t.TempDir()
+				write(t, base+"/src/ok", "fine", 0o644)
+				write(t, base+"/src/locked/new", "cannot land", 0o644)
+				must(t, os.MkdirAll(base+"/dst/locked", 0o755))
+				// Even root cannot create a file in an immutable directory.
+				if out, err := exec.Command("chattr", "+i", base+"/dst/locked").CombinedOutput(); err != nil {
+					t.Fatalf("chattr +i: %v %s", err, out)
+				}
+				t.Cleanup(func() { exec.Command("chattr", "-i", base+"/dst/locked").Run() })
+				args := []string{"-a", base + "/src/"}
+				if via == "daemon" {
+					args = append(args, fmt.Sprintf("rsync://127.0.0.1:%d/data/dst/", startRsyncServe(t, base)))
+				} else {
+					needSSHD(t)
+					args = append(args, "-e", sshCommand(), "--rsync-path", "MSYNC_E2E_MAIN=1 XDG_STATE_HOME="+base+"/state "+os.Args[0]+" rsync-server",
+						"127.0.0.1:"+base+"/dst/")
+				}
+				code, out := stockRun(t, 2*time.Minute, bin.Path, args...)
+				if code != 23 || !strings.Contains(out, "dst/locked: operation not permitted") || !strings.Contains(out, "file(s) failed") {
+					t.Fatalf("rsync push with a file the receiver cannot write: exit %d, want 23 and the error:\n%s", code, out)
+				}
+				if b, err := os.ReadFile(base + "/dst/ok"); err != nil || string(b) != "fine" {
+					t.Errorf("the file that could land: %q %v", b, err)
+				}
+			})
+		}
 	}
 }
 

@@ -82,6 +82,7 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 		return nil, err
 	}
 	defer c.closer()
+	defer c.unwatch()
 	stop := context.AfterFunc(ctx, func() { c.closer() })
 	defer stop()
 	if ep.delete {

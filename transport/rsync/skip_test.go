@@ -280,3 +280,83 @@ func TestServeShellEndsWithContext(t *testing.T) {
 		t.Fatal("ServeShell still waits for its client after its context ended")
 	}
 }
+
+// After the marker that asks a quiet sender what it skipped, requests go
+// on in rsync's redo phase and are answered as before, deltas included,
+// and the run ends cleanly with the sender's totals.
+func TestPullRequestsAfterProbeMarker(t *testing.T) {
+	for _, bin := range rsynctest.Binaries(t) {
+		t.Run(bin.Name, func(t *testing.T) {
+			root := t.TempDir()
+			old := bytes.Repeat([]byte("0123456789abcdef"), 40_000)
+			nw := append(append([]byte{}, old...), "grown tail"...)
+			for n, data := range map[string][]byte{"a": []byte("first"), "b": nw, "c": []byte("third")} {
+				if err := os.WriteFile(filepath.Join(root, n), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			var log bytes.Buffer
+			c, err := Dial(context.Background(), Endpoint{Host: "localhost", Path: root, Rsh: fakeRsh(t, pidFile), RsyncPath: bin.Path, Name: "shell"}, Options{Log: &log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Scan(context.Background(), tree.ScanConfig{}); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(pidFile)
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Quiet with a request pending: the marker goes out.
+			syscall.Kill(pid, syscall.SIGSTOP)
+			r, err := c.Fetch(context.Background(), &send.Request{Path: "a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				c.wmu.Lock()
+				m := c.markers
+				c.wmu.Unlock()
+				if m == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					syscall.Kill(pid, syscall.SIGCONT)
+					t.Fatal("no marker to a quiet sender with a request pending")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			syscall.Kill(pid, syscall.SIGCONT)
+			var out bytes.Buffer
+			if _, _, err := delta.Apply(context.Background(), bytes.NewReader(nil), delta.NewOpReader(r, 0), &out); err != nil || out.String() != "first" {
+				t.Fatalf("a: %q %v\n%s", out.String(), err, log.String())
+			}
+			// The redo phase: a delta against the old copy, and a whole file.
+			rb, err := c.Fetch(context.Background(), &send.Request{Path: "b", Mode: send.Delta, Basis: bytes.NewReader(old), BasisSize: int64(len(old))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.Reset()
+			if _, _, err := delta.Apply(context.Background(), bytes.NewReader(old), delta.NewOpReader(rb, int64(len(old))), &out); err != nil || !bytes.Equal(out.Bytes(), nw) {
+				t.Fatalf("b after the marker: %d bytes, %v\n%s", out.Len(), err, log.String())
+			}
+			if res, _ := rb.Result(); res.Status != send.OK || res.Stats.Matched == 0 {
+				t.Errorf("b after the marker: %+v, want a delta", res)
+			}
+			got := fetchAll(t, c, []string{"c"}, 10*time.Second)
+			if got["c"].Status != send.OK {
+				t.Errorf("c after the marker: %+v", got["c"])
+			}
+			if err := c.Close(); err != nil {
+				t.Errorf("close: %v\n%s", err, log.String())
+			}
+			if c.stats.Size == 0 {
+				t.Errorf("the sender's totals did not arrive: %+v", c.stats)
+			}
+		})
+	}
+}

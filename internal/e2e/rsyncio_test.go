@@ -73,7 +73,7 @@ func TestStockClientPushFailureExits23(t *testing.T) {
 						"127.0.0.1:"+base+"/dst/")
 				}
 				code, out := stockRun(t, 2*time.Minute, bin.Path, args...)
-				if code != 23 || !strings.Contains(out, "dst/locked: operation not permitted") || !strings.Contains(out, "file(s) failed") {
+				if code != 23 || !strings.Contains(out, "dst/locked: operation not permitted") || (via == "daemon" && strings.Contains(out, base)) || !strings.Contains(out, "file(s) failed") {
 					t.Fatalf("rsync push with a file the receiver cannot write: exit %d, want 23 and the error:\n%s", code, out)
 				}
 				if b, err := os.ReadFile(base + "/dst/ok"); err != nil || string(b) != "fine" {

@@ -654,7 +654,12 @@ func (ss *session) serveReceiver(ctx context.Context, root string) error {
 				if n++; n > 20 {
 					break
 				}
-				ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s\n", p.Err)))
+				msg := p.Err
+				if mp := filepath.Clean(ss.mod.Path); !ss.shell && mp != "/" {
+					// The client knows the module, not where it lives.
+					msg = strings.ReplaceAll(msg, mp, ss.mod.Name)
+				}
+				ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s\n", msg)))
 			}
 			ss.fail(err)
 		}

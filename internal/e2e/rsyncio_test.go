@@ -161,16 +161,17 @@ func TestStockClientExcludeAgainstServe(t *testing.T) {
 	for _, bin := range rsynctest.Binaries(t) {
 		t.Run(bin.Name, func(t *testing.T) {
 			base := t.TempDir()
-			for _, n := range []string{"keep", "a.tmp", "skip/x", "sub/b.tmp", "sub/c"} {
+			for _, n := range []string{"keep", "a.tmp", "skip/x", "sub/b.tmp", "sub/c", "- dash"} {
 				write(t, base+"/src/"+n, n, 0o644)
 			}
 			url := fmt.Sprintf("rsync://127.0.0.1:%d/data/", startRsyncServe(t, base))
-			ex := []string{"--exclude", "*.tmp", "--exclude=/skip/"}
+			// A pattern that starts like a prefix goes as "- PATTERN".
+			ex := []string{"--exclude", "*.tmp", "--exclude=/skip/", "--filter=- - dash"}
 			code, out := stockRun(t, time.Minute, bin.Path, append(append([]string{"-a"}, ex...), url+"src/", base+"/pulled/")...)
 			if code != 0 {
 				t.Fatalf("pull with --exclude: exit %d\n%s", code, out)
 			}
-			for n, want := range map[string]bool{"keep": true, "sub/c": true, "a.tmp": false, "sub/b.tmp": false, "skip": false} {
+			for n, want := range map[string]bool{"keep": true, "sub/c": true, "a.tmp": false, "sub/b.tmp": false, "skip": false, "- dash": false} {
 				if _, err := os.Lstat(base + "/pulled/" + n); (err == nil) != want {
 					t.Errorf("pulled %s: %v, want present %v", n, err, want)
 				}

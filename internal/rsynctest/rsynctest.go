@@ -76,6 +76,10 @@ func version(path string) string {
 type Module struct {
 	Name, Path string
 	ReadOnly   bool
+	// User and Group, when set, are the daemon's uid and gid for the
+	// module's transfers (as root), e.g. "nobody" and "nogroup" to have
+	// stock rsync meet a file it cannot read.
+	User, Group string
 }
 
 // StartDaemon runs bin as an rsync daemon on 127.0.0.1 serving modules and
@@ -94,6 +98,9 @@ func StartDaemon(t testing.TB, bin string, mods ...Module) int {
 	}
 	for _, m := range mods {
 		fmt.Fprintf(&conf, "[%s]\n\tpath = %s\n\tread only = %v\n", m.Name, m.Path, m.ReadOnly)
+		if m.User != "" {
+			fmt.Fprintf(&conf, "\tuid = %s\n\tgid = %s\n", m.User, m.Group)
+		}
 	}
 	cf := filepath.Join(dir, "rsyncd.conf")
 	if err := os.WriteFile(cf, []byte(conf.String()), 0o600); err != nil {

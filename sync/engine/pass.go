@@ -666,7 +666,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	workersWG.Wait()
 	phases.Transfer = time.Since(start)
 	for _, pr := range srcScan.Problems() {
-		p.problem(pr.Path, pr.Err, false)
+		p.problem(pr.Path, pr.Err, errors.Is(pr.Err, scan.ErrVanished))
 	}
 	if dstScan != nil {
 		for _, pr := range dstScan.Problems() {

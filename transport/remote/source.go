@@ -407,34 +407,15 @@ func (s *scanStream) Close() {
 	}
 }
 
-// treeCheck refuses a scan whose entries do not form a tree: every entry
-// but the root must come inside a directory that came before it. With the
-// manifest reader's checks (valid relative paths, strict order), this
-// keeps a hostile peer from placing anything outside the destination or
-// beneath a symlink.
-type treeCheck struct {
-	dirs    []string
-	started bool
-}
+// treeCheck refuses a scan whose entries do not form a tree
+// (manifest.TreeCheck). With the manifest reader's checks (valid relative
+// paths, strict order), this keeps a hostile peer from placing anything
+// outside the destination or beneath a symlink.
+type treeCheck struct{ manifest.TreeCheck }
 
 func (t *treeCheck) add(e *manifest.Entry) error {
-	if !t.started {
-		t.started = true
-		if e.Path != "" || e.Type != manifest.TypeDir {
-			return fmt.Errorf("%w: scan does not start with its root directory (got %q)", wire.ErrProtocol, e.Path)
-		}
-		t.dirs = append(t.dirs, "")
-		return nil
-	}
-	parent := manifest.Parent(e.Path)
-	for len(t.dirs) > 0 && t.dirs[len(t.dirs)-1] != parent {
-		t.dirs = t.dirs[:len(t.dirs)-1]
-	}
-	if len(t.dirs) == 0 {
-		return fmt.Errorf("%w: %q arrives outside any directory sent before it", wire.ErrProtocol, e.Path)
-	}
-	if e.Type == manifest.TypeDir {
-		t.dirs = append(t.dirs, e.Path)
+	if err := t.Add(e); err != nil {
+		return fmt.Errorf("%w: %w", wire.ErrProtocol, err)
 	}
 	return nil
 }

@@ -84,6 +84,8 @@ type Client struct {
 	log  io.Writer
 
 	closer  func() error // ends the connection (and the remote shell)
+	abort   func()       // cuts the connection at once (kills the remote shell)
+	unwatch func() bool  // stops watching the context given to Dial
 	rawW    io.Writer
 	read    atomic.Int64
 	written atomic.Int64
@@ -92,9 +94,15 @@ type Client struct {
 	wmu  sync.Mutex
 	enc  *encoder
 	seed int32
+	// markers counts the end-of-phase markers sent (under wmu): rsync's
+	// sender answers each once it has dealt with every request before it,
+	// which is how a request it skipped is known to get no answer.
+	markers int
 
 	mu       sync.Mutex
 	queue    []*reply // requests sent, in order
+	current  *reply   // the answer being received
+	ended    bool     // the run's last marker went: no more requests
 	err      error    // the connection broke: no more requests
 	lastErr  string   // last error message from the peer
 	msgs     []string // error messages seen while the file list came
@@ -113,7 +121,10 @@ type Client struct {
 	// file list unasked and no totals at the end).
 	server bool
 	root   *manifest.Entry // server: the destination's top directory, for a list without one
-	fields listOptions     // what the file list carries
+	// beforeBye, if set, runs just before the goodbye (server: the run's
+	// error, which a client that got the goodbye would never read).
+	beforeBye func()
+	fields    listOptions // what the file list carries
 }
 
 // Stats are the sender's totals at the end of a run.
@@ -126,12 +137,26 @@ func Dial(ctx context.Context, e Endpoint, o Options) (*Client, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	// The sender's messages and the remote shell's stderr arrive at once.
+	o.Log = &lockedWriter{w: o.Log}
 	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}), kick: make(chan struct{}, 1), fields: allFields}
 	c.fields.checksum = e.Checksum
+	var err error
 	if e.Daemon {
-		return c, c.dialDaemon(ctx, &e)
+		err = c.dialDaemon(ctx, &e)
+	} else {
+		err = c.dialShell(ctx, &e)
 	}
-	return c, c.dialShell(ctx, &e)
+	if err != nil {
+		return c, err
+	}
+	// Every wait on the sender ends when ctx does (SIGINT, SIGTERM): the
+	// connection is cut and every pending answer fails.
+	c.unwatch = context.AfterFunc(ctx, func() {
+		c.broken(fmt.Errorf("%s: %w", c.name, context.Cause(ctx)))
+		c.abort()
+	})
+	return c, nil
 }
 
 type countWriter struct {
@@ -156,6 +181,7 @@ func (c *Client) dialDaemon(ctx context.Context, e *Endpoint) error {
 		return fmt.Errorf("%s: %w", e.Name, err)
 	}
 	c.closer = conn.Close
+	c.abort = func() { conn.Close() }
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(time.Now().Add(60 * time.Second))
@@ -258,6 +284,8 @@ func (c *Client) dialShell(ctx context.Context, e *Endpoint) error {
 	words = append(words, e.Host, rp+" "+shellquote.Join(e.serverArgs()...))
 	cmd := exec.Command(words[0], words[1:]...)
 	cmd.Stderr = c.log
+	// Wait returns even when a child of the shell keeps its output open.
+	cmd.WaitDelay = 5 * time.Second
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -285,6 +313,7 @@ func (c *Client) dialShell(ctx context.Context, e *Endpoint) error {
 		})
 		return werr
 	}
+	c.abort = func() { cmd.Process.Kill() }
 	fail := func(err error) error {
 		cmd.Process.Kill()
 		c.closer()
@@ -332,7 +361,14 @@ func (c *Client) onMsg(tag byte, msg []byte) error {
 	text := strings.TrimRight(string(msg), "\n")
 	switch tag {
 	case msgInfo, msgLog, msgClient:
+		// Before protocol 30 a warning comes as information.
 		fmt.Fprintf(c.log, "%s: %s\n", c.name, text)
+		c.mu.Lock()
+		listing := c.listing
+		c.mu.Unlock()
+		if !listing {
+			c.skipped(text)
+		}
 	case msgError, msgErrXfer, msgWarning, msgErrSock, msgErrUTF8:
 		fmt.Fprintf(c.log, "%s: %s\n", c.name, text)
 		c.mu.Lock()
@@ -342,7 +378,11 @@ func (c *Client) onMsg(tag byte, msg []byte) error {
 				c.msgs = append(c.msgs, text)
 			}
 		}
+		listing := c.listing
 		c.mu.Unlock()
+		if !listing {
+			c.skipped(text)
+		}
 	case msgIOError:
 		if len(msg) == 4 {
 			c.mu.Lock()
@@ -391,17 +431,47 @@ func (c *Client) Close() error {
 		c.finish()
 	}
 	c.broken(errors.New("connection closed"))
+	if c.unwatch != nil {
+		c.unwatch()
+	}
 	err := c.closer()
 	c.closer = nil
 	return err
 }
 
+// mark sends end-of-phase markers until n have gone. The second ends the
+// run: no request can follow it.
+func (c *Client) mark(n int) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.markers >= n {
+		return true
+	}
+	if n >= 2 {
+		c.mu.Lock()
+		c.ended = true
+		c.mu.Unlock()
+	}
+	for c.markers < n {
+		c.enc.int32(-1)
+		c.markers++
+	}
+	n64 := c.unflushed.Swap(0)
+	c.sent.Add(n64)
+	return c.enc.w.Flush() == nil
+}
+
 // finish sends rsync's end-of-phase markers and goodbye, bounded in time.
+// Markers sent earlier (see watch) are not sent again; each is answered
+// once, in c.phase.
 func (c *Client) finish() {
 	timeout := time.After(30 * time.Second)
-	send := func() bool {
+	bye := func() bool {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
+		if c.beforeBye != nil {
+			c.beforeBye()
+		}
 		c.enc.int32(-1)
 		return c.enc.w.Flush() == nil
 	}
@@ -421,15 +491,15 @@ func (c *Client) finish() {
 			return false
 		}
 	}
-	// End of the transfer phase, then of the (empty) redo phase: each is
+	// End of the transfer phase, then of the redo phase: each is
 	// answered by the sender.
-	if !send() || !wait(c.phase) || !send() {
+	if !c.mark(1) || !wait(c.phase) || !c.mark(2) {
 		return
 	}
 	if c.server {
 		// A client sender sends nothing more; the reader stops.
 		if wait(c.finished) {
-			send() // goodbye
+			bye()
 		}
 		return
 	}
@@ -439,7 +509,7 @@ func (c *Client) finish() {
 	// behind an unacknowledged one, would otherwise wait for this host's
 	// delayed acknowledgement (Nagle's algorithm; 40 ms per pass).
 	if wait(c.phase) {
-		send()
+		bye()
 		wait(c.finished)
 	}
 }

@@ -360,6 +360,14 @@ func readFileList(d *decoder, o listOptions, root *manifest.Entry) (*fileList, i
 	if len(fl.entries) == 0 || fl.entries[0].Path != "" {
 		return nil, 0, fmt.Errorf("the rsync source sent no top directory")
 	}
+	// One rule for every scan a peer sends: a tree, nothing beneath a
+	// symlink or a file (an initial pass and a catch-up alike).
+	var tc manifest.TreeCheck
+	for _, e := range fl.entries {
+		if err := tc.Add(e); err != nil {
+			return nil, 0, fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+	}
 	for range o.idLists {
 		if err := skipIDList(d); err != nil {
 			return nil, 0, err

@@ -89,6 +89,7 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 		return nil, err
 	}
 	defer c.closer()
+	defer c.unwatch()
 	stop := context.AfterFunc(ctx, func() { c.closer() })
 	defer stop()
 	if ep.delete {
@@ -96,8 +97,7 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 		for _, p := range deletions {
 			// The path, and all below it when it was a directory: the
 			// receiver empties a directory through the same rules.
-			q := escapePattern(p)
-			rules = append(rules, "+ /"+q, "+ /"+q+"/**")
+			rules = append(rules, "+ /"+matchItself(p), "+ /"+escapeWild(p)+"/**")
 		}
 		if !o.DeleteExtraneous {
 			rules = append(rules, "- *")
@@ -235,11 +235,22 @@ func (e *encoder) rawRules(rules []string) error {
 	return nil
 }
 
-// escapePattern makes a path match itself in an rsync pattern.
-func escapePattern(p string) string {
-	if !strings.ContainsAny(p, `*?[\`) {
-		return p
+// rsync's filter rules (exclude.c) compare a pattern without any of
+// "*?[" with the name as it is, backslashes included; a pattern with one
+// of them goes through wildmatch, where a backslash escapes the next
+// character.
+
+// matchItself returns the pattern that matches exactly the path p.
+func matchItself(p string) string {
+	if !strings.ContainsAny(p, "*?[") {
+		return p // compared literally: a backslash is itself
 	}
+	return escapeWild(p)
+}
+
+// escapeWild escapes p for a wildmatch pattern: each of "\*?[" stands for
+// itself.
+func escapeWild(p string) string {
 	var b strings.Builder
 	for _, r := range []byte(p) {
 		if strings.IndexByte(`*?[\`, r) >= 0 {

@@ -356,7 +356,34 @@ func (ss *session) linger() {
 // that runs msync on the far side of ssh (--rsync-path="msync
 // rsync-server"): args are the client's `--server ...` arguments, in and
 // out the shell's stdio. Any path the shell's user can reach is served.
+//
+// It returns soon after ctx ends even when a read of in cannot be
+// interrupted (a terminal or a blocking pipe): the caller exits, and the
+// pass it cut short is one any kill could have cut.
 func ServeShell(ctx context.Context, in io.Reader, out io.Writer, args []string, log io.Writer) error {
+	done := make(chan error, 1)
+	go func() { done <- serveShell(ctx, in, out, args, log) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	if c, ok := in.(io.Closer); ok {
+		c.Close()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(shellGrace):
+		return fmt.Errorf("rsync-shell: %w", context.Cause(ctx))
+	}
+}
+
+// shellGrace is how long an interrupted ServeShell waits for its pass to
+// wind down.
+var shellGrace = 3 * time.Second
+
+func serveShell(ctx context.Context, in io.Reader, out io.Writer, args []string, log io.Writer) error {
 	if log == nil {
 		log = io.Discard
 	}
@@ -542,7 +569,8 @@ func (ss *session) topName(p, root string) string {
 }
 
 // readExcludes reads the client's filter rules: exclude rules only, as
-// patterns.
+// patterns. At protocol 27 a rule is "- PATTERN", "+ PATTERN", "!" (clear
+// the list) or a bare PATTERN, which is an exclude (what --exclude sends).
 func (ss *session) readExcludes() ([]string, error) {
 	var excludes []string
 	for {
@@ -557,11 +585,15 @@ func (ss *session) readExcludes() ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		pat, ok := strings.CutPrefix(string(b), "- ")
-		if !ok {
+		rule := string(b)
+		switch {
+		case rule == "!":
+			excludes = excludes[:0]
+			continue
+		case strings.HasPrefix(rule, "+ "):
 			return nil, refusal("msync serves exclude rules only, not %q", b)
 		}
-		excludes = append(excludes, pat)
+		excludes = append(excludes, strings.TrimPrefix(rule, "- "))
 	}
 }
 
@@ -674,15 +706,38 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 	c.mu.Lock()
 	healthy := c.scanned && c.err == nil
 	c.mu.Unlock()
-	if err == nil && healthy {
+	if err == nil && res.Stats.Failed > 0 {
+		err = errPartial{res.Stats.Failed}
+	}
+	if healthy && (err == nil || errors.As(err, new(errPartial))) {
+		// The client exits on the goodbye: the error goes before it.
+		c.beforeBye = func() {
+			if err == nil {
+				return
+			}
+			ss.enc.w.Flush()
+			n := 0
+			for _, p := range res.Problems {
+				if p.Skipped {
+					continue
+				}
+				if n++; n > 20 {
+					break
+				}
+				msg := p.Err
+				if mp := filepath.Clean(ss.mod.Path); !ss.shell && mp != "/" {
+					// The client knows the module, not where it lives.
+					msg = strings.ReplaceAll(msg, mp, ss.mod.Name)
+				}
+				ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s\n", msg)))
+			}
+			ss.fail(err)
+		}
 		c.finish()
 	}
 	c.broken(errors.New("pass over"))
 	if err != nil {
 		return err
-	}
-	if res.Stats.Failed > 0 {
-		return errPartial{res.Stats.Failed}
 	}
 	return ss.enc.w.Flush()
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/remote"
 	"golang.org/x/crypto/md4"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNoHash says the connection was not opened for a verification (see
@@ -80,8 +83,15 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	ioError, msgs := c.ioError, c.msgs
 	c.mu.Unlock()
 	s := &listScan{entries: fl.entries}
+	// rsync's I/O error flag: only paths that vanished while listed (a
+	// directory renamed away) is a source that changes, not a failure.
+	vanished := ioError == ioErrVanished
 	for _, m := range msgs {
-		s.problems = append(s.problems, scan.Problem{Path: "", Err: fmt.Errorf("rsync sender: %s", m)})
+		err := fmt.Errorf("rsync sender: %s", m)
+		if vanished && strings.Contains(m, " has vanished: ") {
+			err = fmt.Errorf("rsync sender: %s: %w", m, scan.ErrVanished)
+		}
+		s.problems = append(s.problems, scan.Problem{Path: "", Err: err})
 	}
 	if ioError != 0 {
 		// Some directory could not be read completely and rsync does not
@@ -91,7 +101,11 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 				e.Incomplete = true
 			}
 		}
-		if len(s.problems) == 0 {
+		switch {
+		case len(s.problems) > 0:
+		case vanished:
+			s.problems = append(s.problems, scan.Problem{Path: "", Err: fmt.Errorf("rsync sender: %w: paths disappeared while it listed them (nothing is deleted in this pass)", scan.ErrVanished)})
+		default:
 			s.problems = append(s.problems, scan.Problem{Path: "", Err: fmt.Errorf("rsync sender: I/O error %#x while listing (nothing is deleted in this pass)", ioError)})
 		}
 	}
@@ -100,6 +114,12 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	go c.flusher()
 	return s, nil
 }
+
+// rsync's I/O error flags (IOERR_GENERAL, IOERR_VANISHED).
+const (
+	ioErrGeneral  = 1
+	ioErrVanished = 2
+)
 
 // listScan serves a received file list as a scan.
 type listScan struct {
@@ -128,6 +148,7 @@ func (s *listScan) Close()                    {}
 type reply struct {
 	ndx       int32
 	path      string
+	phase     int         // end-of-phase markers sent before the request
 	head      sumHead     // the block sums sent; zero for a whole file
 	basis     io.ReaderAt // the old copy they were computed from
 	basisSize int64
@@ -301,6 +322,11 @@ func (c *Client) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%s: %w", c.name, err)
 	}
+	if c.ended {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%s: %q not requested: the run with the rsync sender was ended when it stopped answering", c.name, req.Path)
+	}
+	r.phase = c.markers
 	c.queue = append(c.queue, r)
 	c.mu.Unlock()
 	// The index, then the block sums of the old copy, or a sum head with
@@ -348,6 +374,10 @@ func (c *Client) maybeKick() {
 func (c *Client) flusher() {
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
+	w := time.NewTicker(idleProbe / 4)
+	defer w.Stop()
+	var seen int64
+	quiet := time.Now()
 	for {
 		select {
 		case <-c.kick:
@@ -355,6 +385,15 @@ func (c *Client) flusher() {
 			if c.unflushed.Load() == 0 {
 				continue
 			}
+		case now := <-w.C:
+			// Quiet is the reader waiting for the sender between answers,
+			// not one held up by the worker writing an answer.
+			if n := c.read.Load(); n != seen || c.receiving() {
+				seen, quiet = n, now
+			} else if c.watch(now.Sub(quiet)) {
+				quiet = now
+			}
+			continue
 		case <-c.finished:
 			return
 		}
@@ -391,8 +430,10 @@ func (c *Client) receive() error {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 		if ndx == -1 {
-			c.skipPending(func(r *reply) bool { return true })
+			// The sender has dealt with every request made before this
+			// marker: those still waiting were skipped.
 			phase++
+			c.skipPending(func(r *reply) bool { return r.phase < phase })
 			if phase == 2 && c.server {
 				return nil // a client sender sends no totals
 			}
@@ -415,6 +456,9 @@ func (c *Client) receive() error {
 		if r == nil {
 			return protoErr("the sender answered index %d, which was not asked for", ndx)
 		}
+		c.mu.Lock()
+		c.current = r
+		c.mu.Unlock()
 		var head [4]int32
 		for i := range head {
 			if head[i], err = d.int32(); err != nil {
@@ -489,6 +533,7 @@ func (c *Client) receive() error {
 		if len(c.queue) > 0 && c.queue[0] == r {
 			c.queue = c.queue[1:]
 		}
+		c.current = nil
 		c.mu.Unlock()
 		c.answered.Add(1)
 		c.maybeKick()
@@ -505,6 +550,94 @@ func (c *Client) receive() error {
 			r.finish(&send.Result{Status: send.OK, Stats: delta.Stats{Size: n, Literal: n - matched, Matched: matched, Hash: x.Sum64()}})
 		}
 	}
+}
+
+// A sender that cannot open a requested file sends nothing for it
+// (protocol 27 has no "not sent" message): when every request went out and
+// nothing came back for a while, the requests still waiting may never be
+// answered. An end-of-phase marker finds out: the sender answers it after
+// the requests before it, and those still waiting then were skipped.
+// Protocol 27 has two markers; the first is free (requests go on in the
+// redo phase), the second ends the run, so it waits much longer: then
+// only the requests not yet made fail, and the next pass does them.
+var (
+	idleProbe = 2 * time.Second
+	idleEnd   = 60 * time.Second
+)
+
+// receiving reports whether an answer is being received.
+func (c *Client) receiving() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current != nil
+}
+
+// watch sends a marker when requests wait and the sender has been quiet
+// for idle; it reports whether it sent one.
+func (c *Client) watch(idle time.Duration) bool {
+	if c.unflushed.Load() != 0 {
+		return false
+	}
+	c.mu.Lock()
+	waiting := len(c.queue) > 0 && !c.ended && c.err == nil
+	c.mu.Unlock()
+	if !waiting {
+		return false
+	}
+	c.wmu.Lock()
+	m := c.markers
+	c.wmu.Unlock()
+	switch {
+	case m == 0 && idle >= idleProbe:
+		fmt.Fprintf(c.log, "%s: the rsync sender has been quiet for %s with requests pending: asking whether it skipped them\n", c.name, idle.Round(time.Second))
+		c.mark(1)
+	case m == 1 && idle >= idleEnd:
+		fmt.Fprintf(c.log, "%s: the rsync sender has been quiet for %s with requests pending: ending the run\n", c.name, idle.Round(time.Second))
+		c.mark(2)
+	default:
+		return false
+	}
+	return true
+}
+
+// skipped reads a sender's message that it could not open a requested
+// file ("file has vanished: \"NAME\"", "send_files failed to open
+// \"NAME\": ..."); NAME is the file's path after the sender's directory. The
+// one waiting request it names (not the answer being received) fails at
+// once: nothing will come for it. An ambiguous name is left to the
+// markers.
+func (c *Client) skipped(text string) {
+	vanished := strings.Contains(text, "file has vanished: \"")
+	if !vanished && !strings.Contains(text, "send_files failed to open \"") {
+		return
+	}
+	c.mu.Lock()
+	var hit *reply
+	at := -1
+	for i, r := range c.queue {
+		if r == c.current || !(strings.Contains(text, "/"+r.path+"\"") || strings.Contains(text, "\""+r.path+"\"")) {
+			continue
+		}
+		if hit != nil && hit.path != r.path {
+			c.mu.Unlock()
+			return // two different files end with that name
+		}
+		if hit == nil {
+			hit, at = r, i
+		}
+	}
+	if hit == nil {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue[:at:at], c.queue[at+1:]...)
+	c.mu.Unlock()
+	c.answered.Add(1)
+	if vanished {
+		hit.fail(fmt.Errorf("the rsync sender said: %s: %w", text, &os.PathError{Op: "open", Path: c.Join(hit.path), Err: unix.ENOENT}))
+		return
+	}
+	hit.fail(fmt.Errorf("the rsync sender did not send it: %s", text))
 }
 
 // skipPending fails queued requests from the front while skip says so and

@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
+	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/wire"
@@ -51,6 +51,7 @@ type DaemonConfig struct {
 	ReadOnly bool   // every module refuses pushes
 	Token    string // when set, clients must present it
 	Log      io.Writer
+	Limits   Limits
 }
 
 // resolve checks a daemon request against the modules.
@@ -197,36 +198,7 @@ func ServeListener(ctx context.Context, ln net.Listener, d *DaemonConfig) error 
 	if log == nil {
 		log = io.Discard
 	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					fmt.Fprintf(log, "msync serve: %s: internal error: %v\n", nc.RemoteAddr(), r)
-				}
-			}()
-			err := remote.Serve(ctx, nc, remote.ServerConfig{Log: log, Resolve: d.resolve})
-			if err != nil {
-				fmt.Fprintf(log, "msync serve: %s: %v\n", nc.RemoteAddr(), err)
-			}
-		}()
-	}
+	return netx.Serve(ctx, ln, d.Limits.config(log), func(ctx context.Context, nc net.Conn) error {
+		return remote.Serve(ctx, nc, remote.ServerConfig{Log: log, Resolve: d.resolve})
+	})
 }

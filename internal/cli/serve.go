@@ -16,6 +16,7 @@ func newServeCommand(env Env) *cobra.Command {
 	var stdio, readOnly, rsyncProto bool
 	var listen, tokenFile string
 	var modules []string
+	var limits serveLimits
 	c := &cobra.Command{
 		Use:   "serve (--stdio | [--rsync] --listen ADDR --module NAME=PATH[,ro] ...)",
 		Short: "Be the far side of a remote pass: over ssh (--stdio) or as a TCP daemon",
@@ -33,6 +34,12 @@ side); it is compared in constant time. The daemon does not encrypt: use it on a
 network or through a tunnel, and ssh otherwise. Each connection is independent: one that
 fails (or panics) never takes the daemon down. Pushes keep their state directory on this
 host, under the daemon user's $XDG_STATE_HOME/msync.
+
+Both daemons serve at most --max-connections clients at once and turn the next ones away
+with an error they print ("max connections (N) reached -- try again later"); a client
+must send its request within 30 seconds of connecting, and one on whose connection
+nothing moves for --timeout is dropped (0: never). A client that hangs up stops the
+work it asked for.
 
 With --rsync the daemon speaks stock rsync's daemon protocol (version 27) instead, for
 hosts that only have rsync: "rsync -a rsync://host:PORT/NAME/ dst" pulls (deltas
@@ -59,13 +66,13 @@ a trusted network.`,
 				if tokenFile != "" {
 					return &exitError{code: exitCodeUsage, err: fmt.Errorf("--auth-token-file: an rsync daemon (--rsync) has no authentication")}
 				}
-				return serveRsync(ctx, env, listen, modules, readOnly)
+				return serveRsync(ctx, env, listen, modules, readOnly, limits)
 			}
 			mods, err := parseModules(modules)
 			if err != nil {
 				return err
 			}
-			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr, Modules: mods}
+			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr, Modules: mods, Limits: limits.msync()}
 			if tokenFile != "" {
 				b, err := os.ReadFile(tokenFile)
 				if err != nil {
@@ -94,16 +101,17 @@ a trusted network.`,
 	fl.BoolVar(&readOnly, "read-only", false, "refuse every push: modules can only be read")
 	fl.BoolVar(&rsyncProto, "rsync", false, "speak stock rsync's daemon protocol, for rsync clients (with --listen)")
 	fl.StringVar(&tokenFile, "auth-token-file", "", "require clients to present the token in this file")
+	limits.flags(fl)
 	return c
 }
 
 // serveRsync runs the rsync-protocol daemon.
-func serveRsync(ctx context.Context, env Env, listen string, modules []string, readOnly bool) error {
+func serveRsync(ctx context.Context, env Env, listen string, modules []string, readOnly bool, limits serveLimits) error {
 	mods, err := parseModules(modules)
 	if err != nil {
 		return err
 	}
-	srv := &rsync.Server{Log: env.Stderr}
+	srv := &rsync.Server{Log: env.Stderr, Limits: limits.rsync()}
 	for _, m := range mods {
 		srv.Modules = append(srv.Modules, rsync.Module{Name: m.Name, Path: m.Path, ReadOnly: m.ReadOnly || readOnly})
 	}

@@ -191,6 +191,9 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 		c.failAfterError(err)
 		return err
 	}
+	if d, ok := rw.(interface{ SetDeadline(time.Time) error }); ok {
+		d.SetDeadline(time.Time{}) // the request is in: the handshake's deadline is over
+	}
 	root, err := cfg.Resolve(&req)
 	if err != nil {
 		c.failAfterError(err)

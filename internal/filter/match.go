@@ -2,6 +2,7 @@ package filter
 
 import (
 	"fmt"
+	mbits "math/bits"
 	"unicode/utf8"
 )
 
@@ -36,7 +37,9 @@ type token struct {
 // proportional to the pattern's tokens times the name's runes, never
 // exponential however many stars it has.
 type program struct {
-	toks []token
+	toks  []token
+	small bits // when fast
+	fast  bool
 }
 
 // compile reads a pattern already checked by path.Match's syntax: "\"
@@ -81,6 +84,7 @@ func compile(pat string) (*program, error) {
 			i += n
 		}
 	}
+	p.small, p.fast = p.bits()
 	return p, nil
 }
 
@@ -154,6 +158,14 @@ var testSteps func(n int)
 // match reports whether the whole of name matches; with suffixes, whether
 // name or any part of it that starts after a '/' matches.
 func (p *program) match(name string, suffixes bool) bool {
+	if p.fast {
+		return p.matchBits(&p.small, name, suffixes)
+	}
+	return p.matchSlow(name, suffixes)
+}
+
+// matchSlow is match for programs of any length.
+func (p *program) matchSlow(name string, suffixes bool) bool {
 	n := len(p.toks)
 	cur := make([]bool, n+1)
 	next := make([]bool, n+1)
@@ -224,4 +236,90 @@ func (p *program) match(name string, suffixes bool) bool {
 		testSteps(steps)
 	}
 	return cur[n]
+}
+
+// bits is the automaton of a program of fewer than 64 tokens, its states
+// as the bits of a word: matching allocates nothing.
+type bits struct {
+	eps1, eps2 uint64 // states that may move one (a star) or two (tokDirOpt) on nothing
+	stay       uint64 // states that consume any rune and stay (**, the run of **/)
+	star       uint64 // states that consume a rune other than '/' and stay
+	dirRun     uint64 // the run of **/: moves on '/'
+	single     uint64 // states that consume one rune and move on
+	accept     uint64
+}
+
+func (p *program) bits() (bits, bool) {
+	n := len(p.toks)
+	if n >= 63 {
+		return bits{}, false
+	}
+	var b bits
+	for s, t := range p.toks {
+		m := uint64(1) << s
+		switch t.kind {
+		case tokStar:
+			b.eps1 |= m
+			b.star |= m
+		case tokDStar:
+			b.eps1 |= m
+			b.stay |= m
+		case tokDirOpt:
+			b.eps1 |= m
+			b.eps2 |= m
+		case tokDirRun:
+			b.stay |= m
+			b.dirRun |= m
+		default:
+			b.single |= m
+		}
+	}
+	b.accept = 1 << n
+	return b, true
+}
+
+func (b *bits) closure(set uint64) uint64 {
+	for {
+		next := set | (set&b.eps1)<<1 | (set&b.eps2)<<2
+		if next == set {
+			return set
+		}
+		set = next
+	}
+}
+
+// matchBits is match for a program of fewer than 64 tokens.
+func (p *program) matchBits(b *bits, name string, suffixes bool) bool {
+	cur := b.closure(1)
+	start := cur
+	steps := 0
+	for i := 0; i < len(name); {
+		r, w := utf8.DecodeRuneInString(name[i:])
+		i += w
+		next := cur & b.stay
+		if r != '/' {
+			next |= cur & b.star
+		} else {
+			next |= (cur & b.dirRun) << 1
+		}
+		for m := cur & b.single; m != 0; m &= m - 1 {
+			s := mbits.TrailingZeros64(m)
+			if p.toks[s].one(r) {
+				next |= 1 << (s + 1)
+			}
+			steps++
+		}
+		steps++
+		if suffixes && r == '/' {
+			next |= start
+		}
+		cur = b.closure(next)
+		if cur == 0 && !suffixes {
+			break
+		}
+	}
+	if testSteps != nil {
+		testSteps(steps)
+	}
+	return cur&b.accept != 0
 }

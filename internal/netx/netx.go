@@ -168,12 +168,17 @@ func (s *server) serve(ctx context.Context, nc net.Conn, handle Handler) {
 		}()
 		defer c.close()
 		defer s.recover(nc)
+		start := time.Now()
 		if s.cfg.Handshake > 0 {
-			nc.SetDeadline(time.Now().Add(s.cfg.Handshake))
+			nc.SetDeadline(start.Add(s.cfg.Handshake))
 		}
 		if err := handle(c.ctx, c); err != nil {
-			if c.idled.Load() {
+			var ne net.Error
+			switch {
+			case c.idled.Load():
 				err = fmt.Errorf("dropped after %v without traffic: %w", s.cfg.Idle, err)
+			case s.cfg.Handshake > 0 && errors.As(err, &ne) && ne.Timeout() && time.Since(start) >= s.cfg.Handshake:
+				err = fmt.Errorf("no request within %v: %w", s.cfg.Handshake, err)
 			}
 			fmt.Fprintf(s.cfg.Log, "%s: %s: %v\n", s.cfg.Name, nc.RemoteAddr(), err)
 		}

@@ -341,3 +341,28 @@ func TestDaemonCancelsWorkOfAGoneClient(t *testing.T) {
 	}
 	t.Logf("log: %s", log.String())
 }
+
+// A receiver's announced block count costs memory only as its sums
+// arrive: a head announcing 2M blocks, then silence, allocates nothing
+// like the 100 MB the table would take.
+func TestDaemonBlockSumsAllocatedAsTheyArrive(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), []byte("data"), 0o644)
+	addr, _ := startServer(t, root, Limits{})
+	c, br := rawClient(t, addr, []string{"--server", "--sender", "-r", ".", "m/"})
+	go io.Copy(io.Discard, br)
+	stop := make(chan struct{})
+	peak := heapPeak(stop)
+	var req bytes.Buffer
+	for _, v := range []int32{0, 1, 1 << 21, 1 << 16, 16, 0} { // no rules; index 1 ("f"); count, blen, s2len, rem
+		binary.Write(&req, binary.LittleEndian, v)
+	}
+	c.Write(req.Bytes())
+	time.Sleep(time.Second)
+	close(stop)
+	grew := peak()
+	t.Logf("heap grew by %d MiB", grew>>20)
+	if grew > 16<<20 {
+		t.Fatalf("a sum head announcing 2M blocks grew the heap by %d MiB before any sum arrived", grew>>20)
+	}
+}

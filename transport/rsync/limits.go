@@ -43,10 +43,14 @@ func refuseFull(nc net.Conn, max int) {
 	io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
 }
 
-// DefaultFileListBytes bounds the memory of a file list received from a
-// peer (a client pushing to the daemon, or a server msync pulls from):
-// about a million entries with names of typical length.
+// DefaultFileListBytes bounds the memory of a file list a client pushes
+// to msync's daemon: about a million entries with names of typical length.
 const DefaultFileListBytes = 512 << 20
+
+// clientFileListBytes bounds the memory of a file list msync pulls from an
+// rsync server the user named, or one pushed through a remote shell that
+// authenticated its client: some 16 million entries.
+const clientFileListBytes = 8 << 30
 
 // maxRecvBlocks bounds the block sums a receiver may send for one file:
 // a basis of 4 TB at rsync's square-root block length, about 120 MB of
@@ -75,7 +79,7 @@ func (b *listBudget) add(f *file) error {
 		n += int64(len(f.wire))
 	}
 	if b.used += n; b.used > b.max {
-		return fmt.Errorf("the file list needs more than %d MiB of memory (the limit of what a peer may send)", b.max>>20)
+		return fmt.Errorf("the file list needs more than %d MiB of memory (msync serve --rsync: see --max-file-list-mib)", b.max>>20)
 	}
 	return nil
 }

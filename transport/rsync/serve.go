@@ -334,7 +334,8 @@ func ServeShell(ctx context.Context, in io.Reader, out io.Writer, args []string,
 	if log == nil {
 		log = io.Discard
 	}
-	ss := &session{s: &Server{Log: log}, br: bufio.NewReaderSize(in, 256<<10), bw: bufio.NewWriterSize(out, 64<<10),
+	// The shell authenticated the client: its list is bounded as one msync pulls.
+	ss := &session{s: &Server{Log: log, Limits: Limits{FileList: clientFileListBytes}}, br: bufio.NewReaderSize(in, 256<<10), bw: bufio.NewWriterSize(out, 64<<10),
 		name: "rsync-shell", shell: true}
 	(&encoder{w: ss.bw}).int32(ProtocolVersion)
 	if err := ss.bw.Flush(); err != nil {

@@ -433,3 +433,60 @@ func TestHostileScanWorkers(t *testing.T) {
 		t.Fatalf("a scan asking for 600 workers grew memory by %d MiB", grew>>20)
 	}
 }
+
+// The signatures of file requests waiting for a sender are bounded: past
+// the budget, the connection is refused rather than holding them all.
+func TestHostileQueuedSignatures(t *testing.T) {
+	maxQueuedSig = 2 << 20
+	hold := make(chan struct{})
+	testHookSend = func() { <-hold }
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), []byte("data"), 0o644)
+	conn, frames, served := rawSource(t, root)
+	defer func() {
+		close(hold)
+		conn.Close()
+		<-served
+		maxQueuedSig = 256 << 20
+		// testHookSend stays: the senders may still run, and the
+		// closed channel holds nothing back.
+	}()
+	const blocks = 87_000 // about 1 MiB of sums
+	sig, err := (&delta.Signature{BlockSize: delta.MinBlockSize, FileSize: blocks * delta.MinBlockSize,
+		Weak: make([]uint32, blocks), Strong: make([]uint64, blocks)}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for id := uint32(1); id <= 12; id++ {
+			for p := sig; len(p) > 0; {
+				n := min(len(p), wire.ChunkSize)
+				if _, err := conn.Write(append(wire.AppendHeader(nil, wire.TSig, id, n), p[:n]...)); err != nil {
+					return
+				}
+				p = p[n:]
+			}
+			fetch := wire.EncodeFetch(&send.Request{Path: "f", Size: 4, Mode: send.Delta})
+			if _, err := conn.Write(append(wire.AppendHeader(nil, wire.TFetch, id, len(fetch)), fetch...)); err != nil {
+				return
+			}
+		}
+	}()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				t.Fatal("connection ended without an error")
+			}
+			if f.Type == wire.TError {
+				if !strings.Contains(string(f.Payload), "MiB of signatures") {
+					t.Fatalf("error %q", f.Payload)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("12 MiB of queued signatures were held with a budget of 2 MiB")
+		}
+	}
+}

@@ -10,7 +10,7 @@ import (
 // maxQueuedSig bounds the signature bytes of the file requests a served
 // tree holds (queued or being answered): a peer's requests wait for the
 // senders, their signatures in memory meanwhile.
-const maxQueuedSig = 256 << 20
+var maxQueuedSig int64 = 256 << 20 // a variable for tests
 
 // queueSig counts the signature of a request about to be queued.
 func (s *servedSource) queueSig(n int) error {

@@ -366,3 +366,42 @@ func TestDaemonBlockSumsAllocatedAsTheyArrive(t *testing.T) {
 		t.Fatalf("a sum head announcing 2M blocks grew the heap by %d MiB before any sum arrived", grew>>20)
 	}
 }
+
+// Two stock clients pushing into the same module at once: the pass's lock
+// lets one land and refuses the other with a message; the copy is exact
+// and the daemon serves on.
+func TestDaemonRacingPushes(t *testing.T) {
+	src := makeTree(t)
+	dst := t.TempDir()
+	addr, _ := startServer(t, dst, Limits{})
+	var wg sync.WaitGroup
+	outs := make([]string, 2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := exec.Command("rsync", "-rlt", src+"/", "rsync://"+addr+"/m/").CombinedOutput()
+			outs[i], errs[i] = string(out), err
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !strings.Contains(outs[i], "another msync pass is running"):
+			t.Errorf("push %d failed without saying why: %v\n%s", i, err, outs[i])
+		}
+	}
+	if ok == 0 {
+		t.Fatalf("neither push landed: %q", outs)
+	}
+	if out, err := exec.Command("rsync", "-rlt", src+"/", "rsync://"+addr+"/m/").CombinedOutput(); err != nil {
+		t.Fatalf("a push after the race: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("diff", "-r", "--no-dereference", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("the copy differs: %s", out)
+	}
+}

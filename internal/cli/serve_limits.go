@@ -18,7 +18,7 @@ type serveLimits struct {
 
 func (l *serveLimits) flags(fl *pflag.FlagSet) {
 	fl.IntVar(&l.maxConns, "max-connections", netx.DefaultMaxConns, "serve at most this many clients at once; turn the next ones away with an error")
-	fl.DurationVar(&l.timeout, "timeout", netx.DefaultIdle, "drop a client whose connection saw no traffic for this long (0: never)")
+	fl.DurationVar(&l.timeout, "timeout", netx.DefaultIdle, "drop a client the daemon waits on when nothing moved for this long (0: never)")
 	fl.Int64Var(&l.maxFileListM, "max-file-list-mib", rsync.DefaultFileListBytes>>20, "with --rsync: refuse a pushed file list that needs more memory than this, in MiB")
 }
 

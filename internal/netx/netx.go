@@ -50,8 +50,10 @@ type Config struct {
 	// have said who it is: handle clears it with nc.SetDeadline(time.Time{})
 	// once the client's request is read. Negative: none.
 	Handshake time.Duration
-	// Idle drops a connection on which nothing was read or written for
-	// this long. Negative: never.
+	// Idle drops a connection whose handler waits to read from the client
+	// while nothing was read or written for this long (work that reads
+	// nothing, such as a scan before its answer, is never idle). Negative:
+	// never.
 	Idle time.Duration
 	// Grace is how long Serve waits, once ctx ends and every connection is
 	// closed, for their handlers to return.
@@ -212,15 +214,16 @@ func (s *server) shutdown() {
 }
 
 // conn is a served connection: it records when bytes last moved, and a
-// watcher ends its context (and closes it) when the client hangs up or
-// nothing moved for the idle time.
+// watcher ends its context (and closes it) when the client hangs up or a
+// read waits while nothing moved for the idle time.
 type conn struct {
 	net.Conn
-	ctx    context.Context
-	cancel context.CancelFunc
-	last   atomic.Int64 // unix nanoseconds of the last read or write
-	idled  atomic.Bool
-	once   sync.Once
+	ctx     context.Context
+	cancel  context.CancelFunc
+	last    atomic.Int64 // unix nanoseconds of the last read or write, or of a read's start
+	reading atomic.Int32 // reads under way
+	idled   atomic.Bool
+	once    sync.Once
 }
 
 func newConn(parent context.Context, nc net.Conn, idle time.Duration) *conn {
@@ -232,10 +235,14 @@ func newConn(parent context.Context, nc net.Conn, idle time.Duration) *conn {
 }
 
 func (c *conn) Read(p []byte) (int, error) {
+	if c.reading.Add(1) == 1 {
+		c.last.Store(time.Now().UnixNano()) // the wait starts now
+	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.last.Store(time.Now().UnixNano())
 	}
+	c.reading.Add(-1)
 	return n, err
 }
 
@@ -269,8 +276,8 @@ func (c *conn) Close() error {
 }
 
 // watch ends the connection when the client hangs up (the kernel saw its
-// FIN or a reset: the work it asked for is nobody's anymore) or when
-// nothing moved for idle.
+// FIN or a reset: the work it asked for is nobody's anymore) or when a
+// read waits and nothing moved for idle.
 func (c *conn) watch(idle time.Duration) {
 	tick := 250 * time.Millisecond
 	if idle > 0 {
@@ -285,7 +292,7 @@ func (c *conn) watch(idle time.Duration) {
 			return
 		case <-t.C:
 		}
-		if idle > 0 && time.Since(time.Unix(0, c.last.Load())) > idle {
+		if idle > 0 && c.reading.Load() > 0 && time.Since(time.Unix(0, c.last.Load())) > idle {
 			c.idled.Store(true)
 			c.close()
 			return

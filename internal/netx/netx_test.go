@@ -214,6 +214,11 @@ func TestHangupHandshakeIdle(t *testing.T) {
 			_, err := nc.Read(b)
 			ended <- "idle"
 			return err
+		case "busy": // works silently for longer than idle, then answers
+			time.Sleep(1500 * time.Millisecond)
+			_, err := nc.Write(b)
+			ended <- "busy"
+			return err
 		}
 		return nil
 	}
@@ -253,6 +258,18 @@ func TestHangupHandshakeIdle(t *testing.T) {
 	c2.Write([]byte("idle"))
 	if s := wait("idle client"); s != "idle" {
 		t.Fatalf("idle client: %s", s)
+	}
+
+	// Silent work that reads nothing is not idleness.
+	c3, _ := net.Dial("tcp", addr)
+	defer c3.Close()
+	c3.Write([]byte("busy"))
+	if s := wait("busy"); s != "busy" {
+		t.Fatalf("busy: %s", s)
+	}
+	c3.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c3, make([]byte, 4)); err != nil {
+		t.Fatalf("the answer after silent work: %v", err)
 	}
 }
 

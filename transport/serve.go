@@ -199,6 +199,7 @@ func ServeListener(ctx context.Context, ln net.Listener, d *DaemonConfig) error 
 		log = io.Discard
 	}
 	return netx.Serve(ctx, ln, d.Limits.config(log), func(ctx context.Context, nc net.Conn) error {
-		return remote.Serve(ctx, nc, remote.ServerConfig{Log: log, Resolve: d.resolve})
+		return remote.Serve(ctx, nc, remote.ServerConfig{Log: log, Resolve: d.resolve,
+			Busy: func() func() { return netx.Busy(ctx) }})
 	})
 }

@@ -38,9 +38,9 @@ host, under the daemon user's $XDG_STATE_HOME/msync.
 Both daemons serve at most --max-connections clients at once and turn the next ones away
 with an error they print ("max connections (N) reached -- try again later"); a client
 must send its request within 30 seconds of connecting, and one the daemon waits on
-while nothing moves either way for --timeout is dropped (0: never; an msync daemon
-hashing one file sends nothing until it has read it: raise --timeout for files of
-several hundred GB). A client that hangs up stops the work it asked for.
+while nothing moves either way for --timeout is dropped (0: never); the daemon's own
+work for a client (scanning, hashing, reading its files) is not the client's idleness.
+A client that hangs up stops the work it asked for.
 
 With --rsync the daemon speaks stock rsync's daemon protocol (version 27) instead, for
 hosts that only have rsync: "rsync -a rsync://host:PORT/NAME/ dst" pulls (deltas

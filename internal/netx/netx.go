@@ -50,10 +50,11 @@ type Config struct {
 	// have said who it is: handle clears it with nc.SetDeadline(time.Time{})
 	// once the client's request is read. Negative: none.
 	Handshake time.Duration
-	// Idle drops a connection whose handler waits to read from the client
-	// while nothing was read or written for this long (work that reads
-	// nothing, such as a scan before its answer, is never idle). Negative:
-	// never.
+	// Idle drops a connection on which nothing was read or written for
+	// this long while the daemon waits on the client: a write blocked
+	// because the client does not read, or a read while the connection is
+	// not Busy. Work that reads nothing (a scan before its answer) is
+	// never idleness. Negative: never.
 	Idle time.Duration
 	// Grace is how long Serve waits, once ctx ends and every connection is
 	// closed, for their handlers to return.
@@ -220,15 +221,17 @@ type conn struct {
 	net.Conn
 	ctx     context.Context
 	cancel  context.CancelFunc
-	last    atomic.Int64 // unix nanoseconds of the last read or write, or of a read's start
+	last    atomic.Int64 // unix nanoseconds of the last read or write, or of a wait's start
 	reading atomic.Int32 // reads under way
+	writing atomic.Int32 // writes under way
+	busy    atomic.Int32 // Busy marks
 	idled   atomic.Bool
 	once    sync.Once
 }
 
 func newConn(parent context.Context, nc net.Conn, idle time.Duration) *conn {
 	c := &conn{Conn: nc}
-	c.ctx, c.cancel = context.WithCancel(parent)
+	c.ctx, c.cancel = context.WithCancel(context.WithValue(parent, connKey{}, c))
 	c.last.Store(time.Now().UnixNano())
 	go c.watch(idle)
 	return c
@@ -247,11 +250,41 @@ func (c *conn) Read(p []byte) (int, error) {
 }
 
 func (c *conn) Write(p []byte) (int, error) {
+	if c.writing.Add(1) == 1 {
+		c.last.Store(time.Now().UnixNano())
+	}
 	n, err := c.Conn.Write(p)
 	if n > 0 {
 		c.last.Store(time.Now().UnixNano())
 	}
+	c.writing.Add(-1)
 	return n, err
+}
+
+type connKey struct{}
+
+// Busy marks the connection a Handler got ctx for as working for its
+// client (reading files, hashing) until done is called: a read waiting
+// meanwhile is not idleness. Outside a served connection it does nothing.
+func Busy(ctx context.Context) (done func()) {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	if c == nil {
+		return func() {}
+	}
+	c.busy.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if c.busy.Add(-1) == 0 {
+				c.last.Store(time.Now().UnixNano()) // waiting starts now
+			}
+		})
+	}
+}
+
+// waiting reports whether the daemon waits on the client.
+func (c *conn) waiting() bool {
+	return c.writing.Load() > 0 || (c.reading.Load() > 0 && c.busy.Load() == 0)
 }
 
 // CloseWrite half-closes, when the connection can.
@@ -292,7 +325,7 @@ func (c *conn) watch(idle time.Duration) {
 			return
 		case <-t.C:
 		}
-		if idle > 0 && c.reading.Load() > 0 && time.Since(time.Unix(0, c.last.Load())) > idle {
+		if idle > 0 && c.waiting() && time.Since(time.Unix(0, c.last.Load())) > idle {
 			c.idled.Store(true)
 			c.close()
 			return

@@ -17,6 +17,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/msync/msync/delta"
+	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/send"
@@ -488,5 +489,45 @@ func TestHostileQueuedSignatures(t *testing.T) {
 		case <-timeout:
 			t.Fatal("12 MiB of queued signatures were held with a budget of 2 MiB")
 		}
+	}
+}
+
+// Work a daemon does for its client (reading and sending a file here,
+// held back for longer than the idle timeout) is not the client's
+// idleness: the pull completes.
+func TestDaemonWorkIsNotIdleness(t *testing.T) {
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "dst")
+	os.WriteFile(filepath.Join(src, "f"), []byte("hello"), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go netx.Serve(ctx, ln, netx.Config{Idle: 400 * time.Millisecond}, func(ctx context.Context, nc net.Conn) error {
+		return Serve(ctx, nc, ServerConfig{Resolve: func(*wire.OpenRequest) (string, error) { return src, nil },
+			Busy: func() func() { return netx.Busy(ctx) }})
+	})
+	testHookSend = func() { time.Sleep(1500 * time.Millisecond) }
+	defer func() { testHookSend = func() {} }()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConn(nc, Options{Name: "daemon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.OpenSource(ctx, "/", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.Run(ctx, engine.Options{Kind: engine.Initial, Src: "daemon", Dst: dst, Source: s, StateDir: filepath.Join(t.TempDir(), "st")})
+	if err != nil || res.Stats.Failed != 0 {
+		t.Fatalf("pull: %v %+v", err, res)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "f")); string(b) != "hello" {
+		t.Fatalf("f = %q", b)
 	}
 }

@@ -31,3 +31,12 @@ func scanWorkers(asked int) int {
 }
 
 func maxScanWorkers() int { return min(64, max(16, 4*runtime.NumCPU())) }
+
+// markBusy marks the connection as working for its client, for a
+// daemon's idle timeout, until the returned function is called.
+func (c *Conn) markBusy() (done func()) {
+	if c.busy == nil {
+		return func() {}
+	}
+	return c.busy()
+}

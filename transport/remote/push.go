@@ -161,6 +161,9 @@ type ServerConfig struct {
 	Resolve func(req *wire.OpenRequest) (string, error)
 	// Log receives the server's own notes; nil discards them.
 	Log io.Writer
+	// Busy, when set, marks the connection as working for its client
+	// until done is called (a daemon's idle timeout then waits).
+	Busy func() (done func())
 }
 
 // Serve answers one connection: a "source" request serves a tree until the
@@ -171,6 +174,7 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 	if err != nil {
 		return err
 	}
+	c.busy = cfg.Busy
 	defer c.Close()
 	defer func() {
 		// A panic in a served connection ends it, never the daemon.

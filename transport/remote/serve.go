@@ -150,9 +150,11 @@ func (s *servedSource) sender() {
 	for {
 		select {
 		case j := <-s.reqs:
+			done := s.c.markBusy()
 			testHookSend()
 			w := &dataWriter{c: s.c, id: j.id, buf: getChunk()}
 			res := s.local.Send(s.ctx, j.req, w)
+			done()
 			s.queuedSig.Add(-int64(j.sigSize))
 			var err error
 			if res.Status == send.OK {
@@ -227,6 +229,7 @@ type servedScan struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	credit int64
+	done   func() // ends the connection's busy mark while the scan works
 }
 
 func (sc *servedScan) wake() {
@@ -240,8 +243,13 @@ func (sc *servedScan) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		sc.mu.Lock()
-		for sc.credit <= 0 && sc.s.ctx.Err() == nil {
-			sc.cond.Wait()
+		if sc.credit <= 0 && sc.s.ctx.Err() == nil {
+			// Waiting for the peer's credit is waiting on the client.
+			sc.done()
+			for sc.credit <= 0 && sc.s.ctx.Err() == nil {
+				sc.cond.Wait()
+			}
+			sc.done = sc.s.c.markBusy()
 		}
 		if err := sc.s.ctx.Err(); err != nil {
 			sc.mu.Unlock()
@@ -261,6 +269,8 @@ func (sc *servedScan) Write(p []byte) (int, error) {
 // run streams the scan; stream ends it with its problems, or run with the
 // error that stopped it.
 func (sc *servedScan) run(req wire.ScanRequest) {
+	sc.done = sc.s.c.markBusy()
+	defer func() { sc.done() }()
 	if err := sc.stream(req); err != nil {
 		b, _ := wire.EncodeJSON(wire.ScanEnd{Err: err.Error()})
 		sc.s.c.send(wire.TScanEnd, sc.id, b)

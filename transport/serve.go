@@ -12,9 +12,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/transport/remote"
@@ -56,6 +56,7 @@ type DaemonConfig struct {
 	// StateDir is the daemon's own root for the state of the pushes it
 	// receives (state.ModuleDir); empty means state.ServeRoot().
 	StateDir string
+	Limits   Limits
 }
 
 // stateDir is where a push into a module keeps its state: beneath the
@@ -226,36 +227,8 @@ func ServeListener(ctx context.Context, ln net.Listener, d *DaemonConfig) error 
 	if log == nil {
 		log = io.Discard
 	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					fmt.Fprintf(log, "msync serve: %s: internal error: %v\n", nc.RemoteAddr(), r)
-				}
-			}()
-			err := remote.Serve(ctx, nc, remote.ServerConfig{Log: log, ResolveAt: d.resolve, StateDir: d.stateDir})
-			if err != nil {
-				fmt.Fprintf(log, "msync serve: %s: %v\n", nc.RemoteAddr(), err)
-			}
-		}()
-	}
+	return netx.Serve(ctx, ln, d.Limits.config(log), func(ctx context.Context, nc net.Conn) error {
+		return remote.Serve(ctx, nc, remote.ServerConfig{Log: log, ResolveAt: d.resolve, StateDir: d.stateDir,
+			Busy: func() func() { return netx.Busy(ctx) }})
+	})
 }

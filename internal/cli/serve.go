@@ -16,6 +16,7 @@ func newServeCommand(env Env) *cobra.Command {
 	var stdio, readOnly, rsyncProto bool
 	var listen, tokenFile, stateDir string
 	var modules []string
+	var limits serveLimits
 	c := &cobra.Command{
 		Use:   "serve (--stdio | [--rsync] --listen ADDR --module NAME=PATH[,ro] ...)",
 		Short: "Be the far side of a remote pass: over ssh (--stdio) or as a TCP daemon",
@@ -35,6 +36,13 @@ fails (or panics) never takes the daemon down. Pushes keep their state on this h
 --state-dir (default the daemon user's $XDG_STATE_HOME/msync/serve), one directory per
 module, path and source that the daemon names: a client cannot choose it (a client's
 --state is refused). Over --stdio the client is the ssh user itself, and its --state is used.
+
+Both daemons serve at most --max-connections clients at once and turn the next ones away
+with an error they print ("max connections (N) reached -- try again later"); a client
+must send its request within 30 seconds of connecting, and one the daemon waits on
+while nothing moves either way for --timeout is dropped (0: never); the daemon's own
+work for a client (scanning, hashing, reading its files) is not the client's idleness.
+A client that hangs up stops the work it asked for.
 
 With --rsync the daemon speaks stock rsync's daemon protocol (version 27) instead, for
 hosts that only have rsync: "rsync -a rsync://host:PORT/NAME/ dst" pulls (deltas
@@ -61,13 +69,13 @@ a trusted network.`,
 				if tokenFile != "" {
 					return &exitError{code: exitCodeUsage, err: fmt.Errorf("--auth-token-file: an rsync daemon (--rsync) has no authentication")}
 				}
-				return serveRsync(ctx, env, listen, modules, readOnly, stateDir)
+				return serveRsync(ctx, env, listen, modules, readOnly, stateDir, limits)
 			}
 			mods, err := parseModules(modules)
 			if err != nil {
 				return err
 			}
-			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr, Modules: mods, StateDir: stateDir}
+			d := &transport.DaemonConfig{ReadOnly: readOnly, Log: env.Stderr, Modules: mods, StateDir: stateDir, Limits: limits.msync()}
 			if tokenFile != "" {
 				b, err := os.ReadFile(tokenFile)
 				if err != nil {
@@ -97,16 +105,17 @@ a trusted network.`,
 	fl.BoolVar(&rsyncProto, "rsync", false, "speak stock rsync's daemon protocol, for rsync clients (with --listen)")
 	fl.StringVar(&tokenFile, "auth-token-file", "", "require clients to present the token in this file")
 	fl.StringVar(&stateDir, "state-dir", "", "keep the state of pushes beneath this directory (default $XDG_STATE_HOME/msync/serve)")
+	limits.flags(fl)
 	return c
 }
 
 // serveRsync runs the rsync-protocol daemon.
-func serveRsync(ctx context.Context, env Env, listen string, modules []string, readOnly bool, stateDir string) error {
+func serveRsync(ctx context.Context, env Env, listen string, modules []string, readOnly bool, stateDir string, limits serveLimits) error {
 	mods, err := parseModules(modules)
 	if err != nil {
 		return err
 	}
-	srv := &rsync.Server{Log: env.Stderr, StateDir: stateDir}
+	srv := &rsync.Server{Log: env.Stderr, StateDir: stateDir, Limits: limits.rsync()}
 	for _, m := range mods {
 		srv.Modules = append(srv.Modules, rsync.Module{Name: m.Name, Path: m.Path, ReadOnly: m.ReadOnly || readOnly})
 	}

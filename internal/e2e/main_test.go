@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/signal"
+	"syscall"
 	"testing"
 
 	"github.com/msync/msync/internal/cli"
@@ -13,7 +15,11 @@ import (
 // real msync processes without building anything.
 func TestMain(m *testing.M) {
 	if os.Getenv("MSYNC_E2E_MAIN") == "1" {
-		os.Exit(cli.Run(context.Background(), os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
+		// As cmd/msync does: SIGINT and SIGTERM end the context.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Run(ctx, os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+		stop()
+		os.Exit(code)
 	}
 	code := m.Run()
 	stopSSHD()

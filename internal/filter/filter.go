@@ -21,6 +21,7 @@ type rule struct {
 	anchored bool
 	dirOnly  bool
 	full     bool // match against the path, not the base name
+	prog     *program
 }
 
 // Matcher is a list of exclude rules. The zero value excludes nothing.
@@ -31,9 +32,16 @@ type Matcher struct {
 // New compiles patterns, rejecting malformed ones.
 func New(patterns []string) (*Matcher, error) {
 	m := &Matcher{}
+	if len(patterns) > MaxPatterns {
+		return nil, fmt.Errorf("exclude: %d patterns, more than %d", len(patterns), MaxPatterns)
+	}
+	total := 0
 	for _, p := range patterns {
 		if p == "" {
 			return nil, fmt.Errorf("exclude: empty pattern")
+		}
+		if total += len(p); len(p) > MaxPatternLen || total > MaxTotalLen {
+			return nil, fmt.Errorf("exclude: pattern %.40q...: longer than %d bytes, or the patterns together longer than %d", p, MaxPatternLen, MaxTotalLen)
 		}
 		r := rule{pat: p}
 		if strings.HasSuffix(r.pat, "/") {
@@ -51,6 +59,11 @@ func New(patterns []string) (*Matcher, error) {
 		if _, err := path.Match(strings.ReplaceAll(r.pat, "**", "*"), ""); err != nil {
 			return nil, fmt.Errorf("exclude: bad pattern %q: %w", p, err)
 		}
+		prog, err := compile(r.pat)
+		if err != nil {
+			return nil, fmt.Errorf("exclude: bad pattern %q: %w", p, err)
+		}
+		r.prog = prog
 		m.rules = append(m.rules, r)
 	}
 	return m, nil
@@ -68,27 +81,20 @@ func (m *Matcher) Excluded(rel string, isDir bool) bool {
 		if r.dirOnly && !isDir {
 			continue
 		}
-		if !r.full {
-			if glob(r.pat, base) {
+		switch {
+		case !r.full:
+			if r.prog.match(base, false) {
 				return true
 			}
-			continue
-		}
-		if r.anchored {
-			if glob(r.pat, rel) {
+		case r.anchored:
+			if r.prog.match(rel, false) {
 				return true
 			}
-			continue
-		}
-		for s := rel; ; {
-			if glob(r.pat, s) {
+		default:
+			// At any directory boundary: rel or any part after a '/'.
+			if r.prog.match(rel, true) {
 				return true
 			}
-			i := strings.IndexByte(s, '/')
-			if i < 0 {
-				break
-			}
-			s = s[i+1:]
 		}
 	}
 	return false
@@ -96,41 +102,3 @@ func (m *Matcher) Excluded(rel string, isDir bool) bool {
 
 // Empty reports whether there are no rules.
 func (m *Matcher) Empty() bool { return m == nil || len(m.rules) == 0 }
-
-// glob matches name against pattern where "**" may span "/".
-func glob(pattern, name string) bool {
-	i := strings.Index(pattern, "**")
-	if i < 0 {
-		ok, _ := path.Match(pattern, name)
-		return ok
-	}
-	prefix, rest := pattern[:i], strings.TrimPrefix(pattern[i+2:], "/")
-	restSlash := strings.HasPrefix(pattern[i+2:], "/")
-	// Try every split of name where the prefix matches.
-	for j := 0; j <= len(name); j++ {
-		if !globPrefix(prefix, name[:j]) {
-			continue
-		}
-		tail := name[j:]
-		if rest == "" && !restSlash {
-			return true
-		}
-		for k := 0; k <= len(tail); k++ {
-			if k > 0 && tail[k-1] != '/' && restSlash {
-				continue
-			}
-			if glob(rest, tail[k:]) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func globPrefix(prefix, s string) bool {
-	if prefix == "" {
-		return s == ""
-	}
-	ok, _ := path.Match(prefix, s)
-	return ok
-}

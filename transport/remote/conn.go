@@ -52,6 +52,9 @@ type Conn struct {
 	served  atomic.Pointer[servedSource] // set when this end serves a tree
 	pending error                        // why this end sent TError
 
+	sigMu sync.Mutex           // held while a signature and its file request are queued
+	busy  func() (done func()) // ServerConfig.Busy, when serving
+
 	opens  chan wire.OpenRequest
 	openOK chan []byte
 	push   atomic.Pointer[pushClient]

@@ -5,14 +5,19 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"github.com/cespare/xxhash/v2"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/msync/msync/delta"
+	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/send"
@@ -271,5 +276,258 @@ func TestHostilePaths(t *testing.T) {
 				t.Fatal("written outside the destination")
 			}
 		})
+	}
+}
+
+// rawSource serves root with Serve on one end of a pipe and returns the
+// other end after the greetings and a source request, with the frames the
+// server sends from then on.
+func rawSource(t *testing.T, root string) (net.Conn, <-chan wire.Frame, <-chan error) {
+	t.Helper()
+	a, b := net.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		served <- Serve(context.Background(), b, ServerConfig{Resolve: func(*wire.OpenRequest) (string, error) { return root, nil }})
+	}()
+	t.Cleanup(func() { a.Close() })
+	if _, _, err := wire.Handshake(a, a, wire.Hello{Version: wire.Version, MinVersion: wire.MinVersion}); err != nil {
+		t.Fatal(err)
+	}
+	open, _ := wire.EncodeJSON(wire.OpenRequest{Op: "source", Path: "/"})
+	a.Write(append(wire.AppendHeader(nil, wire.TOpen, 0, len(open)), open...))
+	frames := make(chan wire.Frame, 1024)
+	go func() {
+		defer close(frames)
+		r := wire.NewReader(a)
+		for {
+			f, err := r.Next()
+			if err != nil {
+				return
+			}
+			f.Payload = append([]byte(nil), f.Payload...)
+			select {
+			case frames <- f:
+			default: // a test that does not read them drops them
+			}
+		}
+	}()
+	select {
+	case f := <-frames:
+		if f.Type != wire.TOpenOK {
+			t.Fatalf("open: got %s %q", f.Type, f.Payload)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer to open")
+	}
+	return a, frames, served
+}
+
+// peakGrowth samples the heap and stacks in use until stop is closed and
+// returns the most they grew above where they were at the start.
+func peakGrowth(stop <-chan struct{}) func() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	base := m.HeapInuse + m.StackInuse
+	var peak uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(5 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			if v := m.HeapInuse + m.StackInuse; v > base && v-base > peak {
+				peak = v - base
+			}
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	return func() uint64 { <-done; return peak }
+}
+
+// Signature frames whose file request never comes are held up to a small
+// budget per connection, then the connection is refused: 80 MiB of them
+// (the old budget was 1 GiB) are never all held.
+func TestHostileUnclaimedSignatures(t *testing.T) {
+	conn, frames, served := rawSource(t, t.TempDir())
+	stop := make(chan struct{})
+	peak := peakGrowth(stop)
+	chunk := bytes.Repeat([]byte{7}, wire.ChunkSize)
+	go func() {
+		// 80 requests' signatures of 1 MiB each, none followed by its request.
+		for i := range 80 * (1 << 20) / len(chunk) {
+			id := uint32(i*len(chunk)>>20) + 1
+			if _, err := conn.Write(append(wire.AppendHeader(nil, wire.TSig, id, len(chunk)), chunk...)); err != nil {
+				return
+			}
+		}
+		// Then wait: the server must refuse on its own.
+	}()
+	var msg string
+	timeout := time.After(20 * time.Second)
+wait:
+	for {
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				break wait
+			}
+			if f.Type == wire.TError {
+				msg = string(f.Payload)
+			}
+		case <-timeout:
+			break wait
+		}
+	}
+	close(stop)
+	grew := peak()
+	conn.Close()
+	<-served
+	t.Logf("grew by %d MiB; error %q", grew>>20, msg)
+	if !strings.Contains(msg, "signatures without their file request exceed") {
+		t.Errorf("the server did not refuse unclaimed signatures (error %q)", msg)
+	}
+	if grew > 56<<20 {
+		t.Fatalf("memory grew by %d MiB holding unclaimed signatures", grew>>20)
+	}
+}
+
+// A scan request's worker count is the daemon's to bound: 600 hashing
+// workers asked for take no more memory than the daemon's own maximum.
+func TestHostileScanWorkers(t *testing.T) {
+	root := t.TempDir()
+	for i := range 50 {
+		os.WriteFile(filepath.Join(root, fmt.Sprintf("f%02d", i)), bytes.Repeat([]byte{byte(i)}, 100<<10), 0o644)
+	}
+	conn, frames, served := rawSource(t, root)
+	stop := make(chan struct{})
+	peak := peakGrowth(stop)
+	req, _ := wire.EncodeJSON(wire.ScanRequest{Hash: true, Workers: 600})
+	conn.Write(append(wire.AppendHeader(nil, wire.TScanReq, 1, len(req)), req...))
+	credit := wire.EncodeUvarints(1 << 30)
+	conn.Write(append(wire.AppendHeader(nil, wire.TCredit, 1, len(credit)), credit...))
+	ended := false
+	timeout := time.After(30 * time.Second)
+	for !ended {
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				t.Fatal("connection ended during the scan")
+			}
+			ended = f.Type == wire.TScanEnd
+		case <-timeout:
+			t.Fatal("the scan did not end")
+		}
+	}
+	close(stop)
+	grew := peak()
+	conn.Close()
+	<-served
+	t.Logf("grew by %d MiB", grew>>20)
+	if grew > 40<<20 {
+		t.Fatalf("a scan asking for 600 workers grew memory by %d MiB", grew>>20)
+	}
+}
+
+// The signatures of file requests waiting for a sender are bounded: past
+// the budget, the connection is refused rather than holding them all.
+func TestHostileQueuedSignatures(t *testing.T) {
+	maxQueuedSig = 2 << 20
+	hold := make(chan struct{})
+	testHookSend = func() { <-hold }
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), []byte("data"), 0o644)
+	conn, frames, served := rawSource(t, root)
+	defer func() {
+		close(hold)
+		conn.Close()
+		<-served
+		maxQueuedSig = 256 << 20
+		// testHookSend stays: the senders may still run, and the
+		// closed channel holds nothing back.
+	}()
+	const blocks = 87_000 // about 1 MiB of sums
+	sig, err := (&delta.Signature{BlockSize: delta.MinBlockSize, FileSize: blocks * delta.MinBlockSize,
+		Weak: make([]uint32, blocks), Strong: make([]uint64, blocks)}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for id := uint32(1); id <= 12; id++ {
+			for p := sig; len(p) > 0; {
+				n := min(len(p), wire.ChunkSize)
+				if _, err := conn.Write(append(wire.AppendHeader(nil, wire.TSig, id, n), p[:n]...)); err != nil {
+					return
+				}
+				p = p[n:]
+			}
+			fetch := wire.EncodeFetch(&send.Request{Path: "f", Size: 4, Mode: send.Delta})
+			if _, err := conn.Write(append(wire.AppendHeader(nil, wire.TFetch, id, len(fetch)), fetch...)); err != nil {
+				return
+			}
+		}
+	}()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				t.Fatal("connection ended without an error")
+			}
+			if f.Type == wire.TError {
+				if !strings.Contains(string(f.Payload), "MiB of signatures") {
+					t.Fatalf("error %q", f.Payload)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("12 MiB of queued signatures were held with a budget of 2 MiB")
+		}
+	}
+}
+
+// Work a daemon does for its client (reading and sending a file here,
+// held back for longer than the idle timeout) is not the client's
+// idleness: the pull completes.
+func TestDaemonWorkIsNotIdleness(t *testing.T) {
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "dst")
+	os.WriteFile(filepath.Join(src, "f"), []byte("hello"), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go netx.Serve(ctx, ln, netx.Config{Idle: 400 * time.Millisecond}, func(ctx context.Context, nc net.Conn) error {
+		return Serve(ctx, nc, ServerConfig{Resolve: func(*wire.OpenRequest) (string, error) { return src, nil },
+			Busy: func() func() { return netx.Busy(ctx) }})
+	})
+	testHookSend = func() { time.Sleep(1500 * time.Millisecond) }
+	defer func() { testHookSend = func() {} }()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConn(nc, Options{Name: "daemon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.OpenSource(ctx, "/", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.Run(ctx, engine.Options{Kind: engine.Initial, Src: "daemon", Dst: dst, Source: s, StateDir: filepath.Join(t.TempDir(), "st")})
+	if err != nil || res.Stats.Failed != 0 {
+		t.Fatalf("pull: %v %+v", err, res)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "f")); string(b) != "hello" {
+		t.Fatalf("f = %q", b)
 	}
 }

@@ -176,6 +176,9 @@ type ServerConfig struct {
 	// for a server that runs as the client's own user (ssh), who could
 	// run anything on this host anyway.
 	StateDir func(req *wire.OpenRequest, root string) (string, error)
+	// Busy, when set, marks the connection as working for its client
+	// until done is called (a daemon's idle timeout then waits).
+	Busy func() (done func())
 }
 
 // Serve answers one connection: a "source" request serves a tree until the
@@ -186,6 +189,7 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 	if err != nil {
 		return err
 	}
+	c.busy = cfg.Busy
 	defer c.Close()
 	defer func() {
 		// A panic in a served connection ends it, never the daemon.
@@ -205,6 +209,9 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 		err := errors.New("no request within a minute")
 		c.failAfterError(err)
 		return err
+	}
+	if d, ok := rw.(interface{ SetDeadline(time.Time) error }); ok {
+		d.SetDeadline(time.Time{}) // the request is in: the handshake's deadline is over
 	}
 	var t *Target
 	if cfg.ResolveAt != nil {

@@ -20,7 +20,7 @@ const (
 	senders         = 8       // files read concurrently
 	maxOutstanding  = 4096    // file requests queued
 	maxPendingSig   = 256     // requests with signature bytes and no TFetch yet
-	maxPendingBytes = 1 << 30 // signature bytes buffered
+	maxPendingBytes = 1 << 24 // signature bytes received, not yet claimed by their TFetch
 	maxScans        = 16
 )
 
@@ -42,6 +42,7 @@ type servedSource struct {
 	wg   sync.WaitGroup
 
 	maxQueued atomic.Int64 // most file requests seen waiting at once
+	queuedSig atomic.Int64 // signature bytes of the requests queued or being answered
 }
 
 // testHookSend runs before a sender answers a request; tests use it to
@@ -49,8 +50,9 @@ type servedSource struct {
 var testHookSend = func() {}
 
 type fetchJob struct {
-	id  uint32
-	req *send.Request
+	id      uint32
+	req     *send.Request
+	sigSize int // bytes of its signature on the wire, counted in queuedSig
 }
 
 // Serve makes this end answer the peer's scan and file requests for the
@@ -124,7 +126,7 @@ func (s *servedSource) dispatch(f wire.Frame) error {
 			return fmt.Errorf("%w: too many signatures pending", wire.ErrProtocol)
 		}
 		if len(cur)+len(f.Payload) > wire.MaxSignature || s.sigBytes+len(f.Payload) > maxPendingBytes {
-			return fmt.Errorf("%w: signature for request %d exceeds %d bytes", wire.ErrProtocol, f.Stream, wire.MaxSignature)
+			return fmt.Errorf("%w: signatures without their file request exceed %d MiB (request %d)", wire.ErrProtocol, maxPendingBytes>>20, f.Stream)
 		}
 		s.sigs[f.Stream] = append(cur, f.Payload...)
 		s.sigBytes += len(f.Payload)
@@ -136,11 +138,14 @@ func (s *servedSource) dispatch(f wire.Frame) error {
 		if err != nil {
 			return err
 		}
+		if err := s.queueSig(len(sig)); err != nil {
+			return err
+		}
 		if n := int64(len(s.reqs) + 1); n > s.maxQueued.Load() {
 			s.maxQueued.Store(n)
 		}
 		select {
-		case s.reqs <- fetchJob{f.Stream, req}:
+		case s.reqs <- fetchJob{f.Stream, req, len(sig)}:
 		default:
 			return fmt.Errorf("%w: more than %d file requests outstanding", wire.ErrProtocol, maxOutstanding)
 		}
@@ -153,9 +158,12 @@ func (s *servedSource) sender() {
 	for {
 		select {
 		case j := <-s.reqs:
+			done := s.c.markBusy()
 			testHookSend()
 			w := &dataWriter{c: s.c, id: j.id, buf: getChunk()}
 			res := s.local.Send(s.ctx, j.req, w)
+			done()
+			s.queuedSig.Add(-int64(j.sigSize))
 			var err error
 			if res.Status == send.OK {
 				err = w.flush()
@@ -229,6 +237,7 @@ type servedScan struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	credit int64
+	done   func() // ends the connection's busy mark while the scan works
 }
 
 func (sc *servedScan) wake() {
@@ -242,8 +251,13 @@ func (sc *servedScan) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		sc.mu.Lock()
-		for sc.credit <= 0 && sc.s.ctx.Err() == nil {
-			sc.cond.Wait()
+		if sc.credit <= 0 && sc.s.ctx.Err() == nil {
+			// Waiting for the peer's credit is waiting on the client.
+			sc.done()
+			for sc.credit <= 0 && sc.s.ctx.Err() == nil {
+				sc.cond.Wait()
+			}
+			sc.done = sc.s.c.markBusy()
 		}
 		if err := sc.s.ctx.Err(); err != nil {
 			sc.mu.Unlock()
@@ -263,6 +277,8 @@ func (sc *servedScan) Write(p []byte) (int, error) {
 // run streams the scan; stream ends it with its problems, or run with the
 // error that stopped it.
 func (sc *servedScan) run(req wire.ScanRequest) {
+	sc.done = sc.s.c.markBusy()
+	defer func() { sc.done() }()
 	if err := sc.stream(req); err != nil {
 		b, _ := wire.EncodeJSON(wire.ScanEnd{Err: err.Error()})
 		sc.s.c.send(wire.TScanEnd, sc.id, b)
@@ -286,7 +302,7 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 			}
 		}
 	}
-	cfg := tree.ScanConfig{Exclude: req.Exclude, Xattrs: req.Xattrs, Hash: req.Hash, Workers: req.Workers}
+	cfg := tree.ScanConfig{Exclude: req.Exclude, Xattrs: req.Xattrs, Hash: req.Hash, Workers: scanWorkers(req.Workers)}
 	if prev != nil {
 		cfg.Prev = prev
 	}

@@ -437,6 +437,10 @@ func (s *Source) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 		if err != nil {
 			return nil, err
 		}
+		// A signature goes out whole, then its request, never mixed with
+		// another's: the peer holds at most one unclaimed at a time.
+		c.sigMu.Lock()
+		defer c.sigMu.Unlock()
 		for len(sig) > 0 {
 			n := min(len(sig), wire.ChunkSize)
 			if err := c.send(wire.TSig, id, sig[:n]); err != nil {

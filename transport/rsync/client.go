@@ -142,6 +142,7 @@ func Dial(ctx context.Context, e Endpoint, o Options) (*Client, error) {
 	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}), kick: make(chan struct{}, 1), fields: allFields}
 	c.fields.checksum = e.Checksum
 	var err error
+	c.fields.maxBytes = clientFileListBytes
 	if e.Daemon {
 		err = c.dialDaemon(ctx, &e)
 	} else {

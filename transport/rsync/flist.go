@@ -51,6 +51,10 @@ type listOptions struct {
 	uid, gid, links, devices, hardLinks bool
 	checksum                            bool // -c: every entry carries 16 bytes, a file's MD4
 	idLists                             int  // name lists after the list (-o/-g without --numeric-ids)
+
+	// maxBytes bounds the memory a received list may take (see
+	// listBudget); 0 means DefaultFileListBytes.
+	maxBytes int64
 }
 
 // allFields is the list msync asks a stock sender for (-lHogDtpr --numeric-ids).
@@ -297,6 +301,7 @@ type fileList struct {
 func readFileList(d *decoder, o listOptions, root *manifest.Entry) (*fileList, int32, error) {
 	fr := &flistReader{d: d, o: o}
 	var files []*file
+	budget := newListBudget(o.maxBytes)
 	for {
 		f, err := fr.next()
 		if err == io.EOF {
@@ -310,6 +315,9 @@ func readFileList(d *decoder, o listOptions, root *manifest.Entry) (*fileList, i
 		}
 		if len(files) >= maxEntries {
 			return nil, 0, protoErr("more than %d entries in the file list", maxEntries)
+		}
+		if err := budget.add(f); err != nil {
+			return nil, 0, err
 		}
 		files = append(files, f)
 	}

@@ -190,7 +190,7 @@ func serveRequests(ctx context.Context, d *decoder, e *encoder, files []*sendFil
 			}
 		}
 		count, blen, s2len, rem := head[0], head[1], head[2], head[3]
-		if count < 0 || count > 1<<24 || blen < 0 || blen > 1<<29 || s2len < 0 || s2len > md4.Size || rem < 0 || rem > blen {
+		if count < 0 || count > maxRecvBlocks || blen < 0 || blen > 1<<29 || s2len < 0 || s2len > md4.Size || rem < 0 || rem > blen {
 			return protoErr("sum head %v", head)
 		}
 		var table *blockTable

@@ -10,13 +10,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/scan"
@@ -42,6 +43,8 @@ type Server struct {
 	// directory per module and path (state.ModuleDir); empty means
 	// state.ServeRoot().
 	StateDir string
+	// Limits; zero means netx's defaults (see Limits).
+	Limits Limits
 }
 
 // Serve accepts connections until ctx ends. Each connection is served on
@@ -52,32 +55,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	// Connections (and the passes they run) log at the same time.
 	s.Log = &lockedWriter{w: s.Log}
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer conn.Close()
-			defer func() {
-				if p := recover(); p != nil {
-					fmt.Fprintf(s.Log, "rsync serve: %s: panic: %v\n%s", conn.RemoteAddr(), p, debug.Stack())
-				}
-			}()
-			if err := s.handle(ctx, conn); err != nil {
-				fmt.Fprintf(s.Log, "rsync serve: %s: %v\n", conn.RemoteAddr(), err)
-			}
-		}()
-	}
+	return netx.Serve(ctx, ln, s.Limits.config(s.Log), s.handle)
 }
 
 // muxWriter frames everything written as rsync's multiplexed data
@@ -223,7 +201,6 @@ func parseServerArgs(args []string) (serverArgs, error) {
 }
 
 func (s *Server) handle(ctx context.Context, conn net.Conn) error {
-	conn.SetDeadline(time.Now().Add(60 * time.Second))
 	ss := &session{s: s, conn: conn, br: bufio.NewReaderSize(conn, 256<<10), bw: bufio.NewWriterSize(conn, 64<<10)}
 	fmt.Fprintf(ss.bw, "@RSYNCD: %d.0\n", ProtocolVersion)
 	if err := ss.bw.Flush(); err != nil {
@@ -387,7 +364,8 @@ func serveShell(ctx context.Context, in io.Reader, out io.Writer, args []string,
 	if log == nil {
 		log = io.Discard
 	}
-	ss := &session{s: &Server{Log: log}, br: bufio.NewReaderSize(in, 256<<10), bw: bufio.NewWriterSize(out, 64<<10),
+	// The shell authenticated the client: its list is bounded as one msync pulls.
+	ss := &session{s: &Server{Log: log, Limits: Limits{FileList: clientFileListBytes}}, br: bufio.NewReaderSize(in, 256<<10), bw: bufio.NewWriterSize(out, 64<<10),
 		name: "rsync-shell", shell: true}
 	(&encoder{w: ss.bw}).int32(ProtocolVersion)
 	if err := ss.bw.Flush(); err != nil {
@@ -573,6 +551,7 @@ func (ss *session) topName(p, root string) string {
 // the list) or a bare PATTERN, which is an exclude (what --exclude sends).
 func (ss *session) readExcludes() ([]string, error) {
 	var excludes []string
+	total := 0
 	for {
 		n, err := ss.dec.int32()
 		if err != nil || n == 0 {
@@ -592,6 +571,9 @@ func (ss *session) readExcludes() ([]string, error) {
 			continue
 		case strings.HasPrefix(rule, "+ "):
 			return nil, refusal("msync serves exclude rules only, not %q", b)
+		}
+		if total += len(b); len(excludes) >= filter.MaxPatterns || total > filter.MaxTotalLen {
+			return nil, protoErr("more than %d filter rules or %d bytes of them", filter.MaxPatterns, filter.MaxTotalLen)
 		}
 		excludes = append(excludes, strings.TrimPrefix(rule, "- "))
 	}
@@ -685,6 +667,7 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 	c := &Client{name: ss.name, log: ss.s.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}),
 		kick: make(chan struct{}, 1), server: true, dec: ss.dec, enc: ss.enc, seed: ss.seed,
 		closer: func() error { return nil }, fields: ss.args.fields()}
+	c.fields.maxBytes = ss.s.Limits.FileList
 	// A client pushing "dir" (no trailing slash) sends no top directory:
 	// the destination's own stands in, unchanged.
 	var st unix.Stat_t

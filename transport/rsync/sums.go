@@ -156,7 +156,9 @@ type blockTable struct {
 
 // readSums reads count block sums of head from d.
 func readSums(d *decoder, h sumHead) (*blockTable, error) {
-	t := &blockTable{head: h, weak: make(map[uint32][]int32, h.count), strong: make([]byte, 0, int(h.count)*int(h.s2len))}
+	// Sized as the sums arrive, not as the peer announces them.
+	hint := min(h.count, 1<<16)
+	t := &blockTable{head: h, weak: make(map[uint32][]int32, hint), strong: make([]byte, 0, int(hint)*int(h.s2len))}
 	for i := range h.count {
 		w, err := d.int32()
 		if err != nil {

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,12 +23,7 @@ type dest struct {
 	owners  bool
 	xattrNS []string
 	fsync   FsyncPolicy
-}
-
-func tempName() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return scan.TempPrefix + hex.EncodeToString(b[:]) + scan.TempSuffix
+	tag     string // the migration's temp tag (tempName)
 }
 
 func pathErr(op string, root *fsx.Root, rel string, err error) error {
@@ -40,7 +33,7 @@ func pathErr(op string, root *fsx.Root, rel string, err error) error {
 // createTemp makes an empty temp file in directory dirfd.
 func (d *dest) createTemp(dirfd int) (*tmpFile, string, error) {
 	for range 5 {
-		name := tempName()
+		name := d.tempName()
 		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err == unix.EEXIST {
 			continue
@@ -167,7 +160,7 @@ func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.E
 					return false, fmt.Errorf("chmod: %w", err)
 				}
 			}
-			tmp = tempName()
+			tmp = d.tempName()
 			err = linkAnon(fd, dirfd, tmp)
 		} else if err == nil {
 			if st == nil && unsure {
@@ -249,7 +242,7 @@ func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 // makeSpecial creates a symlink, fifo or device node as e under a temp name
 // and renames it over name.
 func (d *dest) makeSpecial(dirfd int, name string, e *manifest.Entry) error {
-	tmp := tempName()
+	tmp := d.tempName()
 	var err error
 	switch e.Type {
 	case manifest.TypeSymlink:
@@ -294,7 +287,7 @@ func (d *dest) link(dirs *fsx.Dirs, target, p string) error {
 	if err != nil {
 		return err
 	}
-	tmp := tempName()
+	tmp := d.tempName()
 	if err := unix.Linkat(tfd, tname, pdir, tmp, 0); err != nil {
 		return fmt.Errorf("link to %s: %w", target, err)
 	}

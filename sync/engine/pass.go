@@ -398,6 +398,10 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		old = u
 	}
 
+	tag, err := st.TempTag()
+	if err != nil {
+		return nil, err
+	}
 	ns := p.xattrNS()
 	var dstIt manifest.Iterator = manifest.Empty
 	var dstScan *scan.Scanner
@@ -434,7 +438,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			prev, p.oldDst = cache, manifest.NewPeeker(base)
 			p.dstBase = reopen(state.Dest)
 		}
-		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: p.exclude, Xattrs: ns, Prev: prev})
+		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Exclude: p.exclude, Xattrs: ns, Prev: prev, OwnTemp: ownTemp(tag)})
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
 		}
@@ -457,7 +461,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			return nil, err
 		}
 		defer r.Close()
-		p.dst = &dest{root: r, owners: o.Owners, xattrNS: ns, fsync: o.Fsync}
+		p.dst = &dest{root: r, owners: o.Owners, xattrNS: ns, fsync: o.Fsync, tag: tag}
 		p.dirs = r.NewDirs()
 		defer p.dirs.Close()
 	}

@@ -13,6 +13,7 @@ import (
 // real msync processes without building anything.
 func TestMain(m *testing.M) {
 	if os.Getenv("MSYNC_E2E_MAIN") == "1" {
+		armKillHook()
 		os.Exit(cli.Run(context.Background(), os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
 	}
 	code := m.Run()

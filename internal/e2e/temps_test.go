@@ -62,9 +62,15 @@ func TestTempLookalikesAreUserNames(t *testing.T) {
 					must(t, err)
 					own := dst + "/home/.msync." + strings.TrimSpace(string(tag)) + ".0123456789abcdef.tmp"
 					write(t, own, "half written", 0o600)
+					// Also in a directory the source does not have and
+					// the pass keeps.
+					kept := dst + "/.msync.admin.tmp/.msync." + strings.TrimSpace(string(tag)) + ".0123456789abcdef.tmp"
+					write(t, kept, "half written", 0o600)
 					runJSON(t, append([]string{"catchup", from, to}, flags...)...)
-					if _, err := os.Lstat(own); !errors.Is(err, os.ErrNotExist) {
-						t.Errorf("the leftover temp %s was not removed: %v", own, err)
+					for _, p := range []string{own, kept} {
+						if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+							t.Errorf("the leftover temp %s was not removed: %v", p, err)
+						}
 					}
 					checkAdminLookalike(t, dst)
 				}

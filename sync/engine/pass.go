@@ -1032,6 +1032,7 @@ func (p *pass) handleGone(d, m *manifest.Entry, parent *frame) {
 		p.mu.Unlock()
 		if d.Type == manifest.TypeDir {
 			p.stack = append(p.stack, &frame{path: d.Path, incomplete: parent.incomplete})
+			p.removeTemps(d.Path)
 		}
 		p.emit(&slot{dst: d})
 		return

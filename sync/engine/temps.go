@@ -33,3 +33,20 @@ func ownTemp(tag string) func(name string) bool {
 		return len(name) > len(pre)+len(tempSuffix) && strings.HasPrefix(name, pre) && strings.HasSuffix(name, tempSuffix)
 	}
 }
+
+// removeTemps removes the leftover temps of killed passes directly in a
+// destination directory that the pass keeps without a source directory
+// (one a killed pass wrote into before the source removed it): they carry
+// the migration's tag, so they are msync's even there.
+func (p *pass) removeTemps(dir string) {
+	if p.dstScan == nil || p.o.DryRun {
+		return
+	}
+	for _, t := range p.dstScan.TakeTemps(dir) {
+		if err := removeAll(p.dirs, t); err == nil {
+			p.mu.Lock()
+			p.res.Stats.Temps++
+			p.mu.Unlock()
+		}
+	}
+}

@@ -113,6 +113,13 @@ func (j *Journal) Ensure(seq uint64) error {
 		}
 		j.fd = fd
 		j.buf = append([]byte(journalMagic), j.buf...)
+		if j.sync {
+			// The journal's name, too, must outlive a power cut.
+			if err := syncDir(filepath.Dir(j.path)); err != nil {
+				j.err = fmt.Errorf("state journal %s: sync its directory: %w", j.path, err)
+				return j.err
+			}
+		}
 	}
 	for b := j.buf; len(b) > 0; {
 		n, err := unix.Write(j.fd, b)
@@ -212,3 +219,12 @@ func (j *JournalReader) Next() (*manifest.Entry, error) {
 
 // Close closes the file.
 func (j *JournalReader) Close() error { return j.f.Close() }
+
+func syncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fsync(fd)
+}

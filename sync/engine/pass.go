@@ -1025,7 +1025,7 @@ func (p *pass) handleGone(d, m *manifest.Entry, parent *frame) {
 	}
 	// m: msync put d there (an initial pass's old entries are only what
 	// killed passes did).
-	del := !parent.incomplete && (m != nil || p.o.DeleteExtraneous)
+	del := !parent.incomplete && (m != nil && !p.o.DeleteOnlyAsked || p.o.DeleteExtraneous)
 	if !del {
 		p.mu.Lock()
 		p.res.Stats.Kept++

@@ -65,8 +65,11 @@ bench: build deps
 	$(BIN) bench run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) --ssh-loopback --rsync-daemon $(BENCH_FLAGS) -o bench/latest.md
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./delta ./manifest ./sync/scan ./transport/rsync | tee bench/micro.txt
 
-# 50 seeded kill points per pass kind, ssh and daemon kills, then peak RSS
-# of initial and catch-up on 1,000,000 tiny files (about 20 minutes).
+# 50 seeded kill points per pass kind, ssh and daemon kills, 130 rounds of a
+# pass killed right after a rename, mkdir, symlink or link or at a random
+# moment, the source emptied or changed, and a catch-up that must converge
+# exactly (nothing extra, nothing missing), then peak RSS of initial and
+# catch-up on 1,000,000 tiny files (about 30 minutes).
 stress: build deps
 	MSYNC_STRESS=1 $(GO) test -count=1 -timeout 60m -run 'Kill' -v ./internal/e2e/
 	$(BIN) bench run --scale 0.01 --runs 1 --mem-files 1000000 --dir $$(mktemp -d)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,7 +15,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/bench"
 	"github.com/msync/msync/manifest"
-	"github.com/msync/msync/sync/scan"
 )
 
 // contents maps each path to every content hash (or symlink target) it has
@@ -69,12 +69,14 @@ func hashOf(t *testing.T, p string) string {
 // committed manifest cannot be read back.
 func checkNothingInvented(t *testing.T, dst, state string, allowed contents) (temps int) {
 	t.Helper()
+	tag, _ := os.ReadFile(filepath.Join(state, "temp-tag"))
+	ownTemp := ".msync." + strings.TrimSpace(string(tag)) + "."
 	filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
 		rel, _ := filepath.Rel(dst, p)
-		if scan.IsTemp(d.Name()) {
+		if len(tag) > 0 && strings.HasPrefix(d.Name(), ownTemp) && strings.HasSuffix(d.Name(), ".tmp") {
 			temps++
 			return nil
 		}

@@ -15,6 +15,7 @@ import (
 // real msync processes without building anything.
 func TestMain(m *testing.M) {
 	if os.Getenv("MSYNC_E2E_MAIN") == "1" {
+		armKillHook()
 		// As cmd/msync does: SIGINT and SIGTERM end the context.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := cli.Run(ctx, os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})

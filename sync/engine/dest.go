@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,16 +23,11 @@ type dest struct {
 	owners  bool
 	xattrNS []string
 	fsync   FsyncPolicy
+	tag     string // the migration's temp tag (tempName)
 	// inheritedACL is set once a directory at either end was seen with a
 	// default ACL (or the destination's parent has one): a new file may
 	// then have inherited an access ACL that finishFile must remove.
 	inheritedACL atomic.Bool
-}
-
-func tempName() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return scan.TempPrefix + hex.EncodeToString(b[:]) + scan.TempSuffix
 }
 
 func pathErr(op string, root *fsx.Root, rel string, err error) error {
@@ -67,7 +60,7 @@ func defaultACL(e *manifest.Entry) bool {
 // createTemp makes an empty temp file in directory dirfd.
 func (d *dest) createTemp(dirfd int) (*tmpFile, string, error) {
 	for range 5 {
-		name := tempName()
+		name := d.tempName()
 		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err == unix.EEXIST {
 			continue
@@ -201,7 +194,7 @@ func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.E
 					return false, fmt.Errorf("chmod: %w", err)
 				}
 			}
-			tmp = tempName()
+			tmp = d.tempName()
 			err = linkAnon(fd, dirfd, tmp)
 		} else if err == nil {
 			if st == nil && unsure {
@@ -284,7 +277,7 @@ func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 // makeSpecial creates a symlink, fifo, socket or device node as e under a temp name
 // and renames it over name.
 func (d *dest) makeSpecial(dirfd int, name string, e *manifest.Entry) error {
-	tmp := tempName()
+	tmp := d.tempName()
 	var err error
 	switch e.Type {
 	case manifest.TypeSymlink:
@@ -333,7 +326,7 @@ func (d *dest) link(dirs *fsx.Dirs, target, p string) error {
 	if err != nil {
 		return err
 	}
-	tmp := tempName()
+	tmp := d.tempName()
 	if err := unix.Linkat(tfd, tname, pdir, tmp, 0); err != nil {
 		return fmt.Errorf("link to %s: %w", target, err)
 	}

@@ -112,7 +112,11 @@ type Options struct {
 	TrustDest bool
 	// DeleteExtraneous also deletes destination paths msync did not put there.
 	DeleteExtraneous bool
-	Exclude          []string // rsync-style patterns (see internal/filter)
+	// DeleteOnlyAsked deletes nothing unless DeleteExtraneous asks, not
+	// even what killed passes put at the destination and the source no
+	// longer has: rsync's semantics, for its daemon.
+	DeleteOnlyAsked bool
+	Exclude         []string // rsync-style patterns (see internal/filter)
 	// Xattrs copies extended attributes (user., and trusted./security. as root).
 	Xattrs bool
 	// Sparse leaves holes at the destination where aligned 4 KiB blocks of

@@ -56,14 +56,18 @@ type leaderInfo struct {
 	dstIno uint64 // destination inode when the leader is not rewritten
 }
 
-type pendingLink struct{ target, path string }
+type pendingLink struct {
+	target, path string
+	intent       uint64 // pass.intent
+}
 
 type pass struct {
 	o       Options
 	res     *Result
 	mu      sync.Mutex // guards res
 	dst     *dest
-	dirs    *fsx.Dirs // main goroutine's destination directories
+	dirs    *fsx.Dirs      // main goroutine's destination directories
+	journal *state.Journal // intents of the names the pass makes visible (journal.go)
 	src     Source
 	local   *tree.Local // the source when it is on this host
 	srcRoot *fsx.Root   // its root, for direct reads
@@ -376,19 +380,27 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	} else if interrupted, err = st.TakeInterrupted(); err != nil {
 		return nil, err
 	}
-	if len(interrupted) > 0 || st.Interrupted() {
+	// And the names they journaled before making them visible.
+	journals := st.Journals()
+	if !o.DryRun {
+		if journals, err = st.TakeJournals(); err != nil {
+			return nil, err
+		}
+	}
+	if len(interrupted) > 0 || len(journals) > 0 || st.Interrupted() {
 		fmt.Fprintln(o.Log, "msync: the previous pass was interrupted; this pass completes it")
 	}
 	var old manifest.Iterator = manifest.Empty
-	if o.Kind == Catchup && hadSrc && len(interrupted) == 0 && !o.DryRun {
+	if o.Kind == Catchup && hadSrc && len(interrupted) == 0 && len(journals) == 0 && !o.DryRun {
 		// The merge's old entries are the committed manifest's alone.
 		p.srcBase = reopen(state.Source)
 	}
+	// Decoded beside the scans: a remote source's file list takes a
+	// while to arrive, and the merge then finds the manifest ready.
+	ahead := 64 << 10
+	var olds []manifest.Iterator
 	if o.Kind == Catchup {
 		var it manifest.Iterator
-		// Decoded beside the scans: a remote source's file list takes a
-		// while to arrive, and the merge then finds the manifest ready.
-		ahead := 64 << 10
 		if p.local != nil && srcCache != manifest.Empty {
 			// One decoding of the last source manifest serves both the local
 			// scanner's hash cache and the merge below, each at its pace.
@@ -407,20 +419,33 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			}
 			defer closeC()
 		}
-		olds := []manifest.Iterator{it}
-		for _, path := range interrupted {
-			r, err := manifest.Open(path)
-			if err != nil {
-				continue // a pass killed before it wrote a header
-			}
-			defer r.Close()
-			olds = append(olds, manifest.Prefix{It: r})
+		olds = append(olds, it)
+	}
+	// An initial pass, too, deletes what killed passes put at DST and
+	// the source no longer has.
+	for _, path := range interrupted {
+		r, err := manifest.Open(path)
+		if err != nil {
+			continue // a pass killed before it wrote a header
 		}
+		defer r.Close()
+		olds = append(olds, manifest.Prefix{It: r})
+	}
+	js, closeJ, err := attributed(journals)
+	if err != nil {
+		return nil, err
+	}
+	defer closeJ()
+	if olds = append(olds, js...); len(olds) > 0 {
 		u := manifest.ReadAhead(manifest.Union(olds...), ahead)
 		defer u.Close()
 		old = u
 	}
 
+	tag, err := st.TempTag()
+	if err != nil {
+		return nil, err
+	}
 	ns := p.xattrNS()
 	// Manifests that hold other xattrs than this pass reads (older state,
 	// another user, --no-xattrs) cannot stand in for a read of them.
@@ -462,7 +487,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			prev, p.oldDst = cache, manifest.NewPeeker(base)
 			p.dstBase = reopen(state.Dest)
 		}
-		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Dir: o.DstRoot, Exclude: p.exclude, Xattrs: ns, Prev: prev, FreshXattrs: freshXattrs})
+		dstScan, err = scan.Start(ctx, scan.Config{Root: o.Dst, Dir: o.DstRoot, Exclude: p.exclude, Xattrs: ns, Prev: prev, FreshXattrs: freshXattrs, OwnTemp: ownTemp(tag)})
 		if err != nil {
 			return nil, fmt.Errorf("scan destination: %w", err)
 		}
@@ -490,7 +515,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			return nil, err
 		}
 		defer r.Close()
-		p.dst = &dest{root: r, owners: o.Owners, xattrNS: ns, fsync: o.Fsync}
+		p.dst = &dest{root: r, owners: o.Owners, xattrNS: ns, fsync: o.Fsync, tag: tag}
 		p.dst.watchACL(o.Dst)
 		p.dirs = r.NewDirs()
 		defer p.dirs.Close()
@@ -507,6 +532,8 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		if err := st.Begin(); err != nil {
 			return nil, err
 		}
+		p.journal = st.NewJournal(o.Fsync == FsyncFile)
+		defer p.journal.Close()
 	}
 
 	// Manifest writer: new source and destination manifests, in order.
@@ -687,8 +714,14 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	t := time.Now()
 	if !o.DryRun {
 		for _, l := range p.links {
-			if err := p.dst.link(p.dirs, l.target, l.path); err != nil {
+			err := p.ready(l.intent)
+			if err == nil {
+				err = p.dst.link(p.dirs, l.target, l.path)
+			}
+			if err != nil {
 				p.problem(l.path, pathErr("link", p.dst.root, l.path, err), false)
+			} else {
+				made("link", l.path)
 			}
 		}
 		p.deleteAll()
@@ -750,7 +783,8 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		if err := st.SetXattrs(ns); err != nil {
 			fmt.Fprintf(o.Log, "msync: %v (the next pass reads them again)\n", err)
 		}
-		if err := st.SettleInterrupted(interrupted); err != nil {
+		p.journal.Close()
+		if err := st.SettleInterrupted(append(append(interrupted, journals...), st.JournalPath())); err != nil {
 			return p.res, err
 		}
 		if p.res.Stats.Failed == 0 {
@@ -1041,13 +1075,16 @@ func (p *pass) handleGone(d, m *manifest.Entry, parent *frame) {
 	if d == nil {
 		return // only in the old manifest: already gone at both ends
 	}
-	del := !parent.incomplete && ((m != nil && p.o.Kind == Catchup) || p.o.DeleteExtraneous)
+	// m: msync put d there (an initial pass's old entries are only what
+	// killed passes did).
+	del := !parent.incomplete && (m != nil && !p.o.DeleteOnlyAsked || p.o.DeleteExtraneous)
 	if !del {
 		p.mu.Lock()
 		p.res.Stats.Kept++
 		p.mu.Unlock()
 		if d.Type == manifest.TypeDir {
 			p.stack = append(p.stack, &frame{path: d.Path, incomplete: parent.incomplete})
+			p.removeTemps(d.Path)
 		}
 		p.emit(&slot{dst: d})
 		return
@@ -1078,7 +1115,12 @@ func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
 		if !p.o.DryRun && s.Path != "" {
 			dfd, name, err := p.dirs.At(s.Path)
 			if err == nil {
-				err = unix.Mkdirat(dfd, name, 0o700)
+				err = p.ready(p.intent(s.Path, manifest.TypeDir))
+			}
+			if err == nil {
+				if err = unix.Mkdirat(dfd, name, 0o700); err == nil {
+					made("mkdir", s.Path)
+				}
 			}
 			if err != nil && err != unix.EEXIST {
 				p.problem(s.Path, pathErr("mkdir", p.dst.root, s.Path, err), false)
@@ -1146,12 +1188,16 @@ func (p *pass) handleSpecial(s, d *manifest.Entry) {
 	if !p.o.DryRun {
 		dfd, name, err := p.dirs.At(s.Path)
 		if err == nil {
+			err = p.ready(p.intent(s.Path, s.Type))
+		}
+		if err == nil {
 			err = p.dst.makeSpecial(dfd, name, s)
 		}
 		if err != nil {
 			p.problem(s.Path, pathErr("create", p.dst.root, s.Path, err), false)
 			out = d
 		} else {
+			made("special", s.Path)
 			out = p.lstatDst(s)
 		}
 	}
@@ -1199,7 +1245,7 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 			p.mu.Lock()
 			p.res.Stats.HardLinks++
 			p.mu.Unlock()
-			p.links = append(p.links, pendingLink{target: l.path, path: s.Path})
+			p.links = append(p.links, pendingLink{target: l.path, path: s.Path, intent: p.intent(s.Path, manifest.TypeFile)})
 			p.dirtyParent()
 			p.emit(&slot{src: s, leader: l.slot})
 			return
@@ -1250,7 +1296,7 @@ func (p *pass) handleFile(s, d, m *manifest.Entry) {
 		p.emit(sl)
 		return
 	}
-	j := &fileJob{s: s, d: d, m: m, mode: p.o.Delta, done: make(chan struct{})}
+	j := &fileJob{s: s, d: d, m: m, mode: p.o.Delta, done: make(chan struct{}), intent: p.intent(s.Path, manifest.TypeFile)}
 	if p.rules != nil {
 		switch {
 		case immutable:

@@ -27,6 +27,8 @@ type fileJob struct {
 	mode    DeltaMode // the pass's, or what the class's rules ask for
 	// deferred: written after the other files of its directory (Rules.Last).
 	deferred bool
+	// intent is the journal's record of its path (pass.intent).
+	intent uint64
 	// careful: look at the source file when it is opened (send.Open), not
 	// only after it was read; set once it turned out not to be as scanned.
 	careful bool
@@ -95,6 +97,10 @@ func (w *worker) close() {
 var TestHooks struct {
 	AfterSign  func(path string) // after the old destination copy was signed for a delta
 	DestLocked func(dst string)  // once a pass holds its destination's lock (lockDest)
+	// AfterVisible is called right after a pass made a name visible at the
+	// destination: op is rename (a file put in place), mkdir, special (a
+	// symlink, fifo or device node) or link (a hard link).
+	AfterVisible func(op, path string)
 }
 
 // errChangedWhileRead marks a read that saw the source file move under it.
@@ -291,12 +297,16 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 			return st, errChangedWhileRead
 		}
 	}
+	if err := w.p.ready(j.intent); err != nil {
+		return st, err
+	}
 	var dst unix.Stat_t
 	statted, err := w.p.dst.finishFile(tmpf, dirfd, tmp, name, j.s, &dst)
 	if err != nil {
 		return st, &os.PathError{Op: "write", Path: w.p.dst.root.Join(j.s.Path), Err: err}
 	}
 	committed = true
+	made("rename", j.s.Path)
 	j.s.Hash, j.s.HasHash = hash, true
 	if statted || unix.Fstatat(dirfd, name, &dst, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		out := scan.FromStat(j.s.Path, &dst)

@@ -21,19 +21,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TempPrefix and TempSuffix frame the names of msync's temporary files. The
-// scanner never yields them; it reports them in Result.Temps so that the
-// next pass removes the leftovers of a killed one.
-const (
-	TempPrefix = ".msync."
-	TempSuffix = ".tmp"
-)
-
-// IsTemp reports whether name is one of msync's temporary file names.
-func IsTemp(name string) bool {
-	return strings.HasPrefix(name, TempPrefix) && strings.HasSuffix(name, TempSuffix) && len(name) > len(TempPrefix)+len(TempSuffix)
-}
-
 // Config says what to scan and how.
 type Config struct {
 	Root string
@@ -58,6 +45,12 @@ type Config struct {
 	// them next (a Hasher with the same namespaces reads them through the
 	// descriptor it hashes, without a lookup of the whole path).
 	FileXattrsLater bool
+	// OwnTemp says which names are the temp files of the scanning pass's
+	// own migration (a destination's leftovers of a killed pass): they are
+	// not yielded but reported in Temps, for the pass to remove. Nil: no
+	// name is, and every name is yielded; a name that merely looks like a
+	// temp name is a user's.
+	OwnTemp func(name string) bool
 }
 
 // Problem is a path that could not be scanned; the scan goes on without it.
@@ -497,7 +490,7 @@ func (s *Scanner) list(dirs *fsx.Dirs, dir string) ([]*manifest.Entry, error) {
 	err = fsx.ReadDir(fd, *bp, func(cname []byte) error {
 		rel := prefix + string(cname[:len(cname)-1])
 		name := rel[len(prefix):]
-		if IsTemp(name) {
+		if s.cfg.OwnTemp != nil && s.cfg.OwnTemp(name) {
 			temps = append(temps, rel)
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ func TestScanOrderTypesAndHashCache(t *testing.T) {
 		}
 	}
 	must(os.Symlink("../nowhere", filepath.Join(dir, "dangling")))
+	must(os.WriteFile(filepath.Join(dir, "a", ".msync.tag.0123.tmp"), nil, 0o600))
+	// A user's name that looks like a temp name is an ordinary name.
 	must(os.WriteFile(filepath.Join(dir, "a", ".msync.0123.tmp"), nil, 0o600))
 	must(os.WriteFile(filepath.Join(dir, "x.bak"), nil, 0o600))
 	must(filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -38,7 +41,7 @@ func TestScanOrderTypesAndHashCache(t *testing.T) {
 		if rel == "." {
 			rel = ""
 		}
-		if filepath.Base(p) != ".msync.0123.tmp" && filepath.Base(p) != "x.bak" {
+		if filepath.Base(p) != ".msync.tag.0123.tmp" && filepath.Base(p) != "x.bak" {
 			want = append(want, filepath.ToSlash(rel))
 		}
 		return err
@@ -46,7 +49,8 @@ func TestScanOrderTypesAndHashCache(t *testing.T) {
 	slices.SortFunc(want, manifest.Compare)
 
 	ex, _ := filter.New([]string{"*.bak"})
-	s, err := Start(context.Background(), Config{Root: dir, Exclude: ex, Workers: 3})
+	own := func(name string) bool { return strings.HasPrefix(name, ".msync.tag.") }
+	s, err := Start(context.Background(), Config{Root: dir, Exclude: ex, Workers: 3, OwnTemp: own})
 	must(err)
 	entries, err := manifest.ReadAll(s)
 	must(err)
@@ -60,7 +64,7 @@ func TestScanOrderTypesAndHashCache(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("scan order\n got %q\nwant %q", got, want)
 	}
-	if temps := s.Temps(); len(temps) != 1 || temps[0] != "a/.msync.0123.tmp" {
+	if temps := s.Temps(); len(temps) != 1 || temps[0] != "a/.msync.tag.0123.tmp" {
 		t.Errorf("temps = %q", temps)
 	}
 
@@ -71,7 +75,7 @@ func TestScanOrderTypesAndHashCache(t *testing.T) {
 	hashed, err := manifest.ReadAll(h)
 	must(err)
 	must(os.WriteFile(filepath.Join(dir, "a", "d0", "f0"), []byte("changed"), 0o644))
-	s2, err := Start(context.Background(), Config{Root: dir, Prev: &manifest.SliceIterator{Entries: hashed}})
+	s2, err := Start(context.Background(), Config{Root: dir, Prev: &manifest.SliceIterator{Entries: hashed}, OwnTemp: own})
 	must(err)
 	again, err := manifest.ReadAll(s2)
 	must(err)

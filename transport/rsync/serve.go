@@ -684,7 +684,7 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 	o := engine.Options{Kind: engine.Initial, Src: src, Dst: t.dir.Path, DstRoot: t.dir, DstCreated: t.created,
 		StateDir: sd, Source: c, Exclude: excludes,
 		Owners: os.Geteuid() == 0 && ss.args.owner && ss.args.group, Sparse: ss.args.sparse, Delta: engine.DeltaNever, Workers: 32,
-		DeleteExtraneous: ss.args.delete, Log: ss.s.Log}
+		DeleteExtraneous: ss.args.delete, DeleteOnlyAsked: true, Log: ss.s.Log}
 	res, err := engine.Run(ctx, o)
 	c.mu.Lock()
 	healthy := c.scanned && c.err == nil

@@ -1,0 +1,51 @@
+package state
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/renameio/v2"
+)
+
+// tempTagLen is the length of a temp tag: 64 random bits in hex.
+const tempTagLen = 16
+
+// TempTag returns the random tag that the temp names of this migration's
+// passes carry (".msync.<tag>.<random>.tmp"), made on first use and kept in
+// the state directory. A pass treats as its own leftover temp only a name
+// with this tag: a user's ".msync.mail.tmp" is an ordinary name, at the
+// source and at the destination alike.
+func (d *Dir) TempTag() (string, error) {
+	p := filepath.Join(d.Path, "temp-tag")
+	b, err := os.ReadFile(p)
+	if err == nil {
+		tag := strings.TrimSpace(string(b))
+		if !validTag(tag) {
+			return "", fmt.Errorf("state: %s: not a temp tag (%d bytes)", p, len(b))
+		}
+		return tag, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("state: %w", err)
+	}
+	var r [tempTagLen / 2]byte
+	rand.Read(r[:])
+	tag := hex.EncodeToString(r[:])
+	if err := renameio.WriteFile(p, []byte(tag+"\n"), 0o600, renameio.WithTempDir(d.Path)); err != nil {
+		return "", fmt.Errorf("state: %w", err)
+	}
+	return tag, nil
+}
+
+func validTag(s string) bool {
+	if len(s) != tempTagLen {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/msync/msync/internal/rsynctest"
@@ -173,6 +174,74 @@ func TestServeMessagesNameModulePaths(t *testing.T) {
 		if strings.Contains(string(out), f.base) {
 			t.Errorf("rsync %s: the daemon's message shows the module's host path:\n%s", strings.Join(args, " "), out)
 		}
+	}
+	f.untouched(t)
+}
+
+// serveRacing runs msync's rsync daemon with module "mod" and, once the
+// first connection's directory is resolved, holds that connection while a
+// second real client connection pushes a tree whose "sub" is a symlink to
+// the directory outside the module (with --delete, so the daemon itself
+// replaces the directory with the symlink); then lets the first go on.
+func (f *confineFixture) serveRacing(t *testing.T, bin string) string {
+	t.Helper()
+	swap := filepath.Join(f.base, "swap")
+	if err := os.MkdirAll(swap, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../outside", swap+"/sub"); err != nil {
+		t.Fatal(err)
+	}
+	var url string
+	var first atomic.Bool
+	testHookResolved = func() {
+		if !first.CompareAndSwap(false, true) {
+			return // the second connection goes straight on
+		}
+		out, err := exec.Command(bin, "-a", "--delete", swap+"/", url).CombinedOutput()
+		if err != nil {
+			t.Errorf("the second connection's push: %v\n%s", err, out)
+		}
+		if fi, err := os.Lstat(f.mod + "/sub"); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("the second connection did not swap sub for a symlink: %v, %v", fi, err)
+		}
+	}
+	t.Cleanup(func() { testHookResolved = nil })
+	url = f.serve(t, false)
+	return url
+}
+
+// Two real connections race: the first is held after its directory was
+// resolved while the second swaps that directory for a symlink leading out
+// of the module. The first then writes, chmods and deletes in what it
+// resolved, never outside.
+func TestServeRacingPushStaysInModule(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	f := newConfineFixture(t)
+	url := f.serveRacing(t, bin.Path)
+	src := filepath.Join(f.base, "src")
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src+"/pushed", []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin.Path, "-a", "--delete", src+"/", url+"sub/").CombinedOutput()
+	t.Logf("first connection: %v\n%s", err, out)
+	f.untouched(t)
+}
+
+// The same race for a pull: the first connection lists and reads what it
+// resolved, never the file outside.
+func TestServeRacingPullStaysInModule(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	f := newConfineFixture(t)
+	url := f.serveRacing(t, bin.Path)
+	dst := filepath.Join(f.base, "pulled")
+	out, err := exec.Command(bin.Path, "-a", url+"sub/", dst+"/").CombinedOutput()
+	t.Logf("first connection: %v\n%s", err, out)
+	if b, rerr := os.ReadFile(dst + "/secret"); rerr == nil {
+		t.Fatalf("the daemon served a file from outside its module: %q", b)
 	}
 	f.untouched(t)
 }

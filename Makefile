@@ -9,6 +9,7 @@ FUZZ_READER ?= 150000x
 FUZZ_OPS ?= 400000x
 FUZZ_SIG ?= 600000x
 FUZZ_FRAMES ?= 300000x
+FUZZ_JOURNAL ?= 20000x
 export PATH := /usr/local/go/bin:$(PATH)
 
 .PHONY: all build deps test unit race fuzz vet demo bench benchcheck stress clean
@@ -36,6 +37,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSignature$$' -fuzztime $(FUZZ_SIG) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzFrames$$' -fuzztime $(FUZZ_FRAMES) ./transport/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzFileList$$' -fuzztime $(FUZZ_FRAMES) ./transport/rsync
+	$(GO) test -run '^$$' -fuzz '^FuzzJournal$$' -fuzztime $(FUZZ_JOURNAL) ./sync/state
 
 test: deps vet build unit race fuzz benchcheck
 	@echo "make test: all tests passed"

@@ -276,6 +276,9 @@ func FuzzReader(f *testing.F) {
 	f.Add(encode(f, randomEntries(rand.New(rand.NewPCG(5, 6)), 20)))
 	f.Add(encode(f, nil))
 	f.Add(encodeWith(f, NewStateWriter, randomEntries(rand.New(rand.NewPCG(5, 6)), 20)))
+	f.Add(encodeWith(f, func(w io.Writer) (*Writer, error) {
+		return NewStateWriterFor(w, []byte(`{"src":{"host":"h","path":"/s"},"dst":{"host":"h","path":"/d"}}`))
+	}, randomEntries(rand.New(rand.NewPCG(7, 8)), 5)))
 	f.Add([]byte("MSYNCMAN\x01\x00\x03\x00garbage"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries, err := decodeAll(data)

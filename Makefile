@@ -52,7 +52,7 @@ benchcheck: build
 	$(BIN) bench estimate-check --scale 0.01 --dir $$(mktemp -d)/ec >/dev/null
 
 race:
-	$(GO) test -race -count=1 ./internal/e2e/ ./sync/... ./transport/...
+	$(GO) test -race -count=1 ./internal/e2e/ ./internal/netx/ ./sync/... ./transport/...
 
 demo: build
 	@bash scripts/demo.sh

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/msync/msync/verify"
+)
+
+// runAsNobody runs the test binary as msync, as user nobody, and returns
+// its combined output and exit code.
+func runAsNobody(t *testing.T, base string, args ...string) (string, int) {
+	t.Helper()
+	exe := base + "/msync.test"
+	if _, err := os.Stat(exe); err != nil {
+		bin, err := os.ReadFile(os.Args[0])
+		must(t, err)
+		must(t, os.WriteFile(exe, bin, 0o755))
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), "MSYNC_E2E_MAIN=1", "HOME=/tmp", "XDG_STATE_HOME="+base+"/xdg")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+// A pass that is not root makes a read-only destination directory writable
+// for itself; a directory swapped for a symlink since it was recorded (or
+// scanned) must not have the symlink's target chmod'ed outside DST. The
+// same path is reached by a client of `msync serve --listen` (a daemon not
+// run as root): push a 0507 directory, push a symlink over it from another
+// source name, then push the first source again with --trust-dest.
+func TestReadOnlyDirSwappedForSymlinkIsNotChmodedThrough(t *testing.T) {
+	if !isRoot() {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI must run as root: this test runs a pass as nobody")
+		}
+		t.Skip("SKIP: needs root to run a pass as nobody")
+	}
+	base, err := os.MkdirTemp("/tmp", "msync-nobody-")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(base) })
+	must(t, os.Chmod(base, 0o777))
+	src, dst, st, victim := base+"/src", base+"/dst", base+"/state", base+"/victim"
+	write(t, src+"/file", "x", 0o644)
+	must(t, os.Mkdir(src+"/d", 0o507))
+	must(t, os.Chmod(src+"/d", 0o507))
+	write(t, victim, "secret", 0o600)
+	for _, p := range []string{src, src + "/file", src + "/d", victim} {
+		must(t, os.Chown(p, 65534, 65534))
+	}
+	if out, code := runAsNobody(t, base, "initial", src, dst, "--state", st); code != 0 {
+		t.Fatalf("initial: exit %d\n%s", code, out)
+	}
+	// Someone who can write in DST replaces the directory by a symlink.
+	must(t, os.Remove(dst+"/d"))
+	must(t, os.Symlink(victim, dst+"/d"))
+	must(t, os.Lchown(dst+"/d", 65534, 65534))
+	write(t, src+"/file2", "y", 0o644)
+	must(t, os.Chown(src+"/file2", 65534, 65534))
+	out, _ := runAsNobody(t, base, "catchup", "--trust-dest", src, dst, "--state", st)
+	fi, err := os.Stat(victim)
+	must(t, err)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("a file outside DST, reached through a symlink at DST, was chmod'ed to %04o (was 0600)\n%s", fi.Mode().Perm(), out)
+	}
+}
+
+// Hard links between symlinks, fifos (any non-regular file) are copied as
+// rsync -H copies them, and verify compares them: rsync -aH finds
+// "hL t => s" / "hS q => p" where verify said IDENTICAL.
+func TestHardLinkedSpecialsCopiedAndVerified(t *testing.T) {
+	base := t.TempDir()
+	src, dst := base+"/src", base+"/dst"
+	must(t, os.Mkdir(src, 0o755))
+	must(t, os.Symlink("target", src+"/s"))
+	must(t, os.Link(src+"/s", src+"/t"))
+	must(t, syscall.Mkfifo(src+"/p", 0o644))
+	must(t, os.Link(src+"/p", src+"/q"))
+	if code, _, e := msync("initial", src, dst, "--state", base+"/state"); code != 0 {
+		t.Fatalf("initial: exit %d: %s", code, e)
+	}
+	// Whatever msync copied, verify must agree with rsync's judgement.
+	d := rsyncDiff(t, src, dst)
+	rep, err := verify.Run(context.Background(), verify.Options{Src: src, Dst: dst, Xattrs: true, Owners: isRoot()})
+	must(t, err)
+	if d != "" && rep.Identical {
+		t.Errorf("msync verify says IDENTICAL where rsync -aHAX finds:\n%s", d)
+	}
+	if strings.TrimSpace(d) != "" {
+		t.Errorf("the copy lost hard links between non-regular files:\n%s", d)
+	}
+}

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"github.com/msync/msync/internal/rsynctest"
 	"os"
 	"os/exec"
 	"strings"
@@ -99,5 +101,33 @@ func TestHardLinkedSpecialsCopiedAndVerified(t *testing.T) {
 	}
 	if strings.TrimSpace(d) != "" {
 		t.Errorf("the copy lost hard links between non-regular files:\n%s", d)
+	}
+}
+
+// The state of a push into one stock rsync daemon is refused for another
+// daemon on the same host (another port, another tree, same module name):
+// taken for the same pair, a catch-up deletes there what msync never put
+// there.
+func TestStateOfAnotherDaemonPortRefused(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	write(t, base+"/src/keep", "a", 0o644)
+	write(t, base+"/src/gone", "b", 0o644)
+	must(t, os.Mkdir(base+"/d1", 0o755))
+	must(t, os.Mkdir(base+"/d2", 0o755))
+	p1 := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "m", Path: base + "/d1"})
+	p2 := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "m", Path: base + "/d2"})
+	st := base + "/state"
+	if code, _, e := msync("initial", base+"/src", fmt.Sprintf("rsync://127.0.0.1:%d/m/", p1), "--state", st); code != 0 {
+		t.Fatalf("initial: exit %d: %s", code, e)
+	}
+	write(t, base+"/d2/gone", "someone else's", 0o644)
+	must(t, os.Remove(base+"/src/gone"))
+	code, _, e := msync("catchup", base+"/src", fmt.Sprintf("rsync://127.0.0.1:%d/m/", p2), "--state", st)
+	if _, err := os.Stat(base + "/d2/gone"); err != nil {
+		t.Fatalf("another daemon's file msync never put there was deleted (catch-up exit %d: %s)", code, e)
+	}
+	if code != 2 {
+		t.Errorf("catch-up with another pair's state: exit %d, want 2: %s", code, e)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/msync/msync/verify"
 )
@@ -129,5 +130,31 @@ func TestStateOfAnotherDaemonPortRefused(t *testing.T) {
 	}
 	if code != 2 {
 		t.Errorf("catch-up with another pair's state: exit %d, want 2: %s", code, e)
+	}
+}
+
+// A directory of a serve --rsync module that was removed and made again
+// (a client's own push --delete at the module's top, an admin's rm -rf)
+// must not refuse every later push into it for good, and what the stock
+// client is told must not show where the daemon keeps its state.
+func TestServeRsyncPushIntoRecreatedDir(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	write(t, base+"/a/f", "a", 0o644)
+	must(t, os.Mkdir(base+"/empty", 0o755))
+	must(t, os.Mkdir(base+"/mod", 0o755))
+	url := fmt.Sprintf("rsync://127.0.0.1:%d/data/", startRsyncServe(t, base+"/mod"))
+	if code, out := stockRun(t, time.Minute, bin.Path, "-a", base+"/a/", url+"x/"); code != 0 {
+		t.Fatalf("first push: exit %d\n%s", code, out)
+	}
+	if code, out := stockRun(t, time.Minute, bin.Path, "-a", "--delete", base+"/empty/", url); code != 0 {
+		t.Fatalf("push --delete at the top: exit %d\n%s", code, out)
+	}
+	code, out := stockRun(t, time.Minute, bin.Path, "-a", base+"/a/", url+"x/")
+	if strings.Contains(out, os.TempDir()) {
+		t.Errorf("the client is told a path on the daemon's host:\n%s", out)
+	}
+	if code != 0 {
+		t.Errorf("push into the recreated directory: exit %d\n%s", code, out)
 	}
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"github.com/msync/msync/internal/rsynctest"
 	"os"
 	"os/exec"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msync/msync/internal/rsynctest"
 	"github.com/msync/msync/verify"
 )
 
@@ -156,5 +156,29 @@ func TestServeRsyncPushIntoRecreatedDir(t *testing.T) {
 	}
 	if code != 0 {
 		t.Errorf("push into the recreated directory: exit %d\n%s", code, out)
+	}
+}
+
+// A pass into a directory inside another pass's destination (or around
+// it) writes the same files: while one pass into dst runs, a pass into
+// dst/sub must be refused as a second pass into dst is.
+func TestNestedPassIntoRunningDestRefused(t *testing.T) {
+	base := t.TempDir()
+	srcA, srcB, dst := base+"/srcA", base+"/srcB", base+"/dst"
+	write(t, srcA+"/sub/f", "from A", 0o644)
+	write(t, srcB+"/g", "from B", 0o644)
+	must(t, os.MkdirAll(dst+"/sub", 0o755))
+	held, release := holdFirstPass(t)
+	first := make(chan int, 1)
+	go func() {
+		code, _, _ := msync("initial", srcA, dst, "--state", base+"/stateA")
+		first <- code
+	}()
+	<-held
+	code, _, e := msync("initial", srcB, dst+"/sub", "--state", base+"/stateB")
+	release()
+	<-first
+	if code != 2 || !strings.Contains(e, "another msync pass is writing") {
+		t.Errorf("a pass into %s/sub while a pass into %s runs: exit %d, want 2:\n%s", dst, dst, code, e)
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -180,5 +181,78 @@ func TestNestedPassIntoRunningDestRefused(t *testing.T) {
 	<-first
 	if code != 2 || !strings.Contains(e, "another msync pass is writing") {
 		t.Errorf("a pass into %s/sub while a pass into %s runs: exit %d, want 2:\n%s", dst, dst, code, e)
+	}
+}
+
+// The same through `msync serve --listen` run as a user (not root): a
+// client alone, with nothing but pushes, has the daemon chmod a file of
+// the daemon's user outside the module (here its --auth-token-file) to
+// 0707: push a 0507 directory d, push a symlink d -> token from another
+// source name, push the first source again with --trust-dest.
+func TestDaemonPushNeverChmodsOutsideModule(t *testing.T) {
+	if !isRoot() {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI must run as root: this test runs a daemon as nobody")
+		}
+		t.Skip("SKIP: needs root to run a daemon as nobody")
+	}
+	base, err := os.MkdirTemp("/tmp", "msync-nobody-")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(base) })
+	must(t, os.Chmod(base, 0o755))
+	mod, token := base+"/mod", base+"/token"
+	must(t, os.Mkdir(mod, 0o755))
+	must(t, os.Mkdir(base+"/state", 0o700))
+	write(t, token, "tok\n", 0o600)
+	for _, p := range []string{mod, base + "/state", token} {
+		must(t, os.Chown(p, 65534, 65534))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	exe := base + "/msync.test"
+	bin, err := os.ReadFile(os.Args[0])
+	must(t, err)
+	must(t, os.WriteFile(exe, bin, 0o755))
+	cmd := exec.Command(exe, "serve", "--listen", addr, "--module", "m="+mod, "--state-dir", base+"/state", "--auth-token-file", token)
+	cmd.Env = append(os.Environ(), "MSYNC_E2E_MAIN=1", "HOME=/tmp")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var dlog strings.Builder
+	cmd.Stdout, cmd.Stderr = &dlog, &dlog
+	must(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("daemon did not start: %v\n%s", err, dlog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cl := t.TempDir()
+	write(t, cl+"/tok", "tok\n", 0o600)
+	write(t, cl+"/A/file", "a", 0o644)
+	must(t, os.Mkdir(cl+"/A/d", 0o507))
+	must(t, os.Chmod(cl+"/A/d", 0o507))
+	must(t, os.Mkdir(cl+"/B", 0o755))
+	must(t, os.Symlink(token, cl+"/B/d"))
+	url := "msync://" + addr + "/m/y"
+	for _, c := range [][]string{
+		{"initial", cl + "/A", url},
+		{"initial", cl + "/B", url},
+		{"catchup", "--trust-dest", cl + "/A", url},
+	} {
+		code, _, e := msync(append(c, "--auth-token-file", cl+"/tok")...)
+		t.Logf("msync %s: exit %d %s", strings.Join(c, " "), code, e)
+		write(t, cl+"/A/more", c[0], 0o644)
+	}
+	fi, err := os.Stat(token)
+	must(t, err)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("a client's pushes had the daemon chmod %s, outside its module, to %04o (was 0600)", token, fi.Mode().Perm())
 	}
 }

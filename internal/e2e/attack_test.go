@@ -256,3 +256,16 @@ func TestDaemonPushNeverChmodsOutsideModule(t *testing.T) {
 		t.Fatalf("a client's pushes had the daemon chmod %s, outside its module, to %04o (was 0600)", token, fi.Mode().Perm())
 	}
 }
+
+// A destination inside the source is refused however it is named: here
+// through a symlink to a directory of the source, DST not made yet.
+func TestDestInsideSourceThroughSymlinkRefused(t *testing.T) {
+	base := t.TempDir()
+	src := base + "/src"
+	write(t, src+"/sub/a", "a", 0o644)
+	must(t, os.Symlink(src+"/sub", base+"/lnk"))
+	code, _, e := msync("initial", src, base+"/lnk/copy", "--state", base+"/state")
+	if _, err := os.Stat(src + "/sub/copy"); err == nil || code != 2 {
+		t.Fatalf("a copy of SRC was made inside SRC (exit %d): %s", code, e)
+	}
+}

@@ -269,3 +269,39 @@ func TestDestInsideSourceThroughSymlinkRefused(t *testing.T) {
 		t.Fatalf("a copy of SRC was made inside SRC (exit %d): %s", code, e)
 	}
 }
+
+// What a client of `msync serve --listen` is told never shows where the
+// daemon keeps its state: here a push into a module directory that was
+// removed and made again since the last push.
+func TestDaemonStateErrorsShowNoHostPath(t *testing.T) {
+	base := t.TempDir()
+	mod, sd := base+"/mod", base+"/daemon-state"
+	must(t, os.Mkdir(mod, 0o755))
+	write(t, base+"/A/f", "a", 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd, done := startMsync(t, "serve", "--listen", addr, "--module", "m="+mod, "--state-dir", sd)
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatal("daemon did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	url := "msync://" + addr + "/m/x"
+	if code, _, e := msync("initial", base+"/A", url); code != 0 {
+		t.Fatalf("first push: exit %d: %s", code, e)
+	}
+	must(t, os.RemoveAll(mod+"/x"))
+	must(t, os.Mkdir(mod+"/x", 0o755))
+	code, _, e := msync("catchup", base+"/A", url)
+	if strings.Contains(e, sd) || strings.Contains(e, mod) {
+		t.Errorf("the client is told paths on the daemon's host (exit %d):\n%s", code, e)
+	}
+}

@@ -227,6 +227,36 @@ func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.E
 	return false, nil
 }
 
+// ownerWritable gives its owner full access to the directory name in
+// dirfd (dirfd itself when name is ""), keeping its other mode bits as
+// they are now. Like setMeta it pins the object with O_PATH|O_NOFOLLOW,
+// checks that it is a directory and chmods through that descriptor: a name
+// swapped for a symlink since it was scanned or recorded is refused, never
+// followed out of DST, and no mode bit comes from a scan or a manifest.
+func ownerWritable(dirfd int, name string) error {
+	flags := unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if name == "" {
+		name = "."
+		flags = unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC
+	}
+	fd, err := unix.Openat(dirfd, name, flags, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return unix.ENOTDIR
+	}
+	if st.Mode&0o700 == 0o700 {
+		return nil
+	}
+	return unix.Chmod(fsx.ProcPath(fd, ""), st.Mode&0o7777|0o700)
+}
+
 // setMeta makes owner, mode, xattrs and mtime of an existing object match e.
 // Every step works on dirfd+name without following a final symlink; for
 // anything but a symlink the object is first pinned with O_PATH|O_NOFOLLOW

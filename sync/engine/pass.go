@@ -1154,9 +1154,9 @@ func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
 			// Make our own read-only directory writable for the pass;
 			// its mode is restored with the other directory metadata.
 			if dfd, name, err := p.dirs.At(s.Path); err == nil && s.Path != "" {
-				unix.Fchmodat(dfd, name, d.Mode|0o700, 0)
+				ownerWritable(dfd, name)
 			} else if s.Path == "" {
-				unix.Fchmod(p.dst.root.Fd(), d.Mode|0o700)
+				ownerWritable(p.dst.root.Fd(), "")
 			}
 			f.needMeta = true
 		}

@@ -36,9 +36,11 @@ func pathErr(op string, root *fsx.Root, rel string, err error) error {
 
 // watchACL sets inheritedACL when the destination's root (made by the
 // pass in a directory with a default ACL, or so set) has a default ACL.
-func (d *dest) watchACL(root string) {
+// It reads it through the root's descriptor: a daemon's DST is named by a
+// module path, which is no path on its host.
+func (d *dest) watchACL() {
 	if fsx.HasACLs(d.xattrNS) {
-		if _, err := unix.Lgetxattr(root, manifest.ACLDefault, nil); err == nil {
+		if _, err := unix.Fgetxattr(d.root.Fd(), manifest.ACLDefault, nil); err == nil {
 			d.inheritedACL.Store(true)
 		}
 	}

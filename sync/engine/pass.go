@@ -516,7 +516,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 		defer r.Close()
 		p.dst = &dest{root: r, owners: o.Owners, xattrNS: ns, fsync: o.Fsync, tag: tag}
-		p.dst.watchACL(o.Dst)
+		p.dst.watchACL()
 		p.dirs = r.NewDirs()
 		defer p.dirs.Close()
 	}

@@ -209,10 +209,11 @@ func checkPaths(src, dst string) error {
 	if rs, err := filepath.EvalSymlinks(as); err == nil {
 		as = rs
 	}
-	if rd, err := filepath.EvalSymlinks(ad); err == nil {
+	if rd, err := realPath(dst); err == nil {
 		ad = rd
 	}
-	if as == ad || strings.HasPrefix(ad, as+"/") || strings.HasPrefix(as, ad+"/") {
+	if as == ad || strings.HasPrefix(ad, as+"/") || strings.HasPrefix(as, ad+"/") ||
+		fsx.Within(existingAncestor(ad), as) || fsx.Within(as, ad) {
 		return fmt.Errorf("source %s and destination %s overlap", src, dst)
 	}
 	return nil

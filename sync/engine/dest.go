@@ -282,7 +282,13 @@ func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 		pinned = fd
 	}
 	if d.owners {
-		if err := unix.Fchownat(dirfd, name, int(e.UID), int(e.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		// Through the pinned descriptor: a name swapped since, even for
+		// a hard link to a file elsewhere, is not what gets chown'ed.
+		at, atName, flags := dirfd, name, unix.AT_SYMLINK_NOFOLLOW
+		if pinned >= 0 {
+			at, atName, flags = pinned, "", unix.AT_EMPTY_PATH
+		}
+		if err := unix.Fchownat(at, atName, int(e.UID), int(e.GID), flags); err != nil {
 			return fmt.Errorf("chown: %w", err)
 		}
 	}

@@ -263,7 +263,8 @@ func ownerWritable(dirfd int, name string) error {
 // Every step works on dirfd+name without following a final symlink; for
 // anything but a symlink the object is first pinned with O_PATH|O_NOFOLLOW
 // and its type checked, so a name swapped for a symlink is refused, and its
-// mode set through the pinned descriptor (after chown, which clears setuid).
+// owner, mode (after chown, which clears setuid) and mtime set through the
+// pinned descriptor. xattrs are still set by name (never following it).
 func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 	pinned := -1
 	if e.Type != manifest.TypeSymlink {
@@ -306,7 +307,11 @@ func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 		}
 	}
 	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(e.Mtime)}
-	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	at, atName, flags := dirfd, name, unix.AT_SYMLINK_NOFOLLOW
+	if pinned >= 0 {
+		at, atName, flags = unix.AT_FDCWD, fsx.ProcPath(pinned, ""), 0
+	}
+	if err := unix.UtimesNanoAt(at, atName, ts, flags); err != nil {
 		return fmt.Errorf("set mtime: %w", err)
 	}
 	return nil

@@ -84,3 +84,30 @@ func TestOpenDirBeneath(t *testing.T) {
 		})
 	}
 }
+
+// Within judges by identity: a path through a symlink into a directory is
+// within it, a sibling or an ancestor is not.
+func TestWithin(t *testing.T) {
+	base := t.TempDir()
+	if err := os.MkdirAll(base+"/a/b/c", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(base+"/x", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(base+"/a/b", base+"/x/l"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir, anc string
+		want     bool
+	}{
+		{base + "/a", base + "/a", true}, {base + "/a/b/c", base + "/a", true}, {base + "/x/l/c", base + "/a", true},
+		{base + "/x/l", base + "/a/b", true}, {base + "/a", base + "/a/b", false}, {base + "/x", base + "/a", false},
+		{base + "/missing", base, false}, {base + "/a", base + "/missing", false},
+	} {
+		if got := Within(tc.dir, tc.anc); got != tc.want {
+			t.Errorf("Within(%s, %s) = %v, want %v", tc.dir, tc.anc, got, tc.want)
+		}
+	}
+}

@@ -189,3 +189,42 @@ func ProcPath(dirfd int, name string) string {
 	}
 	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
 }
+
+// Within reports whether the directory dir is the directory anc or lies
+// beneath it, by identity (device and inode) rather than by name: dir's
+// ancestors are reached by "..", so neither symlinks nor bind mounts hide
+// that one is inside the other. A directory that cannot be opened is not
+// within anything.
+func Within(dir, anc string) bool {
+	var want unix.Stat_t
+	if unix.Stat(anc, &want) != nil || want.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return false
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	for {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			break
+		}
+		if st.Dev == want.Dev && st.Ino == want.Ino {
+			unix.Close(fd)
+			return true
+		}
+		up, err := unix.Openat(fd, "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		var ust unix.Stat_t
+		if unix.Fstat(up, &ust) != nil || ust.Dev == st.Dev && ust.Ino == st.Ino {
+			unix.Close(up)
+			break // the file system's root is its own parent
+		}
+		unix.Close(fd)
+		fd = up
+	}
+	unix.Close(fd)
+	return false
+}

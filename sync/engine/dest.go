@@ -36,9 +36,11 @@ func pathErr(op string, root *fsx.Root, rel string, err error) error {
 
 // watchACL sets inheritedACL when the destination's root (made by the
 // pass in a directory with a default ACL, or so set) has a default ACL.
-func (d *dest) watchACL(root string) {
+// It reads it through the root's descriptor: a daemon's DST is named by a
+// module path, which is no path on its host.
+func (d *dest) watchACL() {
 	if fsx.HasACLs(d.xattrNS) {
-		if _, err := unix.Lgetxattr(root, manifest.ACLDefault, nil); err == nil {
+		if _, err := unix.Fgetxattr(d.root.Fd(), manifest.ACLDefault, nil); err == nil {
 			d.inheritedACL.Store(true)
 		}
 	}
@@ -227,11 +229,42 @@ func (d *dest) finishFile(f *tmpFile, dirfd int, tmp, name string, e *manifest.E
 	return false, nil
 }
 
+// ownerWritable gives its owner full access to the directory name in
+// dirfd (dirfd itself when name is ""), keeping its other mode bits as
+// they are now. Like setMeta it pins the object with O_PATH|O_NOFOLLOW,
+// checks that it is a directory and chmods through that descriptor: a name
+// swapped for a symlink since it was scanned or recorded is refused, never
+// followed out of DST, and no mode bit comes from a scan or a manifest.
+func ownerWritable(dirfd int, name string) error {
+	flags := unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if name == "" {
+		name = "."
+		flags = unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC
+	}
+	fd, err := unix.Openat(dirfd, name, flags, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return unix.ENOTDIR
+	}
+	if st.Mode&0o700 == 0o700 {
+		return nil
+	}
+	return unix.Chmod(fsx.ProcPath(fd, ""), st.Mode&0o7777|0o700)
+}
+
 // setMeta makes owner, mode, xattrs and mtime of an existing object match e.
 // Every step works on dirfd+name without following a final symlink; for
 // anything but a symlink the object is first pinned with O_PATH|O_NOFOLLOW
 // and its type checked, so a name swapped for a symlink is refused, and its
-// mode set through the pinned descriptor (after chown, which clears setuid).
+// owner, mode (after chown, which clears setuid) and mtime set through the
+// pinned descriptor. xattrs are still set by name (never following it).
 func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 	pinned := -1
 	if e.Type != manifest.TypeSymlink {
@@ -250,7 +283,13 @@ func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 		pinned = fd
 	}
 	if d.owners {
-		if err := unix.Fchownat(dirfd, name, int(e.UID), int(e.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		// Through the pinned descriptor: a name swapped since, even for
+		// a hard link to a file elsewhere, is not what gets chown'ed.
+		at, atName, flags := dirfd, name, unix.AT_SYMLINK_NOFOLLOW
+		if pinned >= 0 {
+			at, atName, flags = pinned, "", unix.AT_EMPTY_PATH
+		}
+		if err := unix.Fchownat(at, atName, int(e.UID), int(e.GID), flags); err != nil {
 			return fmt.Errorf("chown: %w", err)
 		}
 	}
@@ -268,7 +307,11 @@ func (d *dest) setMeta(dirfd int, name string, e *manifest.Entry) error {
 		}
 	}
 	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(e.Mtime)}
-	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	at, atName, flags := dirfd, name, unix.AT_SYMLINK_NOFOLLOW
+	if pinned >= 0 {
+		at, atName, flags = unix.AT_FDCWD, fsx.ProcPath(pinned, ""), 0
+	}
+	if err := unix.UtimesNanoAt(at, atName, ts, flags); err != nil {
 		return fmt.Errorf("set mtime: %w", err)
 	}
 	return nil

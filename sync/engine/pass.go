@@ -209,10 +209,11 @@ func checkPaths(src, dst string) error {
 	if rs, err := filepath.EvalSymlinks(as); err == nil {
 		as = rs
 	}
-	if rd, err := filepath.EvalSymlinks(ad); err == nil {
+	if rd, err := realPath(dst); err == nil {
 		ad = rd
 	}
-	if as == ad || strings.HasPrefix(ad, as+"/") || strings.HasPrefix(as, ad+"/") {
+	if as == ad || strings.HasPrefix(ad, as+"/") || strings.HasPrefix(as, ad+"/") ||
+		fsx.Within(existingAncestor(ad), as) || fsx.Within(as, ad) {
 		return fmt.Errorf("source %s and destination %s overlap", src, dst)
 	}
 	return nil
@@ -516,7 +517,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 		defer r.Close()
 		p.dst = &dest{root: r, owners: o.Owners, xattrNS: ns, fsync: o.Fsync, tag: tag}
-		p.dst.watchACL(o.Dst)
+		p.dst.watchACL()
 		p.dirs = r.NewDirs()
 		defer p.dirs.Close()
 	}
@@ -1154,9 +1155,9 @@ func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
 			// Make our own read-only directory writable for the pass;
 			// its mode is restored with the other directory metadata.
 			if dfd, name, err := p.dirs.At(s.Path); err == nil && s.Path != "" {
-				unix.Fchmodat(dfd, name, d.Mode|0o700, 0)
+				ownerWritable(dfd, name)
 			} else if s.Path == "" {
-				unix.Fchmod(p.dst.root.Fd(), d.Mode|0o700)
+				ownerWritable(p.dst.root.Fd(), "")
 			}
 			f.needMeta = true
 		}

@@ -265,3 +265,69 @@ func TestDaemonChoosesStateDir(t *testing.T) {
 		t.Errorf("no state beneath the daemon's root where ModuleDir says: %v", err)
 	}
 }
+
+// A destination removed and made again since the last pass holds nothing
+// the state records: the state's names would have a catch-up delete
+// files msync never put there (here the admin's "gone", named like a file
+// msync copied into the old directory and the source deleted since). A
+// catch-up is refused, telling to run initial; an initial pass starts
+// over from empty state and deletes nothing; after it, catch-ups go on.
+// The same when the destination was removed and not made again.
+func TestRecreatedDestStartsOver(t *testing.T) {
+	needTool(t, "rsync")
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	write(t, src+"/keep", "a", 0o644)
+	write(t, src+"/gone", "b", 0o644)
+	if code, _, e := msync("initial", src, dst, "--state", st); code != 0 {
+		t.Fatalf("initial: exit %d: %s", code, e)
+	}
+	must(t, os.Remove(src+"/gone"))
+	// Moved aside, not removed: the new directory cannot reuse its inode.
+	must(t, os.Rename(dst, base+"/dst.old"))
+	write(t, dst+"/gone", "the admin's, not msync's", 0o644)
+
+	for _, args := range [][]string{{"catchup"}, {"catchup", "--trust-dest"}, {"catchup", "--dry-run"}} {
+		before := snapshot(t, dst)
+		code, _, e := msync(append(args, src, dst, "--state", st)...)
+		if code != 2 || !strings.Contains(e, "removed (or removed and made again)") || !strings.Contains(e, "msync initial") {
+			t.Errorf("msync %s into the recreated destination: exit %d, want 2 and a refusal telling to run initial:\n%s", strings.Join(args, " "), code, e)
+		}
+		if d := rsyncDiff(t, before, dst); d != "" {
+			t.Errorf("msync %s changed the destination:\n%s", strings.Join(args, " "), d)
+		}
+	}
+	if code, _, e := msync("initial", "--dry-run", src, dst, "--state", st); code != 0 || !strings.Contains(e, "starts over") {
+		t.Errorf("initial --dry-run: exit %d, want 0 and a note:\n%s", code, e)
+	}
+	code, _, e := msync("initial", src, dst, "--state", st)
+	if code != 0 || !strings.Contains(e, "starts over") {
+		t.Fatalf("initial into the recreated destination: exit %d, want 0 and a note:\n%s", code, e)
+	}
+	if b, err := os.ReadFile(dst + "/gone"); err != nil || string(b) != "the admin's, not msync's" {
+		t.Errorf("the admin's file in the recreated destination: %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(dst + "/keep"); err != nil || string(b) != "a" {
+		t.Errorf("keep: %q, %v", b, err)
+	}
+	write(t, src+"/new", "c", 0o644)
+	if code, _, e := msync("catchup", src, dst, "--state", st); code != 0 {
+		t.Fatalf("catchup after the initial pass: exit %d: %s", code, e)
+	}
+	if _, err := os.Stat(dst + "/gone"); err != nil {
+		t.Errorf("the catch-up after the new start deleted the admin's file: %v", err)
+	}
+
+	// Removed, not made again: a catch-up makes nothing.
+	must(t, os.Rename(dst, base+"/dst.old2"))
+	if code, _, e := msync("catchup", src, dst, "--state", st); code != 2 || !strings.Contains(e, "msync initial") {
+		t.Errorf("catchup into the removed destination: exit %d, want 2:\n%s", code, e)
+	}
+	if _, err := os.Lstat(dst); !os.IsNotExist(err) {
+		t.Errorf("the refused catch-up made the destination: %v", err)
+	}
+	if code, _, e := msync("initial", src, dst, "--state", st); code != 0 {
+		t.Fatalf("initial into the removed destination: exit %d: %s", code, e)
+	}
+	mustRsyncClean(t, src, dst)
+}

@@ -298,11 +298,11 @@ func (d *Dir) Bind(p Pair) error {
 		}
 		var rec Pair
 		jerr := json.Unmarshal(ident, &rec)
+		same := End.same
+		if rec.V < identityVersion {
+			same = End.sameV1
+		}
 		if jerr == nil {
-			same := End.same
-			if rec.V < identityVersion {
-				same = End.sameV1
-			}
 			if same(rec.Src, p.Src) && same(rec.Dst, p.Dst) {
 				r.Close()
 				d.adopt = d.adopt || rec.V != p.V
@@ -319,7 +319,7 @@ func (d *Dir) Bind(p Pair) error {
 		case jerr != nil:
 			return fmt.Errorf("state: %s: pair identity: %w", path, jerr)
 		}
-		if rec.Src.sameV1(p.Src) && rec.Dst.recreated(p.Dst) {
+		if same(rec.Src, p.Src) && rec.Dst.recreated(p.Dst) {
 			if recreated == nil {
 				recreated = &RecreatedError{Dir: d.Path, File: path, Recorded: rec, Current: p}
 			}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/msync/msync/internal/rsynctest"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
@@ -330,4 +332,66 @@ func TestRecreatedDestStartsOver(t *testing.T) {
 		t.Fatalf("initial into the removed destination: exit %d: %s", code, e)
 	}
 	mustRsyncClean(t, src, dst)
+}
+
+// State written when the pair record left remote ends' ports out (no
+// version) is not refused after an upgrade: it is read as the pair it
+// named then, and the next commit records the port, after which another
+// daemon's port is refused.
+func TestStateOfVersion1AdoptsPort(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	write(t, base+"/src/f", "a", 0o644)
+	must(t, os.Mkdir(base+"/d1", 0o755))
+	must(t, os.Mkdir(base+"/d2", 0o755))
+	p1 := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "m", Path: base + "/d1"})
+	p2 := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "m", Path: base + "/d2"})
+	st, url := base+"/state", fmt.Sprintf("rsync://127.0.0.1:%d/m/", p1)
+	if code, _, e := msync("initial", base+"/src", url, "--state", st); code != 0 {
+		t.Fatalf("initial: exit %d: %s", code, e)
+	}
+	// As the previous release recorded the pair: no version, no port.
+	src, err := state.LocalEnd(base + "/src")
+	must(t, err)
+	v1, err := json.Marshal(map[string]any{"src": src, "dst": map[string]string{"host": "127.0.0.1", "path": "rsync://m/"}})
+	must(t, err)
+	for _, side := range []string{"src", "dst"} {
+		setIdentity(t, st+"/"+side+".manifest", v1)
+	}
+	write(t, base+"/src/g", "b", 0o644)
+	if code, _, e := msync("catchup", base+"/src", url, "--state", st); code != 0 {
+		t.Fatalf("catchup over a version 1 record: exit %d: %s", code, e)
+	}
+	for _, side := range []string{"src", "dst"} {
+		r, err := manifest.Open(st + "/" + side + ".manifest")
+		must(t, err)
+		var p state.Pair
+		if err := json.Unmarshal(r.Identity(), &p); err != nil || p.V < 2 || p.Dst.Port != p1 {
+			t.Errorf("%s.manifest after the catch-up records %s (%v), want the port", side, r.Identity(), err)
+		}
+		r.Close()
+	}
+	code, _, e := msync("catchup", base+"/src", fmt.Sprintf("rsync://127.0.0.1:%d/m/", p2), "--state", st)
+	if code != 2 || !strings.Contains(e, "belongs to another pair") {
+		t.Errorf("catchup into another daemon with the adopted state: exit %d, want 2: %s", code, e)
+	}
+}
+
+// setIdentity writes a manifest again recording ident as its pair.
+func setIdentity(t *testing.T, path string, ident []byte) {
+	t.Helper()
+	r, err := manifest.Open(path)
+	must(t, err)
+	es, err := manifest.ReadAll(r)
+	must(t, err)
+	r.Close()
+	f, err := os.Create(path)
+	must(t, err)
+	w, err := manifest.NewStateWriterFor(f, ident)
+	must(t, err)
+	for _, e := range es {
+		must(t, w.Add(e))
+	}
+	must(t, w.Close())
+	must(t, f.Close())
 }

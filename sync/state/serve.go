@@ -38,6 +38,12 @@ func ModuleDir(root, module, rel, src string) (string, error) {
 	if root == "" {
 		return "", errors.New("daemon state: no state root")
 	}
+	// Absolute, so that every path beneath it is told apart from the
+	// paths of other trees in what a client is told (ForClient).
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("daemon state: %w", err)
+	}
 	rel = strings.Trim(path.Clean("/"+rel), "/")
 	sum := sha256.Sum256([]byte(module + "\x00" + rel + "\x00" + src))
 	last := path.Base("/" + rel)
@@ -59,9 +65,6 @@ func ModuleDir(root, module, rel, src string) (string, error) {
 func ForClient(err error, dir string) error {
 	if err == nil || dir == "" {
 		return err
-	}
-	if abs, aerr := filepath.Abs(dir); aerr == nil {
-		dir = abs
 	}
 	name := filepath.Base(dir)
 	var fe *ForeignError

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/msync/msync/internal/rsynctest"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
@@ -264,4 +266,132 @@ func TestDaemonChoosesStateDir(t *testing.T) {
 	if _, err := os.Stat(sd + "/src.manifest"); err != nil {
 		t.Errorf("no state beneath the daemon's root where ModuleDir says: %v", err)
 	}
+}
+
+// A destination removed and made again since the last pass holds nothing
+// the state records: the state's names would have a catch-up delete
+// files msync never put there (here the admin's "gone", named like a file
+// msync copied into the old directory and the source deleted since). A
+// catch-up is refused, telling to run initial; an initial pass starts
+// over from empty state and deletes nothing; after it, catch-ups go on.
+// The same when the destination was removed and not made again.
+func TestRecreatedDestStartsOver(t *testing.T) {
+	needTool(t, "rsync")
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	write(t, src+"/keep", "a", 0o644)
+	write(t, src+"/gone", "b", 0o644)
+	if code, _, e := msync("initial", src, dst, "--state", st); code != 0 {
+		t.Fatalf("initial: exit %d: %s", code, e)
+	}
+	must(t, os.Remove(src+"/gone"))
+	// Moved aside, not removed: the new directory cannot reuse its inode.
+	must(t, os.Rename(dst, base+"/dst.old"))
+	write(t, dst+"/gone", "the admin's, not msync's", 0o644)
+
+	for _, args := range [][]string{{"catchup"}, {"catchup", "--trust-dest"}, {"catchup", "--dry-run"}} {
+		before := snapshot(t, dst)
+		code, _, e := msync(append(args, src, dst, "--state", st)...)
+		if code != 2 || !strings.Contains(e, "removed (or removed and made again)") || !strings.Contains(e, "msync initial") {
+			t.Errorf("msync %s into the recreated destination: exit %d, want 2 and a refusal telling to run initial:\n%s", strings.Join(args, " "), code, e)
+		}
+		if d := rsyncDiff(t, before, dst); d != "" {
+			t.Errorf("msync %s changed the destination:\n%s", strings.Join(args, " "), d)
+		}
+	}
+	if code, _, e := msync("initial", "--dry-run", src, dst, "--state", st); code != 0 || !strings.Contains(e, "starts over") {
+		t.Errorf("initial --dry-run: exit %d, want 0 and a note:\n%s", code, e)
+	}
+	code, _, e := msync("initial", src, dst, "--state", st)
+	if code != 0 || !strings.Contains(e, "starts over") {
+		t.Fatalf("initial into the recreated destination: exit %d, want 0 and a note:\n%s", code, e)
+	}
+	if b, err := os.ReadFile(dst + "/gone"); err != nil || string(b) != "the admin's, not msync's" {
+		t.Errorf("the admin's file in the recreated destination: %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(dst + "/keep"); err != nil || string(b) != "a" {
+		t.Errorf("keep: %q, %v", b, err)
+	}
+	write(t, src+"/new", "c", 0o644)
+	if code, _, e := msync("catchup", src, dst, "--state", st); code != 0 {
+		t.Fatalf("catchup after the initial pass: exit %d: %s", code, e)
+	}
+	if _, err := os.Stat(dst + "/gone"); err != nil {
+		t.Errorf("the catch-up after the new start deleted the admin's file: %v", err)
+	}
+
+	// Removed, not made again: a catch-up makes nothing.
+	must(t, os.Rename(dst, base+"/dst.old2"))
+	if code, _, e := msync("catchup", src, dst, "--state", st); code != 2 || !strings.Contains(e, "msync initial") {
+		t.Errorf("catchup into the removed destination: exit %d, want 2:\n%s", code, e)
+	}
+	if _, err := os.Lstat(dst); !os.IsNotExist(err) {
+		t.Errorf("the refused catch-up made the destination: %v", err)
+	}
+	if code, _, e := msync("initial", src, dst, "--state", st); code != 0 {
+		t.Fatalf("initial into the removed destination: exit %d: %s", code, e)
+	}
+	mustRsyncClean(t, src, dst)
+}
+
+// State written when the pair record left remote ends' ports out (no
+// version) is not refused after an upgrade: it is read as the pair it
+// named then, and the next commit records the port, after which another
+// daemon's port is refused.
+func TestStateOfVersion1AdoptsPort(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	write(t, base+"/src/f", "a", 0o644)
+	must(t, os.Mkdir(base+"/d1", 0o755))
+	must(t, os.Mkdir(base+"/d2", 0o755))
+	p1 := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "m", Path: base + "/d1"})
+	p2 := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "m", Path: base + "/d2"})
+	st, url := base+"/state", fmt.Sprintf("rsync://127.0.0.1:%d/m/", p1)
+	if code, _, e := msync("initial", base+"/src", url, "--state", st); code != 0 {
+		t.Fatalf("initial: exit %d: %s", code, e)
+	}
+	// As the previous release recorded the pair: no version, no port.
+	src, err := state.LocalEnd(base + "/src")
+	must(t, err)
+	v1, err := json.Marshal(map[string]any{"src": src, "dst": map[string]string{"host": "127.0.0.1", "path": "rsync://m/"}})
+	must(t, err)
+	for _, side := range []string{"src", "dst"} {
+		setIdentity(t, st+"/"+side+".manifest", v1)
+	}
+	write(t, base+"/src/g", "b", 0o644)
+	if code, _, e := msync("catchup", base+"/src", url, "--state", st); code != 0 {
+		t.Fatalf("catchup over a version 1 record: exit %d: %s", code, e)
+	}
+	for _, side := range []string{"src", "dst"} {
+		r, err := manifest.Open(st + "/" + side + ".manifest")
+		must(t, err)
+		var p state.Pair
+		if err := json.Unmarshal(r.Identity(), &p); err != nil || p.V < 2 || p.Dst.Port != p1 {
+			t.Errorf("%s.manifest after the catch-up records %s (%v), want the port", side, r.Identity(), err)
+		}
+		r.Close()
+	}
+	code, _, e := msync("catchup", base+"/src", fmt.Sprintf("rsync://127.0.0.1:%d/m/", p2), "--state", st)
+	if code != 2 || !strings.Contains(e, "belongs to another pair") {
+		t.Errorf("catchup into another daemon with the adopted state: exit %d, want 2: %s", code, e)
+	}
+}
+
+// setIdentity writes a manifest again recording ident as its pair.
+func setIdentity(t *testing.T, path string, ident []byte) {
+	t.Helper()
+	r, err := manifest.Open(path)
+	must(t, err)
+	es, err := manifest.ReadAll(r)
+	must(t, err)
+	r.Close()
+	f, err := os.Create(path)
+	must(t, err)
+	w, err := manifest.NewStateWriterFor(f, ident)
+	must(t, err)
+	for _, e := range es {
+		must(t, w.Add(e))
+	}
+	must(t, w.Close())
+	must(t, f.Close())
 }

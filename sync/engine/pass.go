@@ -374,10 +374,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	// plus whatever killed passes recorded in their pending manifests.
 	var interrupted []string
 	if o.DryRun {
-		interrupted, _ = filepath.Glob(st.ManifestPath(state.Source) + ".interrupted.*")
-		if _, err := os.Stat(st.PendingPath()); err == nil {
-			interrupted = append(interrupted, st.PendingPath())
-		}
+		interrupted = st.Unsettled()
 	} else if interrupted, err = st.TakeInterrupted(); err != nil {
 		return nil, err
 	}

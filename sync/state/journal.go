@@ -48,6 +48,9 @@ func (d *Dir) TakeJournals() ([]string, error) {
 // Journals returns the journals TakeJournals would take, without moving
 // any: for a dry run.
 func (d *Dir) Journals() []string {
+	if d.fresh {
+		return nil
+	}
 	out, _ := filepath.Glob(d.JournalPath() + ".interrupted.*")
 	if _, err := os.Lstat(d.JournalPath()); err == nil {
 		out = append(out, d.JournalPath())

@@ -28,6 +28,7 @@ type Dir struct {
 	lock  *os.File
 	pair  []byte // the pair's identity, once bound (identity.go)
 	adopt bool   // a manifest records no pair yet
+	fresh bool   // read as empty: a dry run's Reset
 }
 
 // DefaultDir returns the state directory for a SRC and DST pair under
@@ -153,6 +154,9 @@ func (d *Dir) Done() error {
 
 // Interrupted reports whether a pass began and never finished.
 func (d *Dir) Interrupted() bool {
+	if d.fresh {
+		return false
+	}
 	_, err := os.Stat(d.runningPath())
 	return err == nil
 }
@@ -199,6 +203,9 @@ func (d *Dir) ManifestPath(s Side) string { return filepath.Join(d.Path, string(
 
 // OpenManifest opens a side's committed manifest; (nil, nil) when there is none.
 func (d *Dir) OpenManifest(s Side) (*manifest.FileReader, error) {
+	if d.fresh {
+		return nil, nil
+	}
 	r, err := manifest.Open(d.ManifestPath(s))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

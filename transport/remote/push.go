@@ -281,7 +281,7 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 				return err
 			}
 		}
-		return receive(ctx, c, t, sd, req.Pass)
+		return receive(ctx, c, t, sd, cfg.StateDir != nil, req.Pass)
 	}
 	err = fmt.Errorf("%w: unknown request %q", wire.ErrProtocol, req.Op)
 	c.failAfterError(err)
@@ -351,8 +351,9 @@ type Target struct {
 }
 
 // receive runs the pass into t, with its state in stateDir (or the
-// pair's default on this host when empty).
-func receive(ctx context.Context, c *Conn, t *Target, stateDir string, w *wire.PassOptions) error {
+// pair's default on this host when empty); a daemon's own (daemonState)
+// is never named to the client (state.ForClient).
+func receive(ctx context.Context, c *Conn, t *Target, stateDir string, daemonState bool, w *wire.PassOptions) error {
 	o, err := PassOptions(w)
 	if err == nil && t.Root == nil && t.Created && !o.DryRun {
 		err = errors.New("destination not open")
@@ -417,6 +418,9 @@ func receive(ctx context.Context, c *Conn, t *Target, stateDir string, w *wire.P
 	}
 	if err != nil {
 		pr.Err = err.Error()
+		if daemonState {
+			pr.Err = state.ForClient(err, stateDir).Error()
+		}
 	}
 	out, jerr := wire.EncodeJSON(pr)
 	if jerr != nil {

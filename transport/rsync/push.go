@@ -396,8 +396,10 @@ func commit(st *state.Dir, entries []*manifest.Entry) error {
 }
 
 // identity names the destination in the state directory's pair: stock
-// rsync reports nothing about its file system, so its host and path.
+// rsync reports nothing about its file system, so its host and path as
+// state.RemoteEnd names them (a daemon's port, a relative path's user).
 func (e Endpoint) identity() state.End {
+	// What identity version 1 recorded: host and path alone.
 	p := e.Path
 	if t := strings.TrimRight(p, "/"); t != "" {
 		p = t
@@ -405,5 +407,9 @@ func (e Endpoint) identity() state.End {
 	if e.Daemon {
 		p = "rsync://" + e.Module + "/" + strings.TrimLeft(p, "/")
 	}
-	return state.End{Host: e.Host, Path: p}
+	old := state.End{Host: e.Host, Path: p}
+	if e.Daemon {
+		return state.DaemonEnd("rsync", e.Host, e.Port, e.Module+"/"+e.Path).WithOld(old)
+	}
+	return state.ShellEnd(e.User, e.Host, e.Path).WithOld(old)
 }

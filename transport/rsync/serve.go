@@ -686,6 +686,10 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 		Owners: os.Geteuid() == 0 && ss.args.owner && ss.args.group, Sparse: ss.args.sparse, Delta: engine.DeltaNever, Workers: 32,
 		DeleteExtraneous: ss.args.delete, DeleteOnlyAsked: true, Log: ss.s.Log}
 	res, err := engine.Run(ctx, o)
+	if !ss.shell {
+		// The client is told module paths only, never the state root's.
+		err = state.ForClient(err, sd)
+	}
 	c.mu.Lock()
 	healthy := c.scanned && c.err == nil
 	c.mu.Unlock()
@@ -742,7 +746,7 @@ func (ss *session) stateDir(root string) (src, dir string, err error) {
 	}
 	rel, err := filepath.Rel(ss.mod.Path, root)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", "", fmt.Errorf("push into %s: not beneath module %s", root, ss.mod.Name)
+		return "", "", fmt.Errorf("push into a directory not beneath module %s", ss.mod.Name)
 	}
 	src = "rsync-daemon:" + ss.mod.Name
 	dir, err = state.ModuleDir(sr, ss.mod.Name, filepath.ToSlash(rel), src)

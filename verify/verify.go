@@ -70,7 +70,7 @@ func (l Line) String() string {
 		s += " (" + strings.Join(l.What, ", ") + ")"
 	}
 	if l.Err != "" {
-		s += ": " + l.Err
+		s += ": " + manifest.Escape(l.Err)
 	}
 	return s
 }
@@ -349,7 +349,7 @@ func WriteText(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "\n%-24s %10s %8s %8s %8s %8s\n", "top-level", "same", "differ", "missing", "extra", "errors")
 	for _, t := range tops {
 		c := r.ByTop[t]
-		fmt.Fprintf(w, "%-24s %10d %8d %8d %8d %8d\n", t, c.Same, c.Differ, c.Missing, c.Extra, c.Errors)
+		fmt.Fprintf(w, "%-24s %10d %8d %8d %8d %8d\n", manifest.Escape(t), c.Same, c.Differ, c.Missing, c.Extra, c.Errors)
 	}
 	c := r.Totals
 	fmt.Fprintf(w, "%-24s %10d %8d %8d %8d %8d\n", "total", c.Same, c.Differ, c.Missing, c.Extra, c.Errors)
@@ -369,7 +369,7 @@ func WriteText(w io.Writer, r *Report) error {
 			verdict = "IDENTICAL in what was compared (see \"not compared\" above)"
 		}
 	}
-	_, err := fmt.Fprintf(w, "%s: %s vs %s (%s, %d bytes hashed)\n", verdict, r.Src, r.Dst, r.Method, c.Bytes)
+	_, err := fmt.Fprintf(w, "%s: %s vs %s (%s, %d bytes hashed)\n", verdict, manifest.Escape(r.Src), manifest.Escape(r.Dst), r.Method, c.Bytes)
 	return err
 }
 

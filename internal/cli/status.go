@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/estimate"
+	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/plan"
 	"github.com/msync/msync/sync/state"
 	"github.com/spf13/cobra"
@@ -151,7 +152,7 @@ func writeStatus(w io.Writer, h history) {
 	if h.Class != "" {
 		title += " (" + h.Class + ")"
 	}
-	fmt.Fprintf(w, "%s: %d pass(es), state %s\n", title, len(h.Passes), h.State)
+	fmt.Fprintf(w, "%s: %d pass(es), state %s\n", manifest.Escape(title), len(h.Passes), manifest.Escape(h.State))
 	if len(h.Passes) == 0 {
 		fmt.Fprintln(w, "  no pass yet")
 		return

@@ -161,7 +161,7 @@ hashed on its own host and only the manifest crosses the network.`,
 			}
 			code := ExitOK
 			for _, p := range sc.Problems() {
-				fmt.Fprintf(env.Stderr, "msync: %v\n", p.Err)
+				fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.Escape(p.Err.Error()))
 				code = ExitPartial
 			}
 			if code != ExitOK {

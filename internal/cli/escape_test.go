@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Every name msync prints to a terminal is escaped as rsync does (\#ooo):
+// a name carrying ESC or a newline can neither drive the terminal nor forge
+// a line, in verify's lines and per-directory summary, -i's itemized
+// changes and error messages alike.
+func TestTerminalNamesEscaped(t *testing.T) {
+	const evil = "top\x1b[2J\x1b]0;owned\x07\nFAKE line"
+	const escaped = `top\#033[2J\#033]0;owned\#007\#012FAKE line`
+	base := t.TempDir()
+	src, dst := filepath.Join(base, "src"), filepath.Join(base, "dst")
+	if err := os.MkdirAll(filepath.Join(src, evil), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, evil, "f"), []byte("one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_STATE_HOME", filepath.Join(base, "state"))
+	run := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), args, Env{Stdout: &out, Stderr: &errb})
+		all := out.String() + errb.String()
+		if code != want {
+			t.Fatalf("msync %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, all)
+		}
+		if strings.ContainsAny(all, "\x1b\x07") || strings.Contains(all, "\nFAKE") {
+			t.Errorf("msync %s printed a name raw:\n%q", args[0], all)
+		}
+		if !strings.Contains(all, escaped) {
+			t.Errorf("msync %s did not print the escaped name %s:\n%q", args[0], escaped, all)
+		}
+		return all
+	}
+	run(0, "initial", "-i", "--no-progress", src, dst)
+	if err := os.WriteFile(filepath.Join(dst, evil, "f"), []byte("two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := run(ExitDiffer, "verify", "--no-progress", src, dst)
+	if !strings.Contains(out, "\n"+escaped+" ") {
+		t.Errorf("verify's summary does not list the escaped top-level name:\n%s", out)
+	}
+	run(ExitFatal, "verify", "--no-progress", src+"/"+evil+"/missing", dst)
+}

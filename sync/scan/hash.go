@@ -316,8 +316,8 @@ func (r *fileReader) hash(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry
 
 // ErrNotRegular is the error of an open for reading of a name that is not
 // a regular file (a device node, fifo or socket): such a name is never
-// opened at all.
-var ErrNotRegular = errors.New("not a regular file")
+// opened at all. Every name opened here was a regular file to some scan.
+var ErrNotRegular = errors.New("no longer a regular file")
 
 // openRead opens name in dfd for reading, only if it is a regular file.
 // The name a peer asked for, or one swapped since the scan, may be a device

@@ -53,6 +53,11 @@ type Options struct {
 	// "what: why", e.g. "xattrs and ACLs: rsync's protocol 27 carries
 	// none"); the report names it. Run adds what it leaves out itself.
 	NotCompared []string
+	// OwnTemp, if set, says which names are the temp files of the pair's
+	// own migration (its state's temp tag): one extra at the destination
+	// is listed as a killed pass's leftover, still a difference. Nil:
+	// every name is an ordinary name.
+	OwnTemp func(name string) bool
 }
 
 // Line is one path of the report.
@@ -235,7 +240,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			record(Line{Code: '-', Path: s.Path})
 		case s == nil:
 			b.leader(d)
-			record(Line{Code: '+', Path: d.Path})
+			l := Line{Code: '+', Path: d.Path}
+			if o.OwnTemp != nil && o.OwnTemp(d.Path[strings.LastIndexByte(d.Path, '/')+1:]) {
+				l.Err = "msync temp left by a killed pass"
+			}
+			record(l)
 		default:
 			record(compare(o, a, b, s, d))
 		}

@@ -68,11 +68,11 @@ func Run(ctx context.Context, args []string, env Env) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.Escape(ee.err.Error()))
+			fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.EscapeLines(ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.Escape(err.Error()))
+	fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.EscapeLines(err.Error()))
 	return ExitFatal
 }
 

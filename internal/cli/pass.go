@@ -211,7 +211,7 @@ func passCode(res *engine.Result, final bool) int {
 func printOutcome(env Env, f *passFlags, res *engine.Result, elapsed time.Duration, prefix string) {
 	for _, p := range res.Problems {
 		if !p.Skipped {
-			fmt.Fprintf(env.Stderr, "msync: %s%s\n", prefix, manifest.Escape(p.Err))
+			fmt.Fprintf(env.Stderr, "msync: %s%s\n", prefix, manifest.EscapeLines(p.Err))
 		}
 	}
 	if f.stats && !f.quiet {

@@ -162,7 +162,7 @@ hashed on its own host and only the manifest crosses the network.`,
 			}
 			code := ExitOK
 			for _, p := range sc.Problems() {
-				fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.Escape(p.Err.Error()))
+				fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.EscapeLines(p.Err.Error()))
 				code = ExitPartial
 			}
 			if code != ExitOK {

@@ -49,7 +49,7 @@ func lockDest(dst string, root *fsx.Root, log io.Writer) (func(), error) {
 		return nil, fmt.Errorf("destination %s: %w (it holds a lock on the directory); wait for it to end, one pass at a time", dst, ErrDestBusy)
 	case err == unix.ENOLCK || err == unix.EBADF || err == unix.EOPNOTSUPP || err == unix.EINVAL:
 		unix.Close(fd)
-		fmt.Fprintf(log, "msync: destination %s: cannot lock it on this file system (%s); make sure no other pass writes to it at the same time\n", manifest.Escape(dst), manifest.Escape(err.Error()))
+		fmt.Fprintf(log, "msync: destination %s: cannot lock it on this file system (%s); make sure no other pass writes to it at the same time\n", manifest.Escape(dst), manifest.EscapeLines(err.Error()))
 		return func() {}, nil
 	default:
 		unix.Close(fd)

@@ -269,7 +269,7 @@ func (p *pass) note(path, msg string) {
 	defer p.mu.Unlock()
 	p.res.Problems = append(p.res.Problems, Problem{Path: path, Err: msg, Skipped: true})
 	p.res.Stats.Skipped++
-	fmt.Fprintf(p.o.Log, "msync: skipping %s: %s\n", manifest.Escape(path), manifest.Escape(msg))
+	fmt.Fprintf(p.o.Log, "msync: skipping %s: %s\n", manifest.Escape(path), manifest.EscapeLines(msg))
 }
 
 func (p *pass) item(code, path string, t manifest.Type, note string) {
@@ -781,7 +781,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 		p.res.Committed = true
 		if err := st.SetXattrs(ns); err != nil {
-			fmt.Fprintf(o.Log, "msync: %s (the next pass reads them again)\n", manifest.Escape(err.Error()))
+			fmt.Fprintf(o.Log, "msync: %s (the next pass reads them again)\n", manifest.EscapeLines(err.Error()))
 		}
 		p.journal.Close()
 		if err := st.SettleInterrupted(append(append(interrupted, journals...), st.JournalPath())); err != nil {

@@ -354,7 +354,7 @@ func writeEstimate(w io.Writer, win *window) {
 	fmt.Fprintln(tw, "dataset\tclass\tcatch-ups\tgap\texpected changes\tfinal pass\trange\tdominated by")
 	for _, d := range win.Datasets {
 		if d.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", d.Name, d.Class, d.Error)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", d.Name, d.Class, manifest.Escape(d.Error))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.0f paths, %s\t%s\t%s - %s\t%s\n", d.Name, d.Class, d.Passes, shortDuration(secsDur(d.Gap)),

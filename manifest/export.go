@@ -158,6 +158,21 @@ func WriteJSON(w io.Writer, it Iterator) error {
 	return bw.Flush()
 }
 
+// EscapeLines is Escape for a message of several lines (an error's text,
+// which names paths): each line is escaped, the newlines between them
+// kept. A newline inside a name there still breaks the line, but no
+// control sequence reaches the terminal.
+func EscapeLines(s string) string {
+	if !strings.Contains(s, "\n") {
+		return Escape(s)
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = Escape(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Escape makes a path safe for line-oriented output the way rsync prints
 // names: control characters other than tab, DEL, and bytes that are not
 // valid UTF-8 become \#ooo (octal); everything else is kept.

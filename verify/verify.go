@@ -53,6 +53,11 @@ type Options struct {
 	// "what: why", e.g. "xattrs and ACLs: rsync's protocol 27 carries
 	// none"); the report names it. Run adds what it leaves out itself.
 	NotCompared []string
+	// OwnTemp, if set, says which names are the temp files of the pair's
+	// own migration (its state's temp tag): one extra at the destination
+	// is listed as a killed pass's leftover, still a difference. Nil:
+	// every name is an ordinary name.
+	OwnTemp func(name string) bool
 }
 
 // Line is one path of the report.
@@ -70,7 +75,7 @@ func (l Line) String() string {
 		s += " (" + strings.Join(l.What, ", ") + ")"
 	}
 	if l.Err != "" {
-		s += ": " + l.Err
+		s += ": " + manifest.Escape(l.Err)
 	}
 	return s
 }
@@ -235,7 +240,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			record(Line{Code: '-', Path: s.Path})
 		case s == nil:
 			b.leader(d)
-			record(Line{Code: '+', Path: d.Path})
+			l := Line{Code: '+', Path: d.Path}
+			if o.OwnTemp != nil && o.OwnTemp(d.Path[strings.LastIndexByte(d.Path, '/')+1:]) {
+				l.Err = "msync temp left by a killed pass"
+			}
+			record(l)
 		default:
 			record(compare(o, a, b, s, d))
 		}
@@ -349,7 +358,7 @@ func WriteText(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "\n%-24s %10s %8s %8s %8s %8s\n", "top-level", "same", "differ", "missing", "extra", "errors")
 	for _, t := range tops {
 		c := r.ByTop[t]
-		fmt.Fprintf(w, "%-24s %10d %8d %8d %8d %8d\n", t, c.Same, c.Differ, c.Missing, c.Extra, c.Errors)
+		fmt.Fprintf(w, "%-24s %10d %8d %8d %8d %8d\n", manifest.Escape(t), c.Same, c.Differ, c.Missing, c.Extra, c.Errors)
 	}
 	c := r.Totals
 	fmt.Fprintf(w, "%-24s %10d %8d %8d %8d %8d\n", "total", c.Same, c.Differ, c.Missing, c.Extra, c.Errors)
@@ -369,7 +378,7 @@ func WriteText(w io.Writer, r *Report) error {
 			verdict = "IDENTICAL in what was compared (see \"not compared\" above)"
 		}
 	}
-	_, err := fmt.Fprintf(w, "%s: %s vs %s (%s, %d bytes hashed)\n", verdict, r.Src, r.Dst, r.Method, c.Bytes)
+	_, err := fmt.Fprintf(w, "%s: %s vs %s (%s, %d bytes hashed)\n", verdict, manifest.Escape(r.Src), manifest.Escape(r.Dst), r.Method, c.Bytes)
 	return err
 }
 

@@ -14,6 +14,7 @@ import (
 	"runtime/trace"
 	"sync"
 
+	"github.com/msync/msync/manifest"
 	"github.com/spf13/cobra"
 )
 
@@ -67,11 +68,11 @@ func Run(ctx context.Context, args []string, env Env) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(env.Stderr, "msync: %v\n", ee.err)
+			fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.EscapeLines(ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(env.Stderr, "msync: %v\n", err)
+	fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.EscapeLines(err.Error()))
 	return ExitFatal
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/internal/filter"
+	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/class"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
@@ -210,7 +211,7 @@ func passCode(res *engine.Result, final bool) int {
 func printOutcome(env Env, f *passFlags, res *engine.Result, elapsed time.Duration, prefix string) {
 	for _, p := range res.Problems {
 		if !p.Skipped {
-			fmt.Fprintf(env.Stderr, "msync: %s%s\n", prefix, p.Err)
+			fmt.Fprintf(env.Stderr, "msync: %s%s\n", prefix, manifest.EscapeLines(p.Err))
 		}
 	}
 	if f.stats && !f.quiet {
@@ -227,7 +228,7 @@ func printOutcome(env Env, f *passFlags, res *engine.Result, elapsed time.Durati
 					fmt.Fprintf(env.Stderr, "  ... and %d more\n", len(res.NotQuiet)-50)
 					break
 				}
-				fmt.Fprintf(env.Stderr, "  %s\n", p)
+				fmt.Fprintf(env.Stderr, "  %s\n", manifest.Escape(p))
 			}
 		} else if !f.quiet {
 			fmt.Fprintf(env.Stderr, "msync: %ssource was quiet during the final pass\n", prefix)

@@ -199,7 +199,7 @@ func runPlanPasses(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags) 
 		if err != nil {
 			out.ExitCode, out.Error = ExitFatal, err.Error()
 			if !f.json {
-				fmt.Fprintf(env.Stderr, "msync: %s%s %s %s: %v\n", prefix, kind, src, dst, err)
+				fmt.Fprintf(env.Stderr, "msync: %s%s %s %s: %s\n", prefix, kind, manifest.Escape(src), manifest.Escape(dst), manifest.EscapeLines(err.Error()))
 			}
 		} else {
 			out.ExitCode = passCode(res, f.final)
@@ -406,7 +406,7 @@ func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers 
 	} else {
 		for _, o := range outs {
 			if o.Error != "" {
-				fmt.Fprintf(env.Stderr, "msync: [%s] verify %s %s: %s\n", o.Name, o.Src, o.Dst, o.Error)
+				fmt.Fprintf(env.Stderr, "msync: [%s] verify %s %s: %s\n", o.Name, manifest.Escape(o.Src), manifest.Escape(o.Dst), manifest.EscapeLines(o.Error))
 			}
 			if o.Report == nil || f.quiet {
 				continue

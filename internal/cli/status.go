@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/estimate"
+	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/plan"
 	"github.com/msync/msync/sync/state"
 	"github.com/spf13/cobra"
@@ -151,7 +152,7 @@ func writeStatus(w io.Writer, h history) {
 	if h.Class != "" {
 		title += " (" + h.Class + ")"
 	}
-	fmt.Fprintf(w, "%s: %d pass(es), state %s\n", title, len(h.Passes), h.State)
+	fmt.Fprintf(w, "%s: %d pass(es), state %s\n", manifest.Escape(title), len(h.Passes), manifest.Escape(h.State))
 	if len(h.Passes) == 0 {
 		fmt.Fprintln(w, "  no pass yet")
 		return
@@ -353,7 +354,7 @@ func writeEstimate(w io.Writer, win *window) {
 	fmt.Fprintln(tw, "dataset\tclass\tcatch-ups\tgap\texpected changes\tfinal pass\trange\tdominated by")
 	for _, d := range win.Datasets {
 		if d.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", d.Name, d.Class, d.Error)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", d.Name, d.Class, manifest.Escape(d.Error))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.0f paths, %s\t%s\t%s - %s\t%s\n", d.Name, d.Class, d.Passes, shortDuration(secsDur(d.Gap)),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport"
 	"github.com/msync/msync/verify"
@@ -161,7 +162,7 @@ hashed on its own host and only the manifest crosses the network.`,
 			}
 			code := ExitOK
 			for _, p := range sc.Problems() {
-				fmt.Fprintf(env.Stderr, "msync: %v\n", p.Err)
+				fmt.Fprintf(env.Stderr, "msync: %s\n", manifest.EscapeLines(p.Err.Error()))
 				code = ExitPartial
 			}
 			if code != ExitOK {
@@ -229,6 +230,13 @@ func (f *passFlags) verifyOne(ctx context.Context, env Env, src, dst string, exc
 	defer closeDst()
 	o := verify.Options{Src: src, Dst: dst, SrcSide: srcSide, DstSide: dstSide, Exclude: excludes, Xattrs: !f.noXattrs,
 		Owners: f.ownersEnabled(), All: all, Workers: workers, Held: held}
+	if sd := f.verifyState(src, dst); sd != "" {
+		// Leftover temps of the pair's killed passes are named as such
+		// (still differences); without the state every name is a user's.
+		if tag, err := state.ReadTempTag(sd); err == nil && tag != "" {
+			o.OwnTemp = engine.OwnTemp(tag)
+		}
+	}
 	if srcEP.Rsync() || dstEP.Rsync() {
 		o.Xattrs = false
 		o.NotCompared = append(o.NotCompared, "xattrs and ACLs: rsync's protocol 27 carries none")

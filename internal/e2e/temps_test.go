@@ -104,3 +104,69 @@ func TestTempLookalikesStockPush(t *testing.T) {
 		t.Fatalf("after the second push rsync finds:\n%s", d)
 	}
 }
+
+// A name of a temp's shape is a user's name to every pass and to verify: a
+// source file .msync.0123456789abcdef.tmp is copied (pulled and pushed
+// through every transport), and an extra DST file of that shape is found by
+// verify as rsync finds it. Verify hides no name: with the pair's state it
+// names an extra carrying the state's tag as a killed pass's leftover, and
+// still does not say IDENTICAL; without the state it is an ordinary name.
+func TestTempShapedNamesVerified(t *testing.T) {
+	needTool(t, "rsync")
+	const shaped = ".msync.0123456789abcdef.tmp"
+	for _, tc := range transports() {
+		for _, dir := range []string{"pull", "push"} {
+			t.Run(tc.name+"/"+dir, func(t *testing.T) {
+				base := t.TempDir()
+				src, dst, st := base+"/src", base+"/dst", base+"/state"
+				write(t, src+"/"+shaped, "user data", 0o644)
+				write(t, src+"/d/"+shaped, "more user data", 0o644)
+				from, to := tc.remote(t, src), dst
+				if dir == "push" {
+					from, to = src, tc.remote(t, dst)
+				}
+				flags := append([]string{"--state", st}, tc.flags(t)...)
+				runJSON(t, append([]string{"initial", from, to}, flags...)...)
+				mustRsyncClean(t, src, dst)
+				mustVerify(t, src, dst)
+
+				extras := []string{"d/.msync.fedcba9876543210.tmp"}
+				ownTemp := ""
+				if dir == "pull" {
+					tag, err := os.ReadFile(st + "/temp-tag")
+					must(t, err)
+					ownTemp = "d/.msync." + strings.TrimSpace(string(tag)) + ".0123456789abcdef.tmp"
+					extras = append(extras, ownTemp)
+				}
+				for _, e := range extras {
+					write(t, dst+"/"+e, "extra", 0o600)
+				}
+				diff := rsyncDiff(t, src, dst)
+				for _, e := range extras {
+					if !strings.Contains(diff, "*deleting   "+e+"\n") {
+						t.Fatalf("rsync does not list the extra %s:\n%s", e, diff)
+					}
+				}
+				for _, withState := range []bool{true, false} {
+					args := append([]string{"verify", from, to}, tc.flags(t)...)
+					if withState {
+						args = append(args, "--state", st)
+					}
+					code, out, errOut := msync(args...)
+					if code != 1 || strings.Contains(out, "IDENTICAL") {
+						t.Fatalf("msync %s: exit %d, want 1 (DIFFERENT)\n%s%s", strings.Join(args, " "), code, out, errOut)
+					}
+					for _, e := range extras {
+						want := "+ " + e + "\n"
+						if e == ownTemp && withState {
+							want = "+ " + e + ": msync temp left by a killed pass\n"
+						}
+						if !strings.Contains(out, want) {
+							t.Errorf("msync %s does not print %q:\n%s", strings.Join(args, " "), want, out)
+						}
+					}
+				}
+			})
+		}
+	}
+}

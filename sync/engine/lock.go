@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/manifest"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,7 +52,7 @@ func lockDest(dst string, root *fsx.Root, log io.Writer) (func(), error) {
 		return nil, fmt.Errorf("destination %s: %w (it holds a lock on the directory, or on one inside it); wait for it to end, one pass at a time", dst, ErrDestBusy)
 	case noFlock(err):
 		unix.Close(fd)
-		fmt.Fprintf(log, "msync: destination %s: cannot lock it on this file system (%v); make sure no other pass writes to it at the same time\n", dst, err)
+		fmt.Fprintf(log, "msync: destination %s: cannot lock it on this file system (%s); make sure no other pass writes to it at the same time\n", manifest.Escape(dst), manifest.EscapeLines(err.Error()))
 		return func() {}, nil
 	default:
 		unix.Close(fd)

@@ -270,7 +270,7 @@ func (p *pass) note(path, msg string) {
 	defer p.mu.Unlock()
 	p.res.Problems = append(p.res.Problems, Problem{Path: path, Err: msg, Skipped: true})
 	p.res.Stats.Skipped++
-	fmt.Fprintf(p.o.Log, "msync: skipping %s: %s\n", path, msg)
+	fmt.Fprintf(p.o.Log, "msync: skipping %s: %s\n", manifest.Escape(path), manifest.EscapeLines(msg))
 }
 
 func (p *pass) item(code, path string, t manifest.Type, note string) {
@@ -779,7 +779,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 		}
 		p.res.Committed = true
 		if err := st.SetXattrs(ns); err != nil {
-			fmt.Fprintf(o.Log, "msync: %v (the next pass reads them again)\n", err)
+			fmt.Fprintf(o.Log, "msync: %s (the next pass reads them again)\n", manifest.EscapeLines(err.Error()))
 		}
 		p.journal.Close()
 		if err := st.SettleInterrupted(append(append(interrupted, journals...), st.JournalPath())); err != nil {
@@ -998,7 +998,7 @@ func (p *pass) handle(s, d, m *manifest.Entry) {
 			p.mu.Lock()
 			p.res.Problems = append(p.res.Problems, Problem{Path: s.Path, Err: why, Skipped: true})
 			if p.res.Stats.Held < maxHeldLogged {
-				fmt.Fprintf(p.o.Log, "msync: leaving %s: %s\n", s.Path, why)
+				fmt.Fprintf(p.o.Log, "msync: leaving %s: %s\n", manifest.Escape(s.Path), why)
 			}
 			p.res.Stats.Held++
 			if p.o.Final {

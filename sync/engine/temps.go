@@ -25,6 +25,10 @@ func (d *dest) tempName() string {
 	return tempPrefix + d.tag + "." + hex.EncodeToString(b[:]) + tempSuffix
 }
 
+// OwnTemp returns whether a name (the last element of a path) is a temp
+// name with tag (state.TempTag): one a pass of that migration made.
+func OwnTemp(tag string) func(name string) bool { return ownTemp(tag) }
+
 // ownTemp returns whether a name is a temp name with tag: one msync made
 // for this migration, never a user's.
 func ownTemp(tag string) func(name string) bool {

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -313,20 +314,63 @@ func (r *fileReader) hash(ctx context.Context, dirs *fsx.Dirs, e *manifest.Entry
 	return r.xxh.Sum64(), n, nil
 }
 
-// openRead opens name in dfd for reading. O_NONBLOCK changes nothing for
-// a regular file, but a fifo put in a file's place since the scan would
-// block the open until some writer came.
+// ErrNotRegular is the error of an open for reading of a name that is not
+// a regular file (a device node, fifo or socket): such a name is never
+// opened at all. Every name opened here was a regular file to some scan.
+var ErrNotRegular = errors.New("no longer a regular file")
+
+// openRead opens name in dfd for reading, only if it is a regular file.
+// The name a peer asked for, or one swapped since the scan, may be a device
+// node, whose open alone has effects (a tape rewinds), or a fifo: so it is
+// first taken with O_PATH, which runs no open of the file itself, the inode
+// it names is checked to be a regular file, and only that same inode is
+// then opened for reading, through /proc/self/fd (without /proc, by name
+// again, kept only when it is the inode checked). O_NONBLOCK is kept for
+// that last open: it changes nothing for a regular file.
 // With noatime it first tries O_NOATIME (reading must not touch the
 // source's access times where the kernel allows it to be spared).
 func openRead(dfd int, name string, noatime bool) (int, error) {
-	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
-	if !noatime {
-		return openat(dfd, name, flags, 0)
+	pfd, err := openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
 	}
-	fd, err := openat(dfd, name, flags|unix.O_NOATIME, 0)
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return -1, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return -1, ErrNotRegular
+	}
+	reopen := func(flags int) (int, error) {
+		fd, err := openat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfd), flags, 0)
+		if err != unix.ENOENT {
+			return fd, err
+		}
+		// No /proc: open the name again; keep it only if it is the
+		// inode checked, a regular file.
+		if fd, err = openat(dfd, name, flags|unix.O_NOFOLLOW, 0); err != nil {
+			return -1, err
+		}
+		var now unix.Stat_t
+		if err := unix.Fstat(fd, &now); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		if now.Dev != st.Dev || now.Ino != st.Ino {
+			unix.Close(fd)
+			return -1, ErrNotRegular
+		}
+		return fd, nil
+	}
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK
+	if !noatime {
+		return reopen(flags)
+	}
+	fd, err := reopen(flags | unix.O_NOATIME)
 	if err == unix.EPERM {
 		// O_NOATIME needs ownership or CAP_FOWNER.
-		fd, err = openat(dfd, name, flags, 0)
+		fd, err = reopen(flags)
 	}
 	return fd, err
 }

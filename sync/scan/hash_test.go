@@ -188,7 +188,9 @@ func TestHashOpensWithNoatimeOnlyWhereGranted(t *testing.T) {
 	var flags []int
 	defer func(o func(int, string, int, uint32) (int, error), u int) { openat, euid = o, u }(openat, euid)
 	openat = func(dfd int, name string, fl int, mode uint32) (int, error) {
-		flags = append(flags, fl)
+		if fl&unix.O_PATH == 0 {
+			flags = append(flags, fl)
+		}
 		return unix.Openat(dfd, name, fl, mode)
 	}
 	for _, c := range []struct {
@@ -220,4 +222,53 @@ func openDirs(t *testing.T, dir string) *fsx.Dirs {
 		root.Close()
 	})
 	return dirs
+}
+
+// A name that is not a regular file (a device node, a fifo), asked for by
+// a peer's fetch request or put in a scanned file's place, is never opened:
+// only looked at through O_PATH. Opening a device node alone has effects
+// (a tape rewinds); the test uses a fifo and counts, through the openat
+// seam, the opens that are not O_PATH and got something not regular.
+func TestOpenFileNeverOpensNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dirs := openDirs(t, dir)
+	var opened []string
+	defer func(o func(int, string, int, uint32) (int, error)) { openat = o }(openat)
+	openat = func(dfd int, name string, fl int, mode uint32) (int, error) {
+		fd, err := unix.Openat(dfd, name, fl, mode)
+		var st unix.Stat_t
+		if err == nil && fl&unix.O_PATH == 0 && unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			opened = append(opened, name)
+		}
+		return fd, err
+	}
+	for _, open := range []func() (*fsx.File, error){
+		func() (*fsx.File, error) { return OpenFile(dirs, "fifo") },
+		func() (*fsx.File, error) { return OpenOwned(dirs, "fifo", 0) },
+	} {
+		f, err := open()
+		if err == nil {
+			f.Close()
+			t.Errorf("a fifo was opened for reading as a file")
+		} else if !errors.Is(err, ErrNotRegular) {
+			t.Errorf("open of a fifo: %v, want %v", err, ErrNotRegular)
+		}
+	}
+	if len(opened) > 0 {
+		t.Errorf("non-regular files opened: %q", opened)
+	}
+	f, err := OpenFile(dirs, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if b, err := io.ReadAll(f); err != nil || string(b) != "data" {
+		t.Fatalf("regular file read as %q, %v", b, err)
+	}
 }

@@ -223,7 +223,7 @@ func (c *Client) dialDaemon(ctx context.Context, e *Endpoint) error {
 		case line == "@RSYNCD: EXIT":
 			return fail(fmt.Errorf("the daemon closed the connection"))
 		default:
-			fmt.Fprintf(c.log, "%s: %s\n", e.Name, line) // message of the day
+			fmt.Fprintf(c.log, "%s: %s\n", e.Name, manifest.Escape(line)) // message of the day
 			continue
 		}
 		break
@@ -363,7 +363,7 @@ func (c *Client) onMsg(tag byte, msg []byte) error {
 	switch tag {
 	case msgInfo, msgLog, msgClient:
 		// Before protocol 30 a warning comes as information.
-		fmt.Fprintf(c.log, "%s: %s\n", c.name, text)
+		fmt.Fprintf(c.log, "%s: %s\n", c.name, manifest.EscapeLines(text))
 		c.mu.Lock()
 		listing := c.listing
 		c.mu.Unlock()
@@ -371,7 +371,7 @@ func (c *Client) onMsg(tag byte, msg []byte) error {
 			c.skipped(text)
 		}
 	case msgError, msgErrXfer, msgWarning, msgErrSock, msgErrUTF8:
-		fmt.Fprintf(c.log, "%s: %s\n", c.name, text)
+		fmt.Fprintf(c.log, "%s: %s\n", c.name, manifest.EscapeLines(text))
 		c.mu.Lock()
 		if tag != msgWarning {
 			c.lastErr = text

@@ -131,7 +131,7 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 		if s.err != nil {
 			res.Stats.Failed++
 			res.Problems = append(res.Problems, engine.Problem{Path: s.e.Path, Err: s.err.Error()})
-			fmt.Fprintf(o.Log, "%s: %v\n", local.Join(s.e.Path), s.err)
+			fmt.Fprintf(o.Log, "%s: %s\n", manifest.Escape(local.Join(s.e.Path)), manifest.EscapeLines(s.err.Error()))
 			return
 		}
 		code := ">f+++++++++"

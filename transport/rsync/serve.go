@@ -301,7 +301,7 @@ func (ss *session) run(ctx context.Context, args []string) error {
 		ss.fail(err)
 		return err
 	}
-	defer t.dir.Close()
+	defer func() { t.dir.Close() }() // serveReceiver may turn t into a new directory
 	if a.sender {
 		err = ss.serveSender(ctx, t, ss.topName(a.paths[0], t.host))
 	} else {
@@ -433,7 +433,7 @@ func (ss *session) fail(err error) {
 // again by a path string.
 type target struct {
 	dir     *fsx.Root // the directory served or received into
-	file    string    // a pull of one file: its name in dir
+	file    string    // a pull of one file, or a push perhaps of one (pushOfOne): its name in dir
 	created bool      // a push created dir
 	host    string    // its host path, for the state dir's name; never opened
 }
@@ -455,7 +455,17 @@ func (ss *session) resolve(p string) (*target, error) {
 		// Any path the shell's user can reach.
 		clean = filepath.Clean(p)
 		t := &target{host: clean}
-		if !ss.args.sender {
+		oneFile := false // a push onto a file name (see pushOfOne)
+		if !ss.args.sender && mayNameFile(p) && clean != "/" {
+			var st os.FileInfo
+			if st, err = os.Lstat(clean); errors.Is(err, os.ErrNotExist) || err == nil && st.Mode().IsRegular() {
+				oneFile = true
+				if err := os.MkdirAll(filepath.Dir(clean), 0o755); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if !ss.args.sender && !oneFile {
 			if _, err := os.Lstat(clean); errors.Is(err, os.ErrNotExist) {
 				t.created = true
 			}
@@ -463,8 +473,10 @@ func (ss *session) resolve(p string) (*target, error) {
 				return nil, err
 			}
 		}
-		if t.dir, err = fsx.OpenRoot(clean); err == nil || !ss.args.sender || !errors.Is(err, unix.ENOTDIR) {
-			return t, err
+		if !oneFile {
+			if t.dir, err = fsx.OpenRoot(clean); err == nil || !ss.args.sender || !errors.Is(err, unix.ENOTDIR) {
+				return t, err
+			}
 		}
 		dir := filepath.Dir(clean)
 		if base, err = fsx.OpenRoot(dir); err != nil {
@@ -488,7 +500,14 @@ func (ss *session) resolve(p string) (*target, error) {
 		}
 	}
 	defer base.Close()
-	t, err := resolveBeneath(base, clean, ss.args.sender)
+	var t *target
+	ok := false
+	if !ss.args.sender && mayNameFile(p) && clean != "" {
+		t, ok, err = resolveFileBeneath(base, clean)
+	}
+	if !ok && err == nil {
+		t, err = resolveBeneath(base, clean, ss.args.sender)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("path %q: %w", p, err)
 	}
@@ -675,6 +694,20 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 		return &os.PathError{Op: "stat", Path: t.dir.Path, Err: err}
 	}
 	c.root = scan.FromStat("", &st)
+	var source engine.Source = c
+	one := false
+	if t.file != "" {
+		l, o, err := ss.pushOfOne(ctx, c, t)
+		if err != nil {
+			return err
+		}
+		source, one = l, o
+		if one {
+			// Only the one file: no subdirectory of its directory is
+			// scanned, nothing there deleted.
+			excludes = []string{"*/"}
+		}
+	}
 	src, sd, err := ss.stateDir(t.host)
 	if err != nil {
 		return err
@@ -682,9 +715,9 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 	// rsync's semantics: nothing is deleted without --delete, and then
 	// everything the client does not have.
 	o := engine.Options{Kind: engine.Initial, Src: src, Dst: t.dir.Path, DstRoot: t.dir, DstCreated: t.created,
-		StateDir: sd, Source: c, Exclude: excludes,
+		StateDir: sd, Source: source, Exclude: excludes,
 		Owners: os.Geteuid() == 0 && ss.args.owner && ss.args.group, Sparse: ss.args.sparse, Delta: engine.DeltaNever, Workers: 32,
-		DeleteExtraneous: ss.args.delete, DeleteOnlyAsked: true, Log: ss.s.Log}
+		DeleteExtraneous: ss.args.delete && !one, DeleteOnlyAsked: true, Log: ss.s.Log}
 	res, err := engine.Run(ctx, o)
 	if !ss.shell {
 		// The client is told module paths only, never the state root's.

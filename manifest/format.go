@@ -95,6 +95,7 @@ type Writer struct {
 	hdr     [1 + binary.MaxVarintLen64]byte
 	closed  bool
 	compact bool
+	links   bool // FlagLinks
 	diff    bool
 	sum     uint64
 }
@@ -131,7 +132,7 @@ func newWriter(w io.Writer, flags uint16) (*Writer, error) {
 	if _, err := w.Write(hdr[:]); err != nil {
 		return nil, fmt.Errorf("write manifest header: %w", err)
 	}
-	mw := &Writer{w: w, digest: xxhash.New(), compact: flags&FlagCompact != 0, diff: flags&FlagDiff != 0}
+	mw := &Writer{w: w, digest: xxhash.New(), compact: flags&FlagCompact != 0, links: flags&FlagLinks != 0, diff: flags&FlagDiff != 0}
 	if flags&FlagZstd == 0 {
 		mw.bw = bufio.NewWriterSize(w, 64<<10)
 		return mw, nil
@@ -189,7 +190,7 @@ func (w *Writer) Add(e *Entry) error {
 		b = binary.AppendVarint(b, e.Ctime)
 		b = binary.AppendUvarint(b, uint64(e.Nlink))
 		b = binary.AppendUvarint(b, e.Rdev)
-		if compactID(e, true) {
+		if compactID(e, w.links) {
 			b = binary.AppendUvarint(b, e.Dev)
 			b = binary.AppendUvarint(b, e.Inode)
 		}
@@ -331,6 +332,10 @@ type Reader struct {
 
 // Diff reports whether this is a diff stream (FlagDiff).
 func (r *Reader) Diff() bool { return r.diff }
+
+// AllLinks reports whether the stream tells every hard-linked object's
+// device and inode: it is not compact, or compact with FlagLinks.
+func (r *Reader) AllLinks() bool { return !r.compact || r.links }
 
 // NewReader reads and checks the header of r.
 func NewReader(r io.Reader) (*Reader, error) {

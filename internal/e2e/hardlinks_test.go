@@ -126,3 +126,31 @@ func TestVerifyAgainstRsyncSaysSpecialLinksNotCompared(t *testing.T) {
 		t.Fatalf("verify against rsync of a copy that lost a file's link: exit %d\n%s", code, out)
 	}
 }
+
+// A pass killed right after it made a hard link of a symlink or fifo
+// leaves a name the next pass attributes to msync (journaled with its own
+// kind) and deletes once the source no longer has it.
+func TestKillRightAfterSpecialLink(t *testing.T) {
+	needTool(t, "rsync")
+	for _, step := range []string{"link:1", "link:2"} {
+		t.Run(strings.ReplaceAll(step, ":", ""), func(t *testing.T) {
+			base := t.TempDir()
+			src, dst, st := base+"/src", base+"/dst", base+"/state"
+			must(t, os.Mkdir(src, 0o755))
+			must(t, syscall.Mkfifo(src+"/p", 0o640))
+			must(t, os.Link(src+"/p", src+"/q"))
+			must(t, os.Symlink("target", src+"/s"))
+			must(t, os.Link(src+"/s", src+"/t"))
+			if !runKilledAt(t, step, "initial", src, dst, "--state", st, "--fsync=none") {
+				t.Fatalf("the initial pass finished: it never reached %s", step)
+			}
+			emptyDir(t, src)
+			if code, _, e := msync("catchup", src, dst, "--state", st); code != 0 {
+				t.Fatalf("catch-up after the kill: exit %d: %s", code, e)
+			}
+			if d := rsyncDiff(t, src, dst); d != "" {
+				t.Fatalf("killed at %s, source emptied: names msync put at DST are left:\n%s", step, d)
+			}
+		})
+	}
+}

@@ -154,3 +154,26 @@ func TestKillRightAfterSpecialLink(t *testing.T) {
 		})
 	}
 }
+
+// A push into stock rsync cannot send the links between symlinks or
+// fifos (protocol 27): the pass says so instead of dropping them without
+// a word, and verify against the daemon says it did not compare them.
+func TestPushIntoStockRsyncSaysSpecialLinksLost(t *testing.T) {
+	needTool(t, "rsync")
+	bin := rsynctest.Binaries(t)[0]
+	base := t.TempDir()
+	src := base + "/src"
+	linkedSpecials(t, src)
+	wholeSeconds(t, src) // protocol 27 carries seconds
+	must(t, os.Mkdir(base+"/mod", 0o755))
+	port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "m", Path: base + "/mod"})
+	url := fmt.Sprintf("rsync://127.0.0.1:%d/m/", port)
+	code, _, e := msync("initial", src, url, "--state", base+"/state")
+	if code != 0 || !strings.Contains(e, "4 hard-linked symlinks, fifos, sockets or devices arrive as separate objects") {
+		t.Fatalf("push into stock rsync: exit %d:\n%s", code, e)
+	}
+	code, out, e := msync("verify", src, url)
+	if code != 0 || !strings.Contains(out, "hard links of symlinks, fifos, sockets and devices: rsync's protocol 27") {
+		t.Fatalf("verify against the daemon: exit %d\n%s%s", code, out, e)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/internal/rsynctest"
+	"github.com/msync/msync/sync/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -176,4 +177,34 @@ func TestPushIntoStockRsyncSaysSpecialLinksLost(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "hard links of symlinks, fifos, sockets and devices: rsync's protocol 27") {
 		t.Fatalf("verify against the daemon: exit %d\n%s%s", code, out, e)
 	}
+}
+
+// With --trust-dest the destination's committed manifest stands in for
+// its scan: it must say which names msync linked, so that a catch-up
+// after the source split a link apart makes the name again.
+func TestTrustDestFollowsSplitLinks(t *testing.T) {
+	needTool(t, "rsync")
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	linkedSpecials(t, src)
+	trusted := func(o *engine.Options) { o.TrustDest = true }
+	runPass(t, engine.Initial, src, dst, st, nil)
+	mustRsyncClean(t, src, dst)
+	for _, p := range []string{"d/t", "q"} {
+		fi, err := os.Lstat(src + "/" + p)
+		must(t, err)
+		must(t, os.Remove(src+"/"+p))
+		if p == "q" {
+			must(t, syscall.Mkfifo(src+"/q", 0o640))
+		} else {
+			must(t, os.Symlink("target", src+"/"+p))
+		}
+		setLtimes(t, src+"/"+p, fi.ModTime())
+	}
+	for _, p := range []string{"d", ""} {
+		must(t, os.Chtimes(src+"/"+p, time.Unix(1e9, 0), time.Unix(1e9, 0)))
+	}
+	runPass(t, engine.Catchup, src, dst, st, trusted)
+	mustRsyncClean(t, src, dst)
+	mustVerify(t, src, dst)
 }

@@ -1427,6 +1427,9 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 			if l := sl.leader.dst; l != nil {
 				e := *l
 				e.Path = sl.src.Path
+				// Linked to the leader at least: a trusted manifest
+				// must say so when the source splits them.
+				e.Nlink = max(e.Nlink, 2)
 				sl.dst = &e
 			}
 		}

@@ -208,3 +208,36 @@ func TestTrustDestFollowsSplitLinks(t *testing.T) {
 	mustRsyncClean(t, src, dst)
 	mustVerify(t, src, dst)
 }
+
+// Names the destination links together in another grouping than the
+// source's, each up to date on its own (rsync -H leaves them so): a
+// catch-up regroups them, regular files and symlinks alike, and never
+// keeps one destination object for two source groups.
+func TestCatchupRegroupsLinks(t *testing.T) {
+	needTool(t, "rsync")
+	base := t.TempDir()
+	src, dst, st := base+"/src", base+"/dst", base+"/state"
+	must(t, os.Mkdir(src, 0o755))
+	m := time.Unix(1e9, 0)
+	for _, p := range []string{"fs", "fu"} {
+		write(t, src+"/"+p, "same", 0o644)
+		must(t, os.Chtimes(src+"/"+p, m, m))
+	}
+	must(t, os.Link(src+"/fs", src+"/ft"))
+	for _, p := range []string{"ls", "lu"} {
+		must(t, os.Symlink("target", src+"/"+p))
+		setLtimes(t, src+"/"+p, m)
+	}
+	must(t, os.Link(src+"/ls", src+"/lt"))
+	runPass(t, engine.Initial, src, dst, st, nil)
+	mustRsyncClean(t, src, dst)
+	// At DST, s becomes a name of u: s and u are one object there, t
+	// another.
+	for _, k := range []string{"f", "l"} {
+		must(t, os.Remove(dst+"/"+k+"s"))
+		must(t, os.Link(dst+"/"+k+"u", dst+"/"+k+"s"))
+	}
+	runPass(t, engine.Catchup, src, dst, st, nil)
+	mustRsyncClean(t, src, dst)
+	mustVerify(t, src, dst)
+}

@@ -78,7 +78,7 @@ type pass struct {
 	deletes []string
 	links   []pendingLink
 	leaders map[linkKey]*leaderInfo
-	claimed map[uint64]bool // linked destination inodes a path kept (keeps)
+	claimed map[linkKey]bool // linked destination objects a path kept (keeps)
 	jobs    chan *fileJob
 	slots   chan *slot
 	root    bool
@@ -148,7 +148,7 @@ const maxHeldLogged = 5
 
 // Run performs one pass as o describes.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	p := &pass{o: o, res: &Result{}, leaders: map[linkKey]*leaderInfo{}, claimed: map[uint64]bool{}, root: os.Geteuid() == 0}
+	p := &pass{o: o, res: &Result{}, leaders: map[linkKey]*leaderInfo{}, claimed: map[linkKey]bool{}, root: os.Geteuid() == 0}
 	if o.StateDir == "" {
 		return nil, errors.New("no state directory given")
 	}
@@ -1281,10 +1281,11 @@ func (p *pass) hardLink(s, d *manifest.Entry) (leader *leaderInfo, done bool) {
 // source's own split gave one name a new inode, which replaced() rewrites.
 func (p *pass) keeps(s, d *manifest.Entry, leader *leaderInfo) bool {
 	if d.Nlink > 1 && d.Inode != 0 {
-		if p.claimed[d.Inode] || leader == nil && s.Type != manifest.TypeFile {
+		k := linkKey{d.Dev, d.Inode}
+		if p.claimed[k] || leader == nil && s.Type != manifest.TypeFile {
 			return false
 		}
-		p.claimed[d.Inode] = true
+		p.claimed[k] = true
 	}
 	if leader != nil {
 		leader.dstIno = d.Inode

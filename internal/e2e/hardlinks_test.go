@@ -180,13 +180,15 @@ func TestPushIntoStockRsyncSaysSpecialLinksLost(t *testing.T) {
 }
 
 // With --trust-dest the destination's committed manifest stands in for
-// its scan: it must say which names msync linked, so that a catch-up
-// after the source split a link apart makes the name again.
+// its scan: it must say which names msync linked (the first of a group
+// too), so that a catch-up after the source split a name off makes it
+// again.
 func TestTrustDestFollowsSplitLinks(t *testing.T) {
 	needTool(t, "rsync")
 	base := t.TempDir()
 	src, dst, st := base+"/src", base+"/dst", base+"/state"
 	linkedSpecials(t, src)
+	must(t, os.Link(src+"/s", src+"/w")) // d/t, s and w: d/t leads
 	trusted := func(o *engine.Options) { o.TrustDest = true }
 	runPass(t, engine.Initial, src, dst, st, nil)
 	mustRsyncClean(t, src, dst)

@@ -1428,9 +1428,6 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 			if l := sl.leader.dst; l != nil {
 				e := *l
 				e.Path = sl.src.Path
-				// Linked to the leader at least: a trusted manifest
-				// must say so when the source splits them.
-				e.Nlink = max(e.Nlink, 2)
 				sl.dst = &e
 			}
 		}
@@ -1455,6 +1452,12 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 		case sl.dst != nil:
 			e := *sl.dst
 			e.Path = pathOf(sl)
+			if sl.src != nil && sl.src.IsHardlinked() {
+				// Read before its links were made: a trusted manifest
+				// must tell that the name is linked when the source
+				// splits it off.
+				e.Nlink = max(e.Nlink, 2)
+			}
 			err = dw.Add(&e, sl.dbase)
 		case sl.dbase != nil:
 			err = dw.Drop()

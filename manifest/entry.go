@@ -101,8 +101,13 @@ func SameIdentity(a, b *Entry) bool {
 		a.Ctime == b.Ctime && a.Inode == b.Inode && a.Dev == b.Dev
 }
 
-// IsHardlinked reports whether e is a regular file with more than one link.
-func (e *Entry) IsHardlinked() bool { return e.Type == TypeFile && e.Nlink > 1 }
+// IsHardlinked reports whether e is one name of an object with more than
+// one: any object but a directory, as rsync -H links them (symlinks, fifos,
+// sockets and devices too). An entry without an inode number (a stream
+// that did not carry it) cannot be grouped and is not.
+func (e *Entry) IsHardlinked() bool {
+	return e.Type != TypeDir && e.Nlink > 1 && (e.Inode != 0 || e.Dev != 0)
+}
 
 // FileMode converts the entry's type and mode to an fs.FileMode.
 func (e *Entry) FileMode() fs.FileMode {

@@ -34,8 +34,9 @@ const (
 
 	// FlagCompact: for streams to another host. Device and inode are
 	// stored only for regular files with more than one link (what hard link
-	// detection needs); the other entries read back with zero device and
-	// inode.
+	// detection needs), and with FlagLinks for every other non-directory
+	// with more than one link too; the other entries read back with zero
+	// device and inode.
 	FlagCompact = 1 << 2
 
 	// FlagDiff: a compact stream that lists only what changed against a
@@ -47,7 +48,14 @@ const (
 	// identity.go), which the trailer's checksum covers.
 	FlagIdentity = 1 << 4
 
-	knownFlags = FlagZstd | FlagXXH64 | FlagCompact | FlagDiff | FlagIdentity
+	// FlagLinks: a compact stream that stores device and inode of every
+	// non-directory with more than one link (hard-linked symlinks, fifos,
+	// sockets and devices), not only of regular files. Compact writers
+	// always set it; streams without it (older writers) read back such
+	// entries without an inode, which groups them with nothing.
+	FlagLinks = 1 << 5
+
+	knownFlags = FlagZstd | FlagXXH64 | FlagCompact | FlagDiff | FlagIdentity | FlagLinks
 
 	tagEntry    = 0x01
 	tagIdentity = 0x02
@@ -59,6 +67,13 @@ const (
 	maxXattrName  = 255
 	maxXattrBytes = 1 << 20
 )
+
+// compactID reports whether a compact stream stores e's device and inode:
+// for a regular file with more than one link, and with FlagLinks (all) for
+// any other non-directory with more than one link.
+func compactID(e *Entry, all bool) bool {
+	return e.Nlink > 1 && (e.Type == TypeFile || all && e.Type != TypeDir)
+}
 
 // ErrCorrupt is wrapped by every error that reports a malformed manifest.
 var ErrCorrupt = errors.New("corrupt manifest")
@@ -80,6 +95,7 @@ type Writer struct {
 	hdr     [1 + binary.MaxVarintLen64]byte
 	closed  bool
 	compact bool
+	links   bool // FlagLinks
 	diff    bool
 	sum     uint64
 }
@@ -99,13 +115,13 @@ func NewStateWriter(w io.Writer) (*Writer, error) { return newWriter(w, FlagXXH6
 // NewCompactWriter is NewWriter for a stream to another host (FlagCompact):
 // smaller, without the inode numbers a state manifest keeps.
 func NewCompactWriter(w io.Writer) (*Writer, error) {
-	return newWriter(w, FlagZstd|FlagXXH64|FlagCompact)
+	return newWriter(w, FlagZstd|FlagXXH64|FlagCompact|FlagLinks)
 }
 
 // NewDiffWriter is NewCompactWriter for a diff stream (FlagDiff): entries
 // with Gone set record deletions.
 func NewDiffWriter(w io.Writer) (*Writer, error) {
-	return newWriter(w, FlagZstd|FlagXXH64|FlagCompact|FlagDiff)
+	return newWriter(w, FlagZstd|FlagXXH64|FlagCompact|FlagDiff|FlagLinks)
 }
 
 func newWriter(w io.Writer, flags uint16) (*Writer, error) {
@@ -116,7 +132,7 @@ func newWriter(w io.Writer, flags uint16) (*Writer, error) {
 	if _, err := w.Write(hdr[:]); err != nil {
 		return nil, fmt.Errorf("write manifest header: %w", err)
 	}
-	mw := &Writer{w: w, digest: xxhash.New(), compact: flags&FlagCompact != 0, diff: flags&FlagDiff != 0}
+	mw := &Writer{w: w, digest: xxhash.New(), compact: flags&FlagCompact != 0, links: flags&FlagLinks != 0, diff: flags&FlagDiff != 0}
 	if flags&FlagZstd == 0 {
 		mw.bw = bufio.NewWriterSize(w, 64<<10)
 		return mw, nil
@@ -174,7 +190,7 @@ func (w *Writer) Add(e *Entry) error {
 		b = binary.AppendVarint(b, e.Ctime)
 		b = binary.AppendUvarint(b, uint64(e.Nlink))
 		b = binary.AppendUvarint(b, e.Rdev)
-		if e.IsHardlinked() {
+		if compactID(e, w.links) {
 			b = binary.AppendUvarint(b, e.Dev)
 			b = binary.AppendUvarint(b, e.Inode)
 		}
@@ -309,12 +325,17 @@ type Reader struct {
 	done    bool
 	err     error
 	compact bool
+	links   bool // FlagLinks
 	diff    bool
 	ident   []byte // the identity record (FlagIdentity), nil without
 }
 
 // Diff reports whether this is a diff stream (FlagDiff).
 func (r *Reader) Diff() bool { return r.diff }
+
+// AllLinks reports whether the stream tells every hard-linked object's
+// device and inode: it is not compact, or compact with FlagLinks.
+func (r *Reader) AllLinks() bool { return !r.compact || r.links }
 
 // NewReader reads and checks the header of r.
 func NewReader(r io.Reader) (*Reader, error) {
@@ -342,7 +363,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if flags&FlagDiff != 0 && flags&FlagCompact == 0 {
 		return nil, corrupt("diff flag without compact flag")
 	}
-	rd := &Reader{digest: xxhash.New(), compact: flags&FlagCompact != 0, diff: flags&FlagDiff != 0}
+	rd := &Reader{digest: xxhash.New(), compact: flags&FlagCompact != 0, links: flags&FlagLinks != 0, diff: flags&FlagDiff != 0}
 	body := r
 	if flags&FlagZstd != 0 {
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(64<<20), zstd.WithDecoderMaxWindow(8<<20))
@@ -547,7 +568,7 @@ func (r *Reader) decodeEntry(p []byte) (*Entry, error) {
 	if r.compact {
 		e.Nlink = uint32(d.bounded(1<<32 - 1))
 		e.Rdev = d.uvarint()
-		if e.IsHardlinked() {
+		if compactID(e, r.links) {
 			e.Dev = d.uvarint()
 			e.Inode = d.uvarint()
 		}

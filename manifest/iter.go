@@ -246,9 +246,9 @@ func (p *patch) Next() (*Entry, error) {
 func SameScan(a, b *Entry) bool { return Equal(a, b) && a.Incomplete == b.Incomplete }
 
 // Compacted returns e as a compact stream carries it (FlagCompact): without
-// device and inode unless it is a hard-linked file.
+// device and inode unless it is hard-linked.
 func Compacted(e *Entry) *Entry {
-	if e.IsHardlinked() || (e.Dev == 0 && e.Inode == 0) {
+	if compactID(e, true) || (e.Dev == 0 && e.Inode == 0) {
 		return e
 	}
 	c := *e

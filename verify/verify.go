@@ -32,6 +32,10 @@ type Side interface {
 // MD4); the other side then hashes with the same.
 type digester interface{ Digest() string }
 
+// fileLinker is a Side whose scan tells hard links of regular files only
+// (stock rsync's protocol 27): links between other objects go uncompared.
+type fileLinker interface{ FileLinksOnly() bool }
+
 // Options configure a verification.
 type Options struct {
 	Src, Dst string
@@ -133,9 +137,11 @@ type Report struct {
 }
 
 type side struct {
-	sc      tree.Scan
-	leaders map[[2]uint64]string
-	bytes   atomic.Int64
+	sc tree.Scan
+	// fileLinks: only regular files' hard links are compared (fileLinker).
+	fileLinks bool
+	leaders   map[[2]uint64]string
+	bytes     atomic.Int64
 }
 
 func (s *side) Next() (*manifest.Entry, error) {
@@ -207,6 +213,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer b.sc.Close()
 	rep := &Report{Src: srcSide.String(), Dst: dstSide.String(), Method: method, ByTop: map[string]Counts{},
 		NotCompared: notCompared(o, srcSide, dstSide)}
+	for _, sd := range []Side{srcSide, dstSide} {
+		if l, ok := sd.(fileLinker); ok && l.FileLinksOnly() && !a.fileLinks {
+			a.fileLinks, b.fileLinks = true, true
+			rep.NotCompared = append(rep.NotCompared, "hard links of symlinks, fifos, sockets and devices: rsync's protocol 27 carries those of regular files only")
+		}
+	}
 	record := func(l Line) {
 		top := l.Path
 		if i := strings.IndexByte(l.Path, '/'); i >= 0 {
@@ -311,9 +323,9 @@ func compare(o Options, a, b *side, s, d *manifest.Entry) Line {
 		if s.Size != d.Size || s.Hash != d.Hash {
 			l.What = append(l.What, "content")
 		}
-		if a.leader(s) != b.leader(d) {
-			l.What = append(l.What, "links")
-		}
+	}
+	if s.Type != manifest.TypeDir && (s.Type == manifest.TypeFile || !a.fileLinks) && a.leader(s) != b.leader(d) {
+		l.What = append(l.What, "links")
 	}
 	if s.Type == manifest.TypeSymlink && s.LinkTarget != d.LinkTarget {
 		l.What = append(l.What, "target")

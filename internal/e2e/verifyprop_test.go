@@ -42,12 +42,12 @@ func listObjects(t *testing.T, root string) *objects {
 		if rel != "" {
 			o.all = append(o.all, rel)
 		}
+		if st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			o.hardlinked = append(o.hardlinked, rel)
+		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
 			o.files = append(o.files, rel)
-			if st.Nlink > 1 {
-				o.hardlinked = append(o.hardlinked, rel)
-			}
 		case unix.S_IFDIR:
 			o.dirs = append(o.dirs, rel)
 		case unix.S_IFLNK:
@@ -322,33 +322,53 @@ func mutations() []mutation {
 			return p, ok
 		}},
 		{"hard link split", func(t *testing.T, r *rand.Rand, o *objects) (string, bool) {
+			// A name of a hard-linked object of any kind becomes an
+			// object of its own, alike in all else.
 			p, ok := pick(r, o.hardlinked)
 			if ok {
 				var st unix.Stat_t
 				must(t, unix.Lstat(abs(o, p), &st))
-				b, err := os.ReadFile(abs(o, p))
-				must(t, err)
 				xs, err := fsx.ListXattrs(abs(o, p), allXattrs)
 				must(t, err)
+				var remake func()
+				switch st.Mode & unix.S_IFMT {
+				case unix.S_IFREG:
+					b, err := os.ReadFile(abs(o, p))
+					must(t, err)
+					remake = func() { must(t, os.WriteFile(abs(o, p), b, 0o600)) }
+				case unix.S_IFLNK:
+					to, err := os.Readlink(abs(o, p))
+					must(t, err)
+					remake = func() { must(t, os.Symlink(to, abs(o, p))) }
+				default:
+					remake = func() { must(t, unix.Mknod(abs(o, p), st.Mode&unix.S_IFMT|0o600, int(st.Rdev))) }
+				}
 				keepParentTimes(t, o.root, p, func() {
 					must(t, os.Remove(abs(o, p)))
-					must(t, os.WriteFile(abs(o, p), b, 0o600))
+					remake()
 				})
 				cloneMeta(t, abs(o, p), &st, xs)
 			}
 			return p, ok
 		}},
 		{"hard link join", func(t *testing.T, r *rand.Rand, o *objects) (string, bool) {
-			a, b := abs(o, "twins/one"), abs(o, "twins/two")
-			var sa, sb unix.Stat_t
-			if unix.Lstat(a, &sa) != nil || unix.Lstat(b, &sb) != nil || sa.Ino == sb.Ino {
+			// Two alike names of a kind, apart, become one object.
+			var pairs [][2]string
+			for _, pr := range [][2]string{{"twins/one", "twins/two"}, {"stwins/l1", "stwins/l2"}, {"stwins/p1", "stwins/p2"}} {
+				var sa, sb unix.Stat_t
+				if unix.Lstat(abs(o, pr[0]), &sa) == nil && unix.Lstat(abs(o, pr[1]), &sb) == nil && sa.Ino != sb.Ino {
+					pairs = append(pairs, pr)
+				}
+			}
+			if len(pairs) == 0 {
 				return "", false
 			}
-			keepParentTimes(t, o.root, "twins/two", func() {
-				must(t, os.Remove(b))
-				must(t, os.Link(a, b))
+			pr := pairs[r.IntN(len(pairs))]
+			keepParentTimes(t, o.root, pr[1], func() {
+				must(t, os.Remove(abs(o, pr[1])))
+				must(t, os.Link(abs(o, pr[0]), abs(o, pr[1])))
 			})
-			return "twins/two => twins/one", true
+			return pr[1] + " => " + pr[0], true
 		}},
 		{"missing", func(t *testing.T, r *rand.Rand, o *objects) (string, bool) {
 			p, ok := pick(r, o.all)
@@ -427,6 +447,23 @@ func TestVerifyAgreesWithRsync(t *testing.T) {
 		must(t, os.Chmod(src+"/ro", 0o755))
 		must(t, os.RemoveAll(src+"/ro"))
 	}
+	// Hard links of other objects than files, and such objects alike
+	// but apart, for the splits and joins.
+	must(t, os.Mkdir(src+"/stwins", 0o755))
+	must(t, os.Symlink("there", src+"/stwins/ln1"))
+	must(t, os.Link(src+"/stwins/ln1", src+"/stwins/ln2"))
+	must(t, unix.Mkfifo(src+"/stwins/fifo1", 0o640))
+	must(t, os.Link(src+"/stwins/fifo1", src+"/stwins/fifo2"))
+	for _, n := range []string{"l1", "l2"} {
+		must(t, os.Symlink("same", src+"/stwins/"+n))
+	}
+	for _, n := range []string{"p1", "p2"} {
+		must(t, unix.Mkfifo(src+"/stwins/"+n, 0o640))
+	}
+	for _, n := range []string{"l1", "l2", "p1", "p2", ""} {
+		ts := []unix.Timespec{{Sec: 1e9}, {Sec: 1e9}}
+		must(t, unix.UtimesNanoAt(unix.AT_FDCWD, src+"/stwins/"+n, ts, unix.AT_SYMLINK_NOFOLLOW))
+	}
 	if isRoot() {
 		must(t, unix.Mknod(src+"/disk", unix.S_IFBLK|0o640, int(unix.Mkdev(7, 0))))
 		must(t, unix.Lsetxattr(src+"/abs-link", "trusted.on-a-link", []byte("1"), 0))
@@ -440,8 +477,13 @@ func TestVerifyAgreesWithRsync(t *testing.T) {
 	if out, err := exec.Command(rs, "-aHAX", "--numeric-ids", src+"/", orig+"/").CombinedOutput(); err != nil {
 		t.Fatalf("rsync to orig: %v\n%s", err, out)
 	}
-	restore := func(to string) {
+	restore := func(to string, afresh bool) {
 		t.Helper()
+		if afresh {
+			// rsync -H does not split names it finds linked and up to
+			// date: the tree is copied anew.
+			must(t, os.RemoveAll(to))
+		}
 		if out, err := exec.Command(rs, "-aHAX", "--delete", "--numeric-ids", "-c", orig+"/", to+"/").CombinedOutput(); err != nil {
 			t.Fatalf("rsync orig to %s: %v\n%s", to, err, out)
 		}
@@ -512,8 +554,9 @@ func TestVerifyAgreesWithRsync(t *testing.T) {
 				t.Errorf("%s: rsync says %q, verify names no acl:\n%s", desc, l, out)
 			}
 		}
-		restore(src)
-		restore(dst)
+		join := m.name == "hard link join"
+		restore(src, join && side == "SRC")
+		restore(dst, join && side == "DST")
 	}
 	t.Logf("%d mutations, %d found by verify, in %s", tried, differed, time.Since(start).Round(time.Millisecond))
 	if tried < rounds*len(ms)/2 {

@@ -78,6 +78,7 @@ type pass struct {
 	deletes []string
 	links   []pendingLink
 	leaders map[linkKey]*leaderInfo
+	claimed map[linkKey]bool // linked destination objects a path kept (keeps)
 	jobs    chan *fileJob
 	slots   chan *slot
 	root    bool
@@ -147,7 +148,7 @@ const maxHeldLogged = 5
 
 // Run performs one pass as o describes.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	p := &pass{o: o, res: &Result{}, leaders: map[linkKey]*leaderInfo{}, root: os.Geteuid() == 0}
+	p := &pass{o: o, res: &Result{}, leaders: map[linkKey]*leaderInfo{}, claimed: map[linkKey]bool{}, root: os.Geteuid() == 0}
 	if o.StateDir == "" {
 		return nil, errors.New("no state directory given")
 	}
@@ -1164,13 +1165,22 @@ func (p *pass) handleDir(s, d *manifest.Entry, parent *frame) {
 }
 
 func (p *pass) handleSpecial(s, d *manifest.Entry) {
+	leader, done := p.hardLink(s, d)
+	if done {
+		return
+	}
+	sl := &slot{src: s}
+	if leader != nil {
+		leader.slot = sl
+	}
 	var note string
 	if s.Type == manifest.TypeSymlink {
 		note = " -> " + s.LinkTarget
 	}
 	same := d != nil && (s.Type != manifest.TypeSymlink || d.LinkTarget == s.LinkTarget)
-	if same {
-		p.emit(&slot{src: s, dst: p.updateMeta(s, d, note)})
+	if same && p.keeps(s, d, leader) {
+		sl.dst = p.updateMeta(s, d, note)
+		p.emit(sl)
 		return
 	}
 	code := "c" + string(typeLetter(s.Type)) + "+++++++++"
@@ -1199,7 +1209,8 @@ func (p *pass) handleSpecial(s, d *manifest.Entry) {
 			out = p.lstatDst(s)
 		}
 	}
-	p.emit(&slot{src: s, dst: out})
+	sl.dst = out
+	p.emit(sl)
 }
 
 // lstatDst returns the destination entry of a path just written.
@@ -1230,36 +1241,67 @@ func replaced(s, m *manifest.Entry) bool {
 		s.Inode != m.Inode && m.Size == s.Size && m.Mtime == s.Mtime
 }
 
-func (p *pass) handleFile(s, d, m *manifest.Entry) {
-	var leader *leaderInfo
-	if s.IsHardlinked() {
-		k := linkKey{s.Dev, s.Inode}
-		if l := p.leaders[k]; l != nil {
-			if d != nil && d.Type == manifest.TypeFile && l.dstIno != 0 && d.Inode == l.dstIno {
-				p.emit(&slot{src: s, leader: l.slot})
-				return
-			}
-			p.item("hf+++++++++", s.Path, s.Type, " => "+l.path)
-			p.mu.Lock()
-			p.res.Stats.HardLinks++
-			p.mu.Unlock()
-			p.links = append(p.links, pendingLink{target: l.path, path: s.Path, intent: p.intent(s.Path, manifest.TypeFile)})
-			p.dirtyParent()
-			p.emit(&slot{src: s, leader: l.slot})
-			return
+// hardLink handles s, one name of a hard-linked object (any kind but a
+// directory, as rsync -H), when an earlier name of its group was handled:
+// it is linked to that one's destination, unless already. Otherwise it
+// returns s's group, of which s is the leader (nil when s is not linked).
+func (p *pass) hardLink(s, d *manifest.Entry) (leader *leaderInfo, done bool) {
+	if !s.IsHardlinked() {
+		return nil, false
+	}
+	k := linkKey{s.Dev, s.Inode}
+	l := p.leaders[k]
+	if l == nil {
+		l = &leaderInfo{path: s.Path}
+		p.leaders[k] = l
+		return l, false
+	}
+	if d != nil && d.Type == s.Type && l.dstIno != 0 && d.Inode == l.dstIno {
+		p.emit(&slot{src: s, leader: l.slot})
+		return nil, true
+	}
+	p.item("h"+string(typeLetter(s.Type))+"+++++++++", s.Path, s.Type, " => "+l.path)
+	p.mu.Lock()
+	p.res.Stats.HardLinks++
+	p.mu.Unlock()
+	p.links = append(p.links, pendingLink{target: l.path, path: s.Path, intent: p.intent(s.Path, s.Type)})
+	p.dirtyParent()
+	p.emit(&slot{src: s, leader: l.slot})
+	return nil, true
+}
+
+// keeps reports whether the destination object d, current for s, can stay
+// as it is as far as hard links go, and then claims it. A linked d must not
+// be another path's already (the source rearranged its groups), and a
+// symlink, fifo, socket or device is made again when the source no longer
+// links it. A regular file the source no longer links keeps its other
+// names (splitting them costs a copy, and rsync -H does not either): the
+// source's own split gave one name a new inode, which replaced() rewrites.
+func (p *pass) keeps(s, d *manifest.Entry, leader *leaderInfo) bool {
+	if d.Nlink > 1 && d.Inode != 0 {
+		k := linkKey{d.Dev, d.Inode}
+		if p.claimed[k] || leader == nil && s.Type != manifest.TypeFile {
+			return false
 		}
-		leader = &leaderInfo{path: s.Path}
-		p.leaders[k] = leader
+		p.claimed[k] = true
+	}
+	if leader != nil {
+		leader.dstIno = d.Inode
+	}
+	return true
+}
+
+func (p *pass) handleFile(s, d, m *manifest.Entry) {
+	leader, done := p.hardLink(s, d)
+	if done {
+		return
 	}
 	sl := &slot{src: s, dst: d}
 	if leader != nil {
 		leader.slot = sl
 	}
 	immutable := p.rules != nil && p.rules.Immutable(s.Path)
-	if d != nil && d.Type == manifest.TypeFile && d.Size == s.Size && (d.Mtime == s.Mtime || immutable) && (immutable || !replaced(s, m)) {
-		if leader != nil {
-			leader.dstIno = d.Inode
-		}
+	if d != nil && d.Type == manifest.TypeFile && d.Size == s.Size && (d.Mtime == s.Mtime || immutable) && (immutable || !replaced(s, m)) && p.keeps(s, d, leader) {
 		if !s.HasHash && m != nil && m.HasHash && m.Size == s.Size && (immutable || m.Mtime == s.Mtime && m.Inode == s.Inode) {
 			s.Hash, s.HasHash = m.Hash, true
 		}
@@ -1408,6 +1450,12 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 		case sl.dst != nil:
 			e := *sl.dst
 			e.Path = pathOf(sl)
+			if sl.src != nil && sl.src.IsHardlinked() {
+				// Read before its links were made: a trusted manifest
+				// must tell that the name is linked when the source
+				// splits it off.
+				e.Nlink = max(e.Nlink, 2)
+			}
 			err = dw.Add(&e, sl.dbase)
 		case sl.dbase != nil:
 			err = dw.Drop()

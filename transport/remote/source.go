@@ -127,7 +127,7 @@ func newestKept(prefix string) (path, sum string) {
 	for _, m := range ms {
 		sfx := strings.TrimPrefix(m, prefix+".")
 		fi, err := os.Stat(m)
-		if err != nil || !validSum(sfx) {
+		if err != nil || !validSum(sfx) || !allLinks(m) {
 			continue
 		}
 		if t := fi.ModTime().UnixNano(); path == "" || t > newest {
@@ -135,6 +135,18 @@ func newestKept(prefix string) (path, sum string) {
 		}
 	}
 	return path, sum
+}
+
+// allLinks reports whether the kept scan at path tells the inodes of
+// hard-linked symlinks and specials (manifest.FlagLinks): one kept by an
+// older msync cannot be the base of a diff that leaves them out.
+func allLinks(path string) bool {
+	r, err := manifest.Open(path)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	return r.AllLinks()
 }
 
 func (s *scanStream) finished() chan struct{} {

@@ -110,8 +110,15 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 		}
 	}
 	files := sendList(entries, "")
+	unlinked := 0
 	for _, f := range files {
 		countEntry(&res.Stats, f.e)
+		if f.e.Type != manifest.TypeFile && f.e.IsHardlinked() {
+			unlinked++
+		}
+	}
+	if unlinked > 0 {
+		fmt.Fprintf(o.Log, "msync: %d hard-linked symlinks, fifos, sockets or devices arrive as separate objects: rsync's protocol 27 carries the hard links of regular files only\n", unlinked)
 	}
 	if o.Counters != nil {
 		// The receiver decides what it wants: the total grows as it asks.

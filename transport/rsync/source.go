@@ -31,6 +31,12 @@ var ErrNoHash = errors.New("this rsync connection was not opened with --checksum
 // tree.ScanConfig.Digest), which is all a stock rsync sender computes.
 func (c *Client) Digest() string { return scan.DigestMD4 }
 
+// FileLinksOnly reports that the file lists of protocol 27 carry the
+// device and inode of regular files only: hard links between symlinks,
+// fifos, sockets or devices do not cross (rsync sends them from protocol
+// 28 on).
+func (c *Client) FileLinksOnly() bool { return true }
+
 // Scan sends the exclude patterns and receives the sender's file list. One
 // connection gives one file list.
 func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, error) {

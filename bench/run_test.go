@@ -127,7 +127,9 @@ func TestMarkdownMsyncReference(t *testing.T) {
 // freed inodes before it times anything; removing a small one does not.
 func TestWaitAfterLargeDeletion(t *testing.T) {
 	oldBig, oldWindow := bigDeletion, deletionWindow
-	bigDeletion, deletionWindow = 50, 300*time.Millisecond
+	// The counts are far apart: free inodes are counted over the whole file
+	// system, where other tests create and remove files at the same time.
+	bigDeletion, deletionWindow = 1000, 300*time.Millisecond
 	t.Cleanup(func() { bigDeletion, deletionWindow = oldBig, oldWindow })
 	dir := t.TempDir()
 	var log strings.Builder
@@ -152,12 +154,12 @@ func TestWaitAfterLargeDeletion(t *testing.T) {
 	if !c.deletedAt.IsZero() || time.Since(start) > 200*time.Millisecond || log.Len() > 0 {
 		t.Fatalf("after removing 10 files: deletedAt %v, waited %v, log %q", c.deletedAt, time.Since(start), log.String())
 	}
-	big := tree(200)
+	big := tree(3000)
 	if err := c.removeTree(big); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(big); !os.IsNotExist(err) || c.deletedAt.IsZero() {
-		t.Fatalf("after removing 200 files: %v, deletedAt %v", err, c.deletedAt)
+		t.Fatalf("after removing 3000 files: %v, deletedAt %v", err, c.deletedAt)
 	}
 	c.waitAfterDeletion()
 	if waited := time.Since(c.deletedAt); waited < deletionWindow {

@@ -20,6 +20,13 @@ func startDaemon(t *testing.T, dir string) (string, func()) {
 	must(t, err)
 	addr := ln.Addr().String()
 	ln.Close()
+	return startDaemonAt(t, dir, addr)
+}
+
+// startDaemonAt is startDaemon on a given address: a daemon restarted where
+// it was is the same end of the pair (its port is part of the identity).
+func startDaemonAt(t *testing.T, dir, addr string) (string, func()) {
+	t.Helper()
 	cmd, done := startMsync(t, "serve", "--listen", addr, "--module", "m="+dir)
 	var once sync.Once
 	kill := func() { once.Do(func() { cmd.Process.Signal(syscall.SIGKILL); <-done }) }
@@ -102,7 +109,7 @@ func TestDaemonUnderLoadAndKills(t *testing.T) {
 		t.Fatal("the pull finished before its daemon was killed: kill point too late for this machine")
 	}
 	checkNothingInvented(t, dst, st, allowed)
-	addr2, _ := startDaemon(t, base+"/trees")
+	addr2, _ := startDaemonAt(t, base+"/trees", addr)
 	if c, _, e := msync("catchup", "msync://"+addr2+"/m/src", dst, "--state", st); c != 0 {
 		t.Fatalf("catchup after the daemon was killed (first pass exit %d): exit %d: %s", code, c, e)
 	}

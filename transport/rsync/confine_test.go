@@ -192,13 +192,13 @@ func (f *confineFixture) serveRacing(t *testing.T, bin string) string {
 	if err := os.Symlink("../outside", swap+"/sub"); err != nil {
 		t.Fatal(err)
 	}
-	var url string
+	var url atomic.Pointer[string] // set once the daemon listens
 	var first atomic.Bool
 	testHookResolved = func() {
 		if !first.CompareAndSwap(false, true) {
 			return // the second connection goes straight on
 		}
-		out, err := exec.Command(bin, "-a", "--delete", swap+"/", url).CombinedOutput()
+		out, err := exec.Command(bin, "-a", "--delete", swap+"/", *url.Load()).CombinedOutput()
 		if err != nil {
 			t.Errorf("the second connection's push: %v\n%s", err, out)
 		}
@@ -207,8 +207,9 @@ func (f *confineFixture) serveRacing(t *testing.T, bin string) string {
 		}
 	}
 	t.Cleanup(func() { testHookResolved = nil })
-	url = f.serve(t, false)
-	return url
+	u := f.serve(t, false)
+	url.Store(&u)
+	return u
 }
 
 // Two real connections race: the first is held after its directory was

@@ -167,7 +167,19 @@ type reply struct {
 	done      chan struct{}
 	res       *send.Result
 	once      sync.Once
+	// mu orders the reader's additions (copyOp, literal, end) with finish
+	// and release, which another goroutine may call at any time (a broken
+	// connection fails every queued reply, the one being read included):
+	// once finished, a reply takes no more data and its channels are
+	// closed once.
+	mu       sync.Mutex
+	finished bool
+	readyOff bool // ready is closed
 }
+
+// errFinished is what the reader's additions to a finished reply return:
+// the rest of its data is read and dropped.
+var errFinished = errors.New("the request was already answered or abandoned")
 
 // replyBuffer is how much data of one answer is collected before
 // streaming.
@@ -204,42 +216,78 @@ func (r *reply) Read(p []byte) (int, error) {
 	return r.src.Read(p)
 }
 
-// The reader adds operations with copyOp, literal and end.
+// The reader adds operations with copyOp, literal and end. Writes to the
+// pipe happen outside mu: they wait for the worker, and a finish meanwhile
+// closes the pipe, which ends them.
 
 func (r *reply) copyOp(off, n int64) error {
-	if r.ow != nil {
-		return r.ow.Copy(off, n)
+	r.mu.Lock()
+	if r.finished {
+		r.mu.Unlock()
+		return errFinished
+	}
+	if ow := r.ow; ow != nil {
+		r.mu.Unlock()
+		return ow.Copy(off, n)
 	}
 	r.list.Copy(off, n)
+	r.mu.Unlock()
 	return nil
 }
 
 func (r *reply) literal(b []byte) error {
+	r.mu.Lock()
+	if r.finished {
+		r.mu.Unlock()
+		return errFinished
+	}
 	if r.ow == nil && r.list.DataLen()+len(b) > replyBuffer {
 		// Too big to collect: the worker reads it as it comes.
 		r.pr, r.pw = io.Pipe()
 		r.src = r.pr
 		r.ow = delta.NewOpWriter(r.pw)
-		close(r.ready)
-		err := r.list.WriteTo(r.ow)
-		r.release()
+		r.closeReady()
+		list, ow := r.list, r.ow
+		r.list = nil
+		r.mu.Unlock()
+		err := list.WriteTo(ow)
+		list.Reset()
+		opLists.Put(list)
 		if err != nil {
 			return err
 		}
+		return ow.Literal(b)
 	}
-	if r.ow != nil {
-		return r.ow.Literal(b)
+	if ow := r.ow; ow != nil {
+		r.mu.Unlock()
+		return ow.Literal(b)
 	}
 	r.list.Literal(b)
+	r.mu.Unlock()
 	return nil
 }
 
 func (r *reply) end(size int64, hash uint64) error {
-	if r.ow != nil {
-		return r.ow.End(size, hash)
+	r.mu.Lock()
+	if r.finished {
+		r.mu.Unlock()
+		return errFinished
+	}
+	if ow := r.ow; ow != nil {
+		r.mu.Unlock()
+		return ow.End(size, hash)
 	}
 	r.list.End(size, hash)
+	r.mu.Unlock()
 	return nil
+}
+
+// closeReady closes ready once; r.mu is held.
+func (r *reply) closeReady() {
+	if !r.readyOff {
+		r.readyOff = true
+		close(r.ready)
+	}
 }
 
 func (r *reply) Result() (*send.Result, error) {
@@ -258,6 +306,8 @@ func (r *reply) Result() (*send.Result, error) {
 
 // release gives the operation list back once nothing reads it.
 func (r *reply) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.list != nil {
 		r.list.Reset()
 		opLists.Put(r.list)
@@ -269,6 +319,9 @@ func (r *reply) Close() { r.Result() }
 
 func (r *reply) finish(res *send.Result) {
 	r.once.Do(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.finished = true
 		r.res = res
 		switch {
 		case r.pw != nil && res.Status == send.OK:
@@ -276,10 +329,10 @@ func (r *reply) finish(res *send.Result) {
 		case r.pw != nil:
 			r.pw.CloseWithError(res.Err)
 		case res.Status == send.OK:
-			close(r.ready)
+			r.closeReady()
 		default:
 			r.src = errReader{res.Err}
-			close(r.ready)
+			r.closeReady()
 		}
 		close(r.done)
 	})

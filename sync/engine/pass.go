@@ -419,6 +419,16 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 			defer closeC()
 		}
 		olds = append(olds, it)
+	} else if hadSrc {
+		// An initial pass run again over a pair's state: what the last
+		// committed pass put at DST is still msync's, and goes when the
+		// source no longer has it, as in a catch-up.
+		it, closeC, err := open(state.Source)
+		if err != nil {
+			return nil, err
+		}
+		defer closeC()
+		olds = append(olds, it)
 	}
 	// An initial pass, too, deletes what killed passes put at DST and
 	// the source no longer has.

@@ -24,7 +24,7 @@ func TestFetchDataAfterConnFailsDoesNotPanic(t *testing.T) {
 	for i := 0; i < 64; i++ {
 		c := &Conn{rw: nopRWC{}, done: make(chan struct{}), readerr: make(chan struct{}),
 			scans: map[uint32]*scanStream{}, fetches: map[uint32]*fetchReply{}}
-		r := &fetchReply{c: c, ctx: context.Background(), path: "f", ch: make(chan []byte, 8), gone: make(chan struct{})}
+		r := newFetchReply(context.Background(), c, "f")
 		c.fetches[1] = r
 		// The read loop has taken r out of c.fetches (conn.go dispatch)...
 		c.mu.Lock()
@@ -51,7 +51,7 @@ func TestFetchDataAfterConnFailsDoesNotPanic(t *testing.T) {
 func TestFetchEndAfterConnFailsNoRace(t *testing.T) {
 	c := &Conn{rw: nopRWC{}, done: make(chan struct{}), readerr: make(chan struct{}),
 		scans: map[uint32]*scanStream{}, fetches: map[uint32]*fetchReply{}}
-	r := &fetchReply{c: c, ctx: context.Background(), path: "f", ch: make(chan []byte, 8), gone: make(chan struct{})}
+	r := newFetchReply(context.Background(), c, "f")
 	c.fetches[1] = r
 	done := make(chan struct{})
 	go func() {

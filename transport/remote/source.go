@@ -436,7 +436,7 @@ func (t *treeCheck) add(e *manifest.Entry) error {
 func (s *Source) Fetch(ctx context.Context, req *send.Request) (tree.Reply, error) {
 	c := s.c
 	id := c.newID()
-	r := &fetchReply{c: c, ctx: ctx, path: req.Path, ch: make(chan []byte, 8), gone: make(chan struct{})}
+	r := newFetchReply(ctx, c, req.Path)
 	c.mu.Lock()
 	if c.Err() != nil {
 		c.mu.Unlock()
@@ -476,9 +476,18 @@ type fetchReply struct {
 	cur      []byte // what Read has not returned yet, of buf
 	buf      []byte
 	end      []byte
-	once     sync.Once
+	once     sync.Once // ch is closed by the connection's reader alone, at the end
 	gone     chan struct{}
 	goneOnce sync.Once
+	// aborted is closed when the connection fails (from whichever
+	// goroutine failed it): never ch, which the reader may still be
+	// sending on, and never end, which it may still be writing.
+	aborted   chan struct{}
+	abortOnce sync.Once
+}
+
+func newFetchReply(ctx context.Context, c *Conn, path string) *fetchReply {
+	return &fetchReply{c: c, ctx: ctx, path: path, ch: make(chan []byte, 8), gone: make(chan struct{}), aborted: make(chan struct{})}
 }
 
 func (r *fetchReply) dispatch(c *Conn, f wire.Frame) error {
@@ -511,11 +520,32 @@ func (r *fetchReply) deliver(c *Conn, p []byte) {
 	case r.ch <- p:
 	case <-c.done:
 	case <-r.gone:
+	case <-r.aborted:
 	}
 }
 
 func (r *fetchReply) abort() {
-	r.once.Do(func() { close(r.ch) })
+	r.abortOnce.Do(func() { close(r.aborted) })
+}
+
+// next returns the reply's next chunk; ok is false at its end (end is then
+// set). After the connection failed, what had already arrived is still
+// returned, then the connection's error.
+func (r *fetchReply) next() (p []byte, ok bool, err error) {
+	select {
+	case p, ok = <-r.ch:
+		return p, ok, nil
+	case <-r.ctx.Done():
+		r.abandon()
+		return nil, false, r.ctx.Err()
+	case <-r.aborted:
+		select {
+		case p, ok = <-r.ch:
+			return p, ok, nil
+		default:
+			return nil, false, r.c.closedErr()
+		}
+	}
 }
 
 // abandon lets the rest of the reply be dropped as it arrives.
@@ -525,14 +555,11 @@ func (r *fetchReply) abandon() {
 
 func (r *fetchReply) Read(p []byte) (int, error) {
 	for len(r.cur) == 0 {
-		var ok bool
-		select {
-		case r.buf, ok = <-r.ch:
-			r.cur = r.buf
-		case <-r.ctx.Done():
-			r.abandon()
-			return 0, r.ctx.Err()
+		buf, ok, err := r.next()
+		if err != nil {
+			return 0, err
 		}
+		r.buf, r.cur = buf, buf
 		if !ok {
 			if r.end == nil {
 				return 0, r.c.closedErr()
@@ -551,18 +578,15 @@ func (r *fetchReply) Read(p []byte) (int, error) {
 
 // Result drains what is left of the reply and decodes its end.
 func (r *fetchReply) Result() (*send.Result, error) {
-drain:
 	for {
-		select {
-		case p, ok := <-r.ch:
-			if !ok {
-				break drain
-			}
-			putChunk(p)
-		case <-r.ctx.Done():
-			r.abandon()
-			return nil, r.ctx.Err()
+		p, ok, err := r.next()
+		if err != nil {
+			return nil, err
 		}
+		if !ok {
+			break
+		}
+		putChunk(p)
 	}
 	if r.end == nil {
 		return nil, r.c.closedErr()

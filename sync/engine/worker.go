@@ -385,6 +385,12 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 		if err != nil {
 			return 0, n, st, err
 		}
+		if aerr != nil && res.Status == send.Failed && errors.Is(res.Err, io.ErrClosedPipe) {
+			// The reply failed only because this worker stopped reading it
+			// (Result closes a streamed reply's pipe): the cause is the
+			// worker's own, a full disk say, which must stop the pass.
+			return 0, n, st, aerr
+		}
 		switch res.Status {
 		case send.PrefixChanged:
 			if err := tmp.Rewind(); err != nil {

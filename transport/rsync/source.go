@@ -552,7 +552,16 @@ func (c *Client) receive() error {
 				if win == nil {
 					win = newWindow(r.basis, r.basisSize)
 				}
-				b, err := win.at(off, l)
+				// Read under the reply's lock, and not once it is finished:
+				// its worker closes the old copy as soon as it has the
+				// result, which a failure from another goroutine gives it.
+				r.mu.Lock()
+				var b []byte
+				err := errFinished
+				if !r.finished {
+					b, err = win.at(off, l)
+				}
+				r.mu.Unlock()
 				if err != nil {
 					if werr == nil {
 						werr = fmt.Errorf("reading the old copy: %w", err)

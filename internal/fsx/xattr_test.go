@@ -164,8 +164,8 @@ func TestXattrsACLByName(t *testing.T) {
 		0x10, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
 		0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
 	if err := unix.Setxattr(a, manifest.ACLAccess, acl, 0); err != nil {
-		if err == unix.EOPNOTSUPP {
-			t.Skipf("no ACLs on %s", dir)
+		if err == unix.EOPNOTSUPP && os.Getenv("CI") == "" {
+			t.Skipf("SKIP: no ACLs on %s", dir)
 		}
 		t.Fatal(err)
 	}

@@ -76,9 +76,7 @@ func TestACLsVerifiedAndCopied(t *testing.T) {
 // says in its report that DST's file system does not support ACLs, and
 // with no ACL anywhere it says IDENTICAL only "in what was compared".
 func TestACLsOnFileSystemWithout(t *testing.T) {
-	if !isRoot() {
-		t.Skip("mounting a ramfs needs root")
-	}
+	needRoot(t, "mounting a ramfs needs root")
 	base := t.TempDir()
 	src, dst := base+"/src", base+"/dst"
 	must(t, os.Mkdir(dst, 0o755))

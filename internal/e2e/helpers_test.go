@@ -32,6 +32,19 @@ func needTool(t *testing.T, name string) string {
 
 func isRoot() bool { return os.Geteuid() == 0 }
 
+// needRoot skips a test that needs root (why says what for), except under
+// CI, which runs as root: there it fails, never skips.
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if isRoot() {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI must run as root: %s", why)
+	}
+	t.Skipf("SKIP: %s", why)
+}
+
 // rsyncDiff returns what `rsync -aHAX --delete -c -n -i` would change:
 // empty when dst is an exact copy of src, ACLs included.
 func rsyncDiff(t *testing.T, src, dst string) string {

@@ -48,9 +48,7 @@ func openToAll(t *testing.T, dir string) {
 // A stock client pushing into msync serve --rsync learns that files failed
 // there: the error and exit 23, not 0 (the goodbye comes after the error).
 func TestStockClientPushFailureExits23(t *testing.T) {
-	if !isRoot() {
-		t.Skip("SKIP: chattr +i needs root")
-	}
+	needRoot(t, "chattr +i needs root")
 	needTool(t, "chattr")
 	for _, bin := range rsynctest.Binaries(t) {
 		for _, via := range []string{"daemon", "ssh"} {
@@ -88,9 +86,7 @@ func TestStockClientPushFailureExits23(t *testing.T) {
 // it; msync serve --rsync finds that out (an end-of-phase marker) instead
 // of waiting for ever, and the client exits 23.
 func TestStockClientPushSkipsLastFile(t *testing.T) {
-	if !isRoot() {
-		t.Skip("SKIP: needs root to run stock rsync as nobody")
-	}
+	needRoot(t, "needs root to run stock rsync as nobody")
 	for _, bin := range rsynctest.Binaries(t) {
 		t.Run(bin.Name, func(t *testing.T) {
 			base := t.TempDir()
@@ -217,9 +213,7 @@ func msyncWithin(t *testing.T, limit time.Duration, args ...string) (int, string
 // runs as nobody and the file is mode 000) ends with exit 23 and every
 // other file copied, over the daemon and over a remote shell.
 func TestPullFromStockRsyncUnreadableLastFile(t *testing.T) {
-	if !isRoot() {
-		t.Skip("SKIP: needs root to run stock rsync as nobody")
-	}
+	needRoot(t, "needs root to run stock rsync as nobody")
 	for _, bin := range rsynctest.Binaries(t) {
 		for _, via := range []string{"daemon", "shell"} {
 			t.Run(bin.Name+"/"+via, func(t *testing.T) {

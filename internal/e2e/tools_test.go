@@ -60,12 +60,7 @@ func TestManifestFormats(t *testing.T) {
 // cause (exit 23) while everything else is copied. Root reads everything, so
 // the pass runs as nobody.
 func TestUnreadableSourceAsNobody(t *testing.T) {
-	if !isRoot() {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run as root: this test runs a pass as nobody")
-		}
-		t.Skip("SKIP: needs root to run a pass as nobody")
-	}
+	needRoot(t, "needs root to run a pass as nobody")
 	base, err := os.MkdirTemp("/tmp", "msync-nobody-")
 	must(t, err)
 	t.Cleanup(func() { os.RemoveAll(base) })

@@ -45,12 +45,7 @@ func runAsNobody(t *testing.T, base string, args ...string) (string, int) {
 // run as root): push a 0507 directory, push a symlink over it from another
 // source name, then push the first source again with --trust-dest.
 func TestReadOnlyDirSwappedForSymlinkIsNotChmodedThrough(t *testing.T) {
-	if !isRoot() {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run as root: this test runs a pass as nobody")
-		}
-		t.Skip("SKIP: needs root to run a pass as nobody")
-	}
+	needRoot(t, "needs root to run a pass as nobody")
 	base, err := os.MkdirTemp("/tmp", "msync-nobody-")
 	must(t, err)
 	t.Cleanup(func() { os.RemoveAll(base) })
@@ -189,12 +184,7 @@ func TestNestedPassIntoRunningDestRefused(t *testing.T) {
 // 0707: push a 0507 directory d, push a symlink d -> token from another
 // source name, push the first source again with --trust-dest.
 func TestDaemonPushNeverChmodsOutsideModule(t *testing.T) {
-	if !isRoot() {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run as root: this test runs a daemon as nobody")
-		}
-		t.Skip("SKIP: needs root to run a daemon as nobody")
-	}
+	needRoot(t, "needs root to run a daemon as nobody")
 	base, err := os.MkdirTemp("/tmp", "msync-nobody-")
 	must(t, err)
 	t.Cleanup(func() { os.RemoveAll(base) })

@@ -96,10 +96,7 @@ func EstimateCheck(ctx context.Context, c CheckConfig) (*CheckResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		pts, err := estimate.Points(ps)
-		if err != nil {
-			return nil, err
-		}
+		pts := estimate.Points(ps)
 		// The passes ran seconds apart; give them the gaps they stand for.
 		k := 0
 		for i := range pts {

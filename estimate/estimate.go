@@ -15,7 +15,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/record"
 )
 
 // Point is what one pass contributes to the fit.
@@ -30,37 +30,30 @@ type Point struct {
 	Kind     string
 }
 
-// FromPass extracts a point from a pass record (its Stats as decoded JSON).
-func FromPass(p state.Pass) (Point, error) {
-	if _, ok := p.Stats.(map[string]any); !ok {
-		return Point{}, fmt.Errorf("pass of %s: no statistics", p.Start.Format(time.RFC3339))
-	}
+// FromPass extracts a point from a pass record.
+func FromPass(p *record.Pass) Point {
 	return Point{
 		Gap:      time.Duration(p.GapSeconds * float64(time.Second)),
-		Entries:  float64(p.Stat("entries")),
+		Entries:  float64(p.Stats.Entries),
 		Files:    float64(p.Changed()),
-		Bytes:    float64(p.Stat("data_bytes")),
-		SrcBytes: float64(p.Stat("src_bytes")),
+		Bytes:    float64(p.Stats.DataBytes),
+		SrcBytes: float64(p.Stats.SrcBytes),
 		Duration: p.Duration,
 		Recheck:  p.Phases.Recheck,
 		Kind:     p.Kind,
-	}, nil
+	}
 }
 
 // Points returns the usable points of a history: completed, not dry runs.
-func Points(ps []state.Pass) ([]Point, error) {
+func Points(ps []record.Pass) []Point {
 	var out []Point
-	for _, p := range ps {
-		if !p.OK || p.DryRun {
+	for i := range ps {
+		if !ps[i].OK || ps[i].DryRun {
 			continue
 		}
-		pt, err := FromPass(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pt)
+		out = append(out, FromPass(&ps[i]))
 	}
-	return out, nil
+	return out
 }
 
 // Model is a fitted dataset.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/record"
 )
 
 func synth(gapSec float64) Point {
@@ -62,12 +62,9 @@ func TestFitNeedsCatchup(t *testing.T) {
 }
 
 func TestFromPass(t *testing.T) {
-	p := state.Pass{Kind: "catchup", OK: true, GapSeconds: 60, Duration: 2 * time.Second,
-		Stats: map[string]any{"entries": 100.0, "created": 1.0, "updated": 2.0, "meta_only": 3.0, "deleted": 4.0, "hardlinks": 5.0, "data_bytes": 7.0}}
-	pt, err := FromPass(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := record.Pass{Kind: "catchup", OK: true, GapSeconds: 60, Duration: 2 * time.Second,
+		Stats: record.Stats{Entries: 100, Created: 1, Updated: 2, MetaOnly: 3, Deleted: 4, HardLinks: 5, DataBytes: 7}}
+	pt := FromPass(&p)
 	if pt.Files != 15 || pt.Bytes != 7 || pt.Gap != time.Minute || pt.Entries != 100 {
 		t.Fatalf("%+v", pt)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/estimate"
-	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/record"
 )
 
 // Data is what the page shows.
@@ -29,8 +29,8 @@ type Data struct {
 // Dataset is one dataset's history.
 type Dataset struct {
 	Name, Class, Source, Dest string
-	Passes                    []state.Pass
-	Verify                    *state.Verify
+	Passes                    []record.Pass
+	Verify                    *record.Verify
 	Estimate                  *estimate.Prediction
 	EstimateErr               string
 }
@@ -149,15 +149,15 @@ func verdict(ds Dataset) (text, cls, note string) {
 	return "IDENTICAL", "ok", note
 }
 
-func row(n int, p state.Pass) passRow {
+func row(n int, p record.Pass) passRow {
 	r := passRow{N: n, Kind: p.Kind, Start: p.Start.Local().Format("01-02 15:04:05"), Took: short(p.Duration), Duration: p.Duration,
-		Changed: p.Changed(), Deleted: p.Stat("deleted"), Data: bytes(p.Stat("data_bytes")), Gap: "–", Result: "ok"}
+		Changed: p.Changed(), Deleted: p.Stats.Deleted, Data: bytes(p.Stats.DataBytes), Gap: "–", Result: "ok"}
 	if p.GapSeconds > 0 {
 		r.Gap = short(time.Duration(p.GapSeconds * float64(time.Second)))
 	}
 	switch {
 	case !p.OK:
-		r.Result, r.Bad = fmt.Sprintf("%d failed", p.Stat("failed")), true
+		r.Result, r.Bad = fmt.Sprintf("%d failed", p.Stats.Failed), true
 	case p.Quiet != nil && !*p.Quiet:
 		r.Result, r.Bad = "source NOT quiet", true
 	case p.Quiet != nil:
@@ -182,7 +182,7 @@ func chart(ds []Dataset) template.HTML {
 	for _, d := range ds {
 		for i, p := range d.Passes {
 			changed[i] += float64(p.Changed())
-			data[i] += float64(p.Stat("data_bytes"))
+			data[i] += float64(p.Stats.DataBytes)
 			took[i] = math.Max(took[i], p.Duration.Seconds())
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/remote"
-	"github.com/msync/msync/transport/wire"
 )
 
 // confineFixture is a module with a directory "sub" that a test swaps for
@@ -150,7 +149,7 @@ func TestDaemonPushStaysInModule(t *testing.T) {
 	defer c.Close()
 	local := tree.NewLocal(src)
 	defer local.Close()
-	res, err := c.Push(ctx, local, "m/sub", "", wire.PassOptions{Kind: "initial", SrcName: "t:src", DeleteExtraneous: true}, remote.PushHandlers{})
+	res, err := c.Push(ctx, local, "m/sub", "", remote.PushOptions{Kind: engine.Initial, SrcName: "t:src", DeleteExtraneous: true}, remote.PushHandlers{})
 	f.untouched(t)
 	if err == nil && res.Stats.Failed == 0 {
 		if b, err := os.ReadFile(f.mod + "/sub.old/pushed"); err != nil || string(b) != "new" {
@@ -194,7 +193,7 @@ func TestDaemonMessagesNameModulePaths(t *testing.T) {
 		}
 		c.Close()
 		c = dial()
-		res, err := c.Push(ctx, tree.NewLocal(f.mod+"/sub"), p, "", wire.PassOptions{Kind: "initial", SrcName: "t"}, remote.PushHandlers{})
+		res, err := c.Push(ctx, tree.NewLocal(f.mod+"/sub"), p, "", remote.PushOptions{Kind: engine.Initial, SrcName: "t"}, remote.PushHandlers{})
 		if err != nil {
 			msgs = append(msgs, err.Error())
 		} else {
@@ -259,7 +258,7 @@ func TestDaemonPushStateStaysHome(t *testing.T) {
 	ctx := context.Background()
 	c := dial()
 	local := tree.NewLocal(f.mod + "/sub")
-	_, err := c.Push(ctx, local, "m/copy", "", wire.PassOptions{Kind: "initial", SrcName: "t:sub",
+	_, err := c.Push(ctx, local, "m/copy", "", remote.PushOptions{Kind: engine.Initial, SrcName: "t:sub",
 		StateDir: filepath.Join(f.outside, "state")}, remote.PushHandlers{})
 	local.Close()
 	c.Close()
@@ -270,7 +269,7 @@ func TestDaemonPushStateStaysHome(t *testing.T) {
 	for round := range 2 {
 		c := dial()
 		local := tree.NewLocal(f.mod + "/sub")
-		res, err := c.Push(ctx, local, "m/copy", "", wire.PassOptions{Kind: []string{"initial", "catchup"}[round], SrcName: "t:sub"}, remote.PushHandlers{})
+		res, err := c.Push(ctx, local, "m/copy", "", remote.PushOptions{Kind: []engine.Kind{engine.Initial, engine.Catchup}[round], SrcName: "t:sub"}, remote.PushHandlers{})
 		local.Close()
 		c.Close()
 		if err != nil || res.Stats.Failed != 0 {

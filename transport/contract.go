@@ -9,7 +9,6 @@ import (
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/remote"
-	"github.com/msync/msync/transport/wire"
 )
 
 // Transport is the contract every way of reaching a tree fulfils: this
@@ -31,7 +30,7 @@ import (
 // Close ends the transport; Sources it opened must not be used after.
 type Transport interface {
 	Source(ctx context.Context, path string) (engine.Source, error)
-	Push(ctx context.Context, local *tree.Local, path string, o wire.PassOptions, h remote.PushHandlers) (*engine.Result, error)
+	Push(ctx context.Context, local *tree.Local, path string, o remote.PushOptions, h remote.PushHandlers) (*engine.Result, error)
 	Close() error
 }
 
@@ -67,12 +66,9 @@ func (l *LocalTransport) Source(ctx context.Context, path string) (engine.Source
 }
 
 // Push runs the pass here.
-func (l *LocalTransport) Push(ctx context.Context, local *tree.Local, path string, w wire.PassOptions, h remote.PushHandlers) (*engine.Result, error) {
-	o, err := remote.PassOptions(&w)
-	if err != nil {
-		return nil, err
-	}
-	o.Src, o.Dst, o.StateDir = local.Root, path, w.StateDir
+func (l *LocalTransport) Push(ctx context.Context, local *tree.Local, path string, po remote.PushOptions, h remote.PushHandlers) (*engine.Result, error) {
+	o := remote.EngineOptions(&po)
+	o.Src, o.Dst, o.StateDir = local.Root, path, po.StateDir
 	if o.StateDir == "" {
 		return nil, errors.New("a local pass needs a state directory")
 	}
@@ -101,7 +97,7 @@ func (c *Conn) Source(ctx context.Context, path string) (engine.Source, error) {
 }
 
 // Push runs the pass on the far side.
-func (c *Conn) Push(ctx context.Context, local *tree.Local, path string, o wire.PassOptions, h remote.PushHandlers) (*engine.Result, error) {
+func (c *Conn) Push(ctx context.Context, local *tree.Local, path string, o remote.PushOptions, h remote.PushHandlers) (*engine.Result, error) {
 	return c.Conn.Push(ctx, local, path, c.Token, o, h)
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/rsync"
-	"github.com/msync/msync/transport/wire"
 )
 
 // RsyncTransport reaches a tree served by stock rsync, its daemon or
@@ -43,7 +42,7 @@ func (t *RsyncTransport) Source(ctx context.Context, path string) (engine.Source
 
 // Push runs a pass from local into stock rsync at path. The pass's state
 // stays on this host (o.StateDir): stock rsync keeps none.
-func (t *RsyncTransport) Push(ctx context.Context, local *tree.Local, path string, o wire.PassOptions, h remote.PushHandlers) (*engine.Result, error) {
+func (t *RsyncTransport) Push(ctx context.Context, local *tree.Local, path string, o remote.PushOptions, h remote.PushHandlers) (*engine.Result, error) {
 	if o.StateDir == "" {
 		return nil, fmt.Errorf("%s: a push to stock rsync needs a local state directory", t.Endpoint.Raw)
 	}
@@ -53,7 +52,7 @@ func (t *RsyncTransport) Push(ctx context.Context, local *tree.Local, path strin
 	if re.Daemon {
 		re.Module, re.Path, _ = strings.Cut(path, "/")
 	}
-	return rsync.Push(ctx, rsync.PushOptions{Endpoint: re, Src: local.Root, StateDir: o.StateDir, Kind: engine.Kind(o.Kind),
+	return rsync.Push(ctx, rsync.PushOptions{Endpoint: re, Src: local.Root, StateDir: o.StateDir, Kind: o.Kind,
 		Final: o.Final, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude, Sparse: o.Sparse,
 		OnItem: h.OnItem, Counters: h.Counters, Log: h.Log})
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/wire"
@@ -128,7 +129,7 @@ func TestDaemonRefusals(t *testing.T) {
 		}
 	}
 	conn := dial()
-	_, err = conn.Push(ctx, tree.NewLocal(t.TempDir()), "ro/x", "s3cret", wire.PassOptions{Kind: "initial", SrcName: "t"}, remote.PushHandlers{})
+	_, err = conn.Push(ctx, tree.NewLocal(t.TempDir()), "ro/x", "s3cret", remote.PushOptions{Kind: engine.Initial, SrcName: "t"}, remote.PushHandlers{})
 	conn.Close()
 	if err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Errorf("push to a read-only module: %v", err)

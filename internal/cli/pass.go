@@ -12,13 +12,13 @@ import (
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/record"
 	"github.com/msync/msync/sync/class"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport"
 	"github.com/msync/msync/transport/remote"
-	"github.com/msync/msync/transport/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -172,7 +172,7 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 	code := passCode(res, f.final)
 	if f.json {
 		out := map[string]any{"command": string(kind), "src": src, "dst": dst, "state": sd, "dry_run": f.dryRun,
-			"final": f.final, "result": res, "exit_code": code, "elapsed_seconds": elapsed.Seconds()}
+			"final": f.final, "result": record.ResultToJSON(res), "exit_code": code, "elapsed_seconds": elapsed.Seconds()}
 		if f.itemize {
 			out["items"] = items
 		}
@@ -391,11 +391,11 @@ func (f *passFlags) push(ctx context.Context, env Env, o engine.Options, srcEP, 
 		fmt.Fprintf(o.Log, "msync: --state %s is not used: the msync daemon keeps the state of pushes under its own --state-dir\n", sd)
 		sd = ""
 	}
-	w := wire.PassOptions{Kind: string(o.Kind), SrcName: sourceName(srcEP.Path), StateDir: sd, Final: o.Final,
+	po := remote.PushOptions{Kind: o.Kind, SrcName: sourceName(srcEP.Path), StateDir: sd, Final: o.Final,
 		DryRun: o.DryRun, TrustDest: o.TrustDest, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude,
-		Xattrs: o.Xattrs, Sparse: o.Sparse, Owners: f.owners, OwnersAuto: !f.owners && !f.noOwners, Fsync: f.fsync, Delta: f.delta,
-		Workers: o.Workers, Itemize: o.OnItem != nil, Progress: true, Class: string(f.class), MaxAgeSeconds: int64(f.maxAge / time.Second)}
-	return t.Push(ctx, local, dstEP.Path, w, remote.PushHandlers{OnItem: o.OnItem, Log: o.Log, Counters: o.Counters})
+		Xattrs: o.Xattrs, Sparse: o.Sparse, Owners: f.owners, OwnersAuto: !f.owners && !f.noOwners, Fsync: o.Fsync, Delta: o.Delta,
+		Workers: o.Workers, Itemize: o.OnItem != nil, Progress: true, Class: f.class, MaxAge: f.maxAge}
+	return t.Push(ctx, local, dstEP.Path, po, remote.PushHandlers{OnItem: o.OnItem, Log: o.Log, Counters: o.Counters})
 }
 
 func summaryError(res *engine.Result, code int) error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/plan"
+	"github.com/msync/msync/record"
 	"github.com/msync/msync/sync/engine"
 	"github.com/spf13/cobra"
 )
@@ -83,8 +84,19 @@ type datasetOutcome struct {
 	ExitCode int            `json:"exit_code"`
 	Error    string         `json:"error,omitempty"`
 	Elapsed  float64        `json:"elapsed_seconds"`
-	Result   *engine.Result `json:"result,omitempty"`
+	Result   *engine.Result `json:"result,omitempty"` // encoded by MarshalJSON
 	Items    []string       `json:"items,omitempty"`
+}
+
+// MarshalJSON encodes the outcome with its result in its JSON form
+// (record.ResultJSON).
+func (o datasetOutcome) MarshalJSON() ([]byte, error) {
+	type plain datasetOutcome // the fields, without this method
+	return json.Marshal(struct {
+		plain
+		Result *record.ResultJSON `json:"result,omitempty"`
+		Items  []string           `json:"items,omitempty"`
+	}{plain(o), record.ResultToJSON(o.Result), o.Items})
 }
 
 // schedule runs fn for each dataset, at most workers at a time, each after

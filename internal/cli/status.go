@@ -14,21 +14,36 @@ import (
 	"github.com/msync/msync/estimate"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/plan"
+	"github.com/msync/msync/record"
 	"github.com/msync/msync/sync/state"
 	"github.com/spf13/cobra"
 )
 
 // history is the pass history of one dataset (a plan's, or one SRC DST pair).
 type history struct {
-	Name     string        `json:"name"`
-	Class    string        `json:"class,omitempty"`
-	State    string        `json:"state"`
-	Passes   []state.Pass  `json:"passes"`
-	Verify   *state.Verify `json:"last_verify,omitempty"`
-	Source   string        `json:"source,omitempty"`
-	Dest     string        `json:"dest,omitempty"`
-	after    []int         // datasets this one starts after (plan order)
+	Name     string
+	Class    string
+	State    string
+	Passes   []record.Pass
+	Verify   *record.Verify
+	Source   string
+	Dest     string
+	after    []int // datasets this one starts after (plan order)
 	parallel int
+}
+
+// MarshalJSON is what `msync status --json` prints of a history, its
+// records in their JSON forms (record).
+func (h history) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name   string             `json:"name"`
+		Class  string             `json:"class,omitempty"`
+		State  string             `json:"state"`
+		Passes []record.PassJSON  `json:"passes"`
+		Verify *record.VerifyJSON `json:"last_verify,omitempty"`
+		Source string             `json:"source,omitempty"`
+		Dest   string             `json:"dest,omitempty"`
+	}{h.Name, h.Class, h.State, record.PassesToJSON(h.Passes), record.VerifyToJSON(h.Verify), h.Source, h.Dest})
 }
 
 type historyFlags struct {
@@ -167,7 +182,7 @@ func writeStatus(w io.Writer, h history) {
 		result := "ok"
 		switch {
 		case !p.OK:
-			result = fmt.Sprintf("%d failed", p.Stat("failed"))
+			result = fmt.Sprintf("%d failed", p.Stats.Failed)
 		case p.Quiet != nil && !*p.Quiet:
 			result = "NOT QUIET"
 		case p.Quiet != nil:
@@ -179,11 +194,11 @@ func writeStatus(w io.Writer, h history) {
 		if p.Queue != nil {
 			result += fmt.Sprintf(" queue %d/%d", p.Queue.Src, p.Queue.Dst)
 		}
-		if n := p.Stat("held"); n > 0 {
+		if n := p.Stats.Held; n > 0 {
 			result += fmt.Sprintf(" %d held", n)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, p.Kind, p.Start.Local().Format("01-02 15:04:05"), gap,
-			shortDuration(p.Duration), p.Stat("entries"), p.Changed(), p.Stat("deleted"), shortBytes(p.Stat("data_bytes")), shortBytes(p.Stat("literal_bytes")),
+			shortDuration(p.Duration), p.Stats.Entries, p.Changed(), p.Stats.Deleted, shortBytes(p.Stats.DataBytes), shortBytes(p.Stats.Literal),
 			shortDuration(p.Phases.Scan), shortDuration(p.Phases.Diff), shortDuration(p.Phases.Transfer), shortDuration(p.Phases.Commit), result)
 	}
 	tw.Flush()
@@ -248,11 +263,7 @@ func estimateWindow(hs []history, gap time.Duration, at time.Time) (*window, err
 			}
 			g = at.Sub(last)
 		}
-		pts, err := estimate.Points(h.Passes)
-		var m *estimate.Model
-		if err == nil {
-			m, err = estimate.Fit(pts)
-		}
+		m, err := estimate.Fit(estimate.Points(h.Passes))
 		if err != nil {
 			pr.Error = err.Error()
 		} else {

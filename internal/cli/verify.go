@@ -10,6 +10,7 @@ import (
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/record"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport"
@@ -265,9 +266,9 @@ func (f *passFlags) verifyState(src, dst string) string {
 	return sd
 }
 
-func verifyRecord(rep *verify.Report, start time.Time) *state.Verify {
+func verifyRecord(rep *verify.Report, start time.Time) *record.Verify {
 	c := rep.Totals
-	v := &state.Verify{Time: start, Duration: time.Since(start), Identical: rep.Identical, Method: rep.Method,
+	v := &record.Verify{Time: start, Duration: time.Since(start), Identical: rep.Identical, Method: rep.Method,
 		Same: c.Same, Differ: c.Differ, Missing: c.Missing, Extra: c.Extra, Errors: c.Errors, Held: c.Held, Bytes: c.Bytes,
 		NotCompared: rep.NotCompared}
 	for _, l := range rep.Lines {

@@ -19,7 +19,6 @@ import (
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport"
 	"github.com/msync/msync/transport/remote"
-	"github.com/msync/msync/transport/wire"
 )
 
 // snapshot copies dir aside (cp -a), to show later that nothing changed.
@@ -241,7 +240,7 @@ func TestDaemonChoosesStateDir(t *testing.T) {
 	must(t, err)
 	local := tree.NewLocal(src)
 	defer local.Close()
-	_, err = tr.Push(context.Background(), local, e.Path, wire.PassOptions{Kind: "initial", SrcName: "test:" + src, StateDir: asked}, remote.PushHandlers{})
+	_, err = tr.Push(context.Background(), local, e.Path, remote.PushOptions{Kind: engine.Initial, SrcName: "test:" + src, StateDir: asked}, remote.PushHandlers{})
 	tr.Close()
 	if err == nil || !strings.Contains(err.Error(), "cannot choose") {
 		t.Errorf("a push naming its state directory: %v, want a refusal", err)

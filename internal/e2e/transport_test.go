@@ -11,7 +11,6 @@ import (
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport"
 	"github.com/msync/msync/transport/remote"
-	"github.com/msync/msync/transport/wire"
 )
 
 // A transport as the conformance suite sees it: how to name a local
@@ -175,7 +174,7 @@ func TestTransportContract(t *testing.T) {
 				if im.name == "tcp" {
 					sd = "" // the daemon chooses, beneath its own state root
 				}
-				res, err := tr.Push(context.Background(), local, im.path(t, pushed), wire.PassOptions{Kind: string(kind), SrcName: "test:" + src,
+				res, err := tr.Push(context.Background(), local, im.path(t, pushed), remote.PushOptions{Kind: kind, SrcName: "test:" + src,
 					StateDir: sd, Xattrs: true, OwnersAuto: true}, remote.PushHandlers{})
 				must(t, err)
 				local.Close()

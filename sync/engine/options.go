@@ -12,6 +12,7 @@ import (
 
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/record"
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
 )
@@ -166,69 +167,14 @@ type Counters struct {
 	ScanFinished atomic.Bool
 }
 
-// Stats summarises a pass.
-type Stats struct {
-	Entries   int64 `json:"entries"`    // source entries
-	Files     int64 `json:"files"`      // source regular files
-	Dirs      int64 `json:"dirs"`       // source directories
-	Symlinks  int64 `json:"symlinks"`   // source symlinks
-	Specials  int64 `json:"specials"`   // fifos, devices, sockets
-	SrcBytes  int64 `json:"src_bytes"`  // sum of source file sizes
-	Created   int64 `json:"created"`    // new files, dirs, links at the destination
-	Updated   int64 `json:"updated"`    // existing files whose content was replaced
-	MetaOnly  int64 `json:"meta_only"`  // objects whose metadata alone changed
-	HardLinks int64 `json:"hardlinks"`  // hard links made
-	Deleted   int64 `json:"deleted"`    // destination paths removed
-	Kept      int64 `json:"extraneous"` // destination paths not in the source, kept
-	DataBytes int64 `json:"data_bytes"` // size of files transferred
-	Literal   int64 `json:"literal_bytes"`
-	Matched   int64 `json:"matched_bytes"`
-	Written   int64 `json:"written_bytes"` // bytes written to the destination
-	WireBytes int64 `json:"wire_bytes"`    // what would cross a wire: literals, signatures, op framing
-	Appended  int64 `json:"appended"`      // files sent by the append fast path
-	Deltas    int64 `json:"deltas"`        // files sent as deltas
-	Failed    int64 `json:"failed"`
-	Vanished  int64 `json:"vanished"`
-	Skipped   int64 `json:"skipped"`
-	Held      int64 `json:"held,omitempty"` // source files the class's rules left as they are at DST this pass
-	Temps     int64 `json:"temps_removed"`  // leftovers of killed passes removed
-}
-
-// Changed counts the paths the pass changed: created, updated, metadata
-// only, deleted and hard links made.
-func (s *Stats) Changed() int64 {
-	return s.Created + s.Updated + s.MetaOnly + s.Deleted + s.HardLinks
-}
-
-// Problem is a path the pass could not handle.
-type Problem struct {
-	Path     string `json:"path"`
-	Err      string `json:"error"`
-	Vanished bool   `json:"vanished,omitempty"`
-	Skipped  bool   `json:"skipped,omitempty"` // a note, not a failure
-}
-
-// Result is what a pass did.
-type Result struct {
-	Stats    Stats     `json:"stats"`
-	Problems []Problem `json:"problems,omitempty"`
-	// NotQuiet lists source paths that changed during a --final pass.
-	NotQuiet []string `json:"not_quiet,omitempty"`
-	// Committed is true when the manifests of this pass were committed.
-	Committed bool `json:"committed"`
-	// TrustedDest is true when the destination was not scanned but taken
-	// from its committed manifest (--trust-dest).
-	TrustedDest bool `json:"trusted_dest,omitempty"`
-	// Queue counts the queued messages (Rules.Queued) on each side after
-	// the pass; nil when the rules count none.
-	Queue *Queue `json:"queue,omitempty"`
-}
-
-// Queue is the number of queued messages on each side.
-type Queue struct {
-	Src int64 `json:"src"`
-	Dst int64 `json:"dst"`
-}
+// The records of a pass are defined in record (the one record schema of
+// msync, with its codecs); these aliases keep the engine's names.
+type (
+	Stats   = record.Stats   // defined in record
+	Problem = record.Problem // defined in record
+	Result  = record.Result  // defined in record
+	Queue   = record.Queue   // defined in record
+)
 
 // Rules answer a pass's per-file questions for one class of data (a
 // dataset's class in a plan: mbox archives, mail queues, darcs repositories).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/renameio/v2"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/record"
 	"golang.org/x/sys/unix"
 )
 
@@ -213,66 +214,22 @@ func (d *Dir) OpenManifest(s Side) (*manifest.FileReader, error) {
 	return r, err
 }
 
-// Pass is the record of one pass, appended to passes.jsonl.
-type Pass struct {
-	Kind       string        `json:"kind"`            // initial, catchup, final
-	Class      string        `json:"class,omitempty"` // the dataset's class (sync/class); "" is generic
-	Start      time.Time     `json:"start"`
-	End        time.Time     `json:"end"`
-	GapSeconds float64       `json:"gap_seconds,omitempty"` // since the previous pass ended
-	Src        string        `json:"src"`
-	Dst        string        `json:"dst"`
-	DryRun     bool          `json:"dry_run,omitempty"`
-	OK         bool          `json:"ok"`
-	ExitCode   int           `json:"exit_code"`
-	Stats      any           `json:"stats"`
-	Phases     PhaseTimes    `json:"phases"`
-	Quiet      *bool         `json:"quiet,omitempty"` // final passes: was the source quiet
-	Queue      *Queue        `json:"queue,omitempty"` // queued messages on each side after the pass
-	Duration   time.Duration `json:"duration_ns"`
-}
-
-// Queue is the number of queued messages on each side (exim-spool).
-type Queue struct {
-	Src int64 `json:"src"`
-	Dst int64 `json:"dst"`
-}
-
-// Stat returns one counter of a pass record read back from the history
-// (engine.Stats' JSON names, e.g. "data_bytes"); 0 when absent.
-func (p *Pass) Stat(name string) int64 {
-	m, _ := p.Stats.(map[string]any)
-	v, _ := m[name].(float64)
-	return int64(v)
-}
-
-// Changed counts the paths a recorded pass changed: created, updated,
-// metadata only, deleted and hard links made (engine.Stats.Changed).
-func (p *Pass) Changed() int64 {
-	return p.Stat("created") + p.Stat("updated") + p.Stat("meta_only") + p.Stat("deleted") + p.Stat("hardlinks")
-}
-
-// PhaseTimes is the wall time of each phase of a pass. Scanning, comparing
-// and transferring overlap (the comparison is a merge of the scans as they
-// stream, and files are copied as soon as they are found): Scan runs until
-// both scans were consumed, Diff is the time spent deciding what to do
-// with each entry, Transfer runs until the last file was written.
-type PhaseTimes struct {
-	Scan     time.Duration `json:"scan_ns"`
-	Diff     time.Duration `json:"diff_ns,omitempty"`
-	Transfer time.Duration `json:"transfer_ns"`
-	Delete   time.Duration `json:"delete_ns"`
-	Commit   time.Duration `json:"commit_ns"`
-	Recheck  time.Duration `json:"recheck_ns,omitempty"`
-}
+// The records kept here are defined in record, which also owns their
+// codecs (passes.jsonl, verify.json).
+type (
+	Pass       = record.Pass       // defined in record
+	PhaseTimes = record.PhaseTimes // defined in record
+	Queue      = record.Queue      // defined in record
+	Verify     = record.Verify     // defined in record
+)
 
 func (d *Dir) historyPath() string { return filepath.Join(d.Path, "passes.jsonl") }
 
 // AppendPass appends a pass record and fsyncs the history.
 func (d *Dir) AppendPass(p *Pass) error {
-	b, err := json.Marshal(p)
+	b, err := record.EncodePassLine(p)
 	if err != nil {
-		return err
+		return fmt.Errorf("pass history: %w", err)
 	}
 	f, err := os.OpenFile(d.historyPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -290,7 +247,8 @@ func (d *Dir) AppendPass(p *Pass) error {
 }
 
 // Passes reads the pass history. A torn last line (a pass killed while
-// appending) is ignored; other malformed lines are errors.
+// appending) is ignored; other malformed lines are errors, and so is a
+// line of a version this msync cannot read (*record.VersionError).
 func Passes(dir string) ([]Pass, error) {
 	f, err := os.Open(filepath.Join(dir, "passes.jsonl"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -310,8 +268,8 @@ func Passes(dir string) ([]Pass, error) {
 		if err != nil {
 			return nil, err
 		}
-		var p Pass
-		if err := json.Unmarshal(b, &p); err != nil {
+		p, err := record.DecodePassLine(b)
+		if err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", f.Name(), line, err)
 		}
 		out = append(out, p)
@@ -338,26 +296,6 @@ func LastEnd(ps []Pass) time.Time {
 	return time.Time{}
 }
 
-// Verify is the outcome of the last verification of a SRC and DST pair.
-type Verify struct {
-	Time      time.Time     `json:"time"`
-	Duration  time.Duration `json:"duration_ns"`
-	Identical bool          `json:"identical"`
-	Method    string        `json:"method"`
-	Same      int64         `json:"same"`
-	Differ    int64         `json:"differ"`
-	Missing   int64         `json:"missing"`
-	Extra     int64         `json:"extra"`
-	Errors    int64         `json:"errors"`
-	Held      int64         `json:"held,omitempty"`
-	Bytes     int64         `json:"bytes_hashed"`
-	// First lists the first differences as verify printed them.
-	First []string `json:"first,omitempty"`
-	// NotCompared lists what verify did not compare, and why: Identical
-	// is about the rest only.
-	NotCompared []string `json:"not_compared,omitempty"`
-}
-
 func verifyPath(dir string) string { return filepath.Join(dir, "verify.json") }
 
 // WriteVerify replaces the record of the last verification in dir.
@@ -365,7 +303,7 @@ func WriteVerify(dir string, v *Verify) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := json.MarshalIndent(record.VerifyToJSON(v), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -384,9 +322,9 @@ func LastVerify(dir string) (*Verify, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	var v Verify
+	var v record.VerifyJSON
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("state: %s: %w", verifyPath(dir), err)
 	}
-	return &v, nil
+	return record.VerifyFromJSON(&v), nil
 }

@@ -2,12 +2,9 @@ package remote
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/msync/msync/sync/class"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -118,11 +115,12 @@ func (p *pushClient) dispatch(f wire.Frame) error {
 
 // Push runs a pass on the server into path, with local (this host's tree)
 // as its source; o.Src names the source in the server's state directory.
-func (c *Conn) Push(ctx context.Context, local *tree.Local, path, token string, o wire.PassOptions, h PushHandlers) (*engine.Result, error) {
+func (c *Conn) Push(ctx context.Context, local *tree.Local, path, token string, o PushOptions, h PushHandlers) (*engine.Result, error) {
 	pc := &pushClient{h: h, done: make(chan struct{})}
 	c.push.Store(pc)
 	c.Serve(local)
-	if _, err := c.open(ctx, wire.OpenRequest{Op: "receive", Path: path, Token: token, Pass: &o}); err != nil {
+	w := OptionsToWire(&o)
+	if _, err := c.open(ctx, wire.OpenRequest{Op: "receive", Path: path, Token: token, Pass: &w}); err != nil {
 		return nil, err
 	}
 	select {
@@ -140,12 +138,9 @@ func (c *Conn) Push(ctx context.Context, local *tree.Local, path, token string, 
 		}
 		return nil, err
 	}
-	var res *engine.Result
-	if len(r.Result) > 0 {
-		res = &engine.Result{}
-		if err := json.Unmarshal(r.Result, res); err != nil {
-			return nil, fmt.Errorf("%w: pass result: %v", wire.ErrProtocol, err)
-		}
+	res, err := decodePassResult(r)
+	if err != nil {
+		return nil, err
 	}
 	if r.Err != "" {
 		return res, &RemoteError{Peer: c.name, Msg: r.Err}
@@ -302,40 +297,6 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// PassOptions converts the wire form of a pass's options.
-func PassOptions(w *wire.PassOptions) (engine.Options, error) {
-	o := engine.Options{Kind: engine.Kind(w.Kind), Final: w.Final, DryRun: w.DryRun, TrustDest: w.TrustDest,
-		DeleteExtraneous: w.DeleteExtraneous, Exclude: w.Exclude, Xattrs: w.Xattrs, Sparse: w.Sparse, Owners: w.Owners, Workers: w.Workers}
-	if w.OwnersAuto {
-		o.Owners = os.Geteuid() == 0
-	}
-	if o.Kind != engine.Initial && o.Kind != engine.Catchup {
-		return o, fmt.Errorf("%w: pass kind %q", wire.ErrProtocol, w.Kind)
-	}
-	var err error
-	if o.Fsync, err = engine.ParseFsync(w.Fsync); err != nil {
-		return o, err
-	}
-	if o.Delta, err = engine.ParseDelta(w.Delta); err != nil {
-		return o, err
-	}
-	if o.Workers < 0 || o.Workers > 256 {
-		return o, fmt.Errorf("%w: %d workers", wire.ErrProtocol, o.Workers)
-	}
-	if w.Class != "" {
-		n, err := class.Parse(w.Class)
-		if err != nil {
-			return o, fmt.Errorf("%w: %w", wire.ErrProtocol, err)
-		}
-		if w.MaxAgeSeconds < 0 {
-			return o, fmt.Errorf("%w: max_age %d", wire.ErrProtocol, w.MaxAgeSeconds)
-		}
-		o.Rules = n.Rules(class.Config{Final: w.Final, MaxAge: time.Duration(w.MaxAgeSeconds) * time.Second})
-		o.Exclude = append(o.Exclude, n.Excludes()...)
-	}
-	return o, nil
-}
-
 // Target is the local directory a request names.
 type Target struct {
 	// Root is the directory, open beneath a daemon's module; nil when
@@ -354,7 +315,11 @@ type Target struct {
 // pair's default on this host when empty); a daemon's own (daemonState)
 // is never named to the client (state.ForClient).
 func receive(ctx context.Context, c *Conn, t *Target, stateDir string, daemonState bool, w *wire.PassOptions) error {
-	o, err := PassOptions(w)
+	po, err := OptionsFromWire(w)
+	var o engine.Options
+	if err == nil {
+		o = EngineOptions(&po)
+	}
 	if err == nil && t.Root == nil && t.Created && !o.DryRun {
 		err = errors.New("destination not open")
 	}
@@ -363,24 +328,24 @@ func receive(ctx context.Context, c *Conn, t *Target, stateDir string, daemonSta
 		return err
 	}
 	root := t.Path
-	o.Src, o.Dst, o.DstRoot, o.DstCreated = w.SrcName, root, t.Root, t.Created
-	o.Source = c.Source(w.SrcName)
+	o.Src, o.Dst, o.DstRoot, o.DstCreated = po.SrcName, root, t.Root, t.Created
+	o.Source = c.Source(po.SrcName)
 	o.StateDir = stateDir
 	if o.StateDir == "" {
-		if o.StateDir, err = state.DefaultDir(w.SrcName, t.Key); err != nil {
+		if o.StateDir, err = state.DefaultDir(po.SrcName, t.Key); err != nil {
 			c.failAfterError(err)
 			return err
 		}
 	}
 	o.Log = logWriter{c}
-	if w.Itemize {
+	if po.Itemize {
 		o.OnItem = func(it engine.Item) {
 			c.send(wire.TItem, 0, wire.EncodeItem(wire.Item{Code: it.Code, Path: it.Path, Note: it.Note}))
 		}
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	if w.Progress {
+	if po.Progress {
 		o.Counters = &engine.Counters{}
 		wg.Add(1)
 		go func() {
@@ -412,22 +377,14 @@ func receive(ctx context.Context, c *Conn, t *Target, stateDir string, daemonSta
 	res, err := engine.Run(pctx, o)
 	close(stop)
 	wg.Wait()
-	pr := wire.PassResult{}
-	if res != nil {
-		pr.Result, _ = json.Marshal(res)
-	}
+	errText := ""
 	if err != nil {
-		pr.Err = err.Error()
+		errText = err.Error()
 		if daemonState {
-			pr.Err = state.ForClient(err, stateDir).Error()
+			errText = state.ForClient(err, stateDir).Error()
 		}
 	}
-	out, jerr := wire.EncodeJSON(pr)
-	if jerr != nil {
-		res.Problems = res.Problems[:min(len(res.Problems), 1000)]
-		pr.Result, _ = json.Marshal(res)
-		out, _ = wire.EncodeJSON(pr)
-	}
+	out := encodePassResult(res, errText)
 	if serr := c.send(wire.TResult, 0, out); serr != nil {
 		return serr
 	}

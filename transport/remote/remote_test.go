@@ -90,7 +90,7 @@ func TestPullAndPush(t *testing.T) {
 
 		c, errc = pipe(t, anyPath)
 		local := tree.NewLocal(src)
-		res, err = c.Push(context.Background(), local, dst2, "", wire.PassOptions{Kind: string(kind), SrcName: "here:" + src, StateDir: pushState, Xattrs: true}, PushHandlers{})
+		res, err = c.Push(context.Background(), local, dst2, "", PushOptions{Kind: kind, SrcName: "here:" + src, StateDir: pushState, Xattrs: true}, PushHandlers{})
 		if err != nil {
 			t.Fatalf("push %s: %v", kind, err)
 		}

@@ -22,7 +22,7 @@ import (
 // Mode says how the receiver wants a file.
 type Mode uint8
 
-// The request modes; their values are part of the wire encoding.
+// The request modes (transport/wire has its own encoding of them).
 const (
 	Whole  Mode = 0 // all of it, as literals
 	Append Mode = 1 // the receiver's old copy is BasisSize bytes hashing to BasisHash
@@ -74,7 +74,7 @@ type AheadFetcher interface {
 // Status is the outcome of a request.
 type Status uint8
 
-// The statuses; their values are part of the wire encoding.
+// The statuses (transport/wire has its own encoding of them).
 const (
 	OK            Status = 0
 	Changed       Status = 1 // the file moved while it was read: nothing usable was sent

@@ -196,6 +196,49 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// The bytes that stand for a request's mode (send.Mode) and a request's
+// outcome (send.Status) in TFetch and TEnd frames. msync's protocol fixes
+// them here, whatever values the domain types take: modeByte and
+// statusByte encode, DecodeFetch and DecodeEnd decode.
+const (
+	modeWhole  byte = 0
+	modeAppend byte = 1
+	modeDelta  byte = 2
+
+	statusOK            byte = 0
+	statusChanged       byte = 1
+	statusPrefixChanged byte = 2
+	statusFailed        byte = 3
+
+	badByte byte = 0xff // an unknown domain value: the peer refuses it
+)
+
+func modeByte(m send.Mode) byte {
+	switch m {
+	case send.Whole:
+		return modeWhole
+	case send.Append:
+		return modeAppend
+	case send.Delta:
+		return modeDelta
+	}
+	return badByte
+}
+
+func statusByte(s send.Status) byte {
+	switch s {
+	case send.OK:
+		return statusOK
+	case send.Changed:
+		return statusChanged
+	case send.PrefixChanged:
+		return statusPrefixChanged
+	case send.Failed:
+		return statusFailed
+	}
+	return badByte
+}
+
 // EncodeFetch encodes a file request; a Delta request's signature travels
 // separately, in TSig frames sent before it (see SigChunks).
 func EncodeFetch(r *send.Request) []byte {
@@ -204,7 +247,7 @@ func EncodeFetch(r *send.Request) []byte {
 	b = binary.AppendVarint(b, r.Mtime)
 	b = binary.AppendVarint(b, r.Ctime)
 	b = binary.AppendUvarint(b, r.Inode)
-	b = append(b, byte(r.Mode))
+	b = append(b, modeByte(r.Mode))
 	if r.Mode == send.Append {
 		b = binary.AppendUvarint(b, uint64(r.BasisSize))
 		b = binary.LittleEndian.AppendUint64(b, r.BasisHash)
@@ -222,13 +265,15 @@ func DecodeFetch(p []byte, sig []byte) (*send.Request, error) {
 	r.Mtime = d.varint("fetch mtime")
 	r.Ctime = d.varint("fetch ctime")
 	r.Inode = d.uvarint("fetch inode")
-	r.Mode = send.Mode(d.byte("fetch mode"))
-	switch r.Mode {
-	case send.Whole:
-	case send.Append:
+	switch d.byte("fetch mode") {
+	case modeWhole:
+		r.Mode = send.Whole
+	case modeAppend:
+		r.Mode = send.Append
 		r.BasisSize = int64(d.bounded("fetch basis size", 1<<62))
 		r.BasisHash = d.u64("fetch basis hash")
-	case send.Delta:
+	case modeDelta:
+		r.Mode = send.Delta
 		if len(sig) == 0 {
 			d.fail("delta fetch without a signature")
 		}
@@ -252,7 +297,7 @@ func DecodeFetch(p []byte, sig []byte) (*send.Request, error) {
 
 // EncodeEnd encodes the outcome of a file request.
 func EncodeEnd(r *send.Result) []byte {
-	b := []byte{byte(r.Status)}
+	b := []byte{statusByte(r.Status)}
 	switch r.Status {
 	case send.OK:
 		b = binary.AppendUvarint(b, uint64(r.Stats.Size))
@@ -294,9 +339,10 @@ func EncodeEnd(r *send.Result) []byte {
 // carried an errno comes back as *os.PathError with that errno.
 func DecodeEnd(p []byte, path string) (*send.Result, error) {
 	d := decoder{b: p}
-	r := &send.Result{Status: send.Status(d.byte("end status"))}
-	switch r.Status {
-	case send.OK:
+	r := &send.Result{}
+	switch d.byte("end status") {
+	case statusOK:
+		r.Status = send.OK
 		r.Stats.Size = int64(d.bounded("end size", 1<<62))
 		r.Stats.Literal = int64(d.bounded("end literal", 1<<62))
 		r.Stats.Matched = int64(d.bounded("end matched", 1<<62))
@@ -304,8 +350,12 @@ func DecodeEnd(p []byte, path string) (*send.Result, error) {
 		if d.byte("end fresh") == 1 {
 			r.Fresh = decodeStat(&d, path)
 		}
-	case send.Changed, send.PrefixChanged:
-	case send.Failed:
+	case statusChanged:
+		r.Status = send.Changed
+	case statusPrefixChanged:
+		r.Status = send.PrefixChanged
+	case statusFailed:
+		r.Status = send.Failed
 		op := d.str("end op", maxOpName)
 		errno := d.uvarint("end errno")
 		msg := d.str("end error", maxErrText)
@@ -409,8 +459,8 @@ func DecodeHashErr(p []byte) (string, string, error) {
 	return path, msg, d.end("hash error")
 }
 
-// PassResult ends a push: the pass's result in its JSON form (the same as
-// `msync catchup --json` prints), or why it could not run.
+// PassResult ends a push: the pass's result (a Result in JSON), or why it
+// could not run.
 type PassResult struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	Err    string          `json:"error,omitempty"`

@@ -155,7 +155,7 @@ func (p *PendingSource) wait(ctx context.Context) (engine.Source, error) {
 func (p *PendingSource) String() string { return p.name }
 
 // Join names one path of the source.
-func (p *PendingSource) Join(rel string) string { return remote.JoinName(p.name, rel) }
+func (p *PendingSource) Join(rel string) string { return tree.JoinName(p.name, rel) }
 
 // Scan waits for the source, then scans it.
 func (p *PendingSource) Scan(ctx context.Context, c tree.ScanConfig) (tree.Scan, error) {

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/internal/relpath"
 	"golang.org/x/sys/unix"
 )
 
@@ -184,7 +184,7 @@ func (s *server) serve(ctx context.Context, nc net.Conn, handle Handler) {
 			case s.cfg.Handshake > 0 && errors.As(err, &ne) && ne.Timeout() && time.Since(start) >= s.cfg.Handshake:
 				err = fmt.Errorf("no request within %v: %w", s.cfg.Handshake, err)
 			}
-			fmt.Fprintf(s.cfg.Log, "%s: %s: %s\n", s.cfg.Name, nc.RemoteAddr(), manifest.EscapeLines(err.Error()))
+			fmt.Fprintf(s.cfg.Log, "%s: %s: %s\n", s.cfg.Name, nc.RemoteAddr(), relpath.EscapeLines(err.Error()))
 		}
 	}()
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
-	"github.com/msync/msync/transport/remote"
 	"golang.org/x/crypto/md4"
 	"golang.org/x/sys/unix"
 )
@@ -737,7 +736,7 @@ func (c *Client) skipPending(skip func(*reply) bool) *reply {
 func (c *Client) String() string { return c.name }
 
 // Join names one path of the source.
-func (c *Client) Join(rel string) string { return remote.JoinName(c.name, rel) }
+func (c *Client) Join(rel string) string { return tree.JoinName(c.name, rel) }
 
 // skipIDList reads a protocol 27 user or group name list (id, name
 // length, name; ending with id 0). msync keeps numeric ids.

@@ -107,6 +107,16 @@ func (l *Local) Join(rel string) string {
 	return (&fsx.Root{Path: l.Root}).Join(rel)
 }
 
+// ACLSupport reports whether the tree's file system stores POSIX ACLs.
+// A tree open beneath a descriptor (NewLocalAt) cannot tell: its Root is
+// only a name.
+func (l *Local) ACLSupport() (bool, error) {
+	if l.at {
+		return false, fmt.Errorf("%s: ACL support of a tree open beneath a descriptor is unknown", l.Root)
+	}
+	return fsx.ACLSupport(l.Root)
+}
+
 // Close releases cached descriptors.
 func (l *Local) Close() error {
 	l.mu.Lock()

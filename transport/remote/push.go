@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
@@ -210,9 +211,7 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 		c.failAfterError(err)
 		return err
 	}
-	if d, ok := rw.(interface{ SetDeadline(time.Time) error }); ok {
-		d.SetDeadline(time.Time{}) // the request is in: the handshake's deadline is over
-	}
+	netx.SetDeadline(rw, time.Time{}) // the request is in: the handshake's deadline is over
 	var t *Target
 	if cfg.ResolveAt != nil {
 		t, err = cfg.ResolveAt(&req)

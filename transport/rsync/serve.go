@@ -315,9 +315,7 @@ func (ss *session) linger() {
 	if ss.conn == nil {
 		return
 	}
-	if tc, ok := ss.conn.(interface{ CloseWrite() error }); ok {
-		tc.CloseWrite()
-	}
+	netx.CloseWrite(ss.conn)
 	ss.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, ss.br)
 }

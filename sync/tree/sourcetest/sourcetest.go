@@ -8,7 +8,9 @@
 //   - the scan comes in manifest order (manifest.Compare), every object
 //     once, with its metadata;
 //   - Fetch returns a file's exact content, whole or as a delta against a
-//     basis the receiver holds;
+//     basis the receiver holds, or (for a source that takes msync's
+//     signatures) as the tail after a proven prefix, refusing a prefix
+//     that changed;
 //   - a file changed between the scan and the fetch is never delivered as
 //     if it were what the scan saw: the reply says Changed, or carries the
 //     file as it is now (Result.Fresh), or its length differs from the
@@ -39,6 +41,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/delta"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/send"
@@ -93,6 +96,7 @@ func Run(t *testing.T, caps Caps, open Opener) {
 	t.Run("ScanOrderAndMetadata", func(t *testing.T) { testScan(t, caps, open) })
 	t.Run("FetchExact", func(t *testing.T) { testFetch(t, open) })
 	t.Run("FetchDelta", func(t *testing.T) { testDelta(t, open) })
+	t.Run("FetchAppend", func(t *testing.T) { testAppend(t, open) })
 	t.Run("ChangedBetweenScanAndFetch", func(t *testing.T) { testChanged(t, caps, open) })
 	t.Run("FailuresNameThePathAndDoNotBreakTheNext", func(t *testing.T) { testFailures(t, open) })
 	t.Run("Close", func(t *testing.T) { testClose(t, caps, open) })
@@ -441,6 +445,42 @@ func testDelta(t *testing.T, open Opener) {
 	}
 	if f.copies < int64(len(cur))/2 {
 		t.Errorf("delta fetch copied only %d of %d bytes from the basis: not a delta", f.copies, len(cur))
+	}
+}
+
+// testAppend asks for a grown file as its tail after the receiver's old
+// copy, as the engine does for an mbox, and then with an old copy that is
+// not the file's prefix. The engine asks this only of a source that takes
+// msync's signatures: a basis signer (stock rsync) is asked for a delta.
+func testAppend(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	old := random(4, 200_000)
+	cur := append(slices.Clone(old), random(5, 30_000)...)
+	write(t, dir, map[string][]byte{"mbox": cur})
+	src, closeSrc := open(t, dir)
+	defer closeSrc()
+	e := files(scanAll(t, src))["mbox"]
+	if e == nil {
+		t.Fatal("scan has no mbox")
+	}
+	if b, ok := src.(basisSigner); ok && b.SignsBasis() {
+		return // the engine asks a delta of it (FetchDelta)
+	}
+	req := send.RequestFor(e)
+	req.Mode, req.BasisSize, req.BasisHash = send.Append, int64(len(old)), xxhash.Sum64(old)
+	f := fetch(t, src, req, old)
+	if f.err != nil || f.res.Status != send.OK || !bytes.Equal(f.data, cur) {
+		t.Fatalf("append: %d bytes, status %v, error %v", len(f.data), f.res, f.err)
+	}
+	if f.copies != int64(len(old)) {
+		t.Errorf("append copied %d bytes of the old copy, want its %d", f.copies, len(old))
+	}
+	other := slices.Clone(old)
+	other[100] ^= 1
+	req = send.RequestFor(e)
+	req.Mode, req.BasisSize, req.BasisHash = send.Append, int64(len(other)), xxhash.Sum64(other)
+	if f := fetch(t, src, req, other); f.err != nil || f.res.Status != send.PrefixChanged {
+		t.Errorf("append on a changed prefix: status %v, error %v; want PrefixChanged", f.res, f.err)
 	}
 }
 

@@ -91,15 +91,11 @@ func (d *DaemonConfig) resolve(req *wire.OpenRequest) (*remote.Target, error) {
 	}
 	defer base.Close()
 	t := &remote.Target{Path: base.Join(sub), Key: m.HostPath(sub)}
-	if req.Op == "receive" && req.Pass != nil && !req.Pass.DryRun {
-		// As a local pass creates its destination: private until the
-		// pass sets the source's mode.
-		if t.Created, err = base.MkdirAll(sub, 0o700); err != nil {
-			return nil, err
-		}
-	}
-	if t.Root, err = base.OpenDir(sub); err != nil {
-		if req.Op == "receive" && errors.Is(err, unix.ENOENT) {
+	// A push creates its destination as a local pass does: private until
+	// the pass sets the source's mode.
+	create := req.Op == "receive" && req.Pass != nil && !req.Pass.DryRun
+	if t.Root, t.Created, err = module.OpenDir(base, sub, create, 0o700); err != nil {
+		if req.Op == "receive" && !create && errors.Is(err, unix.ENOENT) {
 			t.Created = true // a dry run: it would be created
 			return t, nil
 		}

@@ -91,3 +91,20 @@ func (m Module) Rel(p string) (string, error) {
 	}
 	return filepath.ToSlash(rel), nil
 }
+
+// OpenDir resolves the client's directory sub (a clean module-relative
+// path; "" is the module's root) beneath base, the module as Open returned
+// it, the one way both daemons reach what a client names: one openat2
+// (RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) from the module's descriptor, never
+// through a symlink nor outside it (fsx.Root.OpenDir). With create (a
+// push), the directories sub names are made first with perm, and created
+// says whether sub itself did not exist.
+func OpenDir(base *fsx.Root, sub string, create bool, perm uint32) (dir *fsx.Root, created bool, err error) {
+	if create {
+		if created, err = base.MkdirAll(sub, perm); err != nil {
+			return nil, false, err
+		}
+	}
+	dir, err = base.OpenDir(sub)
+	return dir, created, err
+}

@@ -65,3 +65,46 @@ func TestOpenNamesModuleNotHost(t *testing.T) {
 		t.Errorf("Open of a missing module: %v", err)
 	}
 }
+
+// OpenDir reaches a module's directory beneath its descriptor: it makes
+// the directories a push names, and never follows a symlink out.
+func TestOpenDirBeneath(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	m := Module{Name: "m", Path: dir}
+	base, err := m.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	d, created, err := OpenDir(base, "a/b", true, 0o700)
+	if err != nil || !created {
+		t.Fatalf("create a/b: created %v, %v", created, err)
+	}
+	d.Close()
+	if fi, err := os.Stat(filepath.Join(dir, "a/b")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("a/b: %v, %v", fi, err)
+	}
+	if d, created, err = OpenDir(base, "a/b", true, 0o700); err != nil || created {
+		t.Fatalf("a/b again: created %v, %v", created, err)
+	}
+	d.Close()
+	if _, _, err := OpenDir(base, "missing", false, 0); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a missing directory without create: %v", err)
+	}
+	for _, create := range []bool{false, true} {
+		if d, _, err := OpenDir(base, "out/x", create, 0o755); err == nil {
+			d.Close()
+			t.Errorf("create %v: a path through a symlink out of the module was opened", create)
+		}
+		if d, _, err := OpenDir(base, "out", create, 0o755); err == nil {
+			d.Close()
+			t.Errorf("create %v: a symlink out of the module was opened", create)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) > 0 {
+		t.Errorf("something was made outside the module: %v", ents)
+	}
+}

@@ -517,13 +517,8 @@ func (ss *session) resolve(p string) (*target, error) {
 // regular file in one; a receiver creates the directories it names.
 func resolveBeneath(base *fsx.Root, rel string, sender bool) (*target, error) {
 	t := &target{}
-	if !sender {
-		var err error
-		if t.created, err = base.MkdirAll(rel, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	dir, err := base.OpenDir(rel)
+	dir, created, err := module.OpenDir(base, rel, !sender, 0o755)
+	t.created = created
 	if err == nil || !sender || rel == "" || !errors.Is(err, unix.ENOTDIR) {
 		t.dir = dir
 		return t, err

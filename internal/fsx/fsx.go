@@ -194,7 +194,7 @@ func ProcPath(dirfd int, name string) string {
 // beneath it, by identity (device and inode) rather than by name: dir's
 // ancestors are reached by "..", so neither symlinks nor bind mounts hide
 // that one is inside the other. A directory that cannot be opened is not
-// within anything.
+// within anything. relpath.Within is the same question asked of names.
 func Within(dir, anc string) bool {
 	var want unix.Stat_t
 	if unix.Stat(anc, &want) != nil || want.Mode&unix.S_IFMT != unix.S_IFDIR {

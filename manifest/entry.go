@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io/fs"
 	"math/bits"
-	"strings"
+
+	"github.com/msync/msync/internal/relpath"
+	"github.com/msync/msync/internal/xattr"
 )
 
 // Type is the kind of a file system object.
@@ -52,11 +54,8 @@ func (t Type) String() string {
 // Valid reports whether t is one of the defined types.
 func (t Type) Valid() bool { return t >= TypeFile && t <= TypeSocket }
 
-// Xattr is one extended attribute.
-type Xattr struct {
-	Name  string
-	Value []byte
-}
+// Xattr is one extended attribute (see internal/xattr).
+type Xattr = xattr.Xattr
 
 // Entry is one object of a tree. Path is relative to the tree's root,
 // slash-separated, without "." or ".." components; the root itself has the
@@ -189,57 +188,23 @@ func load64(s string, i int) uint64 {
 }
 
 // IsAncestor reports whether dir is a proper ancestor of p. The root ("")
-// is the ancestor of every other path.
-func IsAncestor(dir, p string) bool {
-	if dir == "" {
-		return p != ""
-	}
-	return len(p) > len(dir) && p[len(dir)] == '/' && strings.HasPrefix(p, dir)
-}
+// is the ancestor of every other path (see relpath.IsAncestor; relpath.Within
+// is the check that admits p == dir).
+func IsAncestor(dir, p string) bool { return relpath.IsAncestor(dir, p) }
 
 // Parent returns the parent path of p ("" for top-level names and the root).
-func Parent(p string) string {
-	i := strings.LastIndexByte(p, '/')
-	if i < 0 {
-		return ""
-	}
-	return p[:i]
-}
+func Parent(p string) string { return relpath.Parent(p) }
 
 // MaxPathLen bounds the length of a relative path in bytes.
-const MaxPathLen = 32 << 10
+const MaxPathLen = relpath.MaxPathLen
 
 // MaxNameLen bounds the length of one path component (NAME_MAX).
-const MaxNameLen = 255
+const MaxNameLen = relpath.MaxNameLen
 
 // ValidPath reports whether p is a clean relative path: not absolute, no
 // empty, "." or ".." components, no NUL bytes, bounded lengths. The root is
-// the empty path.
-func ValidPath(p string) error {
-	if p == "" {
-		return nil
-	}
-	if len(p) > MaxPathLen {
-		return fmt.Errorf("path of %d bytes exceeds %d", len(p), MaxPathLen)
-	}
-	if p[0] == '/' {
-		return fmt.Errorf("absolute path %q", p)
-	}
-	if strings.IndexByte(p, 0) >= 0 {
-		return fmt.Errorf("path %q contains a NUL byte", p)
-	}
-	for c := range strings.SplitSeq(p, "/") {
-		switch {
-		case c == "":
-			return fmt.Errorf("path %q has an empty component", p)
-		case c == "." || c == "..":
-			return fmt.Errorf("path %q has a %q component", p, c)
-		case len(c) > MaxNameLen:
-			return fmt.Errorf("path %q has a component longer than %d bytes", p, MaxNameLen)
-		}
-	}
-	return nil
-}
+// the empty path (see relpath.Valid).
+func ValidPath(p string) error { return relpath.Valid(p) }
 
 // Equal reports whether two entries are identical in every field.
 func Equal(a, b *Entry) bool {
@@ -256,17 +221,7 @@ func Equal(a, b *Entry) bool {
 }
 
 // XattrsEqual compares two xattr lists sorted by name.
-func XattrsEqual(a, b []Xattr) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Value, b[i].Value) {
-			return false
-		}
-	}
-	return true
-}
+func XattrsEqual(a, b []Xattr) bool { return xattr.Equal(a, b) }
 
 // The POSIX ACLs of Linux are the extended attributes with these names
 // (their values in the kernel's binary form, with numeric ids): the access
@@ -274,12 +229,12 @@ func XattrsEqual(a, b []Xattr) bool {
 // They ride in Entry.Xattrs like any other, but are told apart in what
 // msync reports, as rsync's -A is told apart from its -X.
 const (
-	ACLAccess  = "system.posix_acl_access"
-	ACLDefault = "system.posix_acl_default"
+	ACLAccess  = xattr.ACLAccess
+	ACLDefault = xattr.ACLDefault
 )
 
 // IsACL reports whether the xattr name is one of the POSIX ACLs.
-func IsACL(name string) bool { return name == ACLAccess || name == ACLDefault }
+func IsACL(name string) bool { return xattr.IsACL(name) }
 
 // XattrsDiffer compares two xattr lists sorted by name and says whether
 // their ACLs (acl) and their other xattrs (xattr) differ.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/msync/msync/internal/relpath"
 	"golang.org/x/sys/unix"
 )
 
@@ -159,44 +160,12 @@ func WriteJSON(w io.Writer, it Iterator) error {
 }
 
 // EscapeLines is Escape for a message of several lines (an error's text,
-// which names paths): each line is escaped, the newlines between them
-// kept. A newline inside a name there still breaks the line, but no
-// control sequence reaches the terminal.
-func EscapeLines(s string) string {
-	if !strings.Contains(s, "\n") {
-		return Escape(s)
-	}
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = Escape(l)
-	}
-	return strings.Join(lines, "\n")
-}
+// which names paths): each line is escaped, the newlines kept (see
+// relpath.EscapeLines).
+func EscapeLines(s string) string { return relpath.EscapeLines(s) }
 
 // Escape makes a path safe for line-oriented output the way rsync prints
 // names: control characters other than tab, DEL, and bytes that are not
-// valid UTF-8 become \#ooo (octal); everything else is kept.
-func Escape(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c >= 0x7f {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1, r < 0x20 && r != '\t', r == 0x7f:
-			fmt.Fprintf(&b, "\\#%03o", s[i])
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
+// valid UTF-8 become \#ooo (octal); everything else is kept (see
+// relpath.Escape).
+func Escape(s string) string { return relpath.Escape(s) }

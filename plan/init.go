@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/msync/msync/internal/relpath"
 	"github.com/msync/msync/sync/class"
 )
 
@@ -107,7 +108,7 @@ func restExcludes(claimed []string) []string {
 	for _, c := range claimed {
 		inner := false
 		for _, o := range claimed {
-			if o != c && strings.HasPrefix(c, o+"/") {
+			if relpath.IsAncestor(o, c) {
 				inner = true
 			}
 		}

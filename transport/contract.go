@@ -104,6 +104,10 @@ func (c *Conn) Push(ctx context.Context, local *tree.Local, path string, o remot
 var (
 	_ Transport = (*LocalTransport)(nil)
 	_ Transport = (*Conn)(nil)
+	// A PendingSource passes on every capability a source may have.
+	_ send.BasisSigner  = (*PendingSource)(nil)
+	_ send.AheadFetcher = (*PendingSource)(nil)
+	_ wireCounter       = (*PendingSource)(nil)
 )
 
 // PendingSource is a Source still being opened (a remote shell takes a
@@ -151,7 +155,7 @@ func (p *PendingSource) wait(ctx context.Context) (engine.Source, error) {
 func (p *PendingSource) String() string { return p.name }
 
 // Join names one path of the source.
-func (p *PendingSource) Join(rel string) string { return remote.JoinName(p.name, rel) }
+func (p *PendingSource) Join(rel string) string { return tree.JoinName(p.name, rel) }
 
 // Scan waits for the source, then scans it.
 func (p *PendingSource) Scan(ctx context.Context, c tree.ScanConfig) (tree.Scan, error) {
@@ -194,11 +198,18 @@ func (p *PendingSource) FetchesAhead() bool {
 	return ok && af.FetchesAhead()
 }
 
+// wireCounter is a source that counts the bytes that crossed its
+// connection (msync's remote source, the rsync client), which a pass
+// reports as its wire bytes; a local tree has none.
+type wireCounter interface {
+	WireBytes() int64
+}
+
 // WireBytes returns the bytes that crossed the connection, once open.
 func (p *PendingSource) WireBytes() int64 {
 	select {
 	case <-p.ready:
-		if wb, ok := p.src.(interface{ WireBytes() int64 }); ok {
+		if wb, ok := p.src.(wireCounter); ok {
 			return wb.WireBytes()
 		}
 	default:

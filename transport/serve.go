@@ -10,42 +10,22 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
-	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/transport/module"
 	"github.com/msync/msync/transport/remote"
 	"github.com/msync/msync/transport/wire"
 	"golang.org/x/sys/unix"
 )
 
-// Module is a directory a daemon serves under a name.
-type Module struct {
-	Name     string
-	Path     string
-	ReadOnly bool
-}
+// Module is a directory a daemon serves under a name (see transport/module).
+type Module = module.Module
 
-// ParseModule reads "name=path[,ro]".
-func ParseModule(s string) (Module, error) {
-	name, path, ok := strings.Cut(s, "=")
-	if !ok || name == "" || path == "" || strings.ContainsAny(name, "/ ") {
-		return Module{}, fmt.Errorf("--module %q: want name=path[,ro]", s)
-	}
-	m := Module{Name: name, Path: path}
-	if p, ok := strings.CutSuffix(path, ",ro"); ok {
-		m.Path, m.ReadOnly = p, true
-	}
-	abs, err := filepath.Abs(m.Path)
-	if err != nil {
-		return m, err
-	}
-	m.Path = abs
-	return m, nil
-}
+// ParseModule reads "name=path[,ro]" (see module.Parse).
+func ParseModule(s string) (Module, error) { return module.Parse(s) }
 
 // DaemonConfig configures `msync serve --listen`.
 type DaemonConfig struct {
@@ -92,15 +72,10 @@ func (d *DaemonConfig) resolve(req *wire.OpenRequest) (*remote.Target, error) {
 		}
 	}
 	name, sub, _ := strings.Cut(strings.Trim(req.Path, "/"), "/")
-	i := slices.IndexFunc(d.Modules, func(m Module) bool { return m.Name == name })
-	if i < 0 {
-		var names []string
-		for _, m := range d.Modules {
-			names = append(names, m.Name)
-		}
-		return nil, fmt.Errorf("unknown module %q (this daemon serves: %s)", name, strings.Join(names, ", "))
+	m, ok := module.Lookup(d.Modules, name)
+	if !ok {
+		return nil, fmt.Errorf("unknown module %q (this daemon serves: %s)", name, strings.Join(module.Names(d.Modules), ", "))
 	}
-	m := d.Modules[i]
 	if req.Op == "receive" && (m.ReadOnly || d.ReadOnly) {
 		return nil, fmt.Errorf("module %q is read-only: it can be a source, not a destination", name)
 	}
@@ -110,21 +85,17 @@ func (d *DaemonConfig) resolve(req *wire.OpenRequest) (*remote.Target, error) {
 			return nil, err // names the path
 		}
 	}
-	base, err := fsx.OpenRootAs(m.Path, m.Name)
+	base, err := m.Open()
 	if err != nil {
-		return nil, fmt.Errorf("module %q: %w", name, errors.Unwrap(err))
+		return nil, err
 	}
 	defer base.Close()
-	t := &remote.Target{Path: base.Join(sub), Key: filepath.Join(m.Path, sub)}
-	if req.Op == "receive" && req.Pass != nil && !req.Pass.DryRun {
-		// As a local pass creates its destination: private until the
-		// pass sets the source's mode.
-		if t.Created, err = base.MkdirAll(sub, 0o700); err != nil {
-			return nil, err
-		}
-	}
-	if t.Root, err = base.OpenDir(sub); err != nil {
-		if req.Op == "receive" && errors.Is(err, unix.ENOENT) {
+	t := &remote.Target{Path: base.Join(sub), Key: m.HostPath(sub)}
+	// A push creates its destination as a local pass does: private until
+	// the pass sets the source's mode.
+	create := req.Op == "receive" && req.Pass != nil && !req.Pass.DryRun
+	if t.Root, t.Created, err = module.OpenDir(base, sub, create, 0o700); err != nil {
+		if req.Op == "receive" && !create && errors.Is(err, unix.ENOENT) {
 			t.Created = true // a dry run: it would be created
 			return t, nil
 		}

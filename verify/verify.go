@@ -36,6 +36,14 @@ type digester interface{ Digest() string }
 // (stock rsync's protocol 27): links between other objects go uncompared.
 type fileLinker interface{ FileLinksOnly() bool }
 
+// aclProber is a Side that can tell whether its file system stores POSIX
+// ACLs (a tree on this host: tree.Local). When it says no, an ACL on the
+// other side shows as a difference, and the report says why; a Side that
+// cannot tell is not mentioned.
+type aclProber interface {
+	ACLSupport() (bool, error)
+}
+
 // Options configure a verification.
 type Options struct {
 	Src, Dst string
@@ -298,8 +306,8 @@ func notCompared(o Options, src, dst Side) []string {
 		name string
 		side Side
 	}{{"SRC", src}, {"DST", dst}} {
-		if l, ok := sd.side.(*tree.Local); ok {
-			if ok, err := fsx.ACLSupport(l.Root); err == nil && !ok {
+		if p, ok := sd.side.(aclProber); ok {
+			if ok, err := p.ACLSupport(); err == nil && !ok {
 				out = append(out, "ACLs at "+sd.name+": not supported on "+sd.name+"'s file system (an ACL on the other side shows as a difference)")
 			}
 		}

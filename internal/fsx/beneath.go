@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/internal/relpath"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +26,7 @@ func (r *Root) OpenDir(rel string) (*Root, error) {
 	if rel == "" {
 		return r.Dup()
 	}
-	if err := manifest.ValidPath(rel); err != nil {
+	if err := relpath.Valid(rel); err != nil {
 		return nil, &os.PathError{Op: "open", Path: r.Join(rel), Err: err}
 	}
 	fd, err := openBeneath(r.fd, rel, unix.O_RDONLY|unix.O_DIRECTORY)
@@ -47,7 +47,7 @@ func (r *Root) MkdirAll(rel string, perm uint32) (created bool, err error) {
 	if rel == "" {
 		return false, nil
 	}
-	if err := manifest.ValidPath(rel); err != nil {
+	if err := relpath.Valid(rel); err != nil {
 		return false, &os.PathError{Op: "mkdir", Path: r.Join(rel), Err: err}
 	}
 	d := r.NewDirs()

@@ -1,7 +1,7 @@
 // Package fsx performs file system operations relative to directory file
 // descriptors (the *at system calls), never following symbolic links in any
 // component. Every path it takes is relative to a root directory and is
-// checked with manifest.ValidPath first, so nothing it does can reach outside
+// checked with relpath.Valid first, so nothing it does can reach outside
 // that root, even when a directory is replaced by a symlink concurrently.
 package fsx
 
@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/internal/relpath"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,7 +96,7 @@ func (d *Dirs) Close() {
 // Forget drops cached descriptors at or below dir (after it was removed or renamed).
 func (d *Dirs) Forget(dir string) {
 	for i, p := range d.paths {
-		if p == dir || manifest.IsAncestor(dir, p) {
+		if p == dir || relpath.IsAncestor(dir, p) {
 			for _, fd := range d.fds[i:] {
 				unix.Close(fd)
 			}
@@ -112,7 +112,7 @@ func (d *Dirs) Dir(dir string) (int, error) {
 	if dir == "" {
 		return d.root.fd, nil
 	}
-	if err := manifest.ValidPath(dir); err != nil {
+	if err := relpath.Valid(dir); err != nil {
 		return -1, err
 	}
 	// Pop until the top is an ancestor of (or equal to) dir.
@@ -121,7 +121,7 @@ func (d *Dirs) Dir(dir string) (int, error) {
 		if top == dir {
 			return d.fds[len(d.fds)-1], nil
 		}
-		if manifest.IsAncestor(top, dir) {
+		if relpath.IsAncestor(top, dir) {
 			break
 		}
 		unix.Close(d.fds[len(d.fds)-1])
@@ -173,7 +173,7 @@ func (d *Dirs) At(p string) (int, string, error) {
 	if p == "" {
 		return -1, "", errors.New("fsx: the root has no parent")
 	}
-	if err := manifest.ValidPath(p); err != nil {
+	if err := relpath.Valid(p); err != nil {
 		return -1, "", err
 	}
 	dir, name := Split(p)
@@ -194,7 +194,7 @@ func ProcPath(dirfd int, name string) string {
 // beneath it, by identity (device and inode) rather than by name: dir's
 // ancestors are reached by "..", so neither symlinks nor bind mounts hide
 // that one is inside the other. A directory that cannot be opened is not
-// within anything.
+// within anything. relpath.Within is the same question asked of names.
 func Within(dir, anc string) bool {
 	var want unix.Stat_t
 	if unix.Stat(anc, &want) != nil || want.Mode&unix.S_IFMT != unix.S_IFDIR {

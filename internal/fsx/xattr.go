@@ -10,26 +10,26 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/internal/xattr"
 	"golang.org/x/sys/unix"
 )
 
 // XattrNamespaces returns the xattrs msync copies: the user. namespace and
-// the POSIX ACLs (manifest.ACLAccess and ACLDefault; an owner may set them
+// the POSIX ACLs (xattr.ACLAccess and ACLDefault; an owner may set them
 // on their own files) always, and the trusted. and security. namespaces
 // when running as root (only root may set them). An element ending in "."
 // is a namespace; any other names one attribute.
 func XattrNamespaces() []string {
 	if os.Geteuid() == 0 {
-		return []string{"user.", "trusted.", "security.", manifest.ACLAccess, manifest.ACLDefault}
+		return []string{"user.", "trusted.", "security.", xattr.ACLAccess, xattr.ACLDefault}
 	}
-	return []string{"user.", manifest.ACLAccess, manifest.ACLDefault}
+	return []string{"user.", xattr.ACLAccess, xattr.ACLDefault}
 }
 
 // HasACLs reports whether ns (as XattrNamespaces returns) takes in the
 // POSIX ACLs.
 func HasACLs(ns []string) bool {
-	return slices.Contains(ns, manifest.ACLAccess) || slices.Contains(ns, manifest.ACLDefault)
+	return slices.Contains(ns, xattr.ACLAccess) || slices.Contains(ns, xattr.ACLDefault)
 }
 
 func wanted(name string, ns []string) bool {
@@ -45,14 +45,14 @@ func wanted(name string, ns []string) bool {
 // file, not a symlink) supports POSIX ACLs: a read of its access ACL finds
 // one or finds none (ENODATA) rather than failing with EOPNOTSUPP.
 func ACLSupport(path string) (bool, error) {
-	_, err := unix.Lgetxattr(path, manifest.ACLAccess, nil)
+	_, err := unix.Lgetxattr(path, xattr.ACLAccess, nil)
 	switch err {
 	case nil, unix.ENODATA, unix.ERANGE:
 		return true, nil
 	case unix.EOPNOTSUPP:
 		return false, nil
 	}
-	return false, &os.PathError{Op: "getxattr " + manifest.ACLAccess, Path: path, Err: err}
+	return false, &os.PathError{Op: "getxattr " + xattr.ACLAccess, Path: path, Err: err}
 }
 
 // SetXattrError is the error of setting (op "setxattr") or removing
@@ -60,7 +60,7 @@ func ACLSupport(path string) (bool, error) {
 // the path (its callers name the object; SetXattrs gets a /proc path),
 // and a file system that does not support ACLs says so plainly.
 func SetXattrError(op, name, path string, err error) error {
-	if manifest.IsACL(name) {
+	if xattr.IsACL(name) {
 		op = map[string]string{"setxattr": "set ACL", "removexattr": "remove ACL"}[op]
 		if err == unix.EOPNOTSUPP {
 			return fmt.Errorf("%s %s: the destination's file system does not support POSIX ACLs: %w", op, name, err)
@@ -75,7 +75,7 @@ func SetXattrError(op, name, path string, err error) error {
 
 // ListXattrs reads the extended attributes of path (not following a final
 // symlink) in the given namespaces, sorted by name.
-func ListXattrs(path string, ns []string) ([]manifest.Xattr, error) {
+func ListXattrs(path string, ns []string) ([]xattr.Xattr, error) {
 	return listXattrs(path, ns, make([]byte, 1024), func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
 		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
 }
@@ -83,7 +83,7 @@ func ListXattrs(path string, ns []string) ([]manifest.Xattr, error) {
 // ListXattrsFd is ListXattrs for the file open as fd (path names it in
 // errors): no path lookup, where the caller has the file open anyway. buf
 // (1 KiB or more) holds the list of names; it is not kept.
-func ListXattrsFd(fd int, path string, ns []string, buf []byte) ([]manifest.Xattr, error) {
+func ListXattrsFd(fd int, path string, ns []string, buf []byte) ([]xattr.Xattr, error) {
 	return listXattrs(path, ns, buf, func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
 		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
 }
@@ -100,7 +100,7 @@ var noListxattrat atomic.Bool
 // lstat. Values (rare) are read by path, or through dirfd's /proc path when
 // path is longer than the kernel takes or is not absolute (only a name).
 // buf (1 KiB or more) holds the list of names; it is not kept.
-func ListXattrsAt(dirfd int, cname []byte, path string, ns []string, buf []byte) ([]manifest.Xattr, error) {
+func ListXattrsAt(dirfd int, cname []byte, path string, ns []string, buf []byte) ([]xattr.Xattr, error) {
 	if len(cname) < 2 || cname[len(cname)-1] != 0 {
 		return nil, &os.PathError{Op: "listxattr", Path: path, Err: unix.EINVAL}
 	}
@@ -137,7 +137,7 @@ func listxattrat(dirfd int, cname, buf []byte) (int, error) {
 	return int(n), nil
 }
 
-func listXattrs(path string, ns []string, buf []byte, list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]manifest.Xattr, error) {
+func listXattrs(path string, ns []string, buf []byte, list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]xattr.Xattr, error) {
 	if len(buf) < 1024 {
 		buf = make([]byte, 1024)
 	}
@@ -163,7 +163,7 @@ func listXattrs(path string, ns []string, buf []byte, list func([]byte) (int, er
 	if n == 0 {
 		return nil, nil
 	}
-	var out []manifest.Xattr
+	var out []xattr.Xattr
 	for name := range bytes.SplitSeq(buf[:n], []byte{0}) {
 		if len(name) == 0 || !wanted(string(name), ns) {
 			continue
@@ -175,9 +175,9 @@ func listXattrs(path string, ns []string, buf []byte, list func([]byte) (int, er
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, manifest.Xattr{Name: string(name), Value: val})
+		out = append(out, xattr.Xattr{Name: string(name), Value: val})
 	}
-	slices.SortFunc(out, func(a, b manifest.Xattr) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b xattr.Xattr) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -201,12 +201,12 @@ func getXattr(path, name string, get func(string, []byte) (int, error)) ([]byte,
 
 // SetXattrs makes the xattrs of path in ns exactly want: it sets those that
 // differ and removes those not in want.
-func SetXattrs(path string, want []manifest.Xattr, ns []string) error {
+func SetXattrs(path string, want []xattr.Xattr, ns []string) error {
 	have, err := ListXattrs(path, ns)
 	if err != nil {
 		return err
 	}
-	if manifest.XattrsEqual(have, want) {
+	if xattr.Equal(have, want) {
 		return nil
 	}
 	keep := map[string]bool{}

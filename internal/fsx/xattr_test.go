@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/internal/xattr"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,9 +20,9 @@ func TestListXattrsFdMatchesPath(t *testing.T) {
 	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var want []manifest.Xattr
+	var want []xattr.Xattr
 	for i := range 30 { // 30 names of 35 bytes: a list longer than 1 KiB
-		x := manifest.Xattr{Name: fmt.Sprintf("user.attribute-with-a-long-name-%02d", i), Value: []byte(fmt.Sprint(i))}
+		x := xattr.Xattr{Name: fmt.Sprintf("user.attribute-with-a-long-name-%02d", i), Value: []byte(fmt.Sprint(i))}
 		if i == 7 {
 			x.Value = bytes.Repeat([]byte("v"), 1500) // past getxattr's first 256 bytes
 		}
@@ -45,7 +45,7 @@ func TestListXattrsFdMatchesPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !manifest.XattrsEqual(byFd, want) || !manifest.XattrsEqual(byPath, want) {
+		if !xattr.Equal(byFd, want) || !xattr.Equal(byPath, want) {
 			t.Fatalf("by descriptor %d xattrs, by path %d, want %d", len(byFd), len(byPath), len(want))
 		}
 	}
@@ -63,9 +63,9 @@ func TestListXattrsAt(t *testing.T) {
 	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var want []manifest.Xattr
+	var want []xattr.Xattr
 	for i := range 30 { // a list longer than the 1 KiB buffer
-		x := manifest.Xattr{Name: fmt.Sprintf("user.attribute-with-a-long-name-%02d", i), Value: []byte(fmt.Sprint(i))}
+		x := xattr.Xattr{Name: fmt.Sprintf("user.attribute-with-a-long-name-%02d", i), Value: []byte(fmt.Sprint(i))}
 		if err := unix.Setxattr(p, x.Name, x.Value, 0); err != nil {
 			t.Fatalf("setxattr (needs a file system with user xattrs): %v", err)
 		}
@@ -82,7 +82,7 @@ func TestListXattrsAt(t *testing.T) {
 	c := func(name string) []byte { return append([]byte(name), 0) }
 	ns := []string{"user."}
 	got, err := ListXattrsAt(dfd, c("f"), p, ns, make([]byte, 1024))
-	if err != nil || !manifest.XattrsEqual(got, want) {
+	if err != nil || !xattr.Equal(got, want) {
 		t.Fatalf("got %d xattrs (%v), want %d", len(got), err, len(want))
 	}
 	wrong := filepath.Join(dir, "no-such-dir", "f")
@@ -107,7 +107,7 @@ func TestListXattrsAt(t *testing.T) {
 	if _, err := ListXattrsAt(dfd, c("f"), wrong, []string{"trusted.nothing."}, nil); !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("fallback with a wrong path: %v, want ENOENT", err)
 	}
-	if got, err := ListXattrsAt(dfd, c("f"), p, ns, nil); err != nil || !manifest.XattrsEqual(got, want) {
+	if got, err := ListXattrsAt(dfd, c("f"), p, ns, nil); err != nil || !xattr.Equal(got, want) {
 		t.Fatalf("fallback: %d xattrs (%v), want %d", len(got), err, len(want))
 	}
 }
@@ -163,7 +163,7 @@ func TestXattrsACLByName(t *testing.T) {
 		4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
 		0x10, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
 		0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
-	if err := unix.Setxattr(a, manifest.ACLAccess, acl, 0); err != nil {
+	if err := unix.Setxattr(a, xattr.ACLAccess, acl, 0); err != nil {
 		if err == unix.EOPNOTSUPP && os.Getenv("CI") == "" {
 			t.Skipf("SKIP: no ACLs on %s", dir)
 		}
@@ -172,8 +172,8 @@ func TestXattrsACLByName(t *testing.T) {
 	if err := unix.Setxattr(a, "user.x", []byte("1"), 0); err != nil {
 		t.Fatal(err)
 	}
-	xs, err := ListXattrs(a, []string{manifest.ACLAccess, manifest.ACLDefault})
-	if err != nil || len(xs) != 1 || xs[0].Name != manifest.ACLAccess {
+	xs, err := ListXattrs(a, []string{xattr.ACLAccess, xattr.ACLDefault})
+	if err != nil || len(xs) != 1 || xs[0].Name != xattr.ACLAccess {
 		t.Fatalf("ListXattrs by ACL names: %v %v", xs, err)
 	}
 	ns := XattrNamespaces()
@@ -188,7 +188,7 @@ func TestXattrsACLByName(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := ListXattrs(b, ns)
-	if err != nil || !manifest.XattrsEqual(got, all) {
+	if err != nil || !xattr.Equal(got, all) {
 		t.Fatalf("copied: %v %v, want %v", got, err, all)
 	}
 	var st unix.Stat_t

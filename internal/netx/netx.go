@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/internal/relpath"
 	"golang.org/x/sys/unix"
 )
 
@@ -184,7 +184,7 @@ func (s *server) serve(ctx context.Context, nc net.Conn, handle Handler) {
 			case s.cfg.Handshake > 0 && errors.As(err, &ne) && ne.Timeout() && time.Since(start) >= s.cfg.Handshake:
 				err = fmt.Errorf("no request within %v: %w", s.cfg.Handshake, err)
 			}
-			fmt.Fprintf(s.cfg.Log, "%s: %s: %s\n", s.cfg.Name, nc.RemoteAddr(), manifest.EscapeLines(err.Error()))
+			fmt.Fprintf(s.cfg.Log, "%s: %s: %s\n", s.cfg.Name, nc.RemoteAddr(), relpath.EscapeLines(err.Error()))
 		}
 	}()
 }
@@ -290,10 +290,7 @@ func (c *conn) waiting() bool {
 
 // CloseWrite half-closes, when the connection can.
 func (c *conn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
+	return CloseWrite(c.Conn)
 }
 
 func (c *conn) close() {
@@ -355,4 +352,41 @@ func hungUp(nc net.Conn) bool {
 		}
 	})
 	return gone || err != nil
+}
+
+// closeWriter is a connection whose writing side can be closed alone
+// (*net.TCPConn, *net.UnixConn, a netx connection).
+type closeWriter interface{ CloseWrite() error }
+
+// deadliner is a connection whose reads and writes can time out.
+type deadliner interface{ SetDeadline(time.Time) error }
+
+// readDeadliner is a connection whose reads can time out.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// CloseWrite half-closes c when it can, so that the peer reads the end of
+// the stream while c still reads; it does nothing to a stream that
+// cannot (a pipe), which the caller closes whole.
+func CloseWrite(c any) error {
+	if cw, ok := c.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// SetDeadline sets c's read and write deadline when c has one (a network
+// connection; not a pipe to a remote shell).
+func SetDeadline(c any, t time.Time) error {
+	if d, ok := c.(deadliner); ok {
+		return d.SetDeadline(t)
+	}
+	return nil
+}
+
+// SetReadDeadline sets c's read deadline when c has one.
+func SetReadDeadline(c any, t time.Time) error {
+	if d, ok := c.(readDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/renameio/v2"
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/internal/relpath"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/send"
@@ -213,7 +213,7 @@ func checkPaths(src, dst string) error {
 	if rd, err := realPath(dst); err == nil {
 		ad = rd
 	}
-	if as == ad || strings.HasPrefix(ad, as+"/") || strings.HasPrefix(as, ad+"/") ||
+	if relpath.Within(ad, as) || relpath.Within(as, ad) ||
 		fsx.Within(existingAncestor(ad), as) || fsx.Within(as, ad) {
 		return fmt.Errorf("source %s and destination %s overlap", src, dst)
 	}

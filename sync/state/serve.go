@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/msync/msync/internal/relpath"
 )
 
 // ServeRoot is where a daemon keeps the state of the pushes it receives
@@ -114,12 +116,12 @@ func redactStatePaths(err error, root string) string {
 			continue
 		}
 		p = filepath.Clean(p)
-		switch rel, rerr := filepath.Rel(root, p); {
-		case rerr != nil:
-		case rel == "." || strings.HasPrefix(root, p+"/"):
+		switch {
+		case relpath.Within(root, p):
 			// The root, or a directory on the way to it.
 			msg = strings.ReplaceAll(msg, p, "<state root>")
-		case rel != ".." && !strings.HasPrefix(rel, "../"):
+		case relpath.Within(p, root):
+			rel, _ := filepath.Rel(root, p)
 			msg = strings.ReplaceAll(msg, p, "<state root>/"+filepath.ToSlash(rel))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/msync/msync/internal/filter"
@@ -88,9 +89,32 @@ func (l *Local) OpenRoot() (*fsx.Root, error) {
 // String returns the root path.
 func (l *Local) String() string { return l.Root }
 
+// JoinName names path rel of the tree called name ("host:/srv",
+// "host:", "rsync://host/module"), for messages: what a remote Source's
+// Join returns.
+func JoinName(name, rel string) string {
+	if rel == "" {
+		return name
+	}
+	if strings.HasSuffix(name, "/") || strings.HasSuffix(name, ":") {
+		return name + rel
+	}
+	return name + "/" + rel
+}
+
 // Join returns the host path of rel, for messages.
 func (l *Local) Join(rel string) string {
 	return (&fsx.Root{Path: l.Root}).Join(rel)
+}
+
+// ACLSupport reports whether the tree's file system stores POSIX ACLs.
+// A tree open beneath a descriptor (NewLocalAt) cannot tell: its Root is
+// only a name.
+func (l *Local) ACLSupport() (bool, error) {
+	if l.at {
+		return false, fmt.Errorf("%s: ACL support of a tree open beneath a descriptor is unknown", l.Root)
+	}
+	return fsx.ACLSupport(l.Root)
 }
 
 // Close releases cached descriptors.

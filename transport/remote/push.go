@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
@@ -193,29 +194,12 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 			c.failAfterError(err)
 		}
 	}()
-	var req wire.OpenRequest
-	select {
-	case req = <-c.opens:
-	case <-c.done:
-		return c.closedErr()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Minute):
-		err := errors.New("no request within a minute")
-		c.failAfterError(err)
+	req, err := awaitOpen(ctx, c)
+	if err != nil {
 		return err
 	}
-	if d, ok := rw.(interface{ SetDeadline(time.Time) error }); ok {
-		d.SetDeadline(time.Time{}) // the request is in: the handshake's deadline is over
-	}
-	var t *Target
-	if cfg.ResolveAt != nil {
-		t, err = cfg.ResolveAt(&req)
-	} else {
-		var root string
-		root, err = cfg.Resolve(&req)
-		t = &Target{Path: root, Key: root}
-	}
+	netx.SetDeadline(rw, time.Time{}) // the request is in: the handshake's deadline is over
+	t, err := cfg.target(&req)
 	if err != nil {
 		c.failAfterError(err)
 		return err
@@ -225,62 +209,103 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, cfg ServerConfig) (err er
 	}
 	switch req.Op {
 	case "source":
-		if req.Compress {
-			c.setCompress()
-		}
-		local := tree.NewLocal(t.Path)
-		if t.Root != nil {
-			r, err := t.Root.Dup()
-			if err != nil {
-				c.failAfterError(err)
-				return err
-			}
-			local = tree.NewLocalAt(r)
-		}
-		c.Serve(local)
-		defer func() {
-			// The tree's descriptors are closed only once nothing
-			// reads through them.
-			c.Close()
-			c.served.Load().wait()
-			local.Close()
-		}()
-		b, _ := wire.EncodeJSON(wire.OpenReply{Path: t.Path})
-		if err := c.send(wire.TOpenOK, 0, b); err != nil {
-			return err
-		}
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if err := c.Err(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, ErrClosed) {
-			return err
-		}
-		return nil
+		return serveSource(ctx, c, t, req.Compress)
 	case "receive":
 		if req.Pass == nil {
 			err := fmt.Errorf("%w: receive without pass options", wire.ErrProtocol)
 			c.failAfterError(err)
 			return err
 		}
-		sd := req.Pass.StateDir
-		if cfg.StateDir != nil {
-			if sd != "" {
-				err := fmt.Errorf("this daemon keeps the state of pushes under its own --state-dir: a client cannot choose it (state directory %q refused)", sd)
-				c.failAfterError(err)
-				return err
-			}
-			if sd, err = cfg.StateDir(&req, t.Key); err != nil {
-				c.failAfterError(err)
-				return err
-			}
+		sd, err := cfg.pushState(&req, t)
+		if err != nil {
+			c.failAfterError(err)
+			return err
 		}
 		return receive(ctx, c, t, sd, cfg.StateDir != nil, req.Pass)
 	}
 	err = fmt.Errorf("%w: unknown request %q", wire.ErrProtocol, req.Op)
 	c.failAfterError(err)
 	return err
+}
+
+// awaitOpen waits for the client's request, a minute at most.
+func awaitOpen(ctx context.Context, c *Conn) (wire.OpenRequest, error) {
+	select {
+	case req := <-c.opens:
+		return req, nil
+	case <-c.done:
+		return wire.OpenRequest{}, c.closedErr()
+	case <-ctx.Done():
+		return wire.OpenRequest{}, ctx.Err()
+	case <-time.After(time.Minute):
+		err := errors.New("no request within a minute")
+		c.failAfterError(err)
+		return wire.OpenRequest{}, err
+	}
+}
+
+// target resolves what req names: beneath a module (ResolveAt) or as a
+// path of this host (Resolve).
+func (cfg *ServerConfig) target(req *wire.OpenRequest) (*Target, error) {
+	if cfg.ResolveAt != nil {
+		return cfg.ResolveAt(req)
+	}
+	root, err := cfg.Resolve(req)
+	if err != nil {
+		return nil, err
+	}
+	return &Target{Path: root, Key: root}, nil
+}
+
+// pushState is the state directory of a push into t: the client's
+// choice, unless the daemon keeps the state of pushes itself.
+func (cfg *ServerConfig) pushState(req *wire.OpenRequest, t *Target) (string, error) {
+	sd := req.Pass.StateDir
+	if cfg.StateDir == nil {
+		return sd, nil
+	}
+	if sd != "" {
+		return "", fmt.Errorf("this daemon keeps the state of pushes under its own --state-dir: a client cannot choose it (state directory %q refused)", sd)
+	}
+	return cfg.StateDir(req, t.Key)
+}
+
+// serveSource serves t as a source until the client or ctx ends the
+// connection.
+func serveSource(ctx context.Context, c *Conn, t *Target, compress bool) error {
+	if compress {
+		c.setCompress()
+	}
+	local := tree.NewLocal(t.Path)
+	if t.Root != nil {
+		r, err := t.Root.Dup()
+		if err != nil {
+			c.failAfterError(err)
+			return err
+		}
+		local = tree.NewLocalAt(r)
+	}
+	c.Serve(local)
+	defer func() {
+		// The tree's descriptors are closed only once nothing
+		// reads through them.
+		c.Close()
+		c.served.Load().wait()
+		local.Close()
+	}()
+	b, _ := wire.EncodeJSON(wire.OpenReply{Path: t.Path})
+	if err := c.send(wire.TOpenOK, 0, b); err != nil {
+		return err
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := c.Err(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 type logWriter struct{ c *Conn }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/transport/wire"
 )
 
@@ -20,12 +21,8 @@ func Refuse(rw io.ReadWriteCloser, msg string) error {
 	}
 	// Let the client read it before the end: stop writing, and read what
 	// it sends meanwhile rather than reset the connection.
-	if cw, ok := rw.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
-	if d, ok := rw.(interface{ SetReadDeadline(time.Time) error }); ok {
-		d.SetReadDeadline(time.Now().Add(time.Second))
-	}
+	netx.CloseWrite(rw)
+	netx.SetReadDeadline(rw, time.Now().Add(time.Second))
 	io.Copy(io.Discard, io.LimitReader(rw, 1<<20))
 	return nil
 }

@@ -285,8 +285,10 @@ func (sc *servedScan) run(req wire.ScanRequest) {
 	}
 }
 
+// stream scans the served tree as req asks and sends it to the peer: as
+// a diff against the last scan both ends kept when the peer names one,
+// otherwise whole, followed by the scan's end.
 func (sc *servedScan) stream(req wire.ScanRequest) error {
-	ctx := sc.s.ctx
 	var cache *scanCache
 	if !req.Hash && sc.s.c.features&wire.FeatScanDiff != 0 {
 		cache = openScanCache(sc.s.local.Root, req)
@@ -306,101 +308,148 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 	if prev != nil {
 		cfg.Prev = prev
 	}
-	scn, err := sc.s.local.Scan(ctx, cfg)
+	scn, err := sc.s.local.Scan(sc.s.ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer scn.Close()
-	end := wire.ScanEnd{}
-	var mw *manifest.Writer
+	out, err := sc.newScanOut(base != nil, cache)
+	if err != nil {
+		return err
+	}
+	defer out.discard()
 	if base != nil {
-		mw, err = manifest.NewDiffWriter(sc)
+		err = out.diff(base, scn)
 	} else {
-		mw, err = manifest.NewCompactWriter(sc)
+		err = out.all(scn, req.Hash)
 	}
 	if err != nil {
 		return err
 	}
+	return out.end(scn, cache, base != nil)
+}
+
+// scanOut writes one served scan: to the peer, as a diff against the
+// base both ends keep or compact, and, when the scan cache is on, to the
+// full scan kept for the next time and the sum that names it.
+type scanOut struct {
+	sc        *servedScan
+	mw        *manifest.Writer // to the peer
+	full, sum *manifest.Writer // the kept scan (with inodes, for the xattr cache) and its compact sum
+	tmp       *os.File         // where full goes
+	last      time.Time        // the last flush to the peer
+}
+
+func (sc *servedScan) newScanOut(diff bool, cache *scanCache) (*scanOut, error) {
+	o := &scanOut{sc: sc}
+	var err error
+	if diff {
+		o.mw, err = manifest.NewDiffWriter(sc)
+	} else {
+		o.mw, err = manifest.NewCompactWriter(sc)
+	}
+	if err != nil {
+		return nil, err
+	}
 	// The kept scan is full (with inodes, for the xattr cache); it is named
 	// by the sum of its compact form, which is what the receiver rebuilds.
-	var full, sum *manifest.Writer
-	var tmp *os.File
 	if cache != nil {
-		if tmp, full = cache.create(); tmp != nil {
-			defer func() {
-				tmp.Close()
-				os.Remove(tmp.Name())
-			}()
-			sum, _ = manifest.NewCompactWriter(io.Discard)
+		if o.tmp, o.full = cache.create(); o.tmp != nil {
+			o.sum, _ = manifest.NewCompactWriter(io.Discard)
 		}
 	}
-	last := time.Now()
-	add := func(w *manifest.Writer, e *manifest.Entry) error {
-		if err := w.Add(e); err != nil {
+	o.last = time.Now()
+	return o, nil
+}
+
+// discard removes the kept scan's temporary file, committed or not.
+func (o *scanOut) discard() {
+	if o.tmp != nil {
+		o.tmp.Close()
+		os.Remove(o.tmp.Name())
+	}
+}
+
+// add sends e to the peer, flushing now and then so that the peer works
+// on what is scanned while the rest comes.
+func (o *scanOut) add(e *manifest.Entry) error {
+	if err := o.mw.Add(e); err != nil {
+		return err
+	}
+	if time.Since(o.last) > 50*time.Millisecond {
+		if err := o.mw.Flush(); err != nil {
 			return err
 		}
-		if time.Since(last) > 50*time.Millisecond {
-			// Let the peer work on what is scanned while the rest comes.
-			if err := mw.Flush(); err != nil {
-				return err
-			}
-			last = time.Now()
+		o.last = time.Now()
+	}
+	return nil
+}
+
+// keep adds e to the kept scan; the cache is an optimisation: a failure
+// drops it, not the scan.
+func (o *scanOut) keep(e *manifest.Entry) {
+	if o.full != nil && (o.full.Add(e) != nil || o.sum.Add(e) != nil) {
+		o.full = nil
+	}
+}
+
+// diff sends what changed since base: new and changed entries, and the
+// gone ones marked so.
+func (o *scanOut) diff(base manifest.Iterator, scn tree.Scan) error {
+	return manifest.Diff(base, scn, func(old, cur *manifest.Entry) error {
+		if cur != nil {
+			o.keep(cur)
+		}
+		switch {
+		case cur == nil:
+			g := *old
+			g.Gone = true
+			return o.add(&g)
+		case old == nil || !manifest.SameScan(manifest.Compacted(old), manifest.Compacted(cur)):
+			return o.add(cur)
 		}
 		return nil
-	}
-	keep := func(e *manifest.Entry) {
-		if full != nil && (full.Add(e) != nil || sum.Add(e) != nil) {
-			full = nil // the cache is an optimisation: drop it, not the scan
-		}
-	}
-	if base != nil {
-		err = manifest.Diff(base, scn, func(o, n *manifest.Entry) error {
-			if n != nil {
-				keep(n)
-			}
-			switch {
-			case n == nil:
-				g := *o
-				g.Gone = true
-				return add(mw, &g)
-			case o == nil || !manifest.SameScan(manifest.Compacted(o), manifest.Compacted(n)):
-				return add(mw, n)
-			}
+	})
+}
+
+// all sends every entry; in a hashing scan, why a file has no hash goes
+// before it.
+func (o *scanOut) all(scn tree.Scan, hash bool) error {
+	for {
+		e, err := scn.Next()
+		if err == io.EOF {
 			return nil
-		})
+		}
 		if err != nil {
 			return err
 		}
-	} else {
-		for {
-			e, err := scn.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			if req.Hash && e.Type == manifest.TypeFile && !e.HasHash {
-				if herr := scn.HashErr(e.Path); herr != nil {
-					if err := sc.s.c.send(wire.THashErr, sc.id, wire.EncodeHashErr(e.Path, herr.Error())); err != nil {
-						return err
-					}
+		if hash && e.Type == manifest.TypeFile && !e.HasHash {
+			if herr := scn.HashErr(e.Path); herr != nil {
+				if err := o.sc.s.c.send(wire.THashErr, o.sc.id, wire.EncodeHashErr(e.Path, herr.Error())); err != nil {
+					return err
 				}
 			}
-			keep(e)
-			if err := add(mw, e); err != nil {
-				return err
-			}
+		}
+		o.keep(e)
+		if err := o.add(e); err != nil {
+			return err
 		}
 	}
-	if err := mw.Close(); err != nil {
+}
+
+// end closes the stream to the peer, commits the kept scan, and sends the
+// scan's end: the sum that names it (the base of the next diff) and the
+// problems met.
+func (o *scanOut) end(scn tree.Scan, cache *scanCache, diff bool) error {
+	if err := o.mw.Close(); err != nil {
 		return err
 	}
-	if full != nil && full.Close() == nil && sum.Close() == nil {
-		end.Sum = fmt.Sprintf("%016x", sum.Sum())
-		cache.commit(tmp, end.Sum)
-	} else if base == nil {
-		end.Sum = fmt.Sprintf("%016x", mw.Sum())
+	end := wire.ScanEnd{}
+	if o.full != nil && o.full.Close() == nil && o.sum.Close() == nil {
+		end.Sum = fmt.Sprintf("%016x", o.sum.Sum())
+		cache.commit(o.tmp, end.Sum)
+	} else if !diff {
+		end.Sum = fmt.Sprintf("%016x", o.mw.Sum())
 	}
 	for _, p := range scn.Problems() {
 		end.Problems = append(end.Problems, wire.ScanProblem{Path: p.Path, Err: p.Err.Error()})
@@ -411,5 +460,5 @@ func (sc *servedScan) stream(req wire.ScanRequest) error {
 		end.Problems = end.Problems[:1000]
 		b, _ = wire.EncodeJSON(end)
 	}
-	return sc.s.c.send(wire.TScanEnd, sc.id, b)
+	return o.sc.s.c.send(wire.TScanEnd, o.sc.id, b)
 }

@@ -34,18 +34,7 @@ func (c *Conn) Source(root string) *Source { return &Source{c: c, root: root} }
 func (s *Source) String() string { return s.c.name }
 
 // Join names one path of the source in messages.
-func (s *Source) Join(rel string) string { return JoinName(s.c.name, rel) }
-
-// JoinName names path rel of the tree called name ("host:/srv", "host:").
-func JoinName(name, rel string) string {
-	if rel == "" {
-		return name
-	}
-	if strings.HasSuffix(name, "/") || strings.HasSuffix(name, ":") {
-		return name + rel
-	}
-	return name + "/" + rel
-}
+func (s *Source) Join(rel string) string { return tree.JoinName(s.c.name, rel) }
 
 // WireBytes returns the bytes that crossed the connection so far.
 func (s *Source) WireBytes() int64 { return s.c.WireBytes() }

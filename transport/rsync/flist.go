@@ -76,129 +76,16 @@ func (fr *flistReader) next() (*file, error) {
 	if flags == 0 {
 		return nil, io.EOF
 	}
-	f := &file{}
-	l1 := 0
-	if flags&xmitSameName != 0 {
-		b, err := fr.d.byte()
-		if err != nil {
-			return nil, err
-		}
-		l1 = int(b)
-	}
-	var l2 int
-	if flags&xmitLongName != 0 {
-		n, err := fr.d.int32()
-		if err != nil {
-			return nil, err
-		}
-		l2 = int(n)
-	} else {
-		b, err := fr.d.byte()
-		if err != nil {
-			return nil, err
-		}
-		l2 = int(b)
-	}
-	if l1 > len(fr.last.name) || l2 < 0 || l1+l2 > maxPath || l1+l2 == 0 {
-		return nil, protoErr("file-list name of %d+%d bytes (previous name %d bytes)", l1, l2, len(fr.last.name))
-	}
-	tail, err := fr.d.bytes(l2)
+	name, err := fr.name(flags)
 	if err != nil {
 		return nil, err
 	}
-	name := fr.last.name[:l1] + string(tail)
-	if f.size, err = fr.d.longint(); err != nil {
+	f := &file{}
+	if err := fr.attrs(f, flags, name); err != nil {
 		return nil, err
 	}
-	if f.size < 0 {
-		return nil, protoErr("%q: negative length %d", name, f.size)
-	}
-	if flags&xmitSameTime != 0 {
-		f.mtime = fr.last.mtime
-	} else {
-		t, err := fr.d.int32()
-		if err != nil {
-			return nil, err
-		}
-		f.mtime = int64(uint32(t)) // rsync 2.x and 3.x send time_t as 32 bits here
-	}
-	if flags&xmitSameMode != 0 {
-		f.mode = fr.last.mode
-	} else {
-		m, err := fr.d.int32()
-		if err != nil {
-			return nil, err
-		}
-		f.mode = uint32(m)
-	}
-	if !fr.o.uid {
-	} else if flags&xmitSameUID != 0 {
-		f.uid = fr.last.uid
-	} else {
-		v, err := fr.d.int32()
-		if err != nil {
-			return nil, err
-		}
-		f.uid = uint32(v)
-	}
-	if !fr.o.gid {
-	} else if flags&xmitSameGID != 0 {
-		f.gid = fr.last.gid
-	} else {
-		v, err := fr.d.int32()
-		if err != nil {
-			return nil, err
-		}
-		f.gid = uint32(v)
-	}
-	switch f.mode & sIFMT {
-	case sIFCHR, sIFBLK, sIFIFO, sIFSOCK:
-		if !fr.o.devices {
-			return nil, protoErr("%q: a device or special file without -D", name)
-		}
-		if flags&xmitSameRdev != 0 {
-			f.rdev = fr.last.rdev
-		} else {
-			v, err := fr.d.int32()
-			if err != nil {
-				return nil, err
-			}
-			f.rdev = uint32(v)
-		}
-	case sIFLNK:
-		if !fr.o.links {
-			return nil, protoErr("%q: a symlink without -l", name)
-		}
-		n, err := fr.d.int32()
-		if err != nil {
-			return nil, err
-		}
-		if n <= 0 || n > maxPath {
-			return nil, protoErr("%q: symlink target of %d bytes", name, n)
-		}
-		b, err := fr.d.bytes(int(n))
-		if err != nil {
-			return nil, err
-		}
-		f.link = string(b)
-	case sIFREG, sIFDIR:
-	default:
-		return nil, protoErr("%q: unknown file type in mode %#o", name, f.mode)
-	}
-	if f.mode&sIFMT == sIFREG && fr.o.hardLinks {
-		if f.dev, err = fr.d.longint(); err != nil {
-			return nil, err
-		}
-		if f.ino, err = fr.d.longint(); err != nil {
-			return nil, err
-		}
-		f.idev = true
-	}
-	if fr.o.checksum {
-		// Protocol 27 sends the sum with every entry (zeros but for files).
-		if f.sum, err = fr.d.bytes(md4Size); err != nil {
-			return nil, err
-		}
+	if err := fr.typed(f, flags, name); err != nil {
+		return nil, err
 	}
 	// The next entry's name shares a prefix with this one as sent, before
 	// it is cleaned.
@@ -209,6 +96,134 @@ func (fr *flistReader) next() (*file, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// name reads an entry's name as sent: the bytes it shares with the
+// previous name, then its own, bounded.
+func (fr *flistReader) name(flags byte) (string, error) {
+	l1 := 0
+	if flags&xmitSameName != 0 {
+		b, err := fr.d.byte()
+		if err != nil {
+			return "", err
+		}
+		l1 = int(b)
+	}
+	var l2 int
+	if flags&xmitLongName != 0 {
+		n, err := fr.d.int32()
+		if err != nil {
+			return "", err
+		}
+		l2 = int(n)
+	} else {
+		b, err := fr.d.byte()
+		if err != nil {
+			return "", err
+		}
+		l2 = int(b)
+	}
+	if l1 > len(fr.last.name) || l2 < 0 || l1+l2 > maxPath || l1+l2 == 0 {
+		return "", protoErr("file-list name of %d+%d bytes (previous name %d bytes)", l1, l2, len(fr.last.name))
+	}
+	tail, err := fr.d.bytes(l2)
+	if err != nil {
+		return "", err
+	}
+	return fr.last.name[:l1] + string(tail), nil
+}
+
+// same reads a 32-bit field, or keeps prev when the entry's flags say it
+// is the previous entry's.
+func (fr *flistReader) same(flags, flag byte, prev uint32) (uint32, error) {
+	if flags&flag != 0 {
+		return prev, nil
+	}
+	v, err := fr.d.int32()
+	return uint32(v), err
+}
+
+// attrs reads what every entry carries: size, mtime, mode, and the owner
+// and group the list's options include.
+func (fr *flistReader) attrs(f *file, flags byte, name string) error {
+	var err error
+	if f.size, err = fr.d.longint(); err != nil {
+		return err
+	}
+	if f.size < 0 {
+		return protoErr("%q: negative length %d", name, f.size)
+	}
+	// rsync 2.x and 3.x send time_t as 32 bits here.
+	mtime, err := fr.same(flags, xmitSameTime, uint32(fr.last.mtime))
+	if err != nil {
+		return err
+	}
+	f.mtime = int64(mtime)
+	if f.mode, err = fr.same(flags, xmitSameMode, fr.last.mode); err != nil {
+		return err
+	}
+	if fr.o.uid {
+		if f.uid, err = fr.same(flags, xmitSameUID, fr.last.uid); err != nil {
+			return err
+		}
+	}
+	if fr.o.gid {
+		if f.gid, err = fr.same(flags, xmitSameGID, fr.last.gid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// typed reads what an entry's type adds (a device number, a symlink's
+// target, a regular file's device and inode under -H) and its checksum
+// under -c; a type the list's options exclude is refused.
+func (fr *flistReader) typed(f *file, flags byte, name string) error {
+	var err error
+	switch f.mode & sIFMT {
+	case sIFCHR, sIFBLK, sIFIFO, sIFSOCK:
+		if !fr.o.devices {
+			return protoErr("%q: a device or special file without -D", name)
+		}
+		if f.rdev, err = fr.same(flags, xmitSameRdev, fr.last.rdev); err != nil {
+			return err
+		}
+	case sIFLNK:
+		if !fr.o.links {
+			return protoErr("%q: a symlink without -l", name)
+		}
+		n, err := fr.d.int32()
+		if err != nil {
+			return err
+		}
+		if n <= 0 || n > maxPath {
+			return protoErr("%q: symlink target of %d bytes", name, n)
+		}
+		b, err := fr.d.bytes(int(n))
+		if err != nil {
+			return err
+		}
+		f.link = string(b)
+	case sIFREG, sIFDIR:
+	default:
+		return protoErr("%q: unknown file type in mode %#o", name, f.mode)
+	}
+	if f.mode&sIFMT == sIFREG && fr.o.hardLinks {
+		if f.dev, err = fr.d.longint(); err != nil {
+			return err
+		}
+		if f.ino, err = fr.d.longint(); err != nil {
+			return err
+		}
+		f.idev = true
+	}
+	if fr.o.checksum {
+		// Protocol 27 sends the sum with every entry (zeros but for files).
+		if f.sum, err = fr.d.bytes(md4Size); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cleanName turns a sender's name into a manifest path ("" for the root)

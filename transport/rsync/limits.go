@@ -36,9 +36,7 @@ func refuseFull(nc net.Conn, max int) {
 	}
 	readLine(br) // the module it asks for
 	fmt.Fprintf(nc, "@ERROR: max connections (%d) reached -- try again later\n", max)
-	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
+	netx.CloseWrite(nc)
 	nc.SetReadDeadline(time.Now().Add(time.Second))
 	io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
 }

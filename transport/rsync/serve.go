@@ -23,14 +23,12 @@ import (
 	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport/module"
 	"golang.org/x/sys/unix"
 )
 
-// Module is a directory the daemon serves.
-type Module struct {
-	Name, Path string
-	ReadOnly   bool
-}
+// Module is a directory the daemon serves (see transport/module).
+type Module = module.Module
 
 // Server is an rsync daemon that stock rsync clients pull from
 // (rsync -a rsync://host:port/NAME/ dst) and push to. Pulls are answered
@@ -229,12 +227,7 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) error {
 		ss.bw.WriteString("@RSYNCD: EXIT\n")
 		return ss.bw.Flush()
 	}
-	for _, m := range s.Modules {
-		if m.Name == name {
-			ss.mod = m
-		}
-	}
-	if ss.mod.Name == "" {
+	if ss.mod, ok = module.Lookup(s.Modules, name); !ok {
 		ss.refuse(fmt.Sprintf("Unknown module '%s'", name))
 		return nil
 	}
@@ -322,9 +315,7 @@ func (ss *session) linger() {
 	if ss.conn == nil {
 		return
 	}
-	if tc, ok := ss.conn.(interface{ CloseWrite() error }); ok {
-		tc.CloseWrite()
-	}
+	netx.CloseWrite(ss.conn)
 	ss.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, ss.br)
 }
@@ -495,8 +486,8 @@ func (ss *session) resolve(p string) (*target, error) {
 		if clean == "." {
 			clean = ""
 		}
-		if base, err = fsx.OpenRootAs(ss.mod.Path, ss.mod.Name); err != nil {
-			return nil, fmt.Errorf("module %s: %w", ss.mod.Name, errors.Unwrap(err))
+		if base, err = ss.mod.Open(); err != nil {
+			return nil, err
 		}
 	}
 	defer base.Close()
@@ -514,7 +505,7 @@ func (ss *session) resolve(p string) (*target, error) {
 	if ss.shell {
 		t.host = filepath.Join(base.Path, clean)
 	} else {
-		t.host = filepath.Join(ss.mod.Path, clean)
+		t.host = ss.mod.HostPath(clean)
 	}
 	if testHookResolved != nil {
 		testHookResolved()
@@ -526,13 +517,8 @@ func (ss *session) resolve(p string) (*target, error) {
 // regular file in one; a receiver creates the directories it names.
 func resolveBeneath(base *fsx.Root, rel string, sender bool) (*target, error) {
 	t := &target{}
-	if !sender {
-		var err error
-		if t.created, err = base.MkdirAll(rel, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	dir, err := base.OpenDir(rel)
+	dir, created, err := module.OpenDir(base, rel, !sender, 0o755)
+	t.created = created
 	if err == nil || !sender || rel == "" || !errors.Is(err, unix.ENOTDIR) {
 		t.dir = dir
 		return t, err
@@ -777,12 +763,12 @@ func (ss *session) stateDir(root string) (src, dir string, err error) {
 			return "", "", err
 		}
 	}
-	rel, err := filepath.Rel(ss.mod.Path, root)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+	rel, err := ss.mod.Rel(root)
+	if err != nil {
 		return "", "", fmt.Errorf("push into a directory not beneath module %s", ss.mod.Name)
 	}
 	src = "rsync-daemon:" + ss.mod.Name
-	dir, err = state.ModuleDir(sr, ss.mod.Name, filepath.ToSlash(rel), src)
+	dir, err = state.ModuleDir(sr, ss.mod.Name, rel, src)
 	return src, dir, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"strings"
@@ -18,7 +19,6 @@ import (
 	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
-	"github.com/msync/msync/transport/remote"
 	"golang.org/x/crypto/md4"
 	"golang.org/x/sys/unix"
 )
@@ -478,36 +478,22 @@ func (c *Client) readLoop() {
 	}
 }
 
+// receive reads the sender's answers in the order of the requests until
+// the run's last end-of-phase marker; a request the sender skipped is
+// failed when a later answer or marker shows it.
 func (c *Client) receive() error {
-	d := c.dec
 	buf := make([]byte, 64<<10)
-	var sum [md4.Size]byte
 	phase := 0
 	for {
-		ndx, err := d.int32()
+		ndx, err := c.dec.int32()
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 		if ndx == -1 {
-			// The sender has dealt with every request made before this
-			// marker: those still waiting were skipped.
 			phase++
-			c.skipPending(func(r *reply) bool { return r.phase < phase })
-			if phase == 2 && c.server {
-				return nil // a client sender sends no totals
-			}
-			if phase == 2 {
-				c.phase <- struct{}{}
-				var st Stats
-				if st.Written, err = d.longint(); err == nil {
-					if st.Read, err = d.longint(); err == nil {
-						st.Size, err = d.longint()
-					}
-				}
-				c.stats = st
+			if done, err := c.endPhase(phase); done || err != nil {
 				return err
 			}
-			c.phase <- struct{}{}
 			continue
 		}
 		// Requests the sender skipped (it could not open them) get no answer.
@@ -518,106 +504,168 @@ func (c *Client) receive() error {
 		c.mu.Lock()
 		c.current = r
 		c.mu.Unlock()
-		var head [4]int32
-		for i := range head {
-			if head[i], err = d.int32(); err != nil {
-				return err
-			}
-		}
-		if head != [4]int32{r.head.count, r.head.blen, r.head.s2len, r.head.rem} {
-			return protoErr("%q: the sender echoed sum head %v for %+v", r.path, head, r.head)
-		}
-		h := md4.New()
-		var seed [4]byte
-		seed[0], seed[1], seed[2], seed[3] = byte(c.seed), byte(c.seed>>8), byte(c.seed>>16), byte(c.seed>>24)
-		h.Write(seed[:])
-		x := xxhash.New()
-		var win *window // the old copy, read in large pieces
-		var n, matched int64
-		var werr error // the receiver stopped reading; keep draining the wire
-		for {
-			tok, err := d.int32()
-			if err != nil {
-				return err
-			}
-			if tok == 0 {
-				break
-			}
-			if tok < 0 {
-				k := -(tok + 1)
-				if k >= r.head.count {
-					return protoErr("%q: block reference %d of %d", r.path, k, r.head.count)
-				}
-				off, l := r.head.blockAt(k)
-				if win == nil {
-					win = newWindow(r.basis, r.basisSize)
-				}
-				// Read under the reply's lock, and not once it is finished:
-				// its worker closes the old copy as soon as it has the
-				// result, which a failure from another goroutine gives it.
-				r.mu.Lock()
-				var b []byte
-				err := errFinished
-				if !r.finished {
-					b, err = win.at(off, l)
-				}
-				r.mu.Unlock()
-				if err != nil {
-					if werr == nil {
-						werr = fmt.Errorf("reading the old copy: %w", err)
-					}
-					b = make([]byte, l) // hashed as zeros: the sums cannot match
-				}
-				n += l
-				matched += l
-				h.Write(b)
-				x.Write(b)
-				if werr == nil {
-					werr = r.copyOp(off, l)
-				}
-				continue
-			}
-			if tok > maxToken {
-				return protoErr("%q: data token of %d bytes", r.path, tok)
-			}
-			for left := int(tok); left > 0; {
-				b := buf[:min(left, len(buf))]
-				if _, err := io.ReadFull(d.r, b); err != nil {
-					return err
-				}
-				left -= len(b)
-				n += int64(len(b))
-				h.Write(b)
-				x.Write(b)
-				if werr == nil {
-					werr = r.literal(b)
-				}
-			}
-		}
-		if _, err := io.ReadFull(d.r, sum[:]); err != nil {
+		if err := c.receiveFile(r, buf); err != nil {
 			return err
 		}
-		c.mu.Lock()
-		if len(c.queue) > 0 && c.queue[0] == r {
-			c.queue = c.queue[1:]
-		}
-		c.current = nil
-		c.mu.Unlock()
-		c.answered.Add(1)
-		c.maybeKick()
-		switch {
-		case !bytes.Equal(sum[:], h.Sum(nil)):
-			r.fail(fmt.Errorf("%s: %q: rsync's MD4 of the data does not match the data received", c.name, r.path))
-		case werr != nil:
-			r.fail(werr)
-		default:
-			if err := r.end(n, x.Sum64()); err != nil {
-				r.fail(err)
-				continue
-			}
-			r.finish(&send.Result{Status: send.OK, Stats: delta.Stats{Size: n, Literal: n - matched, Matched: matched, Hash: x.Sum64()}})
+	}
+}
+
+// endPhase deals with the sender's end-of-phase marker: it has dealt with
+// every request made before it, so those still waiting were skipped. After
+// the second, the run is over (done), with the sender's totals from a
+// stock server.
+func (c *Client) endPhase(phase int) (done bool, err error) {
+	c.skipPending(func(r *reply) bool { return r.phase < phase })
+	if phase == 2 && c.server {
+		return true, nil // a client sender sends no totals
+	}
+	c.phase <- struct{}{}
+	if phase < 2 {
+		return false, nil
+	}
+	var st Stats
+	if st.Written, err = c.dec.longint(); err == nil {
+		if st.Read, err = c.dec.longint(); err == nil {
+			st.Size, err = c.dec.longint()
 		}
 	}
+	c.stats = st
+	return true, err
+}
+
+// receiveFile reads the sender's answer to r (the sum head it echoes, the
+// tokens that rebuild the file, the MD4 of the whole) and finishes r. An
+// error is the connection's; what is wrong with the file alone fails r.
+func (c *Client) receiveFile(r *reply, buf []byte) error {
+	d := c.dec
+	var head [4]int32
+	for i := range head {
+		var err error
+		if head[i], err = d.int32(); err != nil {
+			return err
+		}
+	}
+	if head != [4]int32{r.head.count, r.head.blen, r.head.s2len, r.head.rem} {
+		return protoErr("%q: the sender echoed sum head %v for %+v", r.path, head, r.head)
+	}
+	a := newAnswer(r, c.seed)
+	for {
+		tok, err := d.int32()
+		if err != nil {
+			return err
+		}
+		if tok == 0 {
+			break
+		}
+		if tok < 0 {
+			if err := a.block(-(tok + 1)); err != nil {
+				return err
+			}
+			continue
+		}
+		if tok > maxToken {
+			return protoErr("%q: data token of %d bytes", r.path, tok)
+		}
+		if err := a.data(d.r, int(tok), buf); err != nil {
+			return err
+		}
+	}
+	var sum [md4.Size]byte
+	if _, err := io.ReadFull(d.r, sum[:]); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if len(c.queue) > 0 && c.queue[0] == r {
+		c.queue = c.queue[1:]
+	}
+	c.current = nil
+	c.mu.Unlock()
+	c.answered.Add(1)
+	c.maybeKick()
+	switch {
+	case !bytes.Equal(sum[:], a.h.Sum(nil)):
+		r.fail(fmt.Errorf("%s: %q: rsync's MD4 of the data does not match the data received", c.name, r.path))
+	case a.werr != nil:
+		r.fail(a.werr)
+	default:
+		if err := r.end(a.n, a.x.Sum64()); err != nil {
+			r.fail(err)
+			return nil
+		}
+		r.finish(&send.Result{Status: send.OK, Stats: delta.Stats{Size: a.n, Literal: a.n - a.matched, Matched: a.matched, Hash: a.x.Sum64()}})
+	}
+	return nil
+}
+
+// answer is one file's answer being received: its sums so far and what
+// the reply took of it.
+type answer struct {
+	r          *reply
+	h          hash.Hash      // rsync's MD4, seeded
+	x          *xxhash.Digest // msync's hash of the rebuilt file
+	win        *window        // the old copy, read in large pieces
+	n, matched int64
+	werr       error // the receiver stopped reading; keep draining the wire
+}
+
+func newAnswer(r *reply, seed int32) *answer {
+	a := &answer{r: r, h: md4.New(), x: xxhash.New()}
+	a.h.Write([]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24)})
+	return a
+}
+
+// block takes block k of the old copy.
+func (a *answer) block(k int32) error {
+	r := a.r
+	if k >= r.head.count {
+		return protoErr("%q: block reference %d of %d", r.path, k, r.head.count)
+	}
+	off, l := r.head.blockAt(k)
+	if a.win == nil {
+		a.win = newWindow(r.basis, r.basisSize)
+	}
+	// Read under the reply's lock, and not once it is finished: its
+	// worker closes the old copy as soon as it has the result, which a
+	// failure from another goroutine gives it.
+	r.mu.Lock()
+	var b []byte
+	err := errFinished
+	if !r.finished {
+		b, err = a.win.at(off, l)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		if a.werr == nil {
+			a.werr = fmt.Errorf("reading the old copy: %w", err)
+		}
+		b = make([]byte, l) // hashed as zeros: the sums cannot match
+	}
+	a.n += l
+	a.matched += l
+	a.h.Write(b)
+	a.x.Write(b)
+	if a.werr == nil {
+		a.werr = r.copyOp(off, l)
+	}
+	return nil
+}
+
+// data takes a data token of size bytes from rd, through buf.
+func (a *answer) data(rd io.Reader, size int, buf []byte) error {
+	for left := size; left > 0; {
+		b := buf[:min(left, len(buf))]
+		if _, err := io.ReadFull(rd, b); err != nil {
+			return err
+		}
+		left -= len(b)
+		a.n += int64(len(b))
+		a.h.Write(b)
+		a.x.Write(b)
+		if a.werr == nil {
+			a.werr = a.r.literal(b)
+		}
+	}
+	return nil
 }
 
 // A sender that cannot open a requested file sends nothing for it
@@ -737,7 +785,7 @@ func (c *Client) skipPending(skip func(*reply) bool) *reply {
 func (c *Client) String() string { return c.name }
 
 // Join names one path of the source.
-func (c *Client) Join(rel string) string { return remote.JoinName(c.name, rel) }
+func (c *Client) Join(rel string) string { return tree.JoinName(c.name, rel) }
 
 // skipIDList reads a protocol 27 user or group name list (id, name
 // length, name; ending with id 0). msync keeps numeric ids.

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/renameio/v2"
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
@@ -111,7 +110,6 @@ type pass struct {
 	curM, curD       *manifest.Entry  // their entries at the merge's path
 	oldDst           *manifest.Peeker // the destination's when it is scanned
 	emitted          bool             // handle sent a slot for that path
-	srcKept, dstKept bool             // set by writeManifests
 	st               *state.Dir       // bound to the pair: writes the manifests
 }
 
@@ -546,37 +544,24 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	}
 
 	// Manifest writer: new source and destination manifests, in order.
-	var writerErr error
-	var writerWG sync.WaitGroup
-	// The new source manifest is written where a killed pass leaves it for
-	// the next one to read (state.PendingPath), and renamed at commit.
-	var srcPF *os.File
-	var dstPF *renameio.PendingFile
-	p.slots = make(chan *slot, 4096)
-	if !o.DryRun {
-		srcPF, err = os.OpenFile(st.PendingPath(), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("state: %w", err)
-		}
-		defer srcPF.Close()
-		dstPF, err = st.PendingFile(state.Dest)
-		if err != nil {
-			return nil, err
-		}
-		defer dstPF.Cleanup()
-	}
 	if st.Adopt() {
 		// Written again in full, to record the pair.
 		p.srcBase, p.dstBase = nil, nil
 	}
+	rec, err := openRecorder(st, p.srcBase, p.dstBase, o.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	defer rec.Abort()
+	rec.log, rec.xattrs, rec.freshXattrs, rec.journal = o.Log, ns, freshXattrs, p.journal
+	rec.settle = append(interrupted[:len(interrupted):len(interrupted)], journals...)
+	var writerErr error
+	var writerWG sync.WaitGroup
+	p.slots = make(chan *slot, 4096)
 	writerWG.Add(1)
 	go func() {
 		defer writerWG.Done()
-		if srcPF == nil {
-			writerErr = p.writeManifests(nil, nil)
-			return
-		}
-		writerErr = p.writeManifests(srcPF, dstPF)
+		writerErr = p.writeManifests(rec)
 	}()
 
 	// Transfer workers.
@@ -768,96 +753,29 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 				return p.res, fmt.Errorf("sync destination file system: %w", err)
 			}
 		}
-		if freshXattrs {
-			// Until SetXattrs below, no record says what they hold.
-			if err := st.ForgetXattrs(); err != nil {
-				return p.res, err
-			}
-		}
-		// A manifest the pass did not change stays as committed.
-		if p.srcKept {
-			srcPF.Close()
-			if err := os.Remove(srcPF.Name()); err != nil {
-				return p.res, fmt.Errorf("commit source manifest: %w", err)
-			}
-		} else if err := commitFile(srcPF, st.ManifestPath(state.Source)); err != nil {
-			return p.res, fmt.Errorf("commit source manifest: %w", err)
-		}
-		if !p.dstKept {
-			if err := dstPF.CloseAtomicallyReplace(); err != nil {
-				return p.res, fmt.Errorf("commit destination manifest: %w", err)
-			}
-		}
-		p.res.Committed = true
-		if err := st.SetXattrs(ns); err != nil {
-			fmt.Fprintf(o.Log, "msync: %s (the next pass reads them again)\n", manifest.EscapeLines(err.Error()))
-		}
-		p.journal.Close()
-		if err := st.SettleInterrupted(append(append(interrupted, journals...), st.JournalPath())); err != nil {
+		if err := rec.Commit(p.res); err != nil {
 			return p.res, err
-		}
-		if p.res.Stats.Failed == 0 {
-			if err := st.Done(); err != nil {
-				return p.res, err
-			}
 		}
 	}
 	phases.Commit = time.Since(t)
 
-	var quiet *bool
 	if o.Final {
 		t = time.Now()
 		if err := p.recheck(ctx, st); err != nil {
 			return p.res, err
 		}
 		p.res.NotQuiet = p.notQuiet
-		q := len(p.res.NotQuiet) == 0
-		quiet = &q
 		phases.Recheck = time.Since(t)
 	}
 
-	if !o.DryRun {
-		kind := string(o.Kind)
-		if o.Final {
-			kind = "final"
-		}
-		rec := &state.Pass{Kind: kind, Start: start, End: time.Now(), Src: o.Src, Dst: o.Dst, OK: true,
-			Stats: p.res.Stats, Phases: phases, Quiet: quiet}
-		if p.rules != nil {
-			rec.Class = p.rules.Class()
-		}
-		if q := p.res.Queue; q != nil {
-			rec.Queue = &state.Queue{Src: q.Src, Dst: q.Dst}
-		}
-		if last, err := state.LastPassEnd(st.Path); err == nil && !last.IsZero() {
-			rec.GapSeconds = start.Sub(last).Seconds()
-		}
-		rec.Duration = rec.End.Sub(rec.Start)
-		rec.OK = p.res.Stats.Failed == 0
-		if err := st.AppendPass(rec); err != nil {
-			return p.res, err
-		}
+	info := PassInfo{Kind: o.Kind, Final: o.Final, Start: start, Src: o.Src, Dst: o.Dst, Phases: phases}
+	if p.rules != nil {
+		info.Class = p.rules.Class()
+	}
+	if err := rec.Record(p.res, info); err != nil {
+		return p.res, err
 	}
 	return p.res, nil
-}
-
-// commitFile syncs and closes f, renames it to path and syncs the directory.
-func commitFile(f *os.File, path string) error {
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func minPath(es ...*manifest.Entry) (string, bool) {
@@ -1411,14 +1329,9 @@ func (p *pass) applyDirMeta(e *manifest.Entry) error {
 	return p.dst.setMeta(dfd, name, e)
 }
 
-// writeManifests consumes the slots in order and writes the new manifests.
-func (p *pass) writeManifests(srcF, dstF io.Writer) error {
-	var sw, dw *manifest.Keeper
-	if srcF != nil {
-		sw = manifest.NewKeeper(p.srcBase, func() (*manifest.Writer, error) { return p.st.NewWriter(srcF) })
-		dw = manifest.NewKeeper(p.dstBase, func() (*manifest.Writer, error) { return p.st.NewWriter(dstF) })
-	}
-	var firstErr error
+// writeManifests consumes the slots in order and hands their entries to
+// the recorder.
+func (p *pass) writeManifests(rec *Recorder) error {
 	// A deferred transfer (Rules.Last) is done only after the merge has
 	// left its directory: while one heads the order, later entries wait
 	// here instead of stalling the merge.
@@ -1442,22 +1355,8 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 		if p.rules != nil && sl.dst != nil && p.rules.Queued(pathOf(sl)) {
 			p.queue.Dst++
 		}
-		if sw == nil || firstErr != nil {
-			return
-		}
-		var err error
-		switch {
-		case sl.src != nil:
-			err = sw.Add(sl.src, sl.base)
-		case sl.base != nil:
-			err = sw.Drop()
-		}
-		if err != nil {
-			firstErr = fmt.Errorf("source manifest: %w", err)
-			return
-		}
-		switch {
-		case sl.dst != nil:
+		var dst *manifest.Entry
+		if sl.dst != nil {
 			e := *sl.dst
 			e.Path = pathOf(sl)
 			if sl.src != nil && sl.src.IsHardlinked() {
@@ -1466,13 +1365,9 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 				// splits it off.
 				e.Nlink = max(e.Nlink, 2)
 			}
-			err = dw.Add(&e, sl.dbase)
-		case sl.dbase != nil:
-			err = dw.Drop()
+			dst = &e
 		}
-		if err != nil {
-			firstErr = fmt.Errorf("destination manifest: %w", err)
-		}
+		rec.add(sl.src, sl.base, dst, sl.dbase) // its error is sticky: returned by finish
 		// A hard link leader's slot lives on in p.leaders: not its bases.
 		sl.base, sl.dbase = nil, nil
 	}
@@ -1491,17 +1386,7 @@ func (p *pass) writeManifests(srcF, dstF io.Writer) error {
 	for _, sl := range backlog {
 		write(sl)
 	}
-	if firstErr != nil || sw == nil {
-		return firstErr
-	}
-	var err error
-	if p.srcKept, err = sw.Close(); err != nil {
-		return fmt.Errorf("source manifest: %w", err)
-	}
-	if p.dstKept, err = dw.Close(); err != nil {
-		return fmt.Errorf("destination manifest: %w", err)
-	}
-	return nil
+	return rec.finish()
 }
 
 func isDone(j *fileJob) bool {

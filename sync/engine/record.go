@@ -1,16 +1,20 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/google/renameio/v2"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/sync/tree"
+	"golang.org/x/sys/unix"
 )
 
 // Recorder is the last stage of a pass: it writes the pass's new source
@@ -260,4 +264,408 @@ func commitFile(f *os.File, path string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// tally is the pass's Result as its stages fill it in: the planner's
+// decisions (count), the applier's and the workers' problems and bytes.
+type tally struct {
+	mu       sync.Mutex // guards everything below but the fields set before the pass
+	res      *Result
+	log      io.Writer
+	rules    Rules // nil: no class rules
+	final    bool
+	counters *Counters // nil: no progress counters
+	stop     context.CancelCauseFunc
+	queueSrc int64 // Rules.Queued source paths
+	// notQuiet: source paths that moved during the pass, once each.
+	notQuiet  []string
+	movedSeen map[string]bool
+	// held: source paths the rules left alone; the final re-check
+	// ignores them.
+	held map[string]bool
+}
+
+// maxHeldLogged is how many entries left alone by a class's rules a pass
+// names in its log; the result lists them all.
+const maxHeldLogged = 5
+
+// errStopped wraps what made a pass stop on its own (a full file system).
+var errStopped = errors.New("pass stopped")
+
+// interrupted says why the pass ended early.
+func interrupted(ctx context.Context) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errStopped) {
+		return cause
+	}
+	return fmt.Errorf("pass interrupted: %w", ctx.Err())
+}
+
+func (t *tally) problem(path string, err error, vanished bool) {
+	if vanished && t.rules != nil && t.rules.Transient(path) {
+		t.note(path, "vanished during the pass (normal for "+t.rules.Class()+")")
+		return
+	}
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+		// Every file after this one would fail the same way: stop, commit
+		// nothing; what is in place stays, the next pass completes it.
+		t.stop(fmt.Errorf("%w: %w; free space at the destination and run the pass again", errStopped, err))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.res.Problems = append(t.res.Problems, Problem{Path: path, Err: err.Error(), Vanished: vanished})
+	if vanished {
+		t.res.Stats.Vanished++
+	} else {
+		t.res.Stats.Failed++
+	}
+}
+
+// moved records that a source path changed during the pass, with the first
+// reason seen; retries and the final re-scan may report it again.
+func (t *tally) moved(path, why string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.movedSeen[path] {
+		return
+	}
+	if t.movedSeen == nil {
+		t.movedSeen = map[string]bool{}
+	}
+	t.movedSeen[path] = true
+	t.notQuiet = append(t.notQuiet, path+" ("+why+")")
+}
+
+func (t *tally) note(path, msg string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.noteLocked(path, msg)
+}
+
+func (t *tally) noteLocked(path, msg string) {
+	t.res.Problems = append(t.res.Problems, Problem{Path: path, Err: msg, Skipped: true})
+	t.res.Stats.Skipped++
+	fmt.Fprintf(t.log, "msync: skipping %s: %s\n", manifest.Escape(path), manifest.EscapeLines(msg))
+}
+
+func (t *tally) tempRemoved() {
+	t.mu.Lock()
+	t.res.Stats.Temps++
+	t.mu.Unlock()
+}
+
+// transferred adds a worker's transfer to the statistics.
+func (t *tally) transferred(x xferStats) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := &t.res.Stats
+	s.Written += x.written
+	s.Literal += x.literal
+	s.Matched += x.matched
+	s.WireBytes += x.wire
+	if x.appended {
+		s.Appended++
+	}
+	if x.delta {
+		s.Deltas++
+	}
+}
+
+// count adds the planner's decision a to the statistics.
+func (t *tally) count(a *action) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := &t.res.Stats
+	if a.count {
+		t.countSource(a.s)
+	}
+	switch a.op {
+	case actExtra:
+		st.Kept++
+	case actDelete:
+		st.Deleted++
+	case actHold:
+		t.res.Problems = append(t.res.Problems, Problem{Path: a.s.Path, Err: a.why, Skipped: true})
+		if st.Held < maxHeldLogged {
+			fmt.Fprintf(t.log, "msync: leaving %s: %s\n", manifest.Escape(a.s.Path), a.why)
+		}
+		st.Held++
+		if t.final {
+			if t.held == nil {
+				t.held = map[string]bool{}
+			}
+			t.held[a.s.Path] = true
+		}
+	case actSkip:
+		t.noteLocked(a.s.Path, a.why)
+	case actCreate:
+		st.Created++
+	case actMeta:
+		st.MetaOnly++
+	case actLink:
+		st.HardLinks++
+	case actCopy:
+		if a.d == nil {
+			st.Created++
+		} else {
+			st.Updated++
+		}
+		st.DataBytes += a.s.Size
+		if t.counters != nil {
+			t.counters.FilesQueued.Add(1)
+			t.counters.BytesQueued.Add(a.s.Size)
+		}
+	}
+}
+
+func (t *tally) countSource(s *manifest.Entry) {
+	st := &t.res.Stats
+	st.Entries++
+	if t.rules != nil && t.rules.Queued(s.Path) {
+		t.queueSrc++
+	}
+	switch s.Type {
+	case manifest.TypeFile:
+		st.Files++
+		st.SrcBytes += s.Size
+	case manifest.TypeDir:
+		st.Dirs++
+	case manifest.TypeSymlink:
+		st.Symlinks++
+	default:
+		st.Specials++
+	}
+}
+
+// slot carries one path's new manifest entries to the manifest writer, in order.
+type slot struct {
+	src, dst *manifest.Entry
+	job      *fileJob
+	leader   *slot // hard link follower: the dst entry is the leader's
+	// The entries at this path of the last committed manifests (source and
+	// destination), when the writers may keep them (manifest.Keeper). A slot with neither src nor dst
+	// only says that these entries are gone.
+	base, dbase *manifest.Entry
+}
+
+// feed turns the planner's actions into slots for the manifest writer
+// (write), with the entries of the last committed manifests at each path
+// that the writer keeps when nothing changed (manifest.Keeper).
+type feed struct {
+	slots chan *slot
+	rules Rules // nil: no class rules
+	// keepSrc, keepDst: the writer keeps the last manifests (Recorder).
+	keepSrc, keepDst bool
+	oldDst           *manifest.Peeker // the last destination manifest, when the destination is scanned
+	curM, curD       *manifest.Entry  // their entries at the merge's path
+	emitted          bool             // a slot was sent for that path
+	queueDst         int64            // Rules.Queued destination paths, counted by write
+}
+
+// at moves the feed to path: m and d are the merge's last manifest and
+// destination entries there.
+func (f *feed) at(path string, m, d *manifest.Entry) error {
+	f.curM, f.curD, f.emitted = nil, nil, false
+	if f.keepSrc {
+		f.curM = m
+	}
+	switch {
+	case f.oldDst != nil:
+		var err error
+		f.curD, err = f.oldDstAt(path)
+		return err
+	case f.keepDst:
+		f.curD = d // the trusted manifest is the destination's stream
+	}
+	return nil
+}
+
+// done ends the merge's path: the last manifests' entries there go when
+// no action recorded it.
+func (f *feed) done() {
+	if !f.emitted && (f.curM != nil || f.curD != nil) {
+		f.put(&slot{})
+	}
+}
+
+// drain ends the feed: what is left of the last destination manifest is gone.
+func (f *feed) drain() error {
+	if f.oldDst == nil {
+		return nil
+	}
+	_, err := f.oldDstAt("\x00")
+	return err
+}
+
+// oldDstAt returns the last destination manifest's entry at path (nil if
+// it has none), after sending the writer a slot that drops each entry
+// before it: paths the destination scan no longer has. "\x00" drains it.
+func (f *feed) oldDstAt(path string) (*manifest.Entry, error) {
+	for {
+		o, err := f.oldDst.Peek()
+		if err != nil {
+			return nil, fmt.Errorf("destination manifest: %w", err)
+		}
+		if o == nil || path != "\x00" && manifest.Compare(o.Path, path) > 0 {
+			return nil, nil
+		}
+		f.oldDst.Take()
+		if o.Path == path {
+			return o, nil
+		}
+		f.slots <- &slot{dbase: o}
+	}
+}
+
+func (f *feed) put(sl *slot) {
+	sl.base, sl.dbase = f.curM, f.curD
+	f.emitted = true
+	f.slots <- sl
+}
+
+// record sends the manifests' entries that a (applied) leaves at its path.
+func (f *feed) record(a *action) {
+	var sl *slot
+	switch a.op {
+	case actKeep, actMeta, actCreate:
+		sl = &slot{src: a.s, dst: a.out}
+		if a.s.Type == manifest.TypeDir {
+			sl.dst = a.s
+		}
+	case actCopy:
+		sl = &slot{src: a.s, dst: a.d, job: a.job}
+	case actLink, actLinked:
+		sl = &slot{src: a.s, leader: a.leader.slot}
+	case actReplace:
+		if a.err == nil {
+			return // the path's own action follows
+		}
+		sl = &slot{src: a.s, dst: a.d}
+	case actExtra:
+		sl = &slot{dst: a.d}
+	case actHold:
+		sl = &slot{src: a.m, dst: a.d}
+	case actSkip:
+		sl = &slot{src: a.s, dst: a.d}
+	case actOrphan:
+		sl = &slot{src: a.s}
+	default:
+		return // actDelete, actFixup, actRelease: nothing recorded
+	}
+	if a.group != nil {
+		a.group.slot = sl
+	}
+	f.put(sl)
+}
+
+// write consumes the slots in order and hands their entries to rec.
+func (f *feed) write(rec *Recorder) error {
+	// A deferred transfer (Rules.Last) is done only after the merge has
+	// left its directory: while one heads the order, later entries wait
+	// here instead of stalling the merge.
+	var backlog []*slot
+	for sl := range f.slots {
+		if len(backlog) == 0 && (sl.job == nil || !sl.job.deferred) {
+			f.writeSlot(rec, sl)
+			continue
+		}
+		backlog = append(backlog, sl)
+		for len(backlog) > 0 && (backlog[0].job == nil || !backlog[0].job.deferred || isDone(backlog[0].job)) {
+			f.writeSlot(rec, backlog[0])
+			backlog[0] = nil
+			backlog = backlog[1:]
+		}
+	}
+	for _, sl := range backlog {
+		f.writeSlot(rec, sl)
+	}
+	return rec.finish()
+}
+
+func (f *feed) writeSlot(rec *Recorder, sl *slot) {
+	if sl.job != nil {
+		<-sl.job.done
+		if sl.job.err == nil {
+			sl.dst = sl.job.out
+		} else {
+			sl.src.HasHash = false
+		}
+	}
+	if sl.leader != nil {
+		if l := sl.leader.dst; l != nil {
+			e := *l
+			e.Path = sl.src.Path
+			sl.dst = &e
+		}
+	}
+	if f.rules != nil && sl.dst != nil && f.rules.Queued(pathOf(sl)) {
+		f.queueDst++
+	}
+	var dst *manifest.Entry
+	if sl.dst != nil {
+		e := *sl.dst
+		e.Path = pathOf(sl)
+		if sl.src != nil && sl.src.IsHardlinked() {
+			// Read before its links were made: a trusted manifest
+			// must tell that the name is linked when the source
+			// splits it off.
+			e.Nlink = max(e.Nlink, 2)
+		}
+		dst = &e
+	}
+	rec.add(sl.src, sl.base, dst, sl.dbase) // an error is sticky: finish returns it
+	// A hard link leader's slot lives on in its linkGroup: not its bases.
+	sl.base, sl.dbase = nil, nil
+}
+
+func isDone(j *fileJob) bool {
+	select {
+	case <-j.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func pathOf(sl *slot) string {
+	if sl.src != nil {
+		return sl.src.Path
+	}
+	return sl.dst.Path
+}
+
+// recheck re-scans the source and records (as moved) what differs from the
+// manifest the pass committed.
+func recheck(ctx context.Context, st *state.Dir, src Source, c tree.ScanConfig, t *tally) error {
+	r, err := st.OpenManifest(state.Source)
+	if err != nil || r == nil {
+		return fmt.Errorf("final re-check: %w", err)
+	}
+	defer r.Close()
+	sc, err := src.Scan(ctx, c)
+	if err != nil {
+		return fmt.Errorf("final re-check: %w", err)
+	}
+	defer sc.Close()
+	err = manifest.Diff(r, sc, func(o, n *manifest.Entry) error {
+		if n != nil && t.held[n.Path] || o != nil && t.held[o.Path] {
+			return nil // left as it is on purpose; not part of this pass
+		}
+		switch {
+		case o == nil:
+			t.moved(n.Path, "appeared")
+		case n == nil:
+			t.moved(o.Path, "vanished")
+		case o.Type != n.Type || o.Size != n.Size || o.Mtime != n.Mtime || o.Ctime != n.Ctime ||
+			o.Inode != n.Inode || o.Mode != n.Mode || o.UID != n.UID || o.GID != n.GID || o.LinkTarget != n.LinkTarget:
+			if o.Type == manifest.TypeDir && o.Mtime == n.Mtime && o.Mode == n.Mode {
+				return nil // a directory's ctime moves with its contents, reported there
+			}
+			t.moved(n.Path, "changed")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("final re-check: %w", err)
+	}
+	return nil
 }

@@ -88,6 +88,9 @@ func (l *Local) OpenRoot() (*fsx.Root, error) {
 // String returns the root path.
 func (l *Local) String() string { return l.Root }
 
+// HostPath returns the tree's path on this host (Root).
+func (l *Local) HostPath() string { return l.Root }
+
 // Join returns the host path of rel, for messages.
 func (l *Local) Join(rel string) string {
 	return (&fsx.Root{Path: l.Root}).Join(rel)

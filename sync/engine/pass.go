@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/msync/msync/internal/filter"
@@ -29,15 +28,13 @@ type pass struct {
 	st      *state.Dir // bound to the pair
 	closers []func()   // run in reverse when the pass ends
 
-	t      *tally   // the Result, as the stages fill it in
-	plan   *planner // merge and decisions
-	apply  *applier // the destination's changes, the workers
-	feed   *feed    // actions to manifest slots, the writer
-	rec    *Recorder
-	writer sync.WaitGroup // the manifest writer goroutine
-	// writerErr is the writer's error, read after writer.Wait.
-	writerErr error
-	diffTime  time.Duration // time spent planning and applying in the merge
+	t     *tally   // the Result, as the stages fill it in
+	plan  *planner // merge and decisions
+	apply *applier // the destination's changes, the workers
+	feed  *feed    // actions to manifest slots, the writer
+	rec   *Recorder
+	// diffTime is the time spent planning and applying in the merge.
+	diffTime time.Duration
 }
 
 // Run performs one pass as o describes.
@@ -168,21 +165,13 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
 	t := time.Now()
 	p.apply.finish()
 	phases.Delete = time.Since(t)
-	werr := p.stopWriter()
-	p.counted()
-	if werr != nil {
-		return res, werr
-	}
-	if ctx.Err() != nil {
-		return res, interrupted(ctx)
+	if err := p.endWriter(ctx); err != nil {
+		return res, err
 	}
 	// Commit: DST synced, the manifests renamed in; for a final pass, the
 	// re-check of the source; then the pass record.
 	t = time.Now()
-	if err := p.apply.syncFS(); err != nil {
-		return res, err
-	}
-	if err := p.rec.Commit(res); err != nil {
+	if err := p.commit(); err != nil {
 		return res, err
 	}
 	phases.Commit = time.Since(t)
@@ -246,30 +235,39 @@ func (p *pass) startRecorder(in *inputs) error {
 	rec.settle = append(in.interrupted[:len(in.interrupted):len(in.interrupted)], in.journals...)
 	p.rec = rec
 	p.feed = &feed{slots: make(chan *slot, 4096), rules: p.o.Rules, keepSrc: in.srcBase != nil, keepDst: in.dstBase != nil, oldDst: in.oldDst}
-	p.writer.Add(1)
-	go func() {
-		defer p.writer.Done()
-		p.writerErr = p.feed.write(rec)
-	}()
+	p.feed.start(rec)
 	return nil
 }
 
 // stopWriter ends the manifest writer once the feed has sent everything,
 // and returns its error.
-func (p *pass) stopWriter() error {
-	close(p.feed.slots)
-	p.writer.Wait()
-	return p.writerErr
-}
+func (p *pass) stopWriter() error { return p.feed.stop() }
 
-// counted completes the Result with what the pass counted at its end.
-func (p *pass) counted() {
+// endWriter ends the manifest writer after a complete merge and
+// completes the Result with what the pass counted at its end.
+func (p *pass) endWriter(ctx context.Context) error {
+	err := p.stopWriter()
 	if p.o.Rules != nil && (p.t.queueSrc > 0 || p.feed.queueDst > 0) {
 		p.t.res.Queue = &Queue{Src: p.t.queueSrc, Dst: p.feed.queueDst}
 	}
 	if wc, ok := p.src.(wireCounter); ok {
 		p.t.res.Stats.WireBytes = wc.WireBytes()
 	}
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return interrupted(ctx)
+	}
+	return nil
+}
+
+// commit syncs the destination (FsyncPass) and commits the manifests.
+func (p *pass) commit() error {
+	if err := p.apply.syncFS(); err != nil {
+		return err
+	}
+	return p.rec.Commit(p.t.res)
 }
 
 // merge runs the planner over the merged streams to their end (or the

@@ -459,6 +459,24 @@ type feed struct {
 	curM, curD       *manifest.Entry  // their entries at the merge's path
 	emitted          bool             // a slot was sent for that path
 	queueDst         int64            // Rules.Queued destination paths, counted by write
+	writer           sync.WaitGroup   // the writer goroutine (start)
+	err              error            // its error, read after stop
+}
+
+// start starts the manifest writer: it hands the slots to rec.
+func (f *feed) start(rec *Recorder) {
+	f.writer.Add(1)
+	go func() {
+		defer f.writer.Done()
+		f.err = f.write(rec)
+	}()
+}
+
+// stop waits for the writer to write every slot sent and returns its error.
+func (f *feed) stop() error {
+	close(f.slots)
+	f.writer.Wait()
+	return f.err
 }
 
 // at moves the feed to path: m and d are the merge's last manifest and

@@ -14,8 +14,9 @@
 //	itemize  (itemize.go)  rsync's %i line of an action
 //	applier  (apply.go,    carries actions out at the destination; workers copy
 //	          worker.go)   files; links, deletions, directory metadata at the end
-//	recorder (record.go)   the tally (Result), the feed of actions to the manifest
-//	                       writer, the Recorder (manifests, commit, pass record)
+//	recorder (record.go)   the feed of actions to the manifest writer; the Recorder
+//	                       (manifests, commit, pass record); the final re-check
+//	tally    (tally.go)    the Result as the stages fill it in: statistics, problems
 //
 // # One changed file, from scan to commit
 //
@@ -29,11 +30,11 @@
 // copy (a class's rules may ask for the append path).
 //
 // The pass's do (pass.go) is the planner's sink: itemize turns the action
-// into ">f.st...... mail/inbox" for --itemize-changes; the tally counts an
-// update and its bytes; the applier's copy (apply.go) journals the intent
-// to make the name visible and hands a fileJob to a worker; the feed
-// (record.go) sends the writer a slot for the path, holding the job. The
-// planner goes on with the next path meanwhile.
+// into ">f.st...... mail/inbox" for --itemize-changes; the tally
+// (tally.go) counts an update and its bytes; the applier's copy (apply.go)
+// journals the intent to make the name visible and hands a fileJob to a
+// worker; the feed (record.go) sends the writer a slot for the path,
+// holding the job. The planner goes on with the next path meanwhile.
 //
 // A worker (worker.go) reads the file (directly for a local source, as a
 // delta or the appended tail from a remote one), writes it to a temp file

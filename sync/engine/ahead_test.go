@@ -14,10 +14,11 @@ import (
 )
 
 // aheadSource is a local tree seen as a remote source that may take
-// requests ahead (send.AheadFetcher). The first file's answer is read
-// only once three files were asked for, or after a while.
+// requests ahead (aheadFetcher): through Source alone, it is no
+// localTree. The first file's answer is read only once three files were
+// asked for, or after a while.
 type aheadSource struct {
-	*tree.Local
+	Source
 	ahead     bool
 	fetched   atomic.Int32
 	waitedOut atomic.Bool
@@ -27,7 +28,7 @@ func (s *aheadSource) FetchesAhead() bool { return s.ahead }
 
 func (s *aheadSource) Fetch(ctx context.Context, req *send.Request) (tree.Reply, error) {
 	n := s.fetched.Add(1)
-	r, err := s.Local.Fetch(ctx, req)
+	r, err := s.Source.Fetch(ctx, req)
 	if n == 1 && err == nil {
 		return &gatedReply{Reply: r, s: s}, nil
 	}
@@ -66,7 +67,10 @@ func TestFetchAhead(t *testing.T) {
 		}
 	}
 	for _, ahead := range []bool{true, false} {
-		s := &aheadSource{Local: &tree.Local{Root: src}, ahead: ahead}
+		s := &aheadSource{Source: &tree.Local{Root: src}, ahead: ahead}
+		if _, local := Source(s).(localTree); local {
+			t.Fatal("a source seen through Source is a localTree")
+		}
 		dst := filepath.Join(t.TempDir(), "dst")
 		res, err := Run(context.Background(), Options{Kind: Initial, Src: src, Dst: dst, Source: s,
 			StateDir: t.TempDir(), Workers: 1})

@@ -45,21 +45,21 @@ func deleteGroups(paths []string) [][]string {
 	return groups
 }
 
-// deleteAll removes p.deletes, after every add of the pass is in place.
-func (p *pass) deleteAll() {
-	groups := deleteGroups(p.deletes)
+// deleteAll removes ap.deletes, after every add of the pass is in place.
+func (ap *applier) deleteAll() {
+	groups := deleteGroups(ap.deletes)
 	work := make(chan []string)
 	var wg sync.WaitGroup
 	for range min(deleters, len(groups)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dirs := p.dst.root.NewDirs()
+			dirs := ap.dst.root.NewDirs()
 			defer dirs.Close()
 			for g := range work {
 				for _, path := range g {
 					if err := removeAll(dirs, path); err != nil {
-						p.problem(path, pathErr("delete", p.dst.root, path, err), false)
+						ap.t.problem(path, pathErr("delete", ap.dst.root, path, err), false)
 					}
 				}
 			}

@@ -34,7 +34,7 @@ func (p *pass) bind(st *state.Dir) error {
 		return err
 	}
 	if p.local != nil {
-		if pair.Src, err = state.LocalEnd(p.local.Root); err != nil {
+		if pair.Src, err = state.LocalEnd(p.local.HostPath()); err != nil {
 			return err
 		}
 	} else {

@@ -15,22 +15,22 @@ import (
 
 // intent journals that path (of type t) is about to become visible and
 // returns its sequence number for visible; 0 in a dry run.
-func (p *pass) intent(path string, t manifest.Type) uint64 {
-	if p.journal == nil {
+func (ap *applier) intent(path string, t manifest.Type) uint64 {
+	if ap.journal == nil {
 		return 0
 	}
-	return p.journal.Add(path, t)
+	return ap.journal.Add(path, t)
 }
 
 // ready returns once the intent seq is in the journal. When the journal
 // cannot be written, the pass stops: nothing more may become visible that
 // the next pass could not attribute.
-func (p *pass) ready(seq uint64) error {
-	if p.journal == nil || seq == 0 {
+func (ap *applier) ready(seq uint64) error {
+	if ap.journal == nil || seq == 0 {
 		return nil
 	}
-	if err := p.journal.Ensure(seq); err != nil {
-		p.stop(fmt.Errorf("%w: %w", errStopped, err))
+	if err := ap.journal.Ensure(seq); err != nil {
+		ap.t.stop(fmt.Errorf("%w: %w", errStopped, err))
 		return err
 	}
 	return nil

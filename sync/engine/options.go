@@ -1,7 +1,3 @@
-// Package engine runs msync's passes between two local trees: a scan of both
-// sides, a merge-join against the last committed manifest, the transfer of
-// what changed (whole file, delta or append), deletions, directory metadata,
-// and the atomic commit of the new manifests and pass record.
 package engine
 
 import (

@@ -53,8 +53,8 @@ func (s *sparseWriter) Write(p []byte) (int, error) {
 func (s *sparseWriter) Finish() error { return s.f.Truncate(s.off) }
 
 // target returns where a worker writes a file's content.
-func (p *pass) target(f *tmpFile) (io.Writer, func() error) {
-	if !p.o.Sparse {
+func (ap *applier) target(f *tmpFile) (io.Writer, func() error) {
+	if !ap.o.Sparse {
 		return f, func() error { return nil }
 	}
 	sw := &sparseWriter{f: f}

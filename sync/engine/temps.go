@@ -42,15 +42,13 @@ func ownTemp(tag string) func(name string) bool {
 // destination directory that the pass keeps without a source directory
 // (one a killed pass wrote into before the source removed it): they carry
 // the migration's tag, so they are msync's even there.
-func (p *pass) removeTemps(dir string) {
-	if p.dstScan == nil || p.o.DryRun {
+func (ap *applier) removeTemps(dir string) {
+	if ap.dstScan == nil || ap.o.DryRun {
 		return
 	}
-	for _, t := range p.dstScan.TakeTemps(dir) {
-		if err := removeAll(p.dirs, t); err == nil {
-			p.mu.Lock()
-			p.res.Stats.Temps++
-			p.mu.Unlock()
+	for _, t := range ap.dstScan.TakeTemps(dir) {
+		if err := removeAll(ap.dirs, t); err == nil {
+			ap.t.tempRemoved()
 		}
 	}
 }

@@ -48,7 +48,7 @@ func (w *worker) fetch(ctx context.Context, j *fileJob, req *send.Request) (tree
 		j.reply, j.replyErr = nil, nil
 		return r, err
 	}
-	return w.p.src.Fetch(ctx, req)
+	return w.ap.src.Fetch(ctx, req)
 }
 
 // dropAhead abandons an answer requested ahead that no attempt read (the
@@ -70,17 +70,17 @@ func (j *fileJob) request() *send.Request {
 }
 
 type worker struct {
-	p       *pass
+	ap      *applier
 	srcDirs *fsx.Dirs
 	dstDirs *fsx.Dirs
 	buf     []byte
 	dbuf    []byte // O_DIRECT copies (fsx.AlignedBuf), made on first use
 }
 
-func (p *pass) newWorker() *worker {
-	w := &worker{p: p, dstDirs: p.dst.root.NewDirs(), buf: make([]byte, 256<<10)}
-	if p.srcRoot != nil {
-		w.srcDirs = p.srcRoot.NewDirs()
+func (ap *applier) newWorker() *worker {
+	w := &worker{ap: ap, dstDirs: ap.dst.root.NewDirs(), buf: make([]byte, 256<<10)}
+	if ap.srcRoot != nil {
+		w.srcDirs = ap.srcRoot.NewDirs()
 	}
 	return w
 }
@@ -112,11 +112,11 @@ type xferStats struct {
 }
 
 func (w *worker) transfer(ctx context.Context, j *fileJob) {
-	p := w.p
+	ap := w.ap
 	var err error
 	var st xferStats
 	defer j.dropAhead()
-	for attempt := 0; attempt <= p.o.Retries; attempt++ {
+	for attempt := 0; attempt <= ap.o.Retries; attempt++ {
 		st, err = w.attempt(ctx, j, j.mode)
 		if errors.Is(err, delta.ErrVerify) {
 			// The old copy moved under us or the delta was wrong: copy whole.
@@ -125,32 +125,20 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 		if !errors.Is(err, errChangedWhileRead) {
 			break
 		}
-		p.moved(j.s.Path, "changed while read")
+		ap.t.moved(j.s.Path, "changed while read")
 	}
 	if err != nil {
 		j.err = err
 		var pe *os.PathError
 		vanished := errors.As(err, &pe) && errors.Is(pe.Err, unix.ENOENT) && pe.Op == "open"
 		if !errors.As(err, &pe) {
-			err = fmt.Errorf("%s: %w", p.src.Join(j.s.Path), err)
+			err = fmt.Errorf("%s: %w", ap.src.Join(j.s.Path), err)
 		}
-		p.problem(j.s.Path, err, vanished)
+		ap.t.problem(j.s.Path, err, vanished)
 		return
 	}
-	p.mu.Lock()
-	s := &p.res.Stats
-	s.Written += st.written
-	s.Literal += st.literal
-	s.Matched += st.matched
-	s.WireBytes += st.wire
-	if st.appended {
-		s.Appended++
-	}
-	if st.delta {
-		s.Deltas++
-	}
-	p.mu.Unlock()
-	if c := p.o.Counters; c != nil {
+	ap.t.transferred(st)
+	if c := ap.o.Counters; c != nil {
 		c.FilesDone.Add(1)
 		c.BytesDone.Add(j.s.Size)
 	}
@@ -176,55 +164,22 @@ func (w *worker) attempt(ctx context.Context, j *fileJob, mode DeltaMode) (xferS
 func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStats, error) {
 	var st xferStats
 	basis := mode != DeltaNever && j.d != nil && j.d.Type == manifest.TypeFile && j.d.Size > 0
-	useBasis := basis && (mode == DeltaAlways || w.p.local == nil)
-	var src *fsx.File
-	var before *unix.Stat_t // nil: checked against the scan after the read
-	size := j.s.Size
-	if w.p.local != nil && !useBasis {
-		// Local whole-file copy: read the source directly.
-		var f *fsx.File
-		var fresh *manifest.Entry
+	useBasis := basis && (mode == DeltaAlways || w.ap.local == nil)
+	var r localRead // the source file, when read directly
+	if w.ap.local != nil && !useBasis {
 		var err error
-		if j.careful || j.s.Ctime == 0 {
-			f, before, fresh, err = send.Open(w.srcDirs, j.request())
-		} else {
-			f, err = send.OpenAsScanned(w.srcDirs, j.request())
-		}
-		if err != nil {
-			if pe, ok := err.(*os.PathError); ok {
-				pe.Path = w.p.src.Join(j.s.Path)
-			}
+		if r, err = w.openLocal(j); err != nil {
 			return st, err
 		}
-		defer f.Close()
-		src = f
-		if before != nil {
-			size = before.Size
-		}
-		if fresh != nil {
-			// Changed since the scan: copy what is there now, with its metadata.
-			w.p.moved(j.s.Path, "changed during the pass")
-			fresh.Xattrs = j.s.Xattrs
-			*j.s = *fresh
-		}
+		defer r.f.Close()
 	}
 	dirfd, name, err := w.dstDirs.At(j.s.Path)
 	if err != nil {
 		return st, err
 	}
-	var tmpf *tmpFile
-	var tmp string // "" while the file is unnamed (O_TMPFILE)
-	if j.d == nil && !w.p.noTmpfile.Load() {
-		tmpf, err = w.p.dst.createAnon(dirfd, j.s.Mode)
-		if err != nil {
-			w.p.noTmpfile.Store(true) // not on this file system: use names
-		}
-	}
-	if tmpf == nil {
-		tmpf, tmp, err = w.p.dst.createTemp(dirfd)
-	}
+	tmpf, tmp, err := w.createTemp(j, dirfd)
 	if err != nil {
-		return st, &os.PathError{Op: "create temp in", Path: w.p.dst.root.Join(manifest.Parent(j.s.Path)), Err: err}
+		return st, err
 	}
 	committed := false
 	defer func() {
@@ -238,72 +193,29 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 
 	var hash uint64
 	var n int64
-	out, finish := w.p.target(tmpf)
-	if src == nil {
+	out, finish := w.ap.target(tmpf)
+	if r.f == nil {
 		hash, n, st, err = w.fetchCopy(ctx, j, useBasis, tmpf, out)
 	} else {
-		h := xxhash.New()
-		in := io.LimitReader(src, size)
-		err = fsx.ErrNoDirect
-		// Large files skip the page cache (fsx.CopyDirect says why).
-		if size >= fsx.DirectMin && !w.p.o.Sparse && !w.p.o.NoDirectIO && !w.p.noDirect.Load() {
-			if w.dbuf == nil {
-				w.dbuf = fsx.AlignedBuf(fsx.DirectBuf)
-			}
-			var refused bool
-			n, refused, err = fsx.CopyDirect(ctx, tmpf.fd, in, h, w.dbuf)
-			if refused {
-				w.p.noDirect.Store(true)
-			}
-		}
-		if err == fsx.ErrNoDirect {
-			n, err = copyBuf(ctx, io.MultiWriter(out, h), in, w.buf)
-		}
-		hash = h.Sum64()
-		st.literal, st.wire = n, n+int64(len(j.s.Path))+32
+		hash, n, st, err = w.copyLocal(ctx, j, r, tmpf, out)
 	}
 	if err == nil {
 		err = finish()
 	}
-	if err != nil && src != nil && before == nil && ctx.Err() == nil {
-		// What was opened may not be what the scan saw (a directory now,
-		// say): then the careful way tells what it is.
-		if same, serr := send.AsScanned(src, j.request(), size); serr == nil && !same {
-			return st, errNotAsScanned
-		}
-	}
 	if err != nil {
-		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
-			return st, &os.PathError{Op: "write", Path: w.p.dst.root.Join(j.s.Path), Err: err}
-		}
-		return st, err
+		return st, w.failedWrite(j, r, err, ctx.Err() == nil)
 	}
 	st.written = n
-	switch {
-	case src != nil && before == nil:
-		same, err := send.AsScanned(src, j.request(), n)
-		if err != nil {
-			return st, err
-		}
-		if !same {
-			return st, errNotAsScanned
-		}
-	case src != nil:
-		same, err := send.Unchanged(src, j.s.Path, before, n)
-		if err != nil {
-			return st, err
-		}
-		if !same {
-			return st, errChangedWhileRead
-		}
+	if err := w.checkRead(j, r, n); err != nil {
+		return st, err
 	}
-	if err := w.p.ready(j.intent); err != nil {
+	if err := w.ap.ready(j.intent); err != nil {
 		return st, err
 	}
 	var dst unix.Stat_t
-	statted, err := w.p.dst.finishFile(tmpf, dirfd, tmp, name, j.s, &dst)
+	statted, err := w.ap.dst.finishFile(tmpf, dirfd, tmp, name, j.s, &dst)
 	if err != nil {
-		return st, &os.PathError{Op: "write", Path: w.p.dst.root.Join(j.s.Path), Err: err}
+		return st, &os.PathError{Op: "write", Path: w.ap.dst.root.Join(j.s.Path), Err: err}
 	}
 	committed = true
 	made("rename", j.s.Path)
@@ -314,6 +226,126 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 		j.out = out
 	}
 	return st, nil
+}
+
+// localRead is a source file on this host, open for a whole-file copy.
+type localRead struct {
+	f      *fsx.File
+	before *unix.Stat_t // nil: checked against the scan after the read
+	size   int64        // what to read
+}
+
+// openLocal opens the source file of j directly: as scanned, or the
+// careful way (send.Open), which takes the file as it is now.
+func (w *worker) openLocal(j *fileJob) (localRead, error) {
+	r := localRead{size: j.s.Size}
+	var fresh *manifest.Entry
+	var err error
+	if j.careful || j.s.Ctime == 0 {
+		r.f, r.before, fresh, err = send.Open(w.srcDirs, j.request())
+	} else {
+		r.f, err = send.OpenAsScanned(w.srcDirs, j.request())
+	}
+	if err != nil {
+		if pe, ok := err.(*os.PathError); ok {
+			pe.Path = w.ap.src.Join(j.s.Path)
+		}
+		return r, err
+	}
+	if r.before != nil {
+		r.size = r.before.Size
+	}
+	if fresh != nil {
+		// Changed since the scan: copy what is there now, with its metadata.
+		w.ap.t.moved(j.s.Path, "changed during the pass")
+		fresh.Xattrs = j.s.Xattrs
+		*j.s = *fresh
+	}
+	return r, nil
+}
+
+// createTemp makes the file that j is written to in directory dirfd:
+// unnamed (O_TMPFILE, tmp "") for a new file where the file system can,
+// else under a temp name.
+func (w *worker) createTemp(j *fileJob, dirfd int) (tmpf *tmpFile, tmp string, err error) {
+	if j.d == nil && !w.ap.noTmpfile.Load() {
+		tmpf, err = w.ap.dst.createAnon(dirfd, j.s.Mode)
+		if err != nil {
+			w.ap.noTmpfile.Store(true) // not on this file system: use names
+		}
+	}
+	if tmpf == nil {
+		tmpf, tmp, err = w.ap.dst.createTemp(dirfd)
+	}
+	if err != nil {
+		return nil, "", &os.PathError{Op: "create temp in", Path: w.ap.dst.root.Join(manifest.Parent(j.s.Path)), Err: err}
+	}
+	return tmpf, tmp, nil
+}
+
+// copyLocal copies the source file r into tmpf (through out) and hashes it.
+func (w *worker) copyLocal(ctx context.Context, j *fileJob, r localRead, tmpf *tmpFile, out io.Writer) (uint64, int64, xferStats, error) {
+	var st xferStats
+	h := xxhash.New()
+	in := io.LimitReader(r.f, r.size)
+	err := fsx.ErrNoDirect
+	var n int64
+	// Large files skip the page cache (fsx.CopyDirect says why).
+	if r.size >= fsx.DirectMin && !w.ap.o.Sparse && !w.ap.o.NoDirectIO && !w.ap.noDirect.Load() {
+		if w.dbuf == nil {
+			w.dbuf = fsx.AlignedBuf(fsx.DirectBuf)
+		}
+		var refused bool
+		n, refused, err = fsx.CopyDirect(ctx, tmpf.fd, in, h, w.dbuf)
+		if refused {
+			w.ap.noDirect.Store(true)
+		}
+	}
+	if err == fsx.ErrNoDirect {
+		n, err = copyBuf(ctx, io.MultiWriter(out, h), in, w.buf)
+	}
+	st.literal, st.wire = n, n+int64(len(j.s.Path))+32
+	return h.Sum64(), n, st, err
+}
+
+// failedWrite returns the error of a copy that failed: errNotAsScanned
+// when the file read directly is not what the scan saw (a directory now,
+// say: the careful way tells what it is), a full file system named by its
+// destination path.
+func (w *worker) failedWrite(j *fileJob, r localRead, err error, live bool) error {
+	if r.f != nil && r.before == nil && live {
+		if same, serr := send.AsScanned(r.f, j.request(), r.size); serr == nil && !same {
+			return errNotAsScanned
+		}
+	}
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+		return &os.PathError{Op: "write", Path: w.ap.dst.root.Join(j.s.Path), Err: err}
+	}
+	return err
+}
+
+// checkRead checks that the source file read directly (n bytes) did not
+// move under the read.
+func (w *worker) checkRead(j *fileJob, r localRead, n int64) error {
+	switch {
+	case r.f != nil && r.before == nil:
+		same, err := send.AsScanned(r.f, j.request(), n)
+		if err != nil {
+			return err
+		}
+		if !same {
+			return errNotAsScanned
+		}
+	case r.f != nil:
+		same, err := send.Unchanged(r.f, j.s.Path, r.before, n)
+		if err != nil {
+			return err
+		}
+		if !same {
+			return errChangedWhileRead
+		}
+	}
+	return nil
 }
 
 // opLister is a reply that can hand its operations over as they are held
@@ -338,16 +370,10 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 		}
 		defer f.Close()
 		old, basisSize = f, j.d.Size
-		oldHash, haveHash := j.d.Hash, j.d.HasHash
-		if !haveHash && j.m != nil && j.m.HasHash && j.m.Size == j.d.Size && j.m.Mtime == j.d.Mtime {
-			oldHash, haveHash = j.m.Hash, true
-		}
-		if haveHash && j.s.Size > j.d.Size {
-			req.Mode, req.BasisSize, req.BasisHash = send.Append, j.d.Size, oldHash
-		}
+		w.appendRequest(j, req)
 	}
 	var sigBytes int64
-	if bs, ok := w.p.src.(send.BasisSigner); ok && useBasis && bs.SignsBasis() {
+	if bs, ok := w.ap.src.(basisSigner); ok && useBasis && bs.SignsBasis() {
 		// The source signs the old copy its own way: hand it over.
 		req.Mode, req.Basis, req.BasisSize = send.Delta, old, basisSize
 		useBasis = false // no msync signature below
@@ -366,33 +392,12 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 			}
 			req.Mode, req.Sig = send.Delta, sig
 		}
-		reply, err := w.fetch(ctx, j, req)
-		if err != nil {
-			return 0, 0, st, err
-		}
-		var basis io.ReaderAt = emptyReaderAt{}
-		if old != nil {
-			basis = old
-		}
-		var ops delta.Ops
-		if l, ok := reply.(opLister); ok {
-			ops = l.Ops(basisSize)
-		} else {
-			ops = delta.NewOpReader(reply, basisSize)
-		}
-		n, hash, aerr := delta.Apply(ctx, basis, ops, out)
-		res, err := reply.Result()
+		hash, n, res, err := w.rebuild(ctx, j, req, old, basisSize, out)
 		if err != nil {
 			return 0, n, st, err
 		}
-		if aerr != nil && res.Status == send.Failed && errors.Is(res.Err, io.ErrClosedPipe) {
-			// The reply failed only because this worker stopped reading it
-			// (Result closes a streamed reply's pipe): the cause is the
-			// worker's own, a full disk say, which must stop the pass.
-			return 0, n, st, aerr
-		}
-		switch res.Status {
-		case send.PrefixChanged:
+		if res.Status == send.PrefixChanged {
+			// The old copy is no prefix of the file: a delta instead.
 			if err := tmp.Rewind(); err != nil {
 				return 0, n, st, err
 			}
@@ -401,28 +406,6 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 			}
 			req.Mode = send.Delta
 			continue
-		case send.Changed:
-			return 0, n, st, errChangedWhileRead
-		case send.Failed:
-			var pe *os.PathError
-			if errors.As(res.Err, &pe) {
-				e := *pe
-				e.Path = w.p.src.Join(j.s.Path)
-				return 0, n, st, &e
-			}
-			return 0, n, st, res.Err
-		}
-		if aerr != nil {
-			return 0, n, st, aerr
-		}
-		if res.Fresh != nil {
-			w.p.moved(j.s.Path, "changed during the pass")
-			fresh := *res.Fresh
-			fresh.Xattrs = j.s.Xattrs
-			*j.s = fresh
-		}
-		if n != j.s.Size {
-			return 0, n, st, errChangedWhileRead
 		}
 		st.literal, st.matched = res.Stats.Literal, res.Stats.Matched
 		st.wire = res.Stats.Literal + sigBytes + int64(len(j.s.Path)) + 32 + (res.Stats.Matched/(64<<10)+1)*8
@@ -430,6 +413,77 @@ func (w *worker) fetchCopy(ctx context.Context, j *fileJob, useBasis bool, tmp *
 		st.delta = req.Mode == send.Delta
 		return hash, n, st, nil
 	}
+}
+
+// appendRequest asks for the tail only (send.Append) when the file grew
+// and the old copy's hash is known: the source proves the old copy is its
+// prefix.
+func (w *worker) appendRequest(j *fileJob, req *send.Request) {
+	oldHash, haveHash := j.d.Hash, j.d.HasHash
+	if !haveHash && j.m != nil && j.m.HasHash && j.m.Size == j.d.Size && j.m.Mtime == j.d.Mtime {
+		oldHash, haveHash = j.m.Hash, true
+	}
+	if haveHash && j.s.Size > j.d.Size {
+		req.Mode, req.BasisSize, req.BasisHash = send.Append, j.d.Size, oldHash
+	}
+}
+
+// rebuild sends req and applies the reply's operations on old (basisSize
+// bytes; nil: none) to out. A reply with status PrefixChanged is returned
+// without error, for the caller to ask again.
+func (w *worker) rebuild(ctx context.Context, j *fileJob, req *send.Request, old *fsx.File, basisSize int64, out io.Writer) (uint64, int64, *send.Result, error) {
+	reply, err := w.fetch(ctx, j, req)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	var basis io.ReaderAt = emptyReaderAt{}
+	if old != nil {
+		basis = old
+	}
+	var ops delta.Ops
+	if l, ok := reply.(opLister); ok {
+		ops = l.Ops(basisSize)
+	} else {
+		ops = delta.NewOpReader(reply, basisSize)
+	}
+	n, hash, aerr := delta.Apply(ctx, basis, ops, out)
+	res, err := reply.Result()
+	if err != nil {
+		return 0, n, nil, err
+	}
+	if aerr != nil && res.Status == send.Failed && errors.Is(res.Err, io.ErrClosedPipe) {
+		// The reply failed only because this worker stopped reading it
+		// (Result closes a streamed reply's pipe): the cause is the
+		// worker's own, a full disk say, which must stop the pass.
+		return 0, n, nil, aerr
+	}
+	switch res.Status {
+	case send.PrefixChanged:
+		return 0, n, res, nil
+	case send.Changed:
+		return 0, n, nil, errChangedWhileRead
+	case send.Failed:
+		var pe *os.PathError
+		if errors.As(res.Err, &pe) {
+			e := *pe
+			e.Path = w.ap.src.Join(j.s.Path)
+			return 0, n, nil, &e
+		}
+		return 0, n, nil, res.Err
+	}
+	if aerr != nil {
+		return 0, n, nil, aerr
+	}
+	if res.Fresh != nil {
+		w.ap.t.moved(j.s.Path, "changed during the pass")
+		fresh := *res.Fresh
+		fresh.Xattrs = j.s.Xattrs
+		*j.s = fresh
+	}
+	if n != j.s.Size {
+		return 0, n, nil, errChangedWhileRead
+	}
+	return hash, n, res, nil
 }
 
 type emptyReaderAt struct{}

@@ -102,6 +102,9 @@ func JoinName(name, rel string) string {
 	return name + "/" + rel
 }
 
+// HostPath returns the tree's path on this host (Root).
+func (l *Local) HostPath() string { return l.Root }
+
 // Join returns the host path of rel, for messages.
 func (l *Local) Join(rel string) string {
 	return (&fsx.Root{Path: l.Root}).Join(rel)

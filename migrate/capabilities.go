@@ -48,11 +48,14 @@ func CapabilitiesOf(k transport.Kind) Capabilities {
 	}
 }
 
-// metadataNote says why the extended attributes and ACLs of a pair are not
-// compared, or "" when both ends carry them.
-func (r Route) metadataNote() string {
-	if !CapabilitiesOf(r.Src.Kind).Xattrs || !CapabilitiesOf(r.Dst.Kind).Xattrs {
-		return "xattrs and ACLs: rsync's protocol 27 carries none"
+// xattrs reports whether extended attributes and ACLs can cross between
+// r's ends, and why not when they cannot: the one decision a pass (which
+// then leaves them out) and a verification (which then does not compare
+// them) both follow.
+func (r Route) xattrs() (ok bool, why string) {
+	src, dst := CapabilitiesOf(r.Src.Kind), CapabilitiesOf(r.Dst.Kind)
+	if !src.Xattrs || !dst.Xattrs || !src.ACLs || !dst.ACLs {
+		return false, "xattrs and ACLs: rsync's protocol 27 carries none"
 	}
-	return ""
+	return true, ""
 }

@@ -30,7 +30,7 @@ func TestCapabilities(t *testing.T) {
 }
 
 // TestXattrsFollowTheEnds checks the one decision on xattrs: a pass from
-// stock rsync and a verification against it leave them out.
+// stock rsync, a push to it and a verification against it leave them out.
 func TestXattrsFollowTheEnds(t *testing.T) {
 	for _, c := range []struct {
 		src, dst string
@@ -44,8 +44,8 @@ func TestXattrsFollowTheEnds(t *testing.T) {
 		{"/a", "host:/b", false, true, ""},
 		{"rsync://h/m", "/b", false, false, "xattrs and ACLs: rsync's protocol 27 carries none"},
 		{"host:/a", "/b", true, false, "xattrs and ACLs: rsync's protocol 27 carries none"},
-		// A push to rsync: the rsync push leaves xattrs out itself.
-		{"/a", "rsync://h/m", false, true, "xattrs and ACLs: rsync's protocol 27 carries none"},
+		{"/a", "rsync://h/m", false, false, "xattrs and ACLs: rsync's protocol 27 carries none"},
+		{"/a", "host:/b", true, false, "xattrs and ACLs: rsync's protocol 27 carries none"},
 	} {
 		r, err := Resolve(c.src, c.dst, c.rsync)
 		if err != nil {
@@ -58,7 +58,7 @@ func TestXattrsFollowTheEnds(t *testing.T) {
 		if eo = r.engineOptions(c.src, c.dst, "/st", &Options{NoXattrs: true}, engine.FsyncPass, engine.DeltaAuto); eo.Xattrs {
 			t.Errorf("%s: --no-xattrs copies xattrs", r)
 		}
-		if got := r.metadataNote(); got != c.note {
+		if _, got := r.xattrs(); got != c.note {
 			t.Errorf("%s: verify note %q, want %q", r, got, c.note)
 		}
 	}

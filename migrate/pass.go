@@ -129,7 +129,7 @@ func (r Route) engineOptions(src, dst, sd string, o *Options, fsync engine.Fsync
 	eo := engine.Options{Kind: o.Kind, Src: src, Dst: dst, StateDir: sd, Final: o.Final, DryRun: o.DryRun,
 		DeleteExtraneous: o.DeleteExtraneous, TrustDest: o.TrustDest, Exclude: o.Exclude, Xattrs: !o.NoXattrs, Sparse: o.Sparse, NoDirectIO: o.NoDirectIO, Owners: o.OwnersEnabled(),
 		Fsync: fsync, Delta: dm, Workers: o.Workers, Counters: o.Counters, Log: o.log(), OnItem: o.OnItem}
-	if !CapabilitiesOf(r.Src.Kind).Xattrs {
+	if ok, _ := r.xattrs(); !ok {
 		eo.Xattrs = false
 	}
 	if o.Class != "" {

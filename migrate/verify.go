@@ -52,9 +52,9 @@ func Verify(ctx context.Context, src, dst string, o VerifyOptions) (*verify.Repo
 			vo.OwnTemp = engine.OwnTemp(tag)
 		}
 	}
-	if note := r.metadataNote(); note != "" {
+	if ok, why := r.xattrs(); !ok {
 		vo.Xattrs = false
-		vo.NotCompared = append(vo.NotCompared, note)
+		vo.NotCompared = append(vo.NotCompared, why)
 	} else if o.NoXattrs {
 		vo.NotCompared = append(vo.NotCompared, "xattrs and ACLs: --no-xattrs")
 	}

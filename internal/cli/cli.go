@@ -1,5 +1,5 @@
-// Package cli is msync's command line: it parses flags, builds options and
-// calls the engine, verify and bench packages. Only main exits; everything
+// Package cli is msync's command line: it parses flags, builds options,
+// calls the migrate library (and the bench package) and prints. Only main exits; everything
 // here returns an exit code and writes to the streams it is given.
 package cli
 

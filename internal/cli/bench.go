@@ -206,15 +206,43 @@ side by side. The target is within ±25%. Timing is real; only the gaps are simu
 	return c
 }
 
+// floorFlags are bench floor's flags.
+type floorFlags struct {
+	read, hash, syncfs, temp, record bool
+	workers                          int
+	copyTo, updateTo                 string
+	manifests                        []string
+}
+
 func newFloorCommand(env Env) *cobra.Command {
-	var read, hash, syncfs, temp, record bool
-	var workers int
-	var copyTo, updateTo string
-	var manifests []string
+	ff := &floorFlags{}
 	c := &cobra.Command{
 		Use:   "floor [--read [--hash]] [--manifest FILE]... DIR... | floor --copy-to NEW [--sync] [--temp] [--record] DIR | floor --update-to OLD [--sync] [--manifest FILE]... DIR",
 		Short: "Time only the system calls a pass over DIR cannot avoid: this machine's floor",
-		Long: `Walk each DIR on --workers goroutines making only the system calls that any tool
+		Long:  floorHelp,
+		Args:  ff.check,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := ff.run(cmd.Context(), args)
+			if err != nil {
+				return fatal(fmt.Errorf("bench floor: %w", err))
+			}
+			fmt.Fprintln(env.Stdout, out)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&ff.read, "read", false, "also read every regular file to the end")
+	c.Flags().BoolVar(&ff.hash, "hash", false, "with --read: also hash what is read (xxhash64)")
+	c.Flags().StringVar(&ff.copyTo, "copy-to", "", "copy DIR into this new directory instead (the floor of an initial copy)")
+	c.Flags().StringVar(&ff.updateTo, "update-to", "", "bring this existing copy of DIR up to date instead (the floor of a catch-up)")
+	c.Flags().BoolVar(&ff.syncfs, "sync", false, "with --copy-to or --update-to: then syncfs that file system, timed apart")
+	c.Flags().BoolVar(&ff.temp, "temp", false, "with --copy-to: write each file under a temp name and rename it into place")
+	c.Flags().BoolVar(&ff.record, "record", false, "with --copy-to: also make msync's record of each file: hash it (xxhash64) and fstat the source once read and the copy")
+	c.Flags().StringArrayVar(&ff.manifests, "manifest", nil, "also decode this msync manifest beside the floor (repeatable)")
+	c.Flags().IntVar(&ff.workers, "workers", 4, "goroutines")
+	return c
+}
+
+const floorHelp = `Walk each DIR on --workers goroutines making only the system calls that any tool
 comparing trees must make: open and getdents for every directory, lstat for every entry
 (the floor of a no-change pass over those trees). With --read, also open, read to the end
 and close every regular file (those under 64 KiB as linked io_uring requests sent a
@@ -252,85 +280,75 @@ read them, so the walk or update with them is the floor of such a pass.
 bench run measures these beside its rows: a ratio below floor/rsync cannot be reached on
 this machine, in the same conditions, by a tool that makes those calls. The cost of
 writing moves with the state of the machine's memory from one run to the next, so for the
-initial copy and the catch-up the floor is a guide, not a bound.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			switch {
-			case len(args) == 0:
-				return &exitError{code: exitCodeUsage, err: fmt.Errorf("floor takes at least one DIR (usage: %s)", cmd.UseLine())}
-			case copyTo != "" && updateTo != "":
-				return &exitError{code: exitCodeUsage, err: errors.New("floor takes --copy-to or --update-to, not both")}
-			case (copyTo != "" || updateTo != "") && (len(args) != 1 || read):
-				return &exitError{code: exitCodeUsage, err: errors.New("floor --copy-to and --update-to take one DIR and no --read")}
-			case hash && !read:
-				return &exitError{code: exitCodeUsage, err: errors.New("floor --hash goes with --read")}
-			case copyTo == "" && updateTo == "" && syncfs:
-				return &exitError{code: exitCodeUsage, err: errors.New("floor --sync goes with --copy-to or --update-to")}
-			case copyTo == "" && (temp || record):
-				return &exitError{code: exitCodeUsage, err: errors.New("floor --temp and --record go with --copy-to")}
-			case copyTo != "" && len(manifests) > 0:
-				return &exitError{code: exitCodeUsage, err: errors.New("floor --manifest does not go with --copy-to (an initial copy has no last manifest)")}
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			// The manifests are decoded beside the floor, from its start.
-			type decoded struct {
-				n   int64
-				err error
-			}
-			dec := make(chan decoded, 1)
-			go func() {
-				n, err := bench.DecodeManifests(ctx, manifests...)
-				if err != nil {
-					cancel() // a bad manifest stops the floor at once
-				}
-				dec <- decoded{n, err}
-			}()
-			var out string
-			var err error
-			switch {
-			case updateTo != "":
-				var st bench.UpdateStats
-				st, err = bench.UpdateFloor(ctx, workers, args[0], updateTo, syncfs)
-				out = st.String()
-			case copyTo != "":
-				var st bench.CopyStats
-				st, err = bench.CopyFloor(ctx, workers, args[0], copyTo, bench.CopyOptions{Sync: syncfs, Temp: temp, Record: record})
-				out = st.String()
-			default:
-				t := time.Now()
-				var st bench.FloorStats
-				st, err = bench.Floor(ctx, workers, read, hash, args...)
-				out = fmt.Sprintf("%s in %.3f s", st, time.Since(t).Seconds())
-			}
-			if err != nil {
-				cancel()
-			}
-			// The first failure is reported, not the cancellation it caused.
-			d := <-dec
-			if d.err != nil && !errors.Is(d.err, context.Canceled) {
-				return fatal(fmt.Errorf("bench floor: %w", d.err))
-			}
-			if err != nil {
-				return fatal(fmt.Errorf("bench floor: %w", err))
-			}
-			if len(manifests) > 0 {
-				out += fmt.Sprintf(", and %d manifest entries decoded", d.n)
-			}
-			fmt.Fprintln(env.Stdout, out)
-			return nil
-		},
+initial copy and the catch-up the floor is a guide, not a bound.`
+
+// check refuses flags that do not go together.
+func (ff *floorFlags) check(cmd *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return &exitError{code: exitCodeUsage, err: fmt.Errorf("floor takes at least one DIR (usage: %s)", cmd.UseLine())}
+	case ff.copyTo != "" && ff.updateTo != "":
+		return &exitError{code: exitCodeUsage, err: errors.New("floor takes --copy-to or --update-to, not both")}
+	case (ff.copyTo != "" || ff.updateTo != "") && (len(args) != 1 || ff.read):
+		return &exitError{code: exitCodeUsage, err: errors.New("floor --copy-to and --update-to take one DIR and no --read")}
+	case ff.hash && !ff.read:
+		return &exitError{code: exitCodeUsage, err: errors.New("floor --hash goes with --read")}
+	case ff.copyTo == "" && ff.updateTo == "" && ff.syncfs:
+		return &exitError{code: exitCodeUsage, err: errors.New("floor --sync goes with --copy-to or --update-to")}
+	case ff.copyTo == "" && (ff.temp || ff.record):
+		return &exitError{code: exitCodeUsage, err: errors.New("floor --temp and --record go with --copy-to")}
+	case ff.copyTo != "" && len(ff.manifests) > 0:
+		return &exitError{code: exitCodeUsage, err: errors.New("floor --manifest does not go with --copy-to (an initial copy has no last manifest)")}
 	}
-	c.Flags().BoolVar(&read, "read", false, "also read every regular file to the end")
-	c.Flags().BoolVar(&hash, "hash", false, "with --read: also hash what is read (xxhash64)")
-	c.Flags().StringVar(&copyTo, "copy-to", "", "copy DIR into this new directory instead (the floor of an initial copy)")
-	c.Flags().StringVar(&updateTo, "update-to", "", "bring this existing copy of DIR up to date instead (the floor of a catch-up)")
-	c.Flags().BoolVar(&syncfs, "sync", false, "with --copy-to or --update-to: then syncfs that file system, timed apart")
-	c.Flags().BoolVar(&temp, "temp", false, "with --copy-to: write each file under a temp name and rename it into place")
-	c.Flags().BoolVar(&record, "record", false, "with --copy-to: also make msync's record of each file: hash it (xxhash64) and fstat the source once read and the copy")
-	c.Flags().StringArrayVar(&manifests, "manifest", nil, "also decode this msync manifest beside the floor (repeatable)")
-	c.Flags().IntVar(&workers, "workers", 4, "goroutines")
-	return c
+	return nil
+}
+
+// run times the floor over dirs, with the manifests decoded beside it from
+// its start, and returns its line of output.
+func (ff *floorFlags) run(ctx context.Context, dirs []string) (string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type decoded struct {
+		n   int64
+		err error
+	}
+	dec := make(chan decoded, 1)
+	go func() {
+		n, err := bench.DecodeManifests(ctx, ff.manifests...)
+		if err != nil {
+			cancel() // a bad manifest stops the floor at once
+		}
+		dec <- decoded{n, err}
+	}()
+	out, err := ff.floor(ctx, dirs)
+	if err != nil {
+		cancel()
+	}
+	// The first failure is reported, not the cancellation it caused.
+	d := <-dec
+	if d.err != nil && !errors.Is(d.err, context.Canceled) {
+		return "", d.err
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(ff.manifests) > 0 {
+		out += fmt.Sprintf(", and %d manifest entries decoded", d.n)
+	}
+	return out, nil
+}
+
+// floor runs the floor the flags ask for.
+func (ff *floorFlags) floor(ctx context.Context, dirs []string) (string, error) {
+	switch {
+	case ff.updateTo != "":
+		st, err := bench.UpdateFloor(ctx, ff.workers, dirs[0], ff.updateTo, ff.syncfs)
+		return st.String(), err
+	case ff.copyTo != "":
+		st, err := bench.CopyFloor(ctx, ff.workers, dirs[0], ff.copyTo, bench.CopyOptions{Sync: ff.syncfs, Temp: ff.temp, Record: ff.record})
+		return st.String(), err
+	}
+	t := time.Now()
+	st, err := bench.Floor(ctx, ff.workers, ff.read, ff.hash, dirs...)
+	return fmt.Sprintf("%s in %.3f s", st, time.Since(t).Seconds()), err
 }

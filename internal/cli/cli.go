@@ -1,5 +1,5 @@
-// Package cli is msync's command line: it parses flags, builds options and
-// calls the engine, verify and bench packages. Only main exits; everything
+// Package cli is msync's command line: it parses flags, builds options,
+// calls the migrate library (and the bench package) and prints. Only main exits; everything
 // here returns an exit code and writes to the streams it is given.
 package cli
 
@@ -15,16 +15,17 @@ import (
 	"sync"
 
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/migrate"
 	"github.com/spf13/cobra"
 )
 
 // Exit codes scripts can rely on.
 const (
-	ExitOK        = 0
-	ExitDiffer    = 1  // verify found differences
-	ExitFatal     = 2  // usage or fatal error
-	ExitPartial   = 23 // some files failed, the others were done
-	ExitVanished  = 24 // source files vanished or changed during the pass
+	ExitOK        = migrate.ExitOK
+	ExitDiffer    = migrate.ExitDiffer   // verify found differences
+	ExitFatal     = migrate.ExitFatal    // usage or fatal error
+	ExitPartial   = migrate.ExitPartial  // some files failed, the others were done
+	ExitVanished  = migrate.ExitVanished // source files vanished or changed during the pass
 	exitCodeUsage = ExitFatal
 )
 

@@ -1,24 +1,16 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/msync/msync/migrate"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/record"
-	"github.com/msync/msync/sync/class"
 	"github.com/msync/msync/sync/engine"
-	"github.com/msync/msync/sync/state"
-	"github.com/msync/msync/sync/tree"
-	"github.com/msync/msync/transport"
-	"github.com/msync/msync/transport/remote"
 	"github.com/spf13/cobra"
 )
 
@@ -43,13 +35,8 @@ type passFlags struct {
 	owners           bool
 	noOwners         bool
 	workers          int
-	remote           remoteFlags
+	remote           migrate.Remote
 	plan             planFlags
-	// Set per dataset when running a plan.
-	class  class.Name
-	maxAge time.Duration
-	onItem func(engine.Item)
-	logTo  io.Writer // notes of the pass; nil means stderr
 }
 
 func addCommonFlags(c *cobra.Command, f *passFlags) {
@@ -116,33 +103,24 @@ the command exits 24, listing the paths, unless nothing changed during the pass.
 	return c
 }
 
-func stateDir(flag, src, dst string) (string, error) {
-	if flag != "" {
-		return flag, nil
-	}
-	if isRemote(src) {
-		ad, err := filepath.Abs(dst)
-		if err != nil {
-			return "", err
-		}
-		return state.DefaultDir(src, ad)
-	}
-	as, err := filepath.Abs(src)
-	if err != nil {
-		return "", err
-	}
-	ad, err := filepath.Abs(dst)
-	if err != nil {
-		return "", err
-	}
-	return state.DefaultDir(as, ad)
+// ownersEnabled reports whether owners are copied and compared here.
+func (f *passFlags) ownersEnabled() bool {
+	o := migrate.Options{Owners: f.owners, NoOwners: f.noOwners}
+	return o.OwnersEnabled()
 }
 
-func (f *passFlags) ownersEnabled() bool {
-	if f.noOwners {
-		return false
+// options are the pass's options for the library; log and onItem may be nil.
+func (f *passFlags) options(env Env, kind engine.Kind, log io.Writer, onItem func(engine.Item)) migrate.Options {
+	if log == nil {
+		log = env.Stderr
 	}
-	return f.owners || os.Geteuid() == 0
+	if f.quiet {
+		log = io.Discard
+	}
+	return migrate.Options{Kind: kind, State: f.state, DryRun: f.dryRun, Final: f.final, DeleteExtraneous: f.deleteExtraneous,
+		TrustDest: f.trustDest, NoXattrs: f.noXattrs, Sparse: f.sparse, NoDirectIO: f.noDirectIO, Owners: f.owners,
+		NoOwners: f.noOwners, Fsync: f.fsync, Delta: f.delta, Exclude: f.excludes, Workers: f.workers, Remote: f.remote,
+		Stderr: env.Stderr, Log: log, OnItem: onItem}
 }
 
 func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, dst string) error {
@@ -151,8 +129,9 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 		return err
 	}
 	var items []string
+	var onItem func(engine.Item)
 	if f.itemize && !f.quiet {
-		f.onItem = func(it engine.Item) {
+		onItem = func(it engine.Item) {
 			if f.json {
 				items = append(items, it.String())
 				return
@@ -163,13 +142,15 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 	counters := &engine.Counters{}
 	stop := startProgress(env, f.progress, f.noProgress || f.quiet || f.json, counters)
 	start := time.Now()
-	res, sd, err := f.execute(ctx, env, kind, src, dst, counters)
+	o := f.options(env, kind, nil, onItem)
+	o.Counters = counters
+	res, sd, err := migrate.Pass(ctx, src, dst, o)
 	stop()
 	elapsed := time.Since(start)
 	if err != nil {
 		return fatal(fmt.Errorf("%s %s %s: %w", kind, src, dst, err))
 	}
-	code := passCode(res, f.final)
+	code := migrate.PassCode(res, f.final)
 	if f.json {
 		out := map[string]any{"command": string(kind), "src": src, "dst": dst, "state": sd, "dry_run": f.dryRun,
 			"final": f.final, "result": record.ResultToJSON(res), "exit_code": code, "elapsed_seconds": elapsed.Seconds()}
@@ -189,21 +170,6 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 		return &exitError{code: code, err: summaryError(res, code)}
 	}
 	return nil
-}
-
-// passCode is the exit code a pass's result earns.
-func passCode(res *engine.Result, final bool) int {
-	code := ExitOK
-	switch {
-	case res.Stats.Failed > 0:
-		code = ExitPartial
-	case res.Stats.Vanished > 0:
-		code = ExitVanished
-	}
-	if final && len(res.NotQuiet) > 0 && code == ExitOK {
-		code = ExitVanished
-	}
-	return code
 }
 
 // printOutcome prints a pass's problems, statistics and, for a final pass,
@@ -251,151 +217,6 @@ func (f *passFlags) check() error {
 		return &exitError{code: exitCodeUsage, err: fmt.Errorf("--workers=%d: want 1..256", f.workers)}
 	}
 	return nil
-}
-
-// execute runs one pass from src to dst and returns its result and the
-// state directory used ("" when it is on DST's host).
-func (f *passFlags) execute(ctx context.Context, env Env, kind engine.Kind, src, dst string, counters *engine.Counters) (*engine.Result, string, error) {
-	fsync, err := engine.ParseFsync(f.fsync)
-	if err != nil {
-		return nil, "", err
-	}
-	dm, err := engine.ParseDelta(f.delta)
-	if err != nil {
-		return nil, "", err
-	}
-	srcEP, dstEP, err := f.remote.endpoints(src, dst)
-	if err != nil {
-		return nil, "", err
-	}
-	sd := f.state
-	switch {
-	case dstEP.Rsync():
-		// Stock rsync keeps no state: a push to it keeps its state here.
-		if err := f.refuseForRsyncPush(); err != nil {
-			return nil, "", err
-		}
-		if sd == "" {
-			as, err := filepath.Abs(src)
-			if err != nil {
-				return nil, "", err
-			}
-			if sd, err = state.DefaultDir(as, dst); err != nil {
-				return nil, "", err
-			}
-		}
-	case !dstEP.Remote():
-		if sd, err = stateDir(f.state, src, dst); err != nil {
-			return nil, "", err
-		}
-	}
-	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: sd, Final: f.final, DryRun: f.dryRun,
-		DeleteExtraneous: f.deleteExtraneous, TrustDest: f.trustDest, Exclude: f.excludes, Xattrs: !f.noXattrs, Sparse: f.sparse, NoDirectIO: f.noDirectIO, Owners: f.ownersEnabled(),
-		Fsync: fsync, Delta: dm, Workers: f.workers, Counters: counters, Log: f.log(env), OnItem: f.onItem}
-	if srcEP.Rsync() {
-		// rsync's protocol 27 carries no extended attributes.
-		o.Xattrs = false
-	}
-	if f.class != "" {
-		o.Rules = f.class.Rules(class.Config{Final: f.final, MaxAge: f.maxAge})
-		o.Exclude = append(append([]string(nil), o.Exclude...), f.class.Excludes()...)
-	}
-	var res *engine.Result
-	switch {
-	case srcEP.Remote():
-		if _, serr := os.Stat(dst); serr == nil {
-			// Scan DST while the connection to SRC is being made.
-			ps, done := transport.OpenPending(ctx, src, srcEP.Path, func() (transport.Transport, error) {
-				return f.remote.open(ctx, env, srcEP)
-			})
-			o.Source = ps
-			res, err = engine.Run(ctx, o)
-			done()
-			break
-		}
-		var t transport.Transport
-		if t, err = f.remote.open(ctx, env, srcEP); err == nil {
-			var s engine.Source
-			if s, err = t.Source(ctx, srcEP.Path); err == nil {
-				o.Source = s
-				res, err = engine.Run(ctx, o)
-			}
-			t.Close()
-		}
-	case dstEP.Remote():
-		res, err = f.push(ctx, env, o, srcEP, dstEP)
-	default:
-		res, err = engine.Run(ctx, o)
-	}
-	return res, sd, err
-}
-
-// log is where a pass's notes go.
-func (f *passFlags) log(env Env) io.Writer {
-	if f.quiet {
-		return io.Discard
-	}
-	if f.logTo != nil {
-		return f.logTo
-	}
-	return env.Stderr
-}
-
-// refuseForRsyncPush names the options a push to stock rsync cannot honour.
-func (f *passFlags) refuseForRsyncPush() error {
-	var bad []string
-	if f.dryRun {
-		bad = append(bad, "--dry-run")
-	}
-	if f.trustDest {
-		bad = append(bad, "--trust-dest")
-	}
-	if f.delta == "always" {
-		bad = append(bad, "--delta=always (files cross whole)")
-	}
-	if f.fsync == "file" {
-		bad = append(bad, "--fsync=file (the far side's rsync decides)")
-	}
-	if f.class != "" {
-		bad = append(bad, "a dataset class (its rules run in msync's receiver)")
-	}
-	if len(bad) == 0 {
-		return nil
-	}
-	return &exitError{code: exitCodeUsage, err: fmt.Errorf("pushing to stock rsync: not supported with %s", strings.Join(bad, ", "))}
-}
-
-// push runs the pass on DST's host with this host's SRC as its source.
-func (f *passFlags) push(ctx context.Context, env Env, o engine.Options, srcEP, dstEP transport.Endpoint) (*engine.Result, error) {
-	fi, err := os.Stat(srcEP.Path)
-	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("source %s: not a directory", srcEP.Path)
-	}
-	t, err := f.remote.open(ctx, env, dstEP)
-	if err != nil {
-		return nil, err
-	}
-	defer t.Close()
-	local := tree.NewLocal(srcEP.Path)
-	defer local.Close()
-	sd := f.state
-	switch {
-	case dstEP.Rsync():
-		sd = o.StateDir
-	case dstEP.Kind == transport.Daemon && sd != "":
-		// The daemon keeps a push's state beneath its own --state-dir and
-		// refuses a client's choice.
-		fmt.Fprintf(o.Log, "msync: --state %s is not used: the msync daemon keeps the state of pushes under its own --state-dir\n", sd)
-		sd = ""
-	}
-	po := remote.PushOptions{Kind: o.Kind, SrcName: sourceName(srcEP.Path), StateDir: sd, Final: o.Final,
-		DryRun: o.DryRun, TrustDest: o.TrustDest, DeleteExtraneous: o.DeleteExtraneous, Exclude: o.Exclude,
-		Xattrs: o.Xattrs, Sparse: o.Sparse, Owners: f.owners, OwnersAuto: !f.owners && !f.noOwners, Fsync: o.Fsync, Delta: o.Delta,
-		Workers: o.Workers, Itemize: o.OnItem != nil, Progress: true, Class: f.class, MaxAge: f.maxAge}
-	return t.Push(ctx, local, dstEP.Path, po, remote.PushHandlers{OnItem: o.OnItem, Log: o.Log, Counters: o.Counters})
 }
 
 func summaryError(res *engine.Result, code int) error {

@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/migrate"
 	"github.com/msync/msync/report"
-	"github.com/msync/msync/sync/class"
-	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/verify"
 	"io"
 	"os"
@@ -68,12 +66,6 @@ func (pf *planFlags) load() (*plan.Plan, []*plan.Dataset, error) {
 	return p, ds, nil
 }
 
-// endpointsOf resolves a dataset's source and dest (local paths relative to
-// the plan file).
-func endpointsOf(p *plan.Plan, d *plan.Dataset) (src, dst string) {
-	return p.Local(d.Source, isRemote(d.Source)), p.Local(d.Dest, isRemote(d.Dest))
-}
-
 // datasetOutcome is what one dataset of a plan run came to.
 type datasetOutcome struct {
 	Name     string         `json:"name"`
@@ -97,33 +89,6 @@ func (o datasetOutcome) MarshalJSON() ([]byte, error) {
 		Result *record.ResultJSON `json:"result,omitempty"`
 		Items  []string           `json:"items,omitempty"`
 	}{plain(o), record.ResultToJSON(o.Result), o.Items})
-}
-
-// schedule runs fn for each dataset, at most workers at a time, each after
-// the datasets plan.After names for it.
-func schedule(ctx context.Context, ds []*plan.Dataset, workers int, fn func(i int)) {
-	done := make([]chan struct{}, len(ds))
-	for i := range done {
-		done[i] = make(chan struct{})
-	}
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	after := plan.After(ds)
-	for i := range ds {
-		deps := after[i]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(done[i])
-			for _, j := range deps {
-				<-done[j]
-			}
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
 }
 
 // prefixWriter prefixes each line with the dataset's name.
@@ -150,16 +115,6 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// worst combines exit codes: a fatal error outranks failed files, which
-// outrank a source that moved, which outranks differences.
-func worst(a, b int) int {
-	rank := map[int]int{ExitOK: 0, ExitDiffer: 1, ExitVanished: 2, ExitPartial: 3, ExitFatal: 4}
-	if rank[b] > rank[a] {
-		return b
-	}
-	return a
-}
-
 func runPlanPasses(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags) error {
 	if err := f.check(); err != nil {
 		return err
@@ -168,30 +123,23 @@ func runPlanPasses(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags) 
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
 	outs := make([]datasetOutcome, len(ds))
-	var mu sync.Mutex
+	var mu sync.Mutex // one dataset's lines at a time
 	start := time.Now()
 	if !f.quiet && !f.json {
 		fmt.Fprintf(env.Stderr, "msync: %s of %d dataset(s) from %s, %d at a time\n", kind, len(ds), p.Path, p.Workers())
 	}
-	schedule(ctx, ds, p.Workers(), func(i int) {
-		d := ds[i]
-		src, dst := endpointsOf(p, d)
-		df := *f
-		df.state = p.StatePath(d)
-		if isRemote(dst) {
-			df.state = "" // a push keeps its state on DST's host
-		}
-		df.excludes = append(append([]string(nil), f.excludes...), d.Exclude...)
-		df.class = d.ClassName()
-		df.maxAge = d.Age()
-		df.deleteExtraneous = f.deleteExtraneous || d.DeleteExtraneous
-		prefix := "[" + d.Name + "] "
-		df.logTo = &prefixWriter{mu: &mu, w: env.Stderr, prefix: "msync: " + prefix}
-		out := datasetOutcome{Name: d.Name, Class: d.Class, Src: src, Dst: dst}
-		if f.itemize && !f.quiet {
-			df.onItem = func(it engine.Item) {
+	hooks := migrate.PlanHooks{
+		Start: func(i int, d *plan.Dataset) (io.Writer, func(engine.Item)) {
+			if f.quiet {
+				return nil, nil // the pass's notes are discarded
+			}
+			prefix := "[" + d.Name + "] "
+			log := &prefixWriter{mu: &mu, w: env.Stderr, prefix: "msync: " + prefix}
+			if !f.itemize {
+				return log, nil
+			}
+			return log, func(it engine.Item) {
 				mu.Lock()
 				defer mu.Unlock()
 				if f.json {
@@ -200,31 +148,14 @@ func runPlanPasses(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags) 
 				}
 				fmt.Fprintf(env.Stdout, "%s%s\n", prefix, it)
 			}
-		}
-		t := time.Now()
-		res, sd, err := df.execute(ctx, env, kind, src, dst, &engine.Counters{})
-		out.Elapsed = time.Since(t).Seconds()
-		out.State, out.Result = sd, res
-		mu.Lock()
-		defer mu.Unlock()
-		out.Items = outs[i].Items
-		if err != nil {
-			out.ExitCode, out.Error = ExitFatal, err.Error()
-			if !f.json {
-				fmt.Fprintf(env.Stderr, "msync: %s%s %s %s: %s\n", prefix, kind, manifest.Escape(src), manifest.Escape(dst), manifest.EscapeLines(err.Error()))
-			}
-		} else {
-			out.ExitCode = passCode(res, f.final)
-			if !f.json {
-				printOutcome(Env{Stdout: env.Stdout, Stderr: env.Stderr}, &df, res, time.Duration(out.Elapsed*float64(time.Second)), prefix)
-			}
-		}
-		outs[i] = out
-	})
-	code := ExitOK
-	for _, o := range outs {
-		code = worst(code, o.ExitCode)
+		},
+		Done: func(i int, dp *migrate.DatasetPass) {
+			mu.Lock()
+			defer mu.Unlock()
+			outs[i] = passOutcome(env, f, kind, dp, outs[i].Items)
+		},
 	}
+	_, code := migrate.RunPlan(cmd.Context(), p, ds, f.options(env, kind, nil, nil), hooks)
 	if f.json {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
@@ -237,6 +168,24 @@ func runPlanPasses(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags) 
 		return &exitError{code: code, err: fmt.Errorf("%s --plan %s: not every dataset succeeded (see the table)", kind, p.Path)}
 	}
 	return nil
+}
+
+// passOutcome prints what one dataset's pass came to (unless --json) and
+// returns its line of the --json output.
+func passOutcome(env Env, f *passFlags, kind engine.Kind, dp *migrate.DatasetPass, items []string) datasetOutcome {
+	d := dp.Dataset
+	prefix := "[" + d.Name + "] "
+	out := datasetOutcome{Name: d.Name, Class: d.Class, Src: dp.Src, Dst: dp.Dst, State: dp.State, ExitCode: dp.ExitCode,
+		Elapsed: dp.Elapsed.Seconds(), Result: dp.Result, Items: items}
+	if dp.Err != nil {
+		out.Error = dp.Err.Error()
+		if !f.json {
+			fmt.Fprintf(env.Stderr, "msync: %s%s %s %s: %s\n", prefix, kind, manifest.Escape(dp.Src), manifest.Escape(dp.Dst), manifest.EscapeLines(out.Error))
+		}
+	} else if !f.json {
+		printOutcome(env, f, dp.Result, dp.Elapsed, prefix)
+	}
+	return out
 }
 
 func writePassSummary(w io.Writer, outs []datasetOutcome, final bool, elapsed time.Duration) {
@@ -373,42 +322,19 @@ func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers 
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
-	outs := make([]verifyOutcome, len(ds))
-	var mu sync.Mutex
 	start := time.Now()
-	schedule(ctx, ds, p.Workers(), func(i int) {
-		d := ds[i]
-		src, dst := endpointsOf(p, d)
-		out := verifyOutcome{Name: d.Name, Class: d.Class, Src: src, Dst: dst}
-		// What the class leaves behind on purpose is not a difference; a
-		// verification is for after the final pass, so exim's half pairs
-		// (copied by --final) are not excused.
-		rules := d.ClassName().Rules(class.Config{Final: true, MaxAge: d.Age()})
-		held := func(e *manifest.Entry) string { return rules.Hold(e, "", "") }
-		t := time.Now()
-		rep, err := f.verifyOne(ctx, env, src, dst, append(append([]string(nil), f.excludes...), d.Excludes()...), held, all, workers)
-		out.Elapsed = time.Since(t).Seconds()
-		if err != nil {
-			out.ExitCode, out.Error = ExitFatal, err.Error()
-		} else {
-			out.Report = rep
-			if !rep.Identical {
-				out.ExitCode = ExitDiffer
-			}
-			if sd := p.StatePath(d); !isRemote(dst) {
-				if err := state.WriteVerify(sd, verifyRecord(rep, t)); err != nil {
-					out.Error = "could not record the result: " + err.Error()
-				}
-			}
+	vs, code := migrate.RunPlanVerify(cmd.Context(), p, ds, f.verifyOptions(env, all, workers))
+	outs := make([]verifyOutcome, len(vs))
+	for i, v := range vs {
+		d := v.Dataset
+		outs[i] = verifyOutcome{Name: d.Name, Class: d.Class, Src: v.Src, Dst: v.Dst, ExitCode: v.ExitCode,
+			Elapsed: v.Elapsed.Seconds(), Report: v.Report}
+		switch {
+		case v.Err != nil:
+			outs[i].Error = v.Err.Error()
+		case v.RecordErr != nil:
+			outs[i].Error = "could not record the result: " + v.RecordErr.Error()
 		}
-		mu.Lock()
-		outs[i] = out
-		mu.Unlock()
-	})
-	code := ExitOK
-	for _, o := range outs {
-		code = worst(code, o.ExitCode)
 	}
 	if f.json {
 		enc := json.NewEncoder(env.Stdout)
@@ -416,55 +342,9 @@ func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers 
 		enc.Encode(map[string]any{"command": "verify", "plan": p.Path, "datasets": outs, "exit_code": code,
 			"identical": code == ExitOK, "elapsed_seconds": time.Since(start).Seconds()})
 	} else {
-		for _, o := range outs {
-			if o.Error != "" {
-				fmt.Fprintf(env.Stderr, "msync: [%s] verify %s %s: %s\n", o.Name, manifest.Escape(o.Src), manifest.Escape(o.Dst), manifest.EscapeLines(o.Error))
-			}
-			if o.Report == nil || f.quiet {
-				continue
-			}
-			for _, l := range o.Report.Lines {
-				if l.Code == '~' && !all {
-					continue // counted in the table; --all lists them
-				}
-				fmt.Fprintf(env.Stdout, "[%s] %s\n", o.Name, l)
-			}
-		}
+		printPlanVerify(env, outs, f.quiet, all)
 		if !f.quiet {
-			fmt.Fprintln(env.Stdout)
-			tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "dataset\tclass\tsame\tdiffer\tmissing\textra\terrors\tleft behind\thashed\ttime\tresult")
-			var notCompared []string
-			for _, o := range outs {
-				if o.Report == nil {
-					fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%.1fs\tERROR\n", o.Name, o.Class, o.Elapsed)
-					continue
-				}
-				c := o.Report.Totals
-				verdict := "IDENTICAL"
-				if len(o.Report.NotCompared) > 0 {
-					verdict = "IDENTICAL in what was compared"
-					notCompared = append(notCompared, o.Name+": "+strings.Join(o.Report.NotCompared, "; "))
-				}
-				if !o.Report.Identical {
-					verdict = "DIFFERENT"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.1fs\t%s\n", o.Name, o.Class, c.Same, c.Differ, c.Missing, c.Extra, c.Errors, c.Held,
-					shortBytes(c.Bytes), o.Elapsed, verdict)
-			}
-			tw.Flush()
-			verdict := "IDENTICAL: every dataset matches"
-			if len(notCompared) > 0 {
-				fmt.Fprintln(env.Stdout, "not compared:")
-				for _, n := range notCompared {
-					fmt.Fprintln(env.Stdout, "  "+n)
-				}
-				verdict = "IDENTICAL in what was compared: every dataset matches"
-			}
-			if code != ExitOK {
-				verdict = "DIFFERENT: see the datasets above"
-			}
-			fmt.Fprintf(env.Stdout, "%s (%s, %s)\n", verdict, "xxhash64 of every file, each side read on its own host", time.Since(start).Round(10*time.Millisecond))
+			writeVerifySummary(env.Stdout, outs, code, time.Since(start))
 		}
 	}
 	if code == ExitFatal {
@@ -474,4 +354,62 @@ func runPlanVerify(cmd *cobra.Command, env Env, f *passFlags, all bool, workers 
 		return &exitError{code: ExitDiffer}
 	}
 	return nil
+}
+
+// printPlanVerify prints each dataset's error and, unless quiet, its lines
+// ("~" ones only with --all: the table counts them).
+func printPlanVerify(env Env, outs []verifyOutcome, quiet, all bool) {
+	for _, o := range outs {
+		if o.Error != "" {
+			fmt.Fprintf(env.Stderr, "msync: [%s] verify %s %s: %s\n", o.Name, manifest.Escape(o.Src), manifest.Escape(o.Dst), manifest.EscapeLines(o.Error))
+		}
+		if o.Report == nil || quiet {
+			continue
+		}
+		for _, l := range o.Report.Lines {
+			if l.Code == '~' && !all {
+				continue
+			}
+			fmt.Fprintf(env.Stdout, "[%s] %s\n", o.Name, l)
+		}
+	}
+}
+
+// writeVerifySummary writes the table of a plan's verification and its
+// verdict.
+func writeVerifySummary(w io.Writer, outs []verifyOutcome, code int, elapsed time.Duration) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "dataset\tclass\tsame\tdiffer\tmissing\textra\terrors\tleft behind\thashed\ttime\tresult")
+	var notCompared []string
+	for _, o := range outs {
+		if o.Report == nil {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%.1fs\tERROR\n", o.Name, o.Class, o.Elapsed)
+			continue
+		}
+		c := o.Report.Totals
+		verdict := "IDENTICAL"
+		if len(o.Report.NotCompared) > 0 {
+			verdict = "IDENTICAL in what was compared"
+			notCompared = append(notCompared, o.Name+": "+strings.Join(o.Report.NotCompared, "; "))
+		}
+		if !o.Report.Identical {
+			verdict = "DIFFERENT"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.1fs\t%s\n", o.Name, o.Class, c.Same, c.Differ, c.Missing, c.Extra, c.Errors, c.Held,
+			shortBytes(c.Bytes), o.Elapsed, verdict)
+	}
+	tw.Flush()
+	verdict := "IDENTICAL: every dataset matches"
+	if len(notCompared) > 0 {
+		fmt.Fprintln(w, "not compared:")
+		for _, n := range notCompared {
+			fmt.Fprintln(w, "  "+n)
+		}
+		verdict = "IDENTICAL in what was compared: every dataset matches"
+	}
+	if code != ExitOK {
+		verdict = "DIFFERENT: see the datasets above"
+	}
+	fmt.Fprintf(w, "%s (%s, %s)\n", verdict, "xxhash64 of every file, each side read on its own host", elapsed.Round(10*time.Millisecond))
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/msync/msync/migrate"
 	"github.com/msync/msync/report"
 	"io"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/msync/msync/estimate"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/plan"
 	"github.com/msync/msync/record"
@@ -84,7 +84,7 @@ func (hf *historyFlags) histories(args []string) ([]history, *plan.Plan, error) 
 			return nil, nil, &exitError{code: exitCodeUsage, err: errors.New("give SRC DST, --state DIR or --plan FILE")}
 		}
 		var err error
-		if sd, err = stateDir("", args[0], args[1]); err != nil {
+		if sd, err = migrate.StateDir("", args[0], args[1]); err != nil {
 			return nil, nil, fatal(err)
 		}
 		name = args[0] + " -> " + args[1]
@@ -218,72 +218,16 @@ func writeStatus(w io.Writer, h history) {
 
 func shortDuration(d time.Duration) string { return report.Duration(d) }
 
-// prediction is one dataset's estimate.
-type prediction struct {
-	Name       string               `json:"name"`
-	Class      string               `json:"class,omitempty"`
-	Passes     int                  `json:"catchup_passes"`
-	Gap        float64              `json:"gap_seconds"`
-	Files      float64              `json:"expected_changed_paths"`
-	Bytes      float64              `json:"expected_bytes"`
-	Seconds    float64              `json:"seconds"`
-	Low        float64              `json:"low_seconds"`
-	High       float64              `json:"high_seconds"`
-	Dominant   string               `json:"dominant"`
-	Explain    string               `json:"explanation"`
-	Error      string               `json:"error,omitempty"`
-	Prediction *estimate.Prediction `json:"-"`
-}
-
-// window is the estimate of a whole final pass.
-type window struct {
-	Datasets []prediction `json:"datasets"`
-	Seconds  float64      `json:"seconds"`
-	Low      float64      `json:"low_seconds"`
-	High     float64      `json:"high_seconds"`
-	Parallel int          `json:"parallel"`
-	At       *time.Time   `json:"at,omitempty"`
-}
-
 // estimateWindow predicts the final pass of every history after gap (or,
 // with at set, after the time from each dataset's last pass to at).
-func estimateWindow(hs []history, gap time.Duration, at time.Time) (*window, error) {
-	w := &window{Parallel: 1}
-	if !at.IsZero() {
-		w.At = &at
+func estimateWindow(hs []history, gap time.Duration, at time.Time) (*migrate.Window, error) {
+	in := make([]migrate.History, len(hs))
+	parallel := 1
+	for i, h := range hs {
+		in[i] = migrate.History{Name: h.Name, Class: h.Class, Passes: h.Passes, After: h.after}
+		parallel = max(parallel, h.parallel)
 	}
-	for _, h := range hs {
-		w.Parallel = max(w.Parallel, h.parallel)
-		pr := prediction{Name: h.Name, Class: h.Class}
-		g := gap
-		if !at.IsZero() {
-			last := state.LastEnd(h.Passes)
-			if last.IsZero() || at.Before(last) {
-				return nil, fmt.Errorf("--at %s: %s's last pass ended %s, after it", at.Format("2006-01-02 15:04"), h.Name, last.Local().Format("2006-01-02 15:04"))
-			}
-			g = at.Sub(last)
-		}
-		m, err := estimate.Fit(estimate.Points(h.Passes))
-		if err != nil {
-			pr.Error = err.Error()
-		} else {
-			p := m.Predict(g, 0, true)
-			pr.Passes, pr.Gap, pr.Files, pr.Bytes = m.Catchup, g.Seconds(), p.Files, p.Bytes
-			pr.Seconds, pr.Low, pr.High = p.Total.Seconds(), p.Low.Seconds(), p.High.Seconds()
-			pr.Dominant, pr.Explain, pr.Prediction = p.Dominant, p.Explain(), &p
-		}
-		w.Datasets = append(w.Datasets, pr)
-	}
-	// Datasets without a prediction count as taking no time.
-	mid, lo, hi := make([]time.Duration, len(hs)), make([]time.Duration, len(hs)), make([]time.Duration, len(hs))
-	after := make([][]int, len(hs))
-	for i, d := range w.Datasets {
-		mid[i], lo[i], hi[i], after[i] = secsDur(d.Seconds), secsDur(d.Low), secsDur(d.High), hs[i].after
-	}
-	w.Seconds = estimate.Makespan(mid, after, w.Parallel).Seconds()
-	w.Low = estimate.Makespan(lo, after, w.Parallel).Seconds()
-	w.High = estimate.Makespan(hi, after, w.Parallel).Seconds()
-	return w, nil
+	return migrate.EstimateWindow(in, parallel, gap, at)
 }
 
 func newEstimateCommand(env Env) *cobra.Command {
@@ -360,7 +304,7 @@ func parseAt(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf(`--at %q: want "YYYY-MM-DD HH:MM" (local time)`, s)
 }
 
-func writeEstimate(w io.Writer, win *window) {
+func writeEstimate(w io.Writer, win *migrate.Window) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "dataset\tclass\tcatch-ups\tgap\texpected changes\tfinal pass\trange\tdominated by")
 	for _, d := range win.Datasets {

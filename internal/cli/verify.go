@@ -1,17 +1,14 @@
 package cli
 
 import (
-	"context"
 	"fmt"
-	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/migrate"
 	"io"
 	"os"
 	"time"
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
-	"github.com/msync/msync/record"
-	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport"
 	"github.com/msync/msync/verify"
@@ -54,12 +51,12 @@ differs, 2 on error.` + endpointHelp,
 				return runPlanVerify(cmd, env, f, all, workers)
 			}
 			start := time.Now()
-			rep, err := f.verifyOne(cmd.Context(), env, args[0], args[1], f.excludes, nil, all, workers)
+			rep, err := migrate.Verify(cmd.Context(), args[0], args[1], f.verifyOptions(env, all, workers))
 			if err != nil {
 				return fatal(fmt.Errorf("verify: %w", err))
 			}
-			if sd := f.verifyState(args[0], args[1]); sd != "" {
-				if err := state.WriteVerify(sd, verifyRecord(rep, start)); err != nil {
+			if sd := migrate.VerifyState(f.state, args[0], args[1]); sd != "" {
+				if err := migrate.RecordVerify(sd, rep, start); err != nil {
 					fmt.Fprintf(env.Stderr, "msync: verify: could not record the result: %v\n", err)
 				}
 			}
@@ -86,7 +83,7 @@ func newManifestCommand(env Env) *cobra.Command {
 	var out, format string
 	var excludes []string
 	var noXattrs, noHash bool
-	var rf remoteFlags
+	var rf migrate.Remote
 	c := &cobra.Command{
 		Use:   "manifest [flags] DIR",
 		Short: "Write a manifest of DIR (msync, BSD mtree or JSON lines)",
@@ -141,7 +138,7 @@ hashed on its own host and only the manifest crosses the network.`,
 			if err != nil {
 				return &exitError{code: exitCodeUsage, err: err}
 			}
-			side, closeSide, err := rf.openSide(cmd.Context(), env, ep)
+			side, closeSide, err := rf.OpenSide(cmd.Context(), env.Stderr, ep)
 			if err != nil {
 				return fatal(err)
 			}
@@ -213,72 +210,8 @@ func dirOf(p string) string {
 	return "."
 }
 
-// verifyOne compares src and dst (local or remote endpoints).
-func (f *passFlags) verifyOne(ctx context.Context, env Env, src, dst string, excludes []string, held func(*manifest.Entry) string, all bool, workers int) (*verify.Report, error) {
-	srcEP, dstEP, err := f.remote.endpoints(src, dst)
-	if err != nil {
-		return nil, err
-	}
-	srcSide, closeSrc, err := f.remote.openSide(ctx, env, srcEP)
-	if err != nil {
-		return nil, err
-	}
-	defer closeSrc()
-	dstSide, closeDst, err := f.remote.openSide(ctx, env, dstEP)
-	if err != nil {
-		return nil, err
-	}
-	defer closeDst()
-	o := verify.Options{Src: src, Dst: dst, SrcSide: srcSide, DstSide: dstSide, Exclude: excludes, Xattrs: !f.noXattrs,
-		Owners: f.ownersEnabled(), All: all, Workers: workers, Held: held}
-	if sd := f.verifyState(src, dst); sd != "" {
-		// Leftover temps of the pair's killed passes are named as such
-		// (still differences); without the state every name is a user's.
-		if tag, err := state.ReadTempTag(sd); err == nil && tag != "" {
-			o.OwnTemp = engine.OwnTemp(tag)
-		}
-	}
-	if srcEP.Rsync() || dstEP.Rsync() {
-		o.Xattrs = false
-		o.NotCompared = append(o.NotCompared, "xattrs and ACLs: rsync's protocol 27 carries none")
-	} else if f.noXattrs {
-		o.NotCompared = append(o.NotCompared, "xattrs and ACLs: --no-xattrs")
-	}
-	return verify.Run(ctx, o)
-}
-
-// verifyState is where a verification of src and dst is recorded: --state,
-// or the pair's default state directory when a pass made it; "" for none.
-func (f *passFlags) verifyState(src, dst string) string {
-	if f.state != "" {
-		return f.state
-	}
-	if isRemote(dst) {
-		return ""
-	}
-	sd, err := stateDir("", src, dst)
-	if err != nil {
-		return ""
-	}
-	if _, err := os.Stat(sd); err != nil {
-		return ""
-	}
-	return sd
-}
-
-func verifyRecord(rep *verify.Report, start time.Time) *record.Verify {
-	c := rep.Totals
-	v := &record.Verify{Time: start, Duration: time.Since(start), Identical: rep.Identical, Method: rep.Method,
-		Same: c.Same, Differ: c.Differ, Missing: c.Missing, Extra: c.Extra, Errors: c.Errors, Held: c.Held, Bytes: c.Bytes,
-		NotCompared: rep.NotCompared}
-	for _, l := range rep.Lines {
-		if l.Code == '=' || l.Code == '~' {
-			continue
-		}
-		if len(v.First) == 20 {
-			break
-		}
-		v.First = append(v.First, l.String())
-	}
-	return v
+// verifyOptions are the verification's options for the library.
+func (f *passFlags) verifyOptions(env Env, all bool, workers int) migrate.VerifyOptions {
+	return migrate.VerifyOptions{State: f.state, Exclude: f.excludes, NoXattrs: f.noXattrs, Owners: f.ownersEnabled(),
+		All: all, Workers: workers, Remote: f.remote, Stderr: env.Stderr}
 }

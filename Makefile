@@ -12,7 +12,7 @@ FUZZ_FRAMES ?= 300000x
 FUZZ_JOURNAL ?= 20000x
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build deps test unit race fuzz vet demo bench benchcheck stress clean
+.PHONY: all build deps test unit race fuzz vet staticcheck demo bench benchcheck stress clean
 
 all: build
 
@@ -23,9 +23,17 @@ build:
 deps:
 	@bash scripts/deps.sh
 
+# go vet, gofmt, and the layering check: imports point down DESIGN.md's
+# package diagram (scripts/layers.sh, tested by scripts/layers_test.sh).
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	@bash scripts/layers_test.sh
+	bash scripts/layers.sh
+
+# staticcheck, pinned as a tool dependency in go.mod (go tool staticcheck).
+staticcheck:
+	$(GO) tool staticcheck ./...
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
@@ -39,7 +47,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFileList$$' -fuzztime $(FUZZ_FRAMES) ./transport/rsync
 	$(GO) test -run '^$$' -fuzz '^FuzzJournal$$' -fuzztime $(FUZZ_JOURNAL) ./sync/state
 
-test: deps vet build unit race fuzz benchcheck
+test: deps vet staticcheck build unit race fuzz benchcheck
 	@echo "make test: all tests passed"
 
 # Proves the benchmark harness works (speed is never asserted in tests).

@@ -13,8 +13,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/internal/md4"
 	"github.com/msync/msync/manifest"
-	"golang.org/x/crypto/md4"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,7 +32,6 @@ type Hasher struct {
 	next    int        // index in cur of the entry Next returns next
 	mu      sync.Mutex
 	errs    map[string]error
-	err     error
 	// Bytes counts content read so far (for progress).
 	bytes  int64
 	srcErr error

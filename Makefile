@@ -12,12 +12,18 @@ FUZZ_FRAMES ?= 300000x
 FUZZ_JOURNAL ?= 20000x
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build deps test unit race fuzz vet staticcheck demo bench benchcheck stress clean
+.PHONY: all build deps test unit race fuzz vet staticcheck man demo bench benchcheck stress clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/msync
+
+# A man page per command, generated from the command tree into bin/man (not
+# committed: generated from the code, like the binary; SOURCE_DATE_EPOCH
+# fixes their date). Read one with: man -l bin/man/msync-catchup.1
+man: build
+	$(BIN) gen-man bin/man
 
 # The real-tool tests need rsync, BSD mtree and OpenSSH; install what is missing.
 deps:

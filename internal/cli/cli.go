@@ -138,6 +138,7 @@ during the pass (with --final: the source was not quiet).`,
 	root.AddCommand(newPassCommand(env, "initial"), newPassCommand(env, "catchup"),
 		newVerifyCommand(env), newPlanCommand(env), newStatusCommand(env), newEstimateCommand(env), newReportCommand(env), newManifestCommand(env), newServeCommand(env), newRsyncServerCommand(env), newBenchCommand(env), newVersionCommand(env))
 	setVersion(root)
+	root.AddCommand(newGenManCommand(env))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitCodeUsage, err: fmt.Errorf("%w (see msync %s --help)", err, c.Name())}
 	})

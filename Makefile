@@ -10,6 +10,7 @@ FUZZ_OPS ?= 400000x
 FUZZ_SIG ?= 600000x
 FUZZ_FRAMES ?= 300000x
 FUZZ_JOURNAL ?= 20000x
+FUZZ_COMPARE ?= 500000x
 export PATH := /usr/local/go/bin:$(PATH)
 
 .PHONY: all build deps test unit race fuzz vet staticcheck man demo bench benchcheck stress clean
@@ -47,6 +48,7 @@ unit:
 # Each fuzz target runs briefly on top of its corpus in testdata/fuzz.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZ_READER) ./manifest
+	$(GO) test -run '^$$' -fuzz '^FuzzCompare$$' -fuzztime $(FUZZ_COMPARE) ./manifest
 	$(GO) test -run '^$$' -fuzz '^FuzzOpReader$$' -fuzztime $(FUZZ_OPS) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzSignature$$' -fuzztime $(FUZZ_SIG) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzFrames$$' -fuzztime $(FUZZ_FRAMES) ./transport/wire
@@ -65,8 +67,10 @@ benchcheck: build
 	{ echo "benchcheck: want a floor with msync's duties on 4 rows (initial, both no-change, catch-up) of $$d/table.md, found $${n:-none}"; exit 1; }
 	$(BIN) bench estimate-check --scale 0.01 --dir $$(mktemp -d)/ec >/dev/null
 
+# Every package that starts goroutines (grep -rln 'go func') and has tests,
+# but bench: its tests take about 2 minutes under -race (make unit runs them).
 race:
-	$(GO) test -race -count=1 ./internal/e2e/ ./internal/netx/ ./sync/... ./transport/...
+	$(GO) test -race -count=1 ./internal/e2e/ ./internal/netx/ ./internal/cli/ ./manifest/ ./verify/ ./sync/... ./transport/...
 
 demo: build
 	@bash scripts/demo.sh

@@ -10,22 +10,37 @@ FUZZ_OPS ?= 400000x
 FUZZ_SIG ?= 600000x
 FUZZ_FRAMES ?= 300000x
 FUZZ_JOURNAL ?= 20000x
+FUZZ_COMPARE ?= 500000x
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build deps test unit race fuzz vet demo bench benchcheck stress clean
+.PHONY: all build deps test unit race fuzz vet staticcheck man demo bench benchcheck stress clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/msync
 
+# A man page per command, generated from the command tree into bin/man (not
+# committed: generated from the code, like the binary; SOURCE_DATE_EPOCH
+# fixes their date). Read one with: man -l bin/man/msync-catchup.1
+man: build
+	$(BIN) gen-man bin/man
+
 # The real-tool tests need rsync, BSD mtree and OpenSSH; install what is missing.
 deps:
 	@bash scripts/deps.sh
 
+# go vet, gofmt, and the layering check: imports point down DESIGN.md's
+# package diagram (scripts/layers.sh, tested by scripts/layers_test.sh).
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	@bash scripts/layers_test.sh
+	bash scripts/layers.sh
+
+# staticcheck, pinned as a tool dependency in go.mod (go tool staticcheck).
+staticcheck:
+	$(GO) tool staticcheck ./...
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
@@ -33,13 +48,14 @@ unit:
 # Each fuzz target runs briefly on top of its corpus in testdata/fuzz.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZ_READER) ./manifest
+	$(GO) test -run '^$$' -fuzz '^FuzzCompare$$' -fuzztime $(FUZZ_COMPARE) ./manifest
 	$(GO) test -run '^$$' -fuzz '^FuzzOpReader$$' -fuzztime $(FUZZ_OPS) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzSignature$$' -fuzztime $(FUZZ_SIG) ./delta
 	$(GO) test -run '^$$' -fuzz '^FuzzFrames$$' -fuzztime $(FUZZ_FRAMES) ./transport/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzFileList$$' -fuzztime $(FUZZ_FRAMES) ./transport/rsync
 	$(GO) test -run '^$$' -fuzz '^FuzzJournal$$' -fuzztime $(FUZZ_JOURNAL) ./sync/state
 
-test: deps vet build unit race fuzz benchcheck
+test: deps vet staticcheck build unit race fuzz benchcheck
 	@echo "make test: all tests passed"
 
 # Proves the benchmark harness works (speed is never asserted in tests).
@@ -51,8 +67,10 @@ benchcheck: build
 	{ echo "benchcheck: want a floor with msync's duties on 4 rows (initial, both no-change, catch-up) of $$d/table.md, found $${n:-none}"; exit 1; }
 	$(BIN) bench estimate-check --scale 0.01 --dir $$(mktemp -d)/ec >/dev/null
 
+# Every package that starts goroutines (grep -rln 'go func') and has tests,
+# but bench: its tests take about 2 minutes under -race (make unit runs them).
 race:
-	$(GO) test -race -count=1 ./internal/e2e/ ./internal/netx/ ./sync/... ./transport/...
+	$(GO) test -race -count=1 ./internal/e2e/ ./internal/netx/ ./internal/cli/ ./manifest/ ./verify/ ./sync/... ./transport/...
 
 demo: build
 	@bash scripts/demo.sh

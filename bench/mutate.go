@@ -41,7 +41,23 @@ func (g *gen) pick(names []string, frac float64) []string {
 // same tree, seed and round give the same result.
 func Mutate(dir string, seed uint64, round int) (GenStats, error) {
 	g := newGen(dir, seed^0x9e3779b97f4a7c15, round)
-	// Mailman archives: append to a third of the lists.
+	// Each dataset in turn: the order fixes what the seed's draws mean.
+	mutateArchives(g, dir, round)
+	mutateListConfigs(g, dir)
+	mutateDarcs(g, dir, round)
+	mutateQueues(g, dir, round)
+	mutateExim(g, dir, round)
+	mutateHomes(g, dir, round)
+	if g.err != nil {
+		return g.st, g.err
+	}
+	return g.st, restampChanged(dir, g)
+}
+
+// mutateArchives appends to a third of the mailman lists' mboxes, with
+// their new HTML pages, and regenerates one mbox (bin/arch: same start,
+// rewritten middle) in odd rounds.
+func mutateArchives(g *gen, dir string, round int) {
 	priv := filepath.Join(dir, "mailman/archives/private")
 	for _, name := range g.pick(list(priv), 0.35) {
 		if !strings.HasSuffix(name, ".mbox") {
@@ -73,11 +89,19 @@ func Mutate(dir string, seed uint64, round int) (GenStats, error) {
 			}
 		}
 	}
+}
+
+// mutateListConfigs rewrites a tenth of the lists' config.pck.
+func mutateListConfigs(g *gen, dir string) {
 	lists := filepath.Join(dir, "mailman/lists")
 	for _, l := range g.pick(list(lists), 0.1) {
 		g.file(fmt.Sprintf("mailman/lists/%s/config.pck", l), g.binary(20000+g.r.IntN(40000)), 0o660)
 	}
-	// Darcs: new patches, appended inventories, new pointer file.
+}
+
+// mutateDarcs adds patches and pristine files to a third of the darcs
+// repositories, appends to their last inventory and rewrites their pointer.
+func mutateDarcs(g *gen, dir string, round int) {
 	for _, repo := range g.pick(list(filepath.Join(dir, "projects")), 0.3) {
 		base := "projects/" + repo + "/_darcs"
 		for range 1 + g.r.IntN(5) {
@@ -91,7 +115,11 @@ func Mutate(dir string, seed uint64, round int) (GenStats, error) {
 		}
 		g.file(base+"/hashed_inventory", g.textOf(5000+round*100), 0o644)
 	}
-	// Mailman queues: processed files go, new ones arrive.
+}
+
+// mutateQueues removes half of each mailman queue's files (processed) and
+// adds new ones.
+func mutateQueues(g *gen, dir string, round int) {
 	qroot := filepath.Join(dir, "mailman/qfiles")
 	for _, q := range list(qroot) {
 		for _, f := range g.pick(list(filepath.Join(qroot, q)), 0.5) {
@@ -101,7 +129,11 @@ func Mutate(dir string, seed uint64, round int) (GenStats, error) {
 			g.file(fmt.Sprintf("mailman/qfiles/%s/%d.%d+%s.pck", q, 1500000000+round*1000+i, i, hashName(g, 20)), g.binary(500+g.r.IntN(4000)), 0o660)
 		}
 	}
-	// Exim: deliver some, queue new pairs.
+}
+
+// mutateExim delivers some queued messages (both halves and the msglog go)
+// and queues new pairs.
+func mutateExim(g *gen, dir string, round int) {
 	in := filepath.Join(dir, "exim/input")
 	for _, f := range g.pick(list(in), 0.3) {
 		if id, ok := strings.CutSuffix(f, "-D"); ok {
@@ -116,7 +148,13 @@ func Mutate(dir string, seed uint64, round int) (GenStats, error) {
 		g.file("exim/input/"+id+"-H", g.textOf(300+g.r.IntN(1500)), 0o640)
 		g.file("exim/msglog/"+id, g.textOf(200), 0o640)
 	}
-	// Home directories.
+}
+
+// mutateHomes changes half of the home directories (new mail, one page
+// touched, appended, rewritten or chmodded, .muttrc removed, the shell
+// history rewritten), then renames one user's public_html, retargets the
+// www symlink and adds a hard link.
+func mutateHomes(g *gen, dir string, round int) {
 	homes := list(filepath.Join(dir, "home"))
 	for _, u := range g.pick(homes, 0.5) {
 		home := "home/" + u
@@ -165,16 +203,8 @@ func Mutate(dir string, seed uint64, round int) (GenStats, error) {
 		notes := filepath.Join(dir, u, "notes.txt")
 		os.Link(notes, filepath.Join(dir, u, fmt.Sprintf("notes-r%d.txt", round)))
 	}
-	if g.err != nil {
-		return g.st, g.err
-	}
-	return g.st, restampChanged(dir, g)
 }
 
-// restampChanged gives the directories this mutation changed (their mtime
-// is the real clock, far past any generated stamp) a deterministic mtime;
-// directories it did not touch keep theirs, as on a real server. Rounds
-// must stay below about 300 for the cut-off to hold.
 func restampChanged(root string, g *gen) error {
 	cut := Base.Add(300 * 24 * time.Hour)
 	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {

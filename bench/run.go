@@ -344,44 +344,14 @@ var bytesSent = regexp.MustCompile(`Total bytes sent: ([0-9,]+)`)
 // Run generates (once) a tree at c.Scale and compares msync with rsync on
 // identical copies, alternating which goes first, c.Runs times.
 func Run(ctx context.Context, c Config) (*Result, error) {
-	if c.Runs <= 0 {
-		c.Runs = 4
-	}
-	if c.Rsync == "" {
-		p, err := exec.LookPath("rsync")
-		if err != nil {
-			return nil, fmt.Errorf("bench run needs rsync: %w", err)
-		}
-		c.Rsync = p
-	}
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+	if err := c.setUp(); err != nil {
 		return nil, err
-	}
-	if c.DropCaches {
-		c.programs = programFiles(c.Msync, c.Rsync, "cp", gnuTime)
-		if c.drop == nil {
-			// Fail now rather than after generating a tree.
-			if err := dropKernelCaches(); err != nil {
-				return nil, err
-			}
-		}
 	}
 	src, err := c.sourceTree()
 	if err != nil {
 		return nil, err
 	}
-	var files, total int64
-	filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err == nil {
-			files++
-			if d.Type().IsRegular() {
-				if fi, err := d.Info(); err == nil {
-					total += fi.Size()
-				}
-			}
-		}
-		return nil
-	})
+	files, total := treeSize(src)
 	rsyncVer, _ := exec.Command(c.Rsync, "--version").Output()
 	res := &Result{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Scale: c.Scale, Runs: c.Runs, Files: files, Bytes: total,
 		Machine: fmt.Sprintf("%d cores, %s, %s, %s", runtime.NumCPU(), memTotal(), strings.SplitN(string(rsyncVer), "\n", 2)[0], runtime.Version()), DropCaches: c.DropCaches}
@@ -398,222 +368,76 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	defer os.RemoveAll(c.copies())
 	c.waitAfterDeletion()
-	m2, r2, ms2 := c.copyDir("m2"), c.copyDir("r2"), c.copyDir("m2.state")
-	init, nochange, trusted, catchup, verify := &series{}, &series{}, &series{}, &series{}, &series{}
-	var mBytes, rBytes []float64
-	// timed runs name and args, and adds the sample to secs and rss.
-	timed := func(secs *[]float64, rss *[]int64, t trees, name string, args []string) func() error {
-		return func() error {
-			x, err := c.timedRun(ctx, t, name, args...)
-			if err != nil {
-				return err
-			}
-			*secs, *rss = append(*secs, x.secs), append(*rss, x.rss)
-			return nil
-		}
-	}
-	// alternate runs msync's command first in even runs, the other first
-	// in odd ones.
-	alternate := func(i int, m, other func() error) error {
-		if i%2 == 1 {
-			m, other = other, m
-		}
-		if err := m(); err != nil {
-			return err
-		}
-		return other()
-	}
-	both := func(i int, s *series, mt trees, mArgs []string, rt trees, rArgs []string) error {
-		return alternate(i, timed(&s.m, &s.mrss, mt, c.Msync, mArgs), timed(&s.r, &s.rrss, rt, c.Rsync, rArgs))
-	}
+	l := newLocalRuns(&c, src)
 	for i := range c.Runs {
 		c.logf("run %d of %d", i+1, c.Runs)
-		run := fmt.Sprintf("run%d.", i+1)
-		m, r, ref, ms := c.copyDir(run+"m"), c.copyDir(run+"r"), c.copyDir(run+"ref"), c.copyDir(run+"m.state")
-		// The source in the page cache for whichever copy goes first.
-		if !c.DropCaches {
-			if err := c.quiet(ctx, c.Msync, "bench", "floor", "--read", src); err != nil {
-				return nil, err
-			}
-		}
-		// A second copy of the tree before the round, for the catch-up's
-		// floor with msync's duties (each floor updates its copy). It is
-		// made first, untimed, because the first copy of a bench run paid
-		// more: in each of 5 bench runs before this, the first copy
-		// (msync's) took 1.2-1.9 times its second, and rsync's copy in the
-		// same first run was slower than its second too. The likeliest
-		// cause: this VM hands memory it frees back to its host (free page
-		// reporting), and filling gigabytes of page cache after that
-		// faults the pages back in one by one.
-		ref2 := c.copyDir(run + "ref2")
-		if err := c.quiet(ctx, "cp", "-a", src, ref2); err != nil {
-			return nil, err
-		}
-		if err := both(i, init, reads(src), []string{"initial", src, m, "--state", ms, "--no-progress"}, reads(src), []string{"-aH", src + "/", r + "/"}); err != nil {
-			return nil, err
-		}
-		if err := c.reference(ctx, init, reads(src), "cp", "-a", src, ref); err != nil {
-			return nil, err
-		}
-		// With the one syncfs that msync's default --fsync=pass makes too:
-		// a copy that claims to be done must be on disk.
-		x, err := c.timedRun(ctx, reads(src), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--copy-to", c.copyDir(run+"floor"), src)
-		if err != nil {
-			return nil, err
-		}
-		init.floor = append(init.floor, x.secs)
-		// The same with every file written under a temp name and renamed
-		// into place, as msync (and rsync) must, and recorded as msync
-		// records it.
-		x, err = c.timedRun(ctx, reads(src), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--temp", "--record", "--copy-to", c.copyDir(run+"tfloor"), src)
-		if err != nil {
-			return nil, err
-		}
-		init.duty = append(init.duty, x.secs)
-		// msync reads its state directory's manifests; both walk the trees.
-		if err := both(i, nochange, reads(ms).and(src, m), []string{"catchup", src, m, "--state", ms, "--no-progress"}, walks(src, r), []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
-			return nil, err
-		}
-		// msync compares extended attributes unless told not to; rsync
-		// does with -X. The generated tree has none, so this pass changes
-		// nothing either.
-		if err := c.reference(ctx, nochange, walks(src, r), c.Rsync, "-aHX", "--delete", src+"/", r+"/"); err != nil {
-			return nil, err
-		}
-		if err := c.floor(ctx, nochange, false, src, m); err != nil {
-			return nil, err
-		}
-		if err := c.dutyFloor(ctx, nochange, ms, src, m); err != nil {
-			return nil, err
-		}
-		if err := both(i, trusted, reads(ms).and(src), []string{"catchup", src, m, "--state", ms, "--no-progress", "--trust-dest"}, walks(src, r), []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
-			return nil, err
-		}
-		if err := c.floor(ctx, trusted, false, src); err != nil {
-			return nil, err
-		}
-		if err := c.dutyFloor(ctx, trusted, ms, src); err != nil {
-			return nil, err
-		}
-		if i == 0 {
-			// Copies that measure what a remote catch-up would send.
-			if err := c.quiet(ctx, c.Msync, "initial", src, m2, "--state", ms2, "--no-progress"); err != nil {
-				return nil, err
-			}
-			if err := c.quiet(ctx, c.Rsync, "-aH", src+"/", r2+"/"); err != nil {
-				return nil, err
-			}
-		}
-		if err := c.mutate(src); err != nil {
-			return nil, err
-		}
-		// Each reads what changed in the source (all of it is read back)
-		// and walks its copy.
-		if err := both(i, catchup, reads(src, ms).and(m), []string{"catchup", src, m, "--state", ms, "--no-progress"}, reads(src).and(r), []string{"-aH", "--delete", src + "/", r + "/"}); err != nil {
-			return nil, err
-		}
-		// The cp -a copy still has the tree as it was before the round:
-		// the floor brings it up to date as rsync -a --delete would, with
-		// only the calls that needs.
-		x, err = c.timedRun(ctx, reads(src).and(ref), c.Msync, "bench", "floor", "--workers", "4", "--sync", "--update-to", ref, src)
-		if err != nil {
-			return nil, err
-		}
-		catchup.floor = append(catchup.floor, x.secs)
-		// The same with the last manifests decoded beside it.
-		args := append([]string{"bench", "floor", "--workers", "4", "--sync", "--update-to", ref2}, manifestArgs(ms)...)
-		x, err = c.timedRun(ctx, reads(src, ms).and(ref2), c.Msync, append(args, src)...)
-		if err != nil {
-			return nil, err
-		}
-		catchup.duty = append(catchup.duty, x.secs)
-		if i == 0 {
-			x, err := c.run(ctx, c.Msync, "catchup", src, m2, "--state", ms2, "--delta=always", "--json")
-			if err != nil {
-				return nil, err
-			}
-			w, err := wireBytes(x.out)
-			if err != nil {
-				return nil, err
-			}
-			mBytes = append(mBytes, w)
-			x, err = c.run(ctx, c.Rsync, "-aH", "--delete", "--no-whole-file", "--stats", src+"/", r2+"/")
-			if err != nil {
-				return nil, err
-			}
-			mm := bytesSent.FindStringSubmatch(x.out)
-			if mm == nil {
-				return nil, fmt.Errorf("rsync --stats: no 'Total bytes sent' in:\n%s", x.out)
-			}
-			n, _ := strconv.ParseInt(strings.ReplaceAll(mm[1], ",", ""), 10, 64)
-			rBytes = append(rBytes, float64(n))
-		}
-		// Read the three trees once, untimed: with every copy kept, the page
-		// cache may no longer hold them all, and in a scale-1.0 run the tool
-		// that went first took 4.9 s against 3.8 s for msync going second.
-		if !c.DropCaches {
-			if err := c.quiet(ctx, c.Msync, "bench", "floor", "--read", src, m, r); err != nil {
-				return nil, err
-			}
-		}
-		// Like for like: rsync -aHn -c compares no xattrs, so msync does
-		// not either; the reference compares them on both sides.
-		if err := both(i, verify, reads(src, m), []string{"verify", "-q", "--no-xattrs", src, m}, reads(src, r), []string{"-aHn", "-c", "--delete", src + "/", r + "/"}); err != nil {
-			return nil, err
-		}
-		if err := alternate(i, timed(&verify.mref, &verify.mrrss, reads(src, m), c.Msync, []string{"verify", "-q", src, m}),
-			timed(&verify.ref, &verify.crs, reads(src, r), c.Rsync, []string{"-aHXn", "-c", "--delete", src + "/", r + "/"})); err != nil {
-			return nil, err
-		}
-		if err := c.floor(ctx, verify, true, src, m); err != nil {
+		if err := l.round(ctx, i); err != nil {
 			return nil, err
 		}
 	}
-	initRow := init.row("initial copy (msync initial vs rsync -aH; cp -a for reference)", "s", 0.5, "")
-	initRow.RefName = "cp -a"
-	nochangeRow := nochange.row("no-change pass (catchup vs rsync -aH --delete)", "s", 0.3, "")
-	nochangeRow.RefName = "rsync -aHX --delete, which compares xattrs as msync does"
-	verifyRow := verify.row("verify identical trees (msync verify --no-xattrs vs rsync -aHn -c --delete: neither compares xattrs)", "s", 0.5, "")
-	verifyRow.RefName = "msync verify vs rsync -aHXn -c --delete: both compare xattrs"
-	res.Rows = append(res.Rows, initRow, nochangeRow,
-		trusted.row("no-change pass, catchup --trust-dest (DST not scanned) vs rsync -aH --delete", "s", 0.3, "the downtime pass"),
-		catchup.row("catch-up after one mutate round", "s", 0.5, "each run mutates with the next round"),
-		verifyRow)
-	bytesRow := Row{Name: "catch-up bytes a remote transfer sends (msync --delta=always vs rsync --no-whole-file --stats)", Unit: "bytes",
-		Msync: summarize(mBytes, nil), Rsync: summarize(rBytes, nil), Target: 0.8, Note: "first round"}
-	if bytesRow.Rsync.Median > 0 {
-		bytesRow.Ratio = bytesRow.Msync.Median / bytesRow.Rsync.Median
-	}
-	res.Rows = append(res.Rows, bytesRow)
-	mem := Row{Name: "peak RSS per file, initial copy", Unit: "B/file",
-		Msync: Summary{Median: float64(res.Rows[0].Msync.RSSKB*1024) / float64(files), N: 1},
-		Rsync: Summary{Median: float64(res.Rows[0].Rsync.RSSKB*1024) / float64(files), N: 1}, Note: "peak RSS of the process tree / files"}
-	if mem.Rsync.Median > 0 {
-		mem.Ratio = mem.Msync.Median / mem.Rsync.Median
-	}
-	res.Rows = append(res.Rows, mem)
-	if c.RsyncDaemon {
-		rows, err := c.rsyncDaemonRows(ctx, src)
-		if err != nil {
-			return nil, err
+	res.Rows = append(res.Rows, l.rows(files)...)
+	for _, more := range []struct {
+		on   bool
+		rows func(context.Context, string) ([]Row, error)
+	}{
+		{c.RsyncDaemon, c.rsyncDaemonRows},
+		{c.SSH != "", c.sshRows},
+		{c.MemFiles > 0, func(ctx context.Context, _ string) ([]Row, error) { return c.memRows(ctx) }},
+	} {
+		if !more.on {
+			continue
 		}
-		res.Rows = append(res.Rows, rows...)
-	}
-	if c.SSH != "" {
-		rows, err := c.sshRows(ctx, src)
-		if err != nil {
-			return nil, err
-		}
-		res.Rows = append(res.Rows, rows...)
-	}
-	if c.MemFiles > 0 {
-		rows, err := c.memRows(ctx)
+		rows, err := more.rows(ctx, src)
 		if err != nil {
 			return nil, err
 		}
 		res.Rows = append(res.Rows, rows...)
 	}
 	return res, nil
+}
+
+// setUp fills in c's defaults (4 runs, rsync from PATH), makes c.Dir and,
+// with DropCaches, checks now that the caches can be dropped rather than
+// after generating a tree.
+func (c *Config) setUp() error {
+	if c.Runs <= 0 {
+		c.Runs = 4
+	}
+	if c.Rsync == "" {
+		p, err := exec.LookPath("rsync")
+		if err != nil {
+			return fmt.Errorf("bench run needs rsync: %w", err)
+		}
+		c.Rsync = p
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return err
+	}
+	if c.DropCaches {
+		c.programs = programFiles(c.Msync, c.Rsync, "cp", gnuTime)
+		if c.drop == nil {
+			if err := dropKernelCaches(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// treeSize counts the objects under src and the bytes of its regular files.
+func treeSize(src string) (files, bytes int64) {
+	filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err == nil {
+			files++
+			if d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					bytes += fi.Size()
+				}
+			}
+		}
+		return nil
+	})
+	return files, bytes
 }
 
 // maxRounds is how many mutate rounds a kept source tree takes before it

@@ -92,146 +92,193 @@ func (ix *index) find(weak uint32, window []byte, want int) int {
 // Diff reads target and writes to sink the operations that rebuild it from
 // the basis described by sig.
 func Diff(ctx context.Context, sig *Signature, target io.Reader, sink Sink) (Stats, error) {
-	var st Stats
-	whole := xxhash.New()
 	if sig == nil || len(sig.Weak) == 0 {
-		return literalOnly(ctx, target, sink, whole)
+		return literalOnly(ctx, target, sink, xxhash.New())
 	}
-	ix := newIndex(sig)
-	bs := sig.BlockSize
-	lastLen := sig.blockLen(len(sig.Weak) - 1)
+	d := &differ{
+		ix: newIndex(sig), bs: sig.BlockSize, last: len(sig.Weak) - 1, lastLen: sig.blockLen(len(sig.Weak) - 1),
+		target: target, sink: sink, whole: xxhash.New(),
+		buf: make([]byte, max(4*sig.BlockSize, 1<<20)), want: -1,
+	}
+	err := d.run(ctx)
+	return d.st, err
+}
 
-	buf := make([]byte, max(4*bs, 1<<20))
-	var (
-		start, end, lit int  // window start, valid data end, pending literal start
-		eof             bool // target fully read
-		roll            Rolling
-		rolling         bool // roll holds the sum of buf[start:start+bs]
-		pendOff         int64
-		pendLen         int64 // coalesced copy not yet sent
-		want            = -1
-		checked         int64
-	)
-	flushCopy := func() error {
-		if pendLen > 0 {
-			err := sink.Copy(pendOff, pendLen)
-			st.Matched += pendLen
-			pendLen = 0
-			return err
-		}
-		return nil
-	}
-	flushLit := func(to int) error {
-		if to > lit {
-			if err := flushCopy(); err != nil {
-				return err
-			}
-			if err := sink.Literal(buf[lit:to]); err != nil {
-				return err
-			}
-			st.Literal += int64(to - lit)
-			lit = to
-		}
-		return nil
-	}
-	fill := func() error {
-		// Keep the pending literal and the window; move them to the front.
-		keep := min(lit, start)
-		if keep > 0 {
-			copy(buf, buf[keep:end])
-			start -= keep
-			lit -= keep
-			end -= keep
-		}
-		for end < len(buf) && !eof {
-			n, err := target.Read(buf[end:])
-			whole.Write(buf[end : end+n])
-			end += n
-			st.Size += int64(n)
-			if err == io.EOF {
-				eof = true
-			} else if err != nil {
-				return fmt.Errorf("delta: read target: %w", err)
-			}
-		}
-		return nil
-	}
+// differ is the state of one Diff: a window of bs bytes slides over the
+// target through buf; the bytes it slid past (from lit to start) are the
+// pending literal, and matched blocks coalesce into one pending copy.
+type differ struct {
+	ix      *index
+	bs      int // block size
+	last    int // the last block, the only one that may be short
+	lastLen int // its length
+	target  io.Reader
+	sink    Sink
+	whole   *xxhash.Digest // of the target as read
+	st      Stats
+
+	buf              []byte
+	start, end, lit  int  // window start, valid data end, pending literal start
+	eof              bool // target fully read
+	roll             Rolling
+	rolling          bool  // roll holds the sum of buf[start:start+bs]
+	pendOff, pendLen int64 // coalesced copy not yet sent
+	want             int   // the block expected next (the one after the last match)
+}
+
+// run slides the window to the end of the target, sending literals and
+// copies as it goes, then the end of the stream.
+func (d *differ) run(ctx context.Context) error {
 	for {
-		if end-start < bs && !eof {
-			if lit < start && len(buf)-end < bs {
-				// The literal would block the refill: send it now.
-				if err := flushLit(start); err != nil {
-					return st, err
-				}
+		if d.end-d.start < d.bs {
+			if d.eof {
+				return d.finish()
 			}
-			if err := fill(); err != nil {
-				return st, err
+			if err := d.refill(); err != nil {
+				return err
 			}
 			continue
 		}
-		if end-start < bs {
-			// Tail shorter than a block: it can only match the last block.
-			rem := end - start
-			if rem > 0 && rem == lastLen {
-				w := buf[start:end]
-				if b := ix.find(WeakSum(w), w, len(sig.Weak)-1); b >= 0 {
-					if err := flushLit(start); err != nil {
-						return st, err
-					}
-					addCopy(&pendOff, &pendLen, int64(b)*int64(bs), int64(rem), sink, &st)
-					start, lit = end, end
-				}
-			}
-			if err := flushLit(end); err != nil {
-				return st, err
-			}
-			if err := flushCopy(); err != nil {
-				return st, err
-			}
-			st.Hash = whole.Sum64()
-			return st, sink.End(st.Size, st.Hash)
-		}
-		if lit < start && start-lit >= MaxLiteral {
-			if err := flushLit(start); err != nil {
-				return st, err
+		if d.lit < d.start && d.start-d.lit >= MaxLiteral {
+			if err := d.flushLit(d.start); err != nil {
+				return err
 			}
 		}
-		if !rolling {
-			roll.Reset(buf[start : start+bs])
-			rolling = true
+		if !d.rolling {
+			d.roll.Reset(d.buf[d.start : d.start+d.bs])
+			d.rolling = true
 		}
-		checked++
-		if checked&0xffff == 0 {
-			if err := ctx.Err(); err != nil {
-				return st, err
+		if b := d.slide(); b >= 0 {
+			if err := d.matched(b, d.bs); err != nil {
+				return err
 			}
+		} else if err := ctx.Err(); err != nil {
+			return err
 		}
+	}
+}
+
+// slide is the hot loop: it rolls the window one byte at a time until a
+// block matches (it returns the block), the window reaches the end of the
+// buffered data, the pending literal reaches MaxLiteral or 64 Ki positions
+// were tried (it returns -1). It works on locals and stores them back.
+func (d *differ) slide() int {
+	bs, buf, ix, want := d.bs, d.buf, d.ix, d.want
+	start, end, roll := d.start, d.end, d.roll
+	stop := min(d.lit+MaxLiteral, start+1<<16)
+	for {
 		// Most positions have no block with their weak sum: an empty home
 		// slot settles that without a call.
 		if sum := roll.Sum(); ix.slots[mix(sum)&ix.mask] != 0 {
 			if b := ix.find(sum, buf[start:start+bs], want); b >= 0 {
-				if err := flushLit(start); err != nil {
-					return st, err
-				}
-				if err := addCopy(&pendOff, &pendLen, int64(b)*int64(bs), int64(bs), sink, &st); err != nil {
-					return st, err
-				}
-				start += bs
-				lit = start
-				want = b + 1
-				rolling = false
-				continue
+				d.start, d.roll = start, roll
+				return b
 			}
 		}
 		// Slide one byte; at the end of the buffered data the next window's
 		// sum is computed afresh after a refill (or the tail is handled).
-		if start+bs < end {
-			roll.Roll(buf[start], buf[start+bs])
-		} else {
-			rolling = false
+		if start+bs >= end {
+			d.start, d.rolling = start+1, false
+			return -1
 		}
+		roll.Roll(buf[start], buf[start+bs])
 		start++
+		if start >= stop {
+			d.start, d.roll = start, roll
+			return -1
+		}
 	}
+}
+
+// matched sends the pending literal before the window, which matched block
+// b over n bytes, adds the block to the pending copy and moves past it.
+func (d *differ) matched(b, n int) error {
+	if err := d.flushLit(d.start); err != nil {
+		return err
+	}
+	if err := addCopy(&d.pendOff, &d.pendLen, int64(b)*int64(d.bs), int64(n), d.sink, &d.st); err != nil {
+		return err
+	}
+	d.start += n
+	d.lit = d.start
+	d.want = b + 1
+	d.rolling = false
+	return nil
+}
+
+// finish handles the tail shorter than a block, which can only match the
+// last block, then sends what is pending and the end of the stream.
+func (d *differ) finish() error {
+	if rem := d.end - d.start; rem > 0 && rem == d.lastLen {
+		w := d.buf[d.start:d.end]
+		if b := d.ix.find(WeakSum(w), w, d.last); b >= 0 {
+			if err := d.matched(b, rem); err != nil {
+				return err
+			}
+		}
+	}
+	if err := d.flushLit(d.end); err != nil {
+		return err
+	}
+	if err := d.flushCopy(); err != nil {
+		return err
+	}
+	d.st.Hash = d.whole.Sum64()
+	return d.sink.End(d.st.Size, d.st.Hash)
+}
+
+// refill reads more of the target behind the window, first sending the
+// pending literal when keeping it would leave no room for a block.
+func (d *differ) refill() error {
+	if d.lit < d.start && len(d.buf)-d.end < d.bs {
+		if err := d.flushLit(d.start); err != nil {
+			return err
+		}
+	}
+	// Keep the pending literal and the window; move them to the front.
+	if keep := min(d.lit, d.start); keep > 0 {
+		copy(d.buf, d.buf[keep:d.end])
+		d.start -= keep
+		d.lit -= keep
+		d.end -= keep
+	}
+	for d.end < len(d.buf) && !d.eof {
+		n, err := d.target.Read(d.buf[d.end:])
+		d.whole.Write(d.buf[d.end : d.end+n])
+		d.end += n
+		d.st.Size += int64(n)
+		if err == io.EOF {
+			d.eof = true
+		} else if err != nil {
+			return fmt.Errorf("delta: read target: %w", err)
+		}
+	}
+	return nil
+}
+
+func (d *differ) flushCopy() error {
+	if d.pendLen > 0 {
+		err := d.sink.Copy(d.pendOff, d.pendLen)
+		d.st.Matched += d.pendLen
+		d.pendLen = 0
+		return err
+	}
+	return nil
+}
+
+// flushLit sends buf[lit:to] as a literal (after the pending copy).
+func (d *differ) flushLit(to int) error {
+	if to > d.lit {
+		if err := d.flushCopy(); err != nil {
+			return err
+		}
+		if err := d.sink.Literal(d.buf[d.lit:to]); err != nil {
+			return err
+		}
+		d.st.Literal += int64(to - d.lit)
+		d.lit = to
+	}
+	return nil
 }
 
 func addCopy(off, n *int64, o, l int64, sink Sink, st *Stats) error {

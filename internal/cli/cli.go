@@ -138,6 +138,8 @@ during the pass (with --final: the source was not quiet).`,
 	}
 	root.AddCommand(newPassCommand(env, "initial"), newPassCommand(env, "catchup"),
 		newVerifyCommand(env), newPlanCommand(env), newStatusCommand(env), newEstimateCommand(env), newReportCommand(env), newManifestCommand(env), newServeCommand(env), newRsyncServerCommand(env), newBenchCommand(env), newVersionCommand(env))
+	setVersion(root)
+	root.AddCommand(newGenManCommand(env))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitCodeUsage, err: fmt.Errorf("%w (see msync %s --help)", err, c.Name())}
 	})
@@ -150,21 +152,6 @@ func usageArgs(n int) cobra.PositionalArgs {
 			return &exitError{code: exitCodeUsage, err: fmt.Errorf("%s takes %d arguments, got %d (usage: %s)", cmd.Name(), n, len(args), cmd.UseLine())}
 		}
 		return nil
-	}
-}
-
-// Version is set at build time.
-var Version = "dev"
-
-func newVersionCommand(env Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print msync's version",
-		Args:  usageArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(env.Stdout, "msync %s\n", Version)
-			return nil
-		},
 	}
 }
 

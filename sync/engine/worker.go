@@ -490,17 +490,6 @@ type emptyReaderAt struct{}
 
 func (emptyReaderAt) ReadAt(p []byte, off int64) (int, error) { return 0, io.EOF }
 
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 func copyBuf(ctx context.Context, dst io.Writer, src io.Reader, buf []byte) (int64, error) {
 	var n int64
 	for {

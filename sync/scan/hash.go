@@ -13,8 +13,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/internal/fsx"
+	"github.com/msync/msync/internal/md4"
 	"github.com/msync/msync/manifest"
-	"golang.org/x/crypto/md4"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,7 +32,6 @@ type Hasher struct {
 	next    int        // index in cur of the entry Next returns next
 	mu      sync.Mutex
 	errs    map[string]error
-	err     error
 	// Bytes counts content read so far (for progress).
 	bytes  int64
 	srcErr error
@@ -93,26 +92,9 @@ func NewHasherAt(ctx context.Context, r *fsx.Root, it manifest.Iterator, workers
 	work := make(chan *hashBatch, 4096/batchFiles)
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dirs := r.NewDirs()
-			defer dirs.Close()
-			buf := make([]byte, 256<<10)
-			rd := &fileReader{buf: buf, xattrs: xattrs, newHash: newHash}
-			rr := newRingReader()
-			defer rr.close()
-			for b := range work {
-				read, errs := rr.hashBatch(ctx, dirs, rd, b)
-				h.mu.Lock()
-				h.bytes += read
-				for p, err := range errs {
-					h.errs[p] = err
-				}
-				h.mu.Unlock()
-				close(b.done)
-			}
-		}()
+		wg.Go(func() {
+			h.hashWorker(ctx, r, work, &fileReader{buf: make([]byte, 256<<10), xattrs: xattrs, newHash: newHash})
+		})
 	}
 	go func() {
 		defer func() {
@@ -121,65 +103,93 @@ func NewHasherAt(ctx context.Context, r *fsx.Root, it manifest.Iterator, workers
 			r.Close()
 			close(h.ordered)
 		}()
-		b, size := &hashBatch{}, int64(0)
-		send := func() bool {
-			if len(b.todo) > 0 {
-				b.done = make(chan struct{})
-				select {
-				case work <- b:
-				case <-ctx.Done():
-					return false
-				}
-			}
+		h.feed(ctx, r, it, work, force, xattrs)
+	}()
+	return h, nil
+}
+
+// hashWorker hashes the files of each batch from work, then marks the
+// batch done for Next.
+func (h *Hasher) hashWorker(ctx context.Context, r *fsx.Root, work <-chan *hashBatch, rd *fileReader) {
+	dirs := r.NewDirs()
+	defer dirs.Close()
+	rr := newRingReader()
+	defer rr.close()
+	for b := range work {
+		read, errs := rr.hashBatch(ctx, dirs, rd, b)
+		h.mu.Lock()
+		h.bytes += read
+		for p, err := range errs {
+			h.errs[p] = err
+		}
+		h.mu.Unlock()
+		close(b.done)
+	}
+}
+
+// feed reads the entries of it into batches, each sent to h.ordered in
+// order and, when it has files to hash, to work. A regular file that needs
+// no hash still gets its xattrs (by path) when xattrs are asked for. It
+// returns at the end of it, on its error (kept for Next, after the entries
+// read before it) or when ctx ends.
+func (h *Hasher) feed(ctx context.Context, r *fsx.Root, it manifest.Iterator, work chan<- *hashBatch, force bool, xattrs []string) {
+	b, size := &hashBatch{}, int64(0)
+	send := func() bool {
+		if len(b.todo) > 0 {
+			b.done = make(chan struct{})
 			select {
-			case h.ordered <- b:
+			case work <- b:
 			case <-ctx.Done():
 				return false
 			}
-			b, size = &hashBatch{}, 0
-			return true
 		}
-		for {
-			e, err := it.Next()
-			if err == io.EOF {
-				if len(b.es) > 0 {
-					send()
-				}
+		select {
+		case h.ordered <- b:
+		case <-ctx.Done():
+			return false
+		}
+		b, size = &hashBatch{}, 0
+		return true
+	}
+	for {
+		e, err := it.Next()
+		if err == io.EOF {
+			if len(b.es) > 0 {
+				send()
+			}
+			return
+		}
+		if err != nil {
+			// What was read before the error still comes out first.
+			if len(b.es) == 0 || send() {
+				h.mu.Lock()
+				h.srcErr = err
+				h.mu.Unlock()
+			}
+			return
+		}
+		b.es = append(b.es, e)
+		if e.Type == manifest.TypeFile && (force || !e.HasHash) {
+			if force {
+				e.HasHash = false
+			}
+			b.todo = append(b.todo, len(b.es)-1)
+			size += e.Size
+		} else if e.Type == manifest.TypeFile && len(xattrs) > 0 {
+			xs, err := listXattrsBeneath(r, e.Path, xattrs)
+			if err != nil && !errors.Is(err, unix.ENOENT) {
+				h.mu.Lock()
+				h.errs[e.Path] = err
+				h.mu.Unlock()
+			}
+			e.Xattrs = xs
+		}
+		if len(b.es) >= batchFiles || size >= batchBytes {
+			if !send() {
 				return
 			}
-			if err != nil {
-				// What was read before the error still comes out first.
-				if len(b.es) == 0 || send() {
-					h.mu.Lock()
-					h.srcErr = err
-					h.mu.Unlock()
-				}
-				return
-			}
-			b.es = append(b.es, e)
-			if e.Type == manifest.TypeFile && (force || !e.HasHash) {
-				if force {
-					e.HasHash = false
-				}
-				b.todo = append(b.todo, len(b.es)-1)
-				size += e.Size
-			} else if e.Type == manifest.TypeFile && len(xattrs) > 0 {
-				xs, err := listXattrsBeneath(r, e.Path, xattrs)
-				if err != nil && !errors.Is(err, unix.ENOENT) {
-					h.mu.Lock()
-					h.errs[e.Path] = err
-					h.mu.Unlock()
-				}
-				e.Xattrs = xs
-			}
-			if len(b.es) >= batchFiles || size >= batchBytes {
-				if !send() {
-					return
-				}
-			}
 		}
-	}()
-	return h, nil
+	}
 }
 
 // Next returns the next entry, with its hash when it could be read.

@@ -7,10 +7,10 @@ import (
 	"sort"
 
 	"github.com/msync/msync/delta"
+	"github.com/msync/msync/internal/md4"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
-	"golang.org/x/crypto/md4"
 )
 
 // maxSendToken is the largest data token msync sends: rsync's CHUNK_SIZE.

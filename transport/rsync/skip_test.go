@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -193,7 +192,7 @@ func TestPullEndsWithContext(t *testing.T) {
 			t.Errorf("answer after the context ended: %v, want context.Canceled", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal(fmt.Sprintf("the answer is still awaited %s after the context ended", 10*time.Second))
+		t.Fatalf("the answer is still awaited %s after the context ended", 10*time.Second)
 	}
 }
 

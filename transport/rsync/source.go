@@ -15,11 +15,11 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/delta"
+	"github.com/msync/msync/internal/md4"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
-	"golang.org/x/crypto/md4"
 	"golang.org/x/sys/unix"
 )
 

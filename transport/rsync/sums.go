@@ -7,7 +7,7 @@ import (
 	"io"
 	"math"
 
-	"golang.org/x/crypto/md4"
+	"github.com/msync/msync/internal/md4"
 )
 
 // rsync's block checksums (protocol 27): a weak sum over signed bytes,

@@ -1,0 +1,2 @@
+// Fixture for scripts/layers_test.sh: a module whose imports break some layering rules.
+package wire

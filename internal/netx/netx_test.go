@@ -132,6 +132,7 @@ func (l *lockedBuf) Write(p []byte) (int, error) {
 func TestMaxConnsAndPanics(t *testing.T) {
 	ln := listen(t)
 	hold := make(chan struct{})
+	entered := make(chan struct{}, 2) // a held connection is being served
 	h := func(ctx context.Context, nc net.Conn) error {
 		b := make([]byte, 4)
 		if _, err := io.ReadFull(nc, b); err != nil {
@@ -139,6 +140,7 @@ func TestMaxConnsAndPanics(t *testing.T) {
 		}
 		switch string(b) {
 		case "hold":
+			entered <- struct{}{}
 			<-hold
 		case "boom":
 			panic("boom")
@@ -166,7 +168,13 @@ func TestMaxConnsAndPanics(t *testing.T) {
 		c.Write([]byte("hold"))
 		held = append(held, c)
 	}
-	time.Sleep(100 * time.Millisecond) // both accepted and counted
+	for range 2 { // both accepted and counted, however loaded the machine
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the two held connections were not both served within 10 s")
+		}
+	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -165,12 +165,14 @@ func (s *server) serve(ctx context.Context, nc net.Conn, handle Handler) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		// The slot is free before the client sees its connection close,
+		// so that it can come straight back.
+		defer c.close()
 		defer func() {
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
 		}()
-		defer c.close()
 		defer s.recover(nc)
 		start := time.Now()
 		if s.cfg.Handshake > 0 {

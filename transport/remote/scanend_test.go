@@ -3,10 +3,12 @@ package remote
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
 	"golang.org/x/sys/unix"
 )
@@ -88,5 +90,30 @@ func TestServedScanEndWithHugeProblems(t *testing.T) {
 		if p.Path == "" || p.Err == nil || !strings.Contains(p.Err.Error(), "name too long") {
 			t.Errorf("problem %.60q: %.80v", p.Path, p.Err)
 		}
+	}
+}
+
+// A panic while the serving end answers a request of its peer (reading a
+// file, a delta against the peer's signature) happens on a goroutine of
+// its own, where it would end the whole daemon: it ends the connection,
+// and the file fails, naming it.
+func TestPanicServingAFileEndsTheConnectionOnly(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	writeTree(t, src, map[string]string{"f": "data"})
+	testHookSend = func() { panic("a bug") }
+	defer func() { testHookSend = func() {} }()
+	c, errc := pipe(t, anyPath)
+	defer c.Close()
+	s, err := c.OpenSource(context.Background(), src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.Run(context.Background(), engine.Options{Kind: engine.Initial, Src: "peer:", Dst: dst, Source: s, StateDir: filepath.Join(t.TempDir(), "st")})
+	if err != nil || res.Stats.Failed != 1 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Err, "internal error: send: a bug") {
+		t.Errorf("pass: %+v, %v; want the file failed with the serving end's internal error", res, err)
+	}
+	c.Close()
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "internal error") {
+		t.Errorf("server: %v, want an internal error", err)
 	}
 }

@@ -162,6 +162,13 @@ func (s *servedSource) dispatch(f wire.Frame) error {
 
 func (s *servedSource) sender() {
 	defer s.wg.Done()
+	defer func() {
+		// A panic here would end the whole daemon, not only this
+		// connection: end the connection.
+		if r := recover(); r != nil {
+			s.c.failAfterError(fmt.Errorf("internal error: send: %v", r))
+		}
+	}()
 	for {
 		select {
 		case j := <-s.reqs:

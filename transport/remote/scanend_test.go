@@ -3,9 +3,11 @@ package remote
 import (
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
@@ -115,5 +117,74 @@ func TestPanicServingAFileEndsTheConnectionOnly(t *testing.T) {
 	c.Close()
 	if err := <-errc; err == nil || !strings.Contains(err.Error(), "internal error") {
 		t.Errorf("server: %v, want an internal error", err)
+	}
+}
+
+// The serving end keeps full scans of its tree per set of scan options
+// for the next scan's diff; the options are the peer's (its excludes), so
+// the sets it keeps are bounded: a peer scanning with a new exclude each
+// time cannot fill the serving host's disk, nor push out the sets in use.
+// A set unused for a day makes room for a new one.
+func TestScanCacheSetsBounded(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"a": "1", "d/b": "2"})
+	scan := func(exclude string) {
+		t.Helper()
+		c, errc := pipe(t, anyPath)
+		defer func() {
+			c.Close()
+			<-errc
+		}()
+		s, err := c.OpenSource(context.Background(), src, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := s.Scan(context.Background(), tree.ScanConfig{Exclude: []string{exclude}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		for {
+			if _, err := sc.Next(); err == io.EOF {
+				return
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	top := filepath.Join(cache, "msync", "scans")
+	sets := func() []os.DirEntry {
+		ents, err := os.ReadDir(top)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ents
+	}
+	scan("first")
+	first := sets()
+	if len(first) != 1 {
+		t.Fatalf("%d sets of kept scans after one scan", len(first))
+	}
+	for i := range maxScanSets + 40 {
+		scan("x" + itoa(i))
+	}
+	if n := len(sets()); n != maxScanSets {
+		t.Errorf("%d scans with distinct excludes left %d sets of kept scans, want %d", maxScanSets+41, n, maxScanSets)
+	}
+	if _, err := os.Stat(filepath.Join(top, first[0].Name())); err != nil {
+		t.Errorf("the first set was dropped for later ones: %v", err)
+	}
+	old := time.Now().Add(-2 * scanSetIdle)
+	if err := os.Chtimes(filepath.Join(top, first[0].Name()), old, old); err != nil {
+		t.Fatal(err)
+	}
+	scan("new")
+	if _, err := os.Stat(filepath.Join(top, first[0].Name())); err == nil {
+		t.Error("a set unused for two days was kept, and a new one not made")
+	}
+	if n := len(sets()); n != maxScanSets {
+		t.Errorf("%d sets of kept scans, want %d", n, maxScanSets)
 	}
 }

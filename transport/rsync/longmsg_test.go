@@ -2,6 +2,7 @@ package rsync
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,5 +70,31 @@ func TestServePullTooLongNamesIsPartial(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dst, "ok")); err != nil || string(b) != "served" {
 		t.Errorf("the rest of the module was not served: %q, %v", b, err)
+	}
+}
+
+// A sender's error messages while its file list comes are kept, as the
+// problems of the scan: a sender sending messages without end (each up to
+// 16 MiB in a frame) makes the client keep 1000 at most, each cut, and
+// the count of the rest.
+func TestSenderMessagesWhileListingBounded(t *testing.T) {
+	c := &Client{name: "rsync-test", log: io.Discard, listing: true}
+	msg := []byte(strings.Repeat("e", 20<<10) + "\n")
+	const sent = 3000
+	for range sent {
+		if err := c.onMsg(msgError, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.msgs) > maxListMsgs || c.msgsLost != sent-len(c.msgs) {
+		t.Errorf("%d messages kept, %d counted lost, of %d", len(c.msgs), c.msgsLost, sent)
+	}
+	for _, m := range c.msgs {
+		if len(m) > maxPeerMsg+16 {
+			t.Fatalf("a message of %d bytes kept", len(m))
+		}
+	}
+	if len(c.lastErr) > maxPeerMsg+16 {
+		t.Errorf("last error of %d bytes kept", len(c.lastErr))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
+	"github.com/msync/msync/transport/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -186,5 +187,26 @@ func TestScanCacheSetsBounded(t *testing.T) {
 	}
 	if n := len(sets()); n != maxScanSets {
 		t.Errorf("%d sets of kept scans, want %d", n, maxScanSets)
+	}
+}
+
+// What the peer running a push logs and itemizes goes to this end's
+// terminal: its control sequences are escaped as names are, never passed
+// on.
+func TestPushPeerLogEscaped(t *testing.T) {
+	var log strings.Builder
+	var items []string
+	p := &pushClient{h: PushHandlers{Log: &log, OnItem: func(it engine.Item) { items = append(items, it.String()) }}, done: make(chan struct{})}
+	if err := p.dispatch(wire.Frame{Type: wire.TItem, Payload: wire.EncodeItem(wire.Item{Code: "\x1b[2J>f+++", Path: "a\x1bb"})}); err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0] != "\\#033[2J>f+++ a\\#033b" {
+		t.Errorf("itemized %q", items)
+	}
+	if err := p.dispatch(wire.Frame{Type: wire.TLog, Payload: []byte("msync: \x1b]0;owned\x07 a\tb\x1b[2J\nnext line\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := log.String(), "msync: \\#033]0;owned\\#007 a\tb\\#033[2J\nnext line\n"; got != want {
+		t.Errorf("logged %q, want %q", got, want)
 	}
 }

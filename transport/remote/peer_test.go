@@ -210,3 +210,37 @@ func TestPushPeerLogEscaped(t *testing.T) {
 		t.Errorf("logged %q, want %q", got, want)
 	}
 }
+
+// A panic while the serving end decodes or dispatches a frame of its peer
+// (on the connection's read loop, a goroutine of its own) ends that
+// connection with an internal error, not the whole daemon.
+func TestPanicOnAPeerFrameEndsTheConnectionOnly(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"f": "data"})
+	testHookFrame = func(f wire.Frame) {
+		if f.Type == wire.TScanReq {
+			panic("a bug")
+		}
+	}
+	defer func() { testHookFrame = func(wire.Frame) {} }()
+	c, errc := pipe(t, anyPath)
+	defer c.Close()
+	ctx := context.Background()
+	s, err := c.OpenSource(ctx, src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := s.Scan(ctx, tree.ScanConfig{})
+	if err == nil {
+		for err == nil {
+			_, err = sc.Next()
+		}
+		sc.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "internal error: a bug") {
+		t.Errorf("scan: %v, want the serving end's internal error", err)
+	}
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "internal error") {
+		t.Errorf("server: %v, want an internal error", err)
+	}
+}

@@ -85,3 +85,33 @@ func TestVerifyRecordRoundTrip(t *testing.T) {
 		t.Errorf("read back %+v, %v", got, err)
 	}
 }
+
+// An append that was torn (a pass killed while writing its record, or a
+// full disk) leaves a line without its newline. The next pass's record
+// must not be glued to it: the history stays readable, the torn record
+// gone and every complete one kept.
+func TestHistoryAppendAfterATornLine(t *testing.T) {
+	dir := t.TempDir()
+	whole := `{"v":1,"kind":"initial","ok":true}` + "\n"
+	for _, torn := range []string{`{"v":1,"kind":"catchup","st`, `{`, strings.Repeat("x", 70000)} {
+		if err := os.WriteFile(filepath.Join(dir, "passes.jsonl"), []byte(whole+torn), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.AppendPass(&Pass{Kind: "catchup", OK: true, Stats: record.Stats{Files: 5}})
+		d.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := Passes(dir)
+		if err != nil {
+			t.Fatalf("torn %.20q: the history no longer reads: %v", torn, err)
+		}
+		if len(ps) != 2 || ps[0].Kind != "initial" || ps[1].Kind != "catchup" || ps[1].Stats.Files != 5 {
+			t.Errorf("torn %.20q: read back %+v", torn, ps)
+		}
+	}
+}

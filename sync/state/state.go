@@ -6,6 +6,7 @@ package state
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -231,9 +232,13 @@ func (d *Dir) AppendPass(p *Pass) error {
 	if err != nil {
 		return fmt.Errorf("pass history: %w", err)
 	}
-	f, err := os.OpenFile(d.historyPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(d.historyPath(), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("pass history: %w", err)
+	}
+	if err := dropTornLine(f); err != nil {
+		f.Close()
+		return fmt.Errorf("pass history %s: %w", f.Name(), err)
 	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
@@ -244,6 +249,33 @@ func (d *Dir) AppendPass(p *Pass) error {
 		return fmt.Errorf("pass history: %w", err)
 	}
 	return f.Close()
+}
+
+// dropTornLine cuts the history f after its last newline: what follows
+// is a record whose append was torn (a pass killed while writing it, or
+// a full disk), which Passes ignores as the last line, and which the
+// next record must not be glued to.
+func dropTornLine(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	for end := fi.Size(); end > 0; {
+		n := min(end, int64(len(buf)))
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			end -= n - int64(i) - 1
+			if end == fi.Size() {
+				return nil
+			}
+			return f.Truncate(end)
+		}
+		end -= n
+	}
+	return f.Truncate(0)
 }
 
 // Passes reads the pass history. A torn last line (a pass killed while

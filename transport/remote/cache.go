@@ -3,10 +3,12 @@ package remote
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/transport/wire"
@@ -32,11 +34,46 @@ func openScanCache(root string, req wire.ScanRequest) *scanCache {
 		return nil
 	}
 	k := sha256.Sum256([]byte(abs + "\x00" + strings.Join(req.Exclude, "\x00") + "\x00" + strings.Join(req.Xattrs, ",")))
-	dir := filepath.Join(base, "msync", "scans", hex.EncodeToString(k[:12]))
+	top := filepath.Join(base, "msync", "scans")
+	dir := filepath.Join(top, hex.EncodeToString(k[:12]))
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) && !roomForScans(top) {
+		return nil // the cache is an optimisation: this tree's scans go whole
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil
 	}
+	now := time.Now()
+	os.Chtimes(dir, now, now) // in use
 	return &scanCache{dir: dir}
+}
+
+// The sets of kept scans (one per tree and scan options) a serving end
+// keeps are bounded: the peer chooses the options (its excludes) and the
+// tree (a path in a module), and each new set would otherwise keep full
+// scans for good. A set unused for scanSetIdle makes room for a new one;
+// one in use is never dropped for a new one.
+const (
+	maxScanSets = 256
+	scanSetIdle = 24 * time.Hour
+)
+
+// roomForScans reports whether a new set of kept scans may be made
+// beneath top, after removing the sets unused for scanSetIdle when there
+// are maxScanSets already.
+func roomForScans(top string) bool {
+	ents, err := os.ReadDir(top)
+	if err != nil || len(ents) < maxScanSets {
+		return true
+	}
+	n := len(ents)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > scanSetIdle {
+			if os.RemoveAll(filepath.Join(top, e.Name())) == nil {
+				n--
+			}
+		}
+	}
+	return n < maxScanSets
 }
 
 func validSum(s string) bool {

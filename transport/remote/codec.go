@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/msync/msync/record"
@@ -146,9 +147,11 @@ func ResultFromWire(w *wire.Result) *record.Result {
 }
 
 // encodePassResult encodes the TResult payload that ends a push: res (nil
-// when the pass did not run) in its wire form, its problems cut to the
-// first 1000 when the whole would not fit in a frame, and errText, why the
-// pass failed ("" when it did not).
+// when the pass did not run) in its wire form and errText, why the pass
+// failed ("" when it did not). When the whole would not fit in a frame,
+// the lists of paths (problems, paths a final pass saw move) are cut to
+// their first entries, 1000 at most, fewer when even those are too long,
+// and errText to its first 64 KiB: the client always gets the result.
 func encodePassResult(res *record.Result, errText string) []byte {
 	pr := wire.PassResult{Err: errText}
 	var wr *wire.Result
@@ -157,13 +160,25 @@ func encodePassResult(res *record.Result, errText string) []byte {
 		pr.Result, _ = json.Marshal(wr)
 	}
 	out, err := wire.EncodeJSON(pr)
-	if err != nil && wr != nil {
-		wr.Problems = wr.Problems[:min(len(wr.Problems), 1000)]
+	if err != nil && len(pr.Err) > maxResultErr {
+		pr.Err = strings.ToValidUTF8(pr.Err[:maxResultErr], "") + " [...]"
+		out, err = wire.EncodeJSON(pr)
+	}
+	for _, n := range []int{1000, 100, 10, 0} {
+		if err == nil || wr == nil {
+			break
+		}
+		wr.Problems = wr.Problems[:min(len(wr.Problems), n)]
+		wr.NotQuiet = wr.NotQuiet[:min(len(wr.NotQuiet), n)]
 		pr.Result, _ = json.Marshal(wr)
-		out, _ = wire.EncodeJSON(pr)
+		out, err = wire.EncodeJSON(pr)
 	}
 	return out
 }
+
+// maxResultErr bounds the text of a failed push's error when the result
+// would not fit in a frame otherwise.
+const maxResultErr = 64 << 10
 
 // decodePassResult returns the result a TResult frame carries; nil when
 // it carries none.

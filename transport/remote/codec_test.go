@@ -153,3 +153,60 @@ func TestOptionsFromWireRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A --final push on a busy tree can list more moved paths than a frame
+// holds: the result still reaches the client (committed, with the first
+// moved paths, so that it exits as not quiet), not an empty frame the
+// client refuses as a protocol error.
+func TestPassResultTooManyNotQuietStillArrives(t *testing.T) {
+	res := &record.Result{Committed: true, Stats: record.Stats{Files: 7}}
+	for i := range 40000 {
+		res.NotQuiet = append(res.NotQuiet, strings.Repeat("q", 50)+"/"+strings.Repeat("x", i%7)+" (changed while read)")
+	}
+	out := encodePassResult(res, "")
+	var pr wire.PassResult
+	if err := wire.DecodeJSON(out, &pr); err != nil {
+		t.Fatalf("the pass result does not reach the client: %v", err)
+	}
+	got, err := decodePassResult(&pr)
+	if err != nil || got == nil || !got.Committed || got.Stats.Files != 7 {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	if n := len(got.NotQuiet); n == 0 || n > 1000 || got.NotQuiet[0] != res.NotQuiet[0] {
+		t.Errorf("%d moved paths arrived, want the first ones, at most 1000", n)
+	}
+	if len(res.NotQuiet) != 40000 {
+		t.Error("the caller's result was cut")
+	}
+}
+
+// Problems whose texts are long (a path may take 32 KiB) can exceed a
+// frame even when cut to 1000: the list is cut further, never dropped
+// with the result.
+func TestPassResultLongProblemsStillArrive(t *testing.T) {
+	res := &record.Result{Stats: record.Stats{Failed: 2000}}
+	long := strings.Repeat("p/", 2000)
+	for range 2000 {
+		res.Problems = append(res.Problems, record.Problem{Path: long, Err: "open " + long + ": permission denied"})
+	}
+	var pr wire.PassResult
+	if err := wire.DecodeJSON(encodePassResult(res, "2000 files failed"), &pr); err != nil {
+		t.Fatalf("the pass result does not reach the client: %v", err)
+	}
+	got, err := decodePassResult(&pr)
+	if err != nil || got == nil || got.Stats.Failed != 2000 || len(got.Problems) == 0 || pr.Err != "2000 files failed" {
+		t.Fatalf("decoded %+v, %q, %v", got, pr.Err, err)
+	}
+}
+
+// Why a pass failed reaches the client even when its text alone would
+// exceed a frame: cut, not lost.
+func TestPassResultLongErrorStillArrives(t *testing.T) {
+	var pr wire.PassResult
+	if err := wire.DecodeJSON(encodePassResult(nil, "pass failed: "+strings.Repeat("e", 2<<20)), &pr); err != nil {
+		t.Fatalf("the error does not reach the client: %v", err)
+	}
+	if !strings.HasPrefix(pr.Err, "pass failed: eee") {
+		t.Errorf("error %.40q...", pr.Err)
+	}
+}

@@ -266,8 +266,19 @@ func writePayload(bw *bufio.Writer, w io.Writer, p []byte) error {
 	return err
 }
 
+// testHookFrame runs on each frame read, before it is dispatched.
+var testHookFrame = func(wire.Frame) {}
+
 func (c *Conn) readLoop() {
 	defer close(c.readerr)
+	defer func() {
+		// The peer's frames are decoded here, on a goroutine of its
+		// own: a panic would end the whole daemon, not only this
+		// connection. End the connection.
+		if r := recover(); r != nil {
+			c.failAfterError(fmt.Errorf("internal error: %v", r))
+		}
+	}()
 	for {
 		f, err := c.fr.Next()
 		if err != nil {
@@ -282,6 +293,7 @@ func (c *Conn) readLoop() {
 			}
 			return
 		}
+		testHookFrame(f)
 		if err := c.dispatch(f); err != nil {
 			c.failAfterError(err)
 			return

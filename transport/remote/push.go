@@ -10,6 +10,7 @@ import (
 
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/internal/netx"
+	"github.com/msync/msync/internal/relpath"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
@@ -82,11 +83,15 @@ func (p *pushClient) dispatch(f wire.Frame) error {
 			return err
 		}
 		if p.h.OnItem != nil {
-			p.h.OnItem(engine.Item{Code: it.Code, Path: it.Path, Note: it.Note})
+			// Item.String escapes the path and the note; the code is
+			// the peer's too.
+			p.h.OnItem(engine.Item{Code: relpath.Escape(it.Code), Path: it.Path, Note: it.Note})
 		}
 	case wire.TLog:
 		if p.h.Log != nil {
-			p.h.Log.Write(f.Payload)
+			// The peer's log goes to a terminal: no control sequence
+			// of its (nor of a name it prints) reaches it.
+			io.WriteString(p.h.Log, relpath.EscapeLines(string(f.Payload)))
 		}
 	case wire.TProgress:
 		v, err := wire.DecodeUvarints(f.Payload, 6)

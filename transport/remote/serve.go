@@ -100,6 +100,13 @@ func (s *servedSource) dispatch(f wire.Frame) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer func() {
+				// A panic here would end the whole daemon, not only
+				// this connection: end the connection.
+				if r := recover(); r != nil {
+					s.c.failAfterError(fmt.Errorf("internal error: scan: %v", r))
+				}
+			}()
 			sc.run(req)
 		}()
 	case wire.TCredit:
@@ -155,6 +162,13 @@ func (s *servedSource) dispatch(f wire.Frame) error {
 
 func (s *servedSource) sender() {
 	defer s.wg.Done()
+	defer func() {
+		// A panic here would end the whole daemon, not only this
+		// connection: end the connection.
+		if r := recover(); r != nil {
+			s.c.failAfterError(fmt.Errorf("internal error: send: %v", r))
+		}
+	}()
 	for {
 		select {
 		case j := <-s.reqs:
@@ -455,10 +469,14 @@ func (o *scanOut) end(scn tree.Scan, cache *scanCache, diff bool) error {
 		end.Problems = append(end.Problems, wire.ScanProblem{Path: p.Path, Err: p.Err.Error()})
 	}
 	b, err := wire.EncodeJSON(end)
-	if err != nil {
-		// Too many problems for one frame: keep the first ones.
-		end.Problems = end.Problems[:1000]
-		b, _ = wire.EncodeJSON(end)
+	for _, n := range []int{1000, 100, 10, 0} {
+		if err == nil {
+			break
+		}
+		// Too many problems for one frame, or too long ones (a path
+		// takes up to 32 KiB, twice): keep the first ones.
+		end.Problems = end.Problems[:min(len(end.Problems), n)]
+		b, err = wire.EncodeJSON(end)
 	}
 	return o.sc.s.c.send(wire.TScanEnd, o.sc.id, b)
 }

@@ -105,7 +105,8 @@ type Client struct {
 	ended    bool     // the run's last marker went: no more requests
 	err      error    // the connection broke: no more requests
 	lastErr  string   // last error message from the peer
-	msgs     []string // error messages seen while the file list came
+	msgs     []string // error messages seen while the file list came (maxListMsgs)
+	msgsLost int      // those beyond maxListMsgs
 	listing  bool
 	ioError  int32
 	scanned  bool
@@ -357,8 +358,19 @@ func (c *Client) start(br *bufio.Reader) error {
 	return nil
 }
 
+// A sender's error messages are kept (as the problems of its scan) while
+// its file list comes: at most maxListMsgs, each cut to maxPeerMsg bytes
+// (stock rsync's are shorter than 5 KiB; a frame may carry 16 MiB).
+const (
+	maxListMsgs = 1000
+	maxPeerMsg  = 8 << 10
+)
+
 // onMsg handles one out-of-band message from the sender.
 func (c *Client) onMsg(tag byte, msg []byte) error {
+	if len(msg) > maxPeerMsg {
+		msg = append(msg[:maxPeerMsg:maxPeerMsg], " [...]"...)
+	}
 	text := strings.TrimRight(string(msg), "\n")
 	switch tag {
 	case msgInfo, msgLog, msgClient:
@@ -375,8 +387,12 @@ func (c *Client) onMsg(tag byte, msg []byte) error {
 		c.mu.Lock()
 		if tag != msgWarning {
 			c.lastErr = text
-			if c.listing {
+			switch {
+			case !c.listing:
+			case len(c.msgs) < maxListMsgs:
 				c.msgs = append(c.msgs, text)
+			default:
+				c.msgsLost++
 			}
 		}
 		listing := c.listing

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/internal/fsx"
@@ -72,6 +73,32 @@ func (m *muxWriter) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	return n, m.w.Flush()
+}
+
+// maxMsgText bounds the text of an out-of-band message (an error a
+// client prints): stock rsync reads one into a buffer of MAXPATHLEN plus
+// 1 KiB (4 KiB and less in rsync 2.6) and aborts the whole run with
+// "multiplexing overflow" on a longer one; a path alone takes up to 32
+// KiB.
+const maxMsgText = 4000
+
+// message sends text as an out-of-band message of type tag, ended by a
+// newline; a longer text than maxMsgText is cut in its middle.
+func (m *muxWriter) message(tag byte, text string) error {
+	const more = " [...] "
+	text = strings.TrimSuffix(text, "\n")
+	if len(text) > maxMsgText-1 {
+		// Its beginning and its end, where the cause is.
+		head, tail := (maxMsgText-len(more)-1)/2, len(text)-(maxMsgText-len(more)-1)/2
+		for head > 0 && !utf8.RuneStart(text[head]) {
+			head-- // not inside a character
+		}
+		for tail < len(text) && !utf8.RuneStart(text[tail]) {
+			tail++
+		}
+		text = text[:head] + more + text[tail:]
+	}
+	return m.frame(tag, []byte(text+"\n"))
 }
 
 func (m *muxWriter) frame(tag byte, p []byte) error {
@@ -413,7 +440,7 @@ func (ss *session) fail(err error) {
 	}
 	ss.logged = true
 	ss.enc.w.Flush()
-	ss.mux.frame(msgError, []byte("msync: "+err.Error()+"\n"))
+	ss.mux.message(msgError, "msync: "+err.Error())
 	var code [4]byte
 	binary.LittleEndian.PutUint32(code[:], uint32(exitCode(err)))
 	ss.mux.frame(msgErrExit, code[:])
@@ -618,7 +645,7 @@ func (ss *session) serveSender(ctx context.Context, t *target, top string) error
 	for _, p := range problems {
 		ioError = 1
 		ss.enc.w.Flush()
-		ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s: %v\n", local.Join(p.Path), p.Err)))
+		ss.mux.message(msgError, fmt.Sprintf("msync: %s: %v", local.Join(p.Path), p.Err))
 	}
 	// Name lists go empty: the client keeps numeric ids.
 	fields := ss.args.fields()
@@ -629,6 +656,25 @@ func (ss *session) serveSender(ctx context.Context, t *target, top string) error
 		}
 	}
 	files := sendList(kept, top)
+	// Stock rsync takes names shorter than its MAXPATHLEN only and ends
+	// the whole run on a longer one: skip those, as its own sender does,
+	// with an error and the I/O error flag (a partial transfer).
+	// What is beneath a skipped directory (all next to it in the list's
+	// order) goes with it, unnamed.
+	sent, skipped := files[:0], ""
+	for _, f := range files {
+		if skipped != "" && strings.HasPrefix(f.wire, skipped+"/") {
+			continue
+		}
+		if len(f.wire) >= maxPath || len(f.e.LinkTarget) >= maxPath {
+			ioError, skipped = 1, f.wire
+			ss.enc.w.Flush()
+			ss.mux.message(msgError, fmt.Sprintf("msync: skipping overlong name or symlink target: %s", local.Join(f.e.Path)))
+			continue
+		}
+		sent = append(sent, f)
+	}
+	files = sent
 	if err := ss.enc.writeFileListAs(files, fields, ioError); err != nil {
 		return err
 	}
@@ -639,7 +685,7 @@ func (ss *session) serveSender(ctx context.Context, t *target, top string) error
 	err = serveRequests(ctx, ss.dec, ss.enc, files, local, ss.seed, func(s sentFile) {
 		if s.err != nil {
 			ss.enc.w.Flush()
-			ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s: %v\n", local.Join(s.e.Path), s.err)))
+			ss.mux.message(msgError, fmt.Sprintf("msync: %s: %v", local.Join(s.e.Path), s.err))
 		}
 		read += s.literal
 	})
@@ -735,7 +781,7 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 					// The client knows the module, not where it lives.
 					msg = strings.ReplaceAll(msg, mp, ss.mod.Name)
 				}
-				ss.mux.frame(msgError, []byte(fmt.Sprintf("msync: %s\n", msg)))
+				ss.mux.message(msgError, "msync: "+msg)
 			}
 			ss.fail(err)
 		}

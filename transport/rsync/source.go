@@ -87,6 +87,9 @@ func (c *Client) Scan(ctx context.Context, cfg tree.ScanConfig) (tree.Scan, erro
 	c.mu.Lock()
 	c.listing = false
 	ioError, msgs := c.ioError, c.msgs
+	if c.msgsLost > 0 {
+		msgs = append(msgs[:len(msgs):len(msgs)], fmt.Sprintf("%d more error messages not kept", c.msgsLost))
+	}
 	c.mu.Unlock()
 	s := &listScan{entries: fl.entries}
 	// rsync's I/O error flag: only paths that vanished while listed (a

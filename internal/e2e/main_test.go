@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,7 +23,16 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
+	// The scans serving ends cache ($XDG_CACHE_HOME/msync) stay in this
+	// run's own directory, not in the user's cache.
+	cache, err := os.MkdirTemp("", "msync-e2e-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	os.Setenv("XDG_CACHE_HOME", cache)
 	code := m.Run()
 	stopSSHD()
+	os.RemoveAll(cache)
 	os.Exit(code)
 }

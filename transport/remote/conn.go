@@ -132,6 +132,13 @@ func (c *Conn) Close() error {
 // fail ends the connection with err, waking everything that waits on it.
 func (c *Conn) fail(err error) {
 	c.once.Do(func() {
+		c.mu.Lock()
+		if c.pending != nil {
+			// This end gave up first (failAfterError): what follows, the
+			// peer hanging up, is its consequence, not its cause.
+			err = c.pending
+		}
+		c.mu.Unlock()
 		c.failErr = err
 		close(c.done)
 		c.rw.Close()

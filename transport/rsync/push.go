@@ -185,7 +185,9 @@ func planPush(ctx context.Context, st *state.Dir, local *tree.Local, rec *engine
 		if err := rec.Add(e, e); err != nil {
 			return nil, fmt.Errorf("state: %w", err)
 		}
-		p.list.add(e, step.Op == engine.OpCreate)
+		if err := p.list.add(e, step.Op == engine.OpCreate); err != nil {
+			return nil, fmt.Errorf("file list: %w", err)
+		}
 		countEntry(&res.Stats, e)
 		if e.Type != manifest.TypeFile && e.IsHardlinked() {
 			p.unlinked++
@@ -223,7 +225,7 @@ func (p *pushPlan) sendList(c *Client, o PushOptions) error {
 	}
 	if o.Counters != nil {
 		// The receiver decides what it wants: the total grows as it asks.
-		o.Counters.Scanned.Store(int64(len(p.list.files)))
+		o.Counters.Scanned.Store(int64(p.list.n))
 		o.Counters.ScanFinished.Store(true)
 	}
 	return c.enc.writeFileList(p.list, 0)

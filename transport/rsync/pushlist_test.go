@@ -3,7 +3,9 @@ package rsync
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -36,7 +38,9 @@ func TestPushListSendsAsSendList(t *testing.T) {
 	entries := pushListEntries()
 	l := &pushList{}
 	for i, e := range entries {
-		l.add(e, i%2 == 0)
+		if err := l.add(e, i%2 == 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l.sort()
 	want := sendList(entries, "")
@@ -66,8 +70,8 @@ func TestPushListSendsAsSendList(t *testing.T) {
 			t.Errorf("%q: created %v", e.Path, created)
 		}
 	}
-	if n := unsafe.Sizeof(listFile{}); n > 72 {
-		t.Errorf("listFile is %d bytes, the README promises at most 72 per entry besides its names", n)
+	if n := unsafe.Sizeof(listFile{}); n > 64 {
+		t.Errorf("listFile is %d bytes, want at most 64", n)
 	}
 }
 
@@ -86,7 +90,9 @@ func TestPushListMoved(t *testing.T) {
 	sent := pushListEntries()
 	l := &pushList{}
 	for _, e := range sent {
-		l.add(e, false)
+		if err := l.add(e, false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l.sort()
 	clone := func(mod func(map[string]*manifest.Entry)) []*manifest.Entry {
@@ -141,5 +147,46 @@ func TestPushListMoved(t *testing.T) {
 				t.Errorf("moved %q, want %q", g, tt.want)
 			}
 		})
+	}
+}
+
+// A list over many chunks of entries and names sends what the list of
+// whole entries sends; a name longer than rsync's limit is refused.
+func TestPushListChunks(t *testing.T) {
+	entries := []*manifest.Entry{{Path: "", Type: manifest.TypeDir, Mode: 0o755}}
+	for d := range 30 {
+		dir := fmt.Sprintf("dir%02d", d)
+		entries = append(entries, &manifest.Entry{Path: dir, Type: manifest.TypeDir, Mode: 0o755})
+		for f := range 300 {
+			entries = append(entries,
+				&manifest.Entry{Path: fmt.Sprintf("%s/%s-%04d.eml", dir, strings.Repeat("m", f%97), f), Type: manifest.TypeFile, Size: int64(f), Mtime: int64(d) * 1e9, Inode: uint64(d*1000 + f)},
+				&manifest.Entry{Path: fmt.Sprintf("%s/l%04d", dir, f), Type: manifest.TypeSymlink, LinkTarget: strings.Repeat("t", f)})
+		}
+		entries = append(entries, &manifest.Entry{Path: dir + ".bak", Type: manifest.TypeFile, Size: 1})
+	}
+	slices.SortFunc(entries, func(a, b *manifest.Entry) int { return manifest.Compare(a.Path, b.Path) })
+	l := &pushList{}
+	for _, e := range entries {
+		if err := l.add(e, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.sort()
+	if len(l.files) < 3 || len(l.names) < 3 {
+		t.Fatalf("%d entries in %d chunks, names in %d: want several of each", l.n, len(l.files), len(l.names))
+	}
+	var got, want bytes.Buffer
+	for b, files := range map[*bytes.Buffer]sendable{&got: l, &want: sendList(entries, "")} {
+		e := &encoder{w: bufio.NewWriter(b)}
+		if err := e.writeFileList(files, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("the file lists differ (%d and %d bytes)", got.Len(), want.Len())
+	}
+	long := &manifest.Entry{Path: "zz", Type: manifest.TypeSymlink, LinkTarget: strings.Repeat("x", maxPath+1)}
+	if err := l.add(long, false); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("a symlink target over %d bytes: %v", maxPath, err)
 	}
 }

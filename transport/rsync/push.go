@@ -45,7 +45,8 @@ type PushOptions struct {
 // destination scan (engine.PlanSource) merges the scan with the last
 // committed source manifest as it streams, and the engine's Recorder
 // writes the manifests, commits them and records the pass. Only the file
-// list (pushList), which rsync's receiver indexes into, stays in memory.
+// list (pushList), which rsync's receiver indexes into, and the topmost
+// paths of what is deleted stay in memory.
 func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 	start := time.Now()
 	if o.Log == nil {
@@ -56,6 +57,9 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 		return nil, err
 	}
 	defer st.Close()
+	if err := st.Begin(); err != nil {
+		return nil, err
+	}
 	rec, err := engine.OpenRecorder(st)
 	if err != nil {
 		return nil, err
@@ -72,9 +76,6 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 	ep.push = true
 	ep.delete = len(p.deletions) > 0 || o.DeleteExtraneous
 	ep.sparse = o.Sparse
-	if err := st.Begin(); err != nil {
-		return nil, err
-	}
 	c, err := Dial(ctx, ep, Options{Log: o.Log})
 	if err != nil {
 		return nil, err

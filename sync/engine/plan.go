@@ -53,11 +53,14 @@ func (s SourceStep) Path() string {
 // Recorder.Add in the same order); an OpDelete step is a path msync put
 // at the destination that the source no longer has. Only the topmost path
 // of a deleted subtree is given: the receiver deletes a directory with its
-// contents.
+// contents. Nothing below a directory the scan could not read completely
+// (manifest.Entry.Incomplete) is deleted: what it misses may still be there.
 type SourcePlan struct {
 	scan, last *manifest.Peeker
 	gone       string // the last directory deleted: its contents are not steps
 	inGone     bool
+	partial    string // the last directory read incompletely: nothing below it is deleted
+	inPartial  bool
 }
 
 // PlanSource returns the plan of scan (the new source) against last (the
@@ -82,19 +85,29 @@ func (p *SourcePlan) Next() (SourceStep, error) {
 			return SourceStep{}, io.EOF
 		case m == nil || s != nil && manifest.Compare(s.Path, m.Path) < 0:
 			p.scan.Take()
+			p.scanned(s)
 			return SourceStep{Op: OpCreate, New: s}, nil
 		case s == nil || manifest.Compare(s.Path, m.Path) > 0:
 			p.last.Take()
-			if m.Path == "" || p.inGone && manifest.IsAncestor(p.gone, m.Path) {
-				continue // the root stays; below a deleted directory goes with it
+			if m.Path == "" || p.inGone && manifest.IsAncestor(p.gone, m.Path) || p.inPartial && manifest.IsAncestor(p.partial, m.Path) {
+				continue // the root stays; below a deleted directory goes with it; below a partial one, unknown
 			}
 			p.gone, p.inGone = m.Path, true
 			return SourceStep{Op: OpDelete, Old: m}, nil
 		default:
 			p.scan.Take()
 			p.last.Take()
+			p.scanned(s)
 			return SourceStep{Op: sourceOp(s, m), New: s, Old: m}, nil
 		}
+	}
+}
+
+// scanned notes a directory of the scan read incompletely, unless it is
+// below one already.
+func (p *SourcePlan) scanned(s *manifest.Entry) {
+	if s.Type == manifest.TypeDir && s.Incomplete && !(p.inPartial && manifest.IsAncestor(p.partial, s.Path)) {
+		p.partial, p.inPartial = s.Path, true
 	}
 }
 

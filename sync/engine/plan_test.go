@@ -242,3 +242,20 @@ func TestPlanner(t *testing.T) {
 		})
 	}
 }
+
+// Nothing below a directory the scan read incompletely is deleted, at any
+// depth; a path gone beside it is.
+func TestPlanSourceIncomplete(t *testing.T) {
+	root := ent("d:", 0, 1, 0o755)
+	locked := ent("d:locked", 0, 1, 0o755)
+	partial := *locked
+	partial.Incomplete = true
+	scan := []*manifest.Entry{root, &partial, ent("d:locked/open", 0, 1, 0o755), ent("z", 1, 1, 0o644)}
+	last := []*manifest.Entry{root, ent("gone", 1, 1, 0o644), locked, ent("locked/inside", 1, 1, 0o644),
+		ent("d:locked/open", 0, 1, 0o755), ent("locked/open/f", 1, 1, 0o644), ent("d:locked/sub", 0, 1, 0o755),
+		ent("locked/sub/x", 1, 1, 0o644), ent("locked.x", 1, 1, 0o644), ent("z", 1, 1, 0o644)}
+	got := strings.Join(sourceSteps(t, scan, last), ",")
+	if want := "keep ,delete gone,keep locked,keep locked/open,delete locked.x,keep z"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
-	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/state"
 	"github.com/msync/msync/sync/tree"
 )
@@ -41,49 +40,42 @@ type PushOptions struct {
 // receiver's --delete as include rules in front of "- *", so that paths
 // msync did not put there stay. The new manifests and the pass record are
 // committed in StateDir when the receiver has confirmed the run.
+//
+// The pass runs on the engine's stages: the planner for a pass without a
+// destination scan (engine.PlanSource) merges the scan with the last
+// committed source manifest as it streams, and the engine's Recorder
+// writes the manifests, commits them and records the pass. Only the file
+// list (pushList), which rsync's receiver indexes into, and the topmost
+// paths of what is deleted stay in memory.
 func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 	start := time.Now()
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	st, err := state.Open(o.StateDir)
+	st, err := openPushState(o)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	srcID, err := state.LocalEnd(o.Src)
-	if err != nil {
-		return nil, err
-	}
-	if err := st.Bind(state.Pair{Src: srcID, Dst: o.Endpoint.identity()}); err != nil {
-		return nil, err
-	}
-	prev, err := previousPaths(st)
-	if err != nil {
-		return nil, err
-	}
-	local := tree.NewLocal(o.Src)
-	defer local.Close()
-	entries, problems, err := scanAll(ctx, local, o.Exclude)
-	if err != nil {
-		return nil, err
-	}
-	res := &engine.Result{}
-	for _, p := range problems {
-		res.Problems = append(res.Problems, engine.Problem{Path: p.Path, Err: p.Err.Error()})
-		res.Stats.Failed++
-	}
-	deletions := deletedPaths(prev, entries)
-	if o.Kind != engine.Catchup {
-		deletions = nil
-	}
-	ep := o.Endpoint
-	ep.push = true
-	ep.delete = len(deletions) > 0 || o.DeleteExtraneous
-	ep.sparse = o.Sparse
 	if err := st.Begin(); err != nil {
 		return nil, err
 	}
+	rec, err := engine.OpenRecorder(st)
+	if err != nil {
+		return nil, err
+	}
+	defer rec.Abort()
+	local := tree.NewLocal(o.Src)
+	defer local.Close()
+	res := &engine.Result{}
+	p, err := planPush(ctx, st, local, rec, o, res)
+	if err != nil {
+		return nil, err
+	}
+	ep := o.Endpoint
+	ep.push = true
+	ep.delete = len(p.deletions) > 0 || o.DeleteExtraneous
+	ep.sparse = o.Sparse
 	c, err := Dial(ctx, ep, Options{Log: o.Log})
 	if err != nil {
 		return nil, err
@@ -93,95 +85,14 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 	stop := context.AfterFunc(ctx, func() { c.closer() })
 	defer stop()
 	if ep.delete {
-		var rules []string
-		for _, p := range deletions {
-			// The path, and all below it when it was a directory: the
-			// receiver empties a directory through the same rules.
-			rules = append(rules, "+ /"+matchItself(p), "+ /"+escapeWild(p)+"/**")
-		}
-		if !o.DeleteExtraneous {
-			rules = append(rules, "- *")
-		}
-		for _, x := range o.Exclude {
-			rules = append(rules, "- "+x)
-		}
-		if err := c.enc.rawRules(rules); err != nil {
+		if err := c.enc.rawRules(deleteRules(p.deletions, o)); err != nil {
 			return nil, err
 		}
 	}
-	files := sendList(entries, "")
-	unlinked := 0
-	for _, f := range files {
-		countEntry(&res.Stats, f.e)
-		if f.e.Type != manifest.TypeFile && f.e.IsHardlinked() {
-			unlinked++
-		}
-	}
-	if unlinked > 0 {
-		fmt.Fprintf(o.Log, "msync: %d hard-linked symlinks, fifos, sockets or devices arrive as separate objects: rsync's protocol 27 carries the hard links of regular files only\n", unlinked)
-	}
-	if o.Counters != nil {
-		// The receiver decides what it wants: the total grows as it asks.
-		o.Counters.Scanned.Store(int64(len(entries)))
-		o.Counters.ScanFinished.Store(true)
-	}
-	if err := c.enc.writeFileList(files, 0); err != nil {
+	if err := p.sendList(c, o); err != nil {
 		return nil, fmt.Errorf("%s: sending the file list: %w", ep.Name, err)
 	}
-	for _, p := range deletions {
-		res.Stats.Deleted++
-		if o.OnItem != nil {
-			o.OnItem(engine.Item{Code: "*deleting  ", Path: p})
-		}
-	}
-	err = serveRequests(ctx, c.dec, c.enc, files, local, c.seed, func(s sentFile) {
-		if s.err != nil {
-			res.Stats.Failed++
-			res.Problems = append(res.Problems, engine.Problem{Path: s.e.Path, Err: s.err.Error()})
-			fmt.Fprintf(o.Log, "%s: %s\n", manifest.Escape(local.Join(s.e.Path)), manifest.EscapeLines(s.err.Error()))
-			return
-		}
-		code := ">f+++++++++"
-		if prev[s.e.Path] {
-			code = ">f.st......"
-			res.Stats.Updated++
-		} else {
-			res.Stats.Created++
-		}
-		res.Stats.DataBytes += s.e.Size
-		res.Stats.Literal += s.literal
-		res.Stats.Matched += s.matched
-		res.Stats.Written += s.literal + s.matched
-		if s.matched > 0 {
-			res.Stats.Deltas++
-		}
-		if o.OnItem != nil {
-			o.OnItem(engine.Item{Code: code, Path: s.e.Path})
-		}
-		if o.Counters != nil {
-			o.Counters.FilesQueued.Add(1)
-			o.Counters.BytesQueued.Add(s.e.Size)
-			o.Counters.FilesDone.Add(1)
-			o.Counters.BytesDone.Add(s.e.Size)
-		}
-	})
-	if err == nil {
-		// The receiver's goodbye confirms it has finished.
-		var bye int32
-		if bye, err = c.dec.int32(); err == nil && bye != -1 {
-			err = protoErr("end of run: got %d, want -1", bye)
-		}
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		c.mu.Lock()
-		last := c.lastErr
-		c.mu.Unlock()
-		if last != "" && !strings.Contains(err.Error(), last) {
-			err = fmt.Errorf("%w (the receiver said: %s)", err, last)
-		}
+	if err := p.serve(ctx, c, local, o, res); err != nil {
 		return res, fmt.Errorf("%s: %w", ep.Name, err)
 	}
 	if cerr := c.closer(); cerr != nil {
@@ -195,38 +106,207 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 		res.Problems = append(res.Problems, engine.Problem{Err: "receiver: " + c.lastErr})
 	}
 	c.mu.Unlock()
-	transfer := time.Since(start)
-
-	var quiet *bool
+	info := engine.PassInfo{Kind: o.Kind, Final: o.Final, Start: start, Src: o.Src, Dst: ep.Name,
+		Phases: state.PhaseTimes{Transfer: time.Since(start)}}
 	if o.Final {
-		again, _, err := scanAll(ctx, local, o.Exclude)
-		if err != nil {
+		if res.NotQuiet, err = p.recheck(ctx, local, o.Exclude); err != nil {
 			return res, err
 		}
-		res.NotQuiet = changedPaths(entries, again)
-		q := len(res.NotQuiet) == 0
-		quiet = &q
 	}
-	if err := commit(st, entries); err != nil {
+	if err := rec.Commit(res); err != nil {
 		return res, err
 	}
-	res.Committed = true
-	if res.Stats.Failed == 0 {
-		if err := st.Done(); err != nil {
-			return res, err
+	return res, rec.Record(res, info)
+}
+
+// openPushState opens the state directory of o and binds it to the pair:
+// a directory that records another pair is refused before anything is
+// sent (its source manifest would turn into deletions).
+func openPushState(o PushOptions) (*state.Dir, error) {
+	st, err := state.Open(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	srcID, err := state.LocalEnd(o.Src)
+	if err == nil {
+		err = st.Bind(state.Pair{Src: srcID, Dst: o.Endpoint.identity()})
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// pushPlan is what a push decided before it connects.
+type pushPlan struct {
+	list *pushList
+	// deletions are the topmost paths of what msync put at the destination
+	// that the source no longer has (a catch-up's only).
+	deletions []string
+	unlinked  int // hard-linked entries that are not regular files
+}
+
+// planPush merges a scan of the source with the last committed source
+// manifest (engine.PlanSource), both streamed in manifest order: every
+// entry of the new source goes to rec as both manifests' (after a
+// confirmed run the receiver holds what was sent) and to the file list,
+// every path gone from it to the deletions.
+func planPush(ctx context.Context, st *state.Dir, local *tree.Local, rec *engine.Recorder, o PushOptions, res *engine.Result) (*pushPlan, error) {
+	last, err := st.OpenManifest(state.Source)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	var lastIt manifest.Iterator = manifest.Empty
+	if last != nil {
+		defer last.Close()
+		lastIt = last
+	}
+	sc, err := local.Scan(ctx, tree.ScanConfig{Exclude: o.Exclude})
+	if err != nil {
+		return nil, err
+	}
+	defer sc.Close()
+	p := &pushPlan{list: &pushList{}}
+	for plan := engine.PlanSource(sc, lastIt); ; {
+		step, err := plan.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		e := step.New
+		if step.Op == engine.OpDelete {
+			if o.Kind == engine.Catchup {
+				p.deletions = append(p.deletions, step.Old.Path)
+			}
+			continue
+		}
+		if err := rec.Add(e, e); err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+		if err := p.list.add(e, step.Op == engine.OpCreate); err != nil {
+			return nil, fmt.Errorf("file list: %w", err)
+		}
+		countEntry(&res.Stats, e)
+		if e.Type != manifest.TypeFile && e.IsHardlinked() {
+			p.unlinked++
 		}
 	}
-	kind := string(o.Kind)
-	if o.Final {
-		kind = "final"
+	for _, sp := range sc.Problems() {
+		res.Problems = append(res.Problems, engine.Problem{Path: sp.Path, Err: sp.Err.Error()})
+		res.Stats.Failed++
 	}
-	rec := &state.Pass{Kind: kind, Start: start, End: time.Now(), Src: o.Src, Dst: ep.Name, OK: res.Stats.Failed == 0,
-		Stats: res.Stats, Phases: state.PhaseTimes{Transfer: transfer}, Quiet: quiet}
-	if last, err := state.LastPassEnd(st.Path); err == nil && !last.IsZero() {
-		rec.GapSeconds = start.Sub(last).Seconds()
+	p.list.sort()
+	return p, nil
+}
+
+// deleteRules are the receiver's filter rules for a push's deletions.
+func deleteRules(deletions []string, o PushOptions) []string {
+	var rules []string
+	for _, p := range deletions {
+		// The path, and all below it when it was a directory: the
+		// receiver empties a directory through the same rules.
+		rules = append(rules, "+ /"+matchItself(p), "+ /"+escapeWild(p)+"/**")
 	}
-	rec.Duration = rec.End.Sub(rec.Start)
-	return res, st.AppendPass(rec)
+	if !o.DeleteExtraneous {
+		rules = append(rules, "- *")
+	}
+	for _, x := range o.Exclude {
+		rules = append(rules, "- "+x)
+	}
+	return rules
+}
+
+// sendList sends the file list.
+func (p *pushPlan) sendList(c *Client, o PushOptions) error {
+	if p.unlinked > 0 {
+		fmt.Fprintf(o.Log, "msync: %d hard-linked symlinks, fifos, sockets or devices arrive as separate objects: rsync's protocol 27 carries the hard links of regular files only\n", p.unlinked)
+	}
+	if o.Counters != nil {
+		// The receiver decides what it wants: the total grows as it asks.
+		o.Counters.Scanned.Store(int64(p.list.n))
+		o.Counters.ScanFinished.Store(true)
+	}
+	return c.enc.writeFileList(p.list, 0)
+}
+
+// serve reports the deletions, answers the receiver's requests and waits
+// for its goodbye, which confirms it has finished.
+func (p *pushPlan) serve(ctx context.Context, c *Client, local *tree.Local, o PushOptions, res *engine.Result) error {
+	for _, d := range p.deletions {
+		res.Stats.Deleted++
+		if o.OnItem != nil {
+			o.OnItem(engine.Item{Code: "*deleting  ", Path: d})
+		}
+	}
+	err := serveRequests(ctx, c.dec, c.enc, p.list, local, c.seed, func(s sentFile) {
+		p.sent(s, local, o, res)
+	})
+	if err == nil {
+		var bye int32
+		if bye, err = c.dec.int32(); err == nil && bye != -1 {
+			err = protoErr("end of run: got %d, want -1", bye)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	c.mu.Lock()
+	last := c.lastErr
+	c.mu.Unlock()
+	if last != "" && !strings.Contains(err.Error(), last) {
+		err = fmt.Errorf("%w (the receiver said: %s)", err, last)
+	}
+	return err
+}
+
+// sent counts, itemizes and reports one file the receiver asked for.
+func (p *pushPlan) sent(s sentFile, local *tree.Local, o PushOptions, res *engine.Result) {
+	if s.err != nil {
+		res.Stats.Failed++
+		res.Problems = append(res.Problems, engine.Problem{Path: s.e.Path, Err: s.err.Error()})
+		fmt.Fprintf(o.Log, "%s: %s\n", manifest.Escape(local.Join(s.e.Path)), manifest.EscapeLines(s.err.Error()))
+		return
+	}
+	code := ">f.st......"
+	if p.list.file(s.ndx).created {
+		code = ">f+++++++++"
+		res.Stats.Created++
+	} else {
+		res.Stats.Updated++
+	}
+	res.Stats.DataBytes += s.e.Size
+	res.Stats.Literal += s.literal
+	res.Stats.Matched += s.matched
+	res.Stats.Written += s.literal + s.matched
+	if s.matched > 0 {
+		res.Stats.Deltas++
+	}
+	if o.OnItem != nil {
+		o.OnItem(engine.Item{Code: code, Path: s.e.Path})
+	}
+	if o.Counters != nil {
+		o.Counters.FilesQueued.Add(1)
+		o.Counters.BytesQueued.Add(s.e.Size)
+		o.Counters.FilesDone.Add(1)
+		o.Counters.BytesDone.Add(s.e.Size)
+	}
+}
+
+// recheck scans the source again after the run (--final) and returns the
+// paths that differ from the list sent: the source was not quiet.
+func (p *pushPlan) recheck(ctx context.Context, local *tree.Local, exclude []string) ([]string, error) {
+	sc, err := local.Scan(ctx, tree.ScanConfig{Exclude: exclude})
+	if err != nil {
+		return nil, err
+	}
+	defer sc.Close()
+	return p.list.moved(sc)
 }
 
 // rawRules sends filter rules as they are, then the list's end.
@@ -268,97 +348,6 @@ func escapeWild(p string) string {
 	return b.String()
 }
 
-// scanAll scans the local tree into memory, in manifest order.
-func scanAll(ctx context.Context, local *tree.Local, exclude []string) ([]*manifest.Entry, []scan.Problem, error) {
-	sc, err := local.Scan(ctx, tree.ScanConfig{Exclude: exclude})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer sc.Close()
-	var out []*manifest.Entry
-	for {
-		e, err := sc.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("source: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, sc.Problems(), nil
-}
-
-// previousPaths reads the paths of the last committed source manifest.
-func previousPaths(st *state.Dir) (map[string]bool, error) {
-	r, err := st.OpenManifest(state.Source)
-	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	if r == nil {
-		return map[string]bool{}, nil
-	}
-	defer r.Close()
-	m := map[string]bool{}
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			return m, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("state: %w", err)
-		}
-		m[e.Path] = true
-	}
-}
-
-// deletedPaths lists the paths of prev that entries no longer has, only the
-// topmost of a deleted subtree.
-func deletedPaths(prev map[string]bool, entries []*manifest.Entry) []string {
-	now := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		now[e.Path] = true
-	}
-	var out []string
-	for p := range prev {
-		if p == "" || now[p] {
-			continue
-		}
-		top := true
-		for q := p; strings.Contains(q, "/"); {
-			q = q[:strings.LastIndexByte(q, '/')]
-			if prev[q] && !now[q] {
-				top = false
-				break
-			}
-		}
-		if top {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// changedPaths lists paths that differ between two scans of the source.
-func changedPaths(a, b []*manifest.Entry) []string {
-	old := make(map[string]*manifest.Entry, len(a))
-	for _, e := range a {
-		old[e.Path] = e
-	}
-	var out []string
-	for _, e := range b {
-		o := old[e.Path]
-		if o == nil || o.Type != e.Type || o.Size != e.Size || o.Mtime != e.Mtime || o.Mode != e.Mode || o.LinkTarget != e.LinkTarget {
-			out = append(out, e.Path)
-		}
-		delete(old, e.Path)
-	}
-	for p := range old {
-		out = append(out, p)
-	}
-	return out
-}
-
 func countEntry(s *engine.Stats, e *manifest.Entry) {
 	s.Entries++
 	switch e.Type {
@@ -372,34 +361,6 @@ func countEntry(s *engine.Stats, e *manifest.Entry) {
 	default:
 		s.Specials++
 	}
-}
-
-// commit writes entries as both manifests: after a confirmed run the
-// receiver holds what was sent.
-func commit(st *state.Dir, entries []*manifest.Entry) error {
-	for _, side := range []state.Side{state.Source, state.Dest} {
-		pf, err := st.PendingFile(side)
-		if err != nil {
-			return err
-		}
-		defer pf.Cleanup()
-		w, err := st.NewWriter(pf)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := w.Add(e); err != nil {
-				return fmt.Errorf("state: %w", err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			return fmt.Errorf("state: %w", err)
-		}
-		if err := pf.CloseAtomicallyReplace(); err != nil {
-			return fmt.Errorf("state: %w", err)
-		}
-	}
-	return nil
 }
 
 // identity names the destination in the state directory's pair: stock

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/msync/msync/delta"
 	"github.com/msync/msync/internal/md4"
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/scan"
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
 )
@@ -18,18 +20,34 @@ import (
 // length").
 const maxSendToken = 32 << 10
 
+// sendable is a file list msync sends, in the order the receiver indexes
+// it (protocol 27: bytewise on the names as sent).
+type sendable interface {
+	len() int
+	// at returns the entry at index ndx and its name as sent. The entry
+	// may be built for the call: it is not kept.
+	at(ndx int) (wire string, e *manifest.Entry)
+}
+
 // sendFile is one entry of a file list msync sends.
 type sendFile struct {
 	e    *manifest.Entry
 	wire string // the name as sent: "." for the root
 }
 
+// sendFiles is a file list of entries held in memory.
+type sendFiles []*sendFile
+
+func (fs sendFiles) len() int { return len(fs) }
+
+func (fs sendFiles) at(ndx int) (string, *manifest.Entry) { return fs[ndx].wire, fs[ndx].e }
+
 // sendList orders entries as the receiver will index them (protocol 27:
 // bytewise on the names as sent). With a prefix, names are sent below it
 // and the top directory as the prefix itself (rsync's "dir" without a
 // trailing slash); without, the top directory is ".".
-func sendList(entries []*manifest.Entry, prefix string) []*sendFile {
-	files := make([]*sendFile, 0, len(entries))
+func sendList(entries []*manifest.Entry, prefix string) sendFiles {
+	files := make(sendFiles, 0, len(entries))
 	for _, e := range entries {
 		w := e.Path
 		switch {
@@ -80,7 +98,7 @@ func wireMode(e *manifest.Entry) uint32 {
 
 // writeFileList sends files as a protocol 27 file list (-lHogDtpr,
 // numeric ids) with rsync's end marker and the I/O error flag.
-func (e *encoder) writeFileList(files []*sendFile, ioError int32) error {
+func (e *encoder) writeFileList(files sendable, ioError int32) error {
 	return e.writeFileListAs(files, allFields, ioError)
 }
 
@@ -98,10 +116,10 @@ func (o listOptions) omit(m *manifest.Entry) bool {
 
 // writeFileListAs sends files with o's fields, then o's (empty) name lists
 // and the I/O error flag. Entries o leaves out must not be in files.
-func (e *encoder) writeFileListAs(files []*sendFile, o listOptions, ioError int32) error {
-	for _, f := range files {
-		m := f.e
-		if len(f.wire) > maxPath || len(m.LinkTarget) > maxPath {
+func (e *encoder) writeFileListAs(files sendable, o listOptions, ioError int32) error {
+	for i := range files.len() {
+		wire, m := files.at(i)
+		if len(wire) > maxPath || len(m.LinkTarget) > maxPath {
 			return fmt.Errorf("%q: name or symlink target longer than %d bytes", m.Path, maxPath)
 		}
 		flags := byte(xmitLongName)
@@ -109,8 +127,8 @@ func (e *encoder) writeFileListAs(files []*sendFile, o listOptions, ioError int3
 			flags |= xmitTopDir
 		}
 		e.w.WriteByte(flags)
-		e.int32(int32(len(f.wire)))
-		e.w.WriteString(f.wire)
+		e.int32(int32(len(wire)))
+		e.w.WriteString(wire)
 		size := int64(0)
 		if m.Type == manifest.TypeFile {
 			size = m.Size
@@ -151,6 +169,7 @@ func (e *encoder) writeFileListAs(files []*sendFile, o listOptions, ioError int3
 
 // sentFile reports one file the receiver asked for.
 type sentFile struct {
+	ndx     int32 // its index in the file list
 	e       *manifest.Entry
 	literal int64
 	matched int64
@@ -162,7 +181,7 @@ type sentFile struct {
 // tokens and block references) and its MD4, until the receiver ends the
 // redo phase. A file that changes while it is
 // read is sent with a wrong checksum, so that the receiver discards it.
-func serveRequests(ctx context.Context, d *decoder, e *encoder, files []*sendFile, local *tree.Local, seed int32, done func(sentFile)) error {
+func serveRequests(ctx context.Context, d *decoder, e *encoder, files sendable, local *tree.Local, seed int32, done func(sentFile)) error {
 	phase := 0
 	for {
 		ndx, err := d.int32()
@@ -180,8 +199,12 @@ func serveRequests(ctx context.Context, d *decoder, e *encoder, files []*sendFil
 			}
 			continue
 		}
-		if ndx < 0 || int(ndx) >= len(files) || files[ndx].e.Type != manifest.TypeFile {
-			return protoErr("the receiver asked for index %d, not a file of the %d sent", ndx, len(files))
+		var f *manifest.Entry
+		if ndx >= 0 && int(ndx) < files.len() {
+			_, f = files.at(int(ndx))
+		}
+		if f == nil || f.Type != manifest.TypeFile {
+			return protoErr("the receiver asked for index %d, not a file of the %d sent", ndx, files.len())
 		}
 		var head [4]int32
 		for i := range head {
@@ -202,16 +225,15 @@ func serveRequests(ctx context.Context, d *decoder, e *encoder, files []*sendFil
 				return err
 			}
 		}
-		f := files[ndx].e
 		res := sendOne(ctx, e, local, f, ndx, head, seed, table)
 		if res.err != nil && !res.started {
-			done(sentFile{e: f, err: res.err})
+			done(sentFile{ndx: ndx, e: f, err: res.err})
 			continue
 		}
 		if res.wireErr != nil {
 			return res.wireErr
 		}
-		done(sentFile{e: f, literal: res.literal, matched: res.matched, err: res.err})
+		done(sentFile{ndx: ndx, e: f, literal: res.literal, matched: res.matched, err: res.err})
 	}
 }
 
@@ -315,4 +337,25 @@ func sendOne(ctx context.Context, e *encoder, local *tree.Local, f *manifest.Ent
 	e.int32(0)
 	e.w.Write(sum)
 	return r
+}
+
+// scanAll scans the local tree into memory, in manifest order.
+func scanAll(ctx context.Context, local *tree.Local, exclude []string) ([]*manifest.Entry, []scan.Problem, error) {
+	sc, err := local.Scan(ctx, tree.ScanConfig{Exclude: exclude})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer sc.Close()
+	var out []*manifest.Entry
+	for {
+		e, err := sc.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("source: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, sc.Problems(), nil
 }

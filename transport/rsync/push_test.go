@@ -141,7 +141,7 @@ func TestPushDeletionsAndFinalRecheck(t *testing.T) {
 			t.Errorf("pass %d: %+v, want kind %s, quiet %v", i, p, want.kind, want.quiet)
 		}
 	}
-	if passes[1].Stat("deleted") != 3 || passes[1].Stat("entries") != res.Stats.Entries {
+	if passes[1].Stats.Deleted != 3 || passes[1].Stats.Entries != res.Stats.Entries {
 		t.Errorf("final pass record's stats: %+v", passes[1].Stats)
 	}
 }

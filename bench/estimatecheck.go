@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/estimate"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
@@ -75,7 +77,7 @@ func EstimateCheck(ctx context.Context, c CheckConfig) (*CheckResult, error) {
 	}
 	round := 0
 	var gaps []time.Duration // simulated gap of each catch-up, in order
-	pass := func(kind engine.Kind, units int, final bool) (*engine.Result, time.Duration, error) {
+	pass := func(kind engine.Kind, units int, final bool) (*record.Result, time.Duration, error) {
 		for range 2 * units {
 			round++
 			if _, err := Mutate(src, c.Seed, round); err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/sync/class"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
@@ -89,7 +91,7 @@ func (r Route) Refuse(o *Options) error {
 
 // Pass runs one pass from src to dst where dst is, and returns its result
 // and the state directory used ("" when it is on DST's host).
-func Pass(ctx context.Context, src, dst string, o Options) (*engine.Result, string, error) {
+func Pass(ctx context.Context, src, dst string, o Options) (*record.Result, string, error) {
 	fsync, err := engine.ParseFsync(o.Fsync)
 	if err != nil {
 		return nil, "", err
@@ -110,7 +112,7 @@ func Pass(ctx context.Context, src, dst string, o Options) (*engine.Result, stri
 		return nil, "", err
 	}
 	eo := r.engineOptions(src, dst, sd, &o, fsync, dm)
-	var res *engine.Result
+	var res *record.Result
 	switch r.Way {
 	case Pull:
 		res, err = pull(ctx, &o, eo, r.Src)
@@ -139,7 +141,7 @@ func (r Route) engineOptions(src, dst, sd string, o *Options, fsync engine.Fsync
 }
 
 // pull runs the pass here with the far side as its source.
-func pull(ctx context.Context, o *Options, eo engine.Options, srcEP transport.Endpoint) (*engine.Result, error) {
+func pull(ctx context.Context, o *Options, eo engine.Options, srcEP transport.Endpoint) (*record.Result, error) {
 	if _, serr := os.Stat(eo.Dst); serr == nil {
 		// Scan DST while the connection to SRC is being made.
 		ps, done := transport.OpenPending(ctx, eo.Src, srcEP.Path, func() (transport.Transport, error) {
@@ -164,7 +166,7 @@ func pull(ctx context.Context, o *Options, eo engine.Options, srcEP transport.En
 }
 
 // push runs the pass on DST's host with this host's SRC as its source.
-func push(ctx context.Context, o *Options, eo engine.Options, srcEP, dstEP transport.Endpoint) (*engine.Result, error) {
+func push(ctx context.Context, o *Options, eo engine.Options, srcEP, dstEP transport.Endpoint) (*record.Result, error) {
 	fi, err := os.Stat(srcEP.Path)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/plan"
 	"github.com/msync/msync/sync/class"
@@ -24,7 +26,7 @@ const (
 )
 
 // PassCode is the exit code a pass's result earns.
-func PassCode(res *engine.Result, final bool) int {
+func PassCode(res *record.Result, final bool) int {
 	code := ExitOK
 	switch {
 	case res.Stats.Failed > 0:
@@ -86,7 +88,7 @@ type DatasetPass struct {
 	Dataset  *plan.Dataset
 	Src, Dst string
 	State    string // state directory used ("" when on DST's host)
-	Result   *engine.Result
+	Result   *record.Result
 	Err      error // the pass failed as a whole
 	ExitCode int
 	Elapsed  time.Duration

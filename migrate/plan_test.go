@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/plan"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
@@ -45,7 +47,7 @@ func TestPassCode(t *testing.T) {
 		{0, 2, nil, false, ExitVanished},
 		{1, 2, []string{"x"}, true, ExitPartial},
 	} {
-		res := &engine.Result{NotQuiet: c.notQuiet}
+		res := &record.Result{NotQuiet: c.notQuiet}
 		res.Stats.Failed, res.Stats.Vanished = c.failed, c.vanished
 		if got := PassCode(res, c.final); got != c.want {
 			t.Errorf("%+v: %d, want %d", c, got, c.want)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
@@ -63,9 +65,9 @@ func Verify(ctx context.Context, src, dst string, o VerifyOptions) (*verify.Repo
 
 // VerifyRecord is what the state directory keeps of a verification that
 // started at start: its totals and its first 20 differences.
-func VerifyRecord(rep *verify.Report, start time.Time) *state.Verify {
+func VerifyRecord(rep *verify.Report, start time.Time) *record.Verify {
 	c := rep.Totals
-	v := &state.Verify{Time: start, Duration: time.Since(start), Identical: rep.Identical, Method: rep.Method,
+	v := &record.Verify{Time: start, Duration: time.Since(start), Identical: rep.Identical, Method: rep.Method,
 		Same: c.Same, Differ: c.Differ, Missing: c.Missing, Extra: c.Extra, Errors: c.Errors, Held: c.Held, Bytes: c.Bytes,
 		NotCompared: rep.NotCompared}
 	for _, l := range rep.Lines {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/estimate"
 	"github.com/msync/msync/sync/state"
 )
@@ -12,7 +14,7 @@ import (
 // and the datasets it starts after (plan order).
 type History struct {
 	Name, Class string
-	Passes      []state.Pass
+	Passes      []record.Pass
 	After       []int
 }
 

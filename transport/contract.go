@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
@@ -30,7 +32,7 @@ import (
 // Close ends the transport; Sources it opened must not be used after.
 type Transport interface {
 	Source(ctx context.Context, path string) (engine.Source, error)
-	Push(ctx context.Context, local *tree.Local, path string, o remote.PushOptions, h remote.PushHandlers) (*engine.Result, error)
+	Push(ctx context.Context, local *tree.Local, path string, o remote.PushOptions, h remote.PushHandlers) (*record.Result, error)
 	Close() error
 }
 
@@ -66,7 +68,7 @@ func (l *LocalTransport) Source(ctx context.Context, path string) (engine.Source
 }
 
 // Push runs the pass here.
-func (l *LocalTransport) Push(ctx context.Context, local *tree.Local, path string, po remote.PushOptions, h remote.PushHandlers) (*engine.Result, error) {
+func (l *LocalTransport) Push(ctx context.Context, local *tree.Local, path string, po remote.PushOptions, h remote.PushHandlers) (*record.Result, error) {
 	o := remote.EngineOptions(&po)
 	o.Src, o.Dst, o.StateDir = local.Root, path, po.StateDir
 	if o.StateDir == "" {
@@ -97,7 +99,7 @@ func (c *Conn) Source(ctx context.Context, path string) (engine.Source, error) {
 }
 
 // Push runs the pass on the far side.
-func (c *Conn) Push(ctx context.Context, local *tree.Local, path string, o remote.PushOptions, h remote.PushHandlers) (*engine.Result, error) {
+func (c *Conn) Push(ctx context.Context, local *tree.Local, path string, o remote.PushOptions, h remote.PushHandlers) (*record.Result, error) {
 	return c.Conn.Push(ctx, local, path, c.Token, o, h)
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/remote"
@@ -42,7 +44,7 @@ func (t *RsyncTransport) Source(ctx context.Context, path string) (engine.Source
 
 // Push runs a pass from local into stock rsync at path. The pass's state
 // stays on this host (o.StateDir): stock rsync keeps none.
-func (t *RsyncTransport) Push(ctx context.Context, local *tree.Local, path string, o remote.PushOptions, h remote.PushHandlers) (*engine.Result, error) {
+func (t *RsyncTransport) Push(ctx context.Context, local *tree.Local, path string, o remote.PushOptions, h remote.PushHandlers) (*record.Result, error) {
 	if o.StateDir == "" {
 		return nil, fmt.Errorf("%s: a push to stock rsync needs a local state directory", t.Endpoint.Raw)
 	}

@@ -3,9 +3,10 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/msync/msync/migrate"
 	"io"
 	"time"
+
+	"github.com/msync/msync/migrate"
 
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/manifest"
@@ -174,7 +175,7 @@ func runPass(cmd *cobra.Command, env Env, kind engine.Kind, f *passFlags, src, d
 
 // printOutcome prints a pass's problems, statistics and, for a final pass,
 // whether the source was quiet; prefix names the dataset of a plan.
-func printOutcome(env Env, f *passFlags, res *engine.Result, elapsed time.Duration, prefix string) {
+func printOutcome(env Env, f *passFlags, res *record.Result, elapsed time.Duration, prefix string) {
 	for _, p := range res.Problems {
 		if !p.Skipped {
 			fmt.Fprintf(env.Stderr, "msync: %s%s\n", prefix, manifest.EscapeLines(p.Err))
@@ -219,7 +220,7 @@ func (f *passFlags) check() error {
 	return nil
 }
 
-func summaryError(res *engine.Result, code int) error {
+func summaryError(res *record.Result, code int) error {
 	switch code {
 	case ExitPartial:
 		return fmt.Errorf("%d file(s) failed (see above); the others were copied", res.Stats.Failed)
@@ -232,7 +233,7 @@ func summaryError(res *engine.Result, code int) error {
 	return nil
 }
 
-func printStats(w io.Writer, res *engine.Result, elapsed time.Duration, dry bool) {
+func printStats(w io.Writer, res *record.Result, elapsed time.Duration, dry bool) {
 	s := res.Stats
 	fmt.Fprintf(w, "\nNumber of files: %d (reg: %d, dir: %d, link: %d, special: %d)\n", s.Entries, s.Files, s.Dirs, s.Symlinks, s.Specials)
 	fmt.Fprintf(w, "Number of created files: %d\n", s.Created)

@@ -3,16 +3,17 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/msync/msync/manifest"
-	"github.com/msync/msync/migrate"
-	"github.com/msync/msync/report"
-	"github.com/msync/msync/verify"
 	"io"
 	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/migrate"
+	"github.com/msync/msync/report"
+	"github.com/msync/msync/verify"
 
 	"github.com/msync/msync/plan"
 	"github.com/msync/msync/record"
@@ -76,7 +77,7 @@ type datasetOutcome struct {
 	ExitCode int            `json:"exit_code"`
 	Error    string         `json:"error,omitempty"`
 	Elapsed  float64        `json:"elapsed_seconds"`
-	Result   *engine.Result `json:"result,omitempty"` // encoded by MarshalJSON
+	Result   *record.Result `json:"result,omitempty"` // encoded by MarshalJSON
 	Items    []string       `json:"items,omitempty"`
 }
 

@@ -6,14 +6,13 @@ import (
 	"time"
 
 	"github.com/msync/msync/record"
-	"github.com/msync/msync/sync/engine"
 )
 
 // `msync run --json` and `msync status --json` print the records in their
 // JSON forms (record), with the names and order they always had.
 func TestRecordsPrintTheirJSONForms(t *testing.T) {
 	o := datasetOutcome{Name: "mail", Class: "home", Src: "/s", Dst: "/d", State: "/st", ExitCode: 0, Elapsed: 1.5,
-		Result: &engine.Result{Stats: engine.Stats{Entries: 2, Held: 1}, Committed: true, Queue: &engine.Queue{Src: 1, Dst: 2}}, Items: []string{">f+++++++++ a"}}
+		Result: &record.Result{Stats: record.Stats{Entries: 2, Held: 1}, Committed: true, Queue: &record.Queue{Src: 1, Dst: 2}}, Items: []string{">f+++++++++ a"}}
 	b, err := json.Marshal(o)
 	if err != nil {
 		t.Fatal(err)

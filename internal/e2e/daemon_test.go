@@ -57,7 +57,7 @@ func TestDaemonUnderLoadAndKills(t *testing.T) {
 	}
 	write(t, small+"/big", strings.Repeat("mbox line\n", 500000), 0o644)
 	allowed := contents{}
-	record(t, src, allowed)
+	recordContents(t, src, allowed)
 	addr, killDaemon := startDaemon(t, base+"/trees")
 	url, smallURL := "msync://"+addr+"/m/src", "msync://"+addr+"/m/small"
 

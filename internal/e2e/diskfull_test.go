@@ -28,7 +28,7 @@ func TestDiskFull(t *testing.T) {
 		data := strings.Repeat(string(rune('a'+i)), 1<<20)
 		write(t, filepath.Join(src, "d", "f"+string(rune('a'+i))), data, 0o644)
 	}
-	record(t, src, allowed)
+	recordContents(t, src, allowed)
 	code, _, errOut := msync("initial", src, dst, "--state", st)
 	if code != 2 || !strings.Contains(errOut, "no space left on device") || !strings.Contains(errOut, dst+"/d/f") {
 		t.Fatalf("initial on a full disk: exit %d, want 2 naming a file and ENOSPC:\n%s", code, errOut)

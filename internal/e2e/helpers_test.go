@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/internal/cli"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/verify"
@@ -81,7 +83,7 @@ func mustVerify(t *testing.T, src, dst string) {
 	}
 }
 
-func runPass(t *testing.T, kind engine.Kind, src, dst, state string, mod func(*engine.Options)) *engine.Result {
+func runPass(t *testing.T, kind engine.Kind, src, dst, state string, mod func(*engine.Options)) *record.Result {
 	t.Helper()
 	o := engine.Options{Kind: kind, Src: src, Dst: dst, StateDir: state, Xattrs: true, Owners: isRoot()}
 	if mod != nil {

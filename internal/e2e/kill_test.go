@@ -21,7 +21,7 @@ import (
 // had at the source.
 type contents map[string]map[string]bool
 
-func record(t *testing.T, root string, c contents) {
+func recordContents(t *testing.T, root string, c contents) {
 	t.Helper()
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -177,14 +177,14 @@ func TestKillAtAnyMoment(t *testing.T) {
 		t.Fatal(err)
 	}
 	allowed := contents{}
-	record(t, src, allowed)
+	recordContents(t, src, allowed)
 	kills := killThenComplete(t, 1, allowed, src, dst, st, "initial", "--fsync=none")
 
 	// Catch-up passes killed mid-way: old or new content, never a mix.
 	if _, err := bench.Mutate(src, 11, 1); err != nil {
 		t.Fatal(err)
 	}
-	record(t, src, allowed)
+	recordContents(t, src, allowed)
 	kills += killThenComplete(t, 2, allowed, src, dst, st, "catchup", "--delta=always")
 	if kills == 0 {
 		t.Fatal("no pass was killed before it finished: the kill points are too late for this machine")

@@ -45,7 +45,7 @@ func TestSSHKilledMidPass(t *testing.T) {
 				t.Fatal(err)
 			}
 			allowed := contents{}
-			record(t, src, allowed)
+			recordContents(t, src, allowed)
 			rsh := "sh -c 'echo $$ > " + pidfile + "; exec \"$@\"' sh " + sshCommand()
 			args := []string{"--state", st, "-e", rsh, flags[2], flags[3], "--fsync=none"}
 			from, to := "127.0.0.1:"+src, dst

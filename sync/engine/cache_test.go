@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/msync/msync/record"
+
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/manifest"
 )
@@ -18,7 +20,9 @@ import (
 func TestCatchupCarriesHashesForward(t *testing.T) {
 	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
 	writeFiles(t, src, 300, 7)
-	run := func(kind Kind) *Result { return mustRun(t, Options{Kind: kind, Src: src, Dst: dst, StateDir: st}) }
+	run := func(kind Kind) *record.Result {
+		return mustRun(t, Options{Kind: kind, Src: src, Dst: dst, StateDir: st})
+	}
 	check := func(stage string, wantFiles int) {
 		t.Helper()
 		files := 0

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/tree"
 )
@@ -72,7 +74,9 @@ func TestCatchupDeletesInParallel(t *testing.T) {
 		}
 		write(fmt.Sprintf("q%02d/tree/sub/x", d))
 	}
-	run := func(kind Kind) *Result { return mustRun(t, Options{Kind: kind, Src: src, Dst: dst, StateDir: st}) }
+	run := func(kind Kind) *record.Result {
+		return mustRun(t, Options{Kind: kind, Src: src, Dst: dst, StateDir: st})
+	}
 	run(Initial)
 	gone := 0
 	for d := range 12 {
@@ -113,7 +117,7 @@ func TestCatchupDeletesInParallel(t *testing.T) {
 
 // mustRun runs a pass from the local tree o.Src and fails the test unless
 // every file got through.
-func mustRun(t *testing.T, o Options) *Result {
+func mustRun(t *testing.T, o Options) *record.Result {
 	t.Helper()
 	o.Source = &tree.Local{Root: o.Src}
 	res, err := Run(context.Background(), o)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/manifest"
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +36,7 @@ func TestIdlePassesKeepTheirManifests(t *testing.T) {
 		}
 		return s.Ino
 	}
-	run := func(trust bool) *Result {
+	run := func(trust bool) *record.Result {
 		t.Helper()
 		res := mustRun(t, Options{Kind: Catchup, Src: src, Dst: dst, StateDir: st, TrustDest: trust})
 		if _, err := os.Stat(srcM + ".pending"); !os.IsNotExist(err) {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
-	"github.com/msync/msync/record"
 	"github.com/msync/msync/sync/send"
 	"github.com/msync/msync/sync/tree"
 )
@@ -162,15 +161,6 @@ type Counters struct {
 	FilesQueued  atomic.Int64
 	ScanFinished atomic.Bool
 }
-
-// The records of a pass are defined in record (the one record schema of
-// msync, with its codecs); these aliases keep the engine's names.
-type (
-	Stats   = record.Stats   // defined in record
-	Problem = record.Problem // defined in record
-	Result  = record.Result  // defined in record
-	Queue   = record.Queue   // defined in record
-)
 
 // Rules answer a pass's per-file questions for one class of data (a
 // dataset's class in a plan: mbox archives, mail queues, darcs repositories).

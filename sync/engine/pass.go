@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/internal/filter"
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/internal/relpath"
@@ -38,8 +40,8 @@ type pass struct {
 }
 
 // Run performs one pass as o describes.
-func Run(ctx context.Context, o Options) (*Result, error) {
-	p := &pass{o: o, t: &tally{res: &Result{}}}
+func Run(ctx context.Context, o Options) (*record.Result, error) {
+	p := &pass{o: o, t: &tally{res: &record.Result{}}}
 	if o.StateDir == "" {
 		return nil, errors.New("no state directory given")
 	}
@@ -126,9 +128,9 @@ func (p *pass) xattrNS() []string {
 }
 
 // run is the pass's data flow: inputs -> planner -> applier -> recorder.
-func (p *pass) run(ctx context.Context, st *state.Dir) (*Result, error) {
+func (p *pass) run(ctx context.Context, st *state.Dir) (*record.Result, error) {
 	start := time.Now()
-	var phases state.PhaseTimes
+	var phases record.PhaseTimes
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer p.closeAll()
@@ -248,7 +250,7 @@ func (p *pass) stopWriter() error { return p.feed.stop() }
 func (p *pass) endWriter(ctx context.Context) error {
 	err := p.stopWriter()
 	if p.o.Rules != nil && (p.t.queueSrc > 0 || p.feed.queueDst > 0) {
-		p.t.res.Queue = &Queue{Src: p.t.queueSrc, Dst: p.feed.queueDst}
+		p.t.res.Queue = &record.Queue{Src: p.t.queueSrc, Dst: p.feed.queueDst}
 	}
 	if wc, ok := p.src.(wireCounter); ok {
 		p.t.res.Stats.WireBytes = wc.WireBytes()
@@ -350,7 +352,7 @@ func (p *pass) recheck(ctx context.Context, st *state.Dir) error {
 	return nil
 }
 
-func (p *pass) passInfo(start time.Time, phases state.PhaseTimes) PassInfo {
+func (p *pass) passInfo(start time.Time, phases record.PhaseTimes) PassInfo {
 	info := PassInfo{Kind: p.o.Kind, Final: p.o.Final, Start: start, Src: p.o.Src, Dst: p.o.Dst, Phases: phases}
 	if p.o.Rules != nil {
 		info.Class = p.o.Rules.Class()

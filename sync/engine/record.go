@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/google/renameio/v2"
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/state"
@@ -149,7 +151,7 @@ func (r *Recorder) finish() error {
 // and, when res counts no failure, clears the state directory's mark of a
 // running pass (state.Dir.Done). Call it once the destination holds what
 // the manifests say (for a push: after the receiver confirmed the run).
-func (r *Recorder) Commit(res *Result) error {
+func (r *Recorder) Commit(res *record.Result) error {
 	if r.src == nil {
 		return nil // a dry run commits nothing
 	}
@@ -214,13 +216,13 @@ type PassInfo struct {
 	Class    string // the dataset's class; "" is generic
 	Start    time.Time
 	Src, Dst string
-	Phases   state.PhaseTimes
+	Phases   record.PhaseTimes
 }
 
 // Record appends the record of the pass that res describes to the state
 // directory's history (passes.jsonl), after Commit. A dry run records
 // nothing.
-func (r *Recorder) Record(res *Result, info PassInfo) error {
+func (r *Recorder) Record(res *record.Result, info PassInfo) error {
 	if r.src == nil {
 		return nil
 	}
@@ -234,7 +236,7 @@ func (r *Recorder) Record(res *Result, info PassInfo) error {
 		q := len(res.NotQuiet) == 0
 		quiet = &q
 	}
-	rec := &state.Pass{Kind: kind, Class: info.Class, Start: info.Start, End: time.Now(), Src: info.Src, Dst: info.Dst,
+	rec := &record.Pass{Kind: kind, Class: info.Class, Start: info.Start, End: time.Now(), Src: info.Src, Dst: info.Dst,
 		OK: res.Stats.Failed == 0, Stats: res.Stats, Phases: info.Phases, Quiet: quiet}
 	if res.Queue != nil {
 		q := *res.Queue

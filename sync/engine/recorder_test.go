@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/state"
 )
@@ -57,7 +59,7 @@ func TestRecorderCommitsAndRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res := &Result{Stats: Stats{Created: 4, Entries: 5}, NotQuiet: []string{"a (changed)"}}
+	res := &record.Result{Stats: record.Stats{Created: 4, Entries: 5}, NotQuiet: []string{"a (changed)"}}
 	if err := rec.Record(res, PassInfo{}); err == nil {
 		t.Fatal("Record before Commit: no error")
 	}
@@ -115,7 +117,7 @@ func TestRecorderFailedAndAborted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := rec.Commit(&Result{Stats: Stats{Failed: 1}}); err != nil {
+	if err := rec.Commit(&record.Result{Stats: record.Stats{Failed: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if !st.Interrupted() {
@@ -160,7 +162,7 @@ func TestRecorderRefusesDisorder(t *testing.T) {
 	if err := rec.Add(es[1], es[1]); err == nil {
 		t.Fatal("an entry before the last one added: no error")
 	}
-	if err := rec.Commit(&Result{}); err == nil {
+	if err := rec.Commit(&record.Result{}); err == nil {
 		t.Fatal("commit after a write error: no error")
 	}
 	for _, side := range []state.Side{state.Source, state.Dest} {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/manifest"
 	"golang.org/x/sys/unix"
 )
@@ -15,7 +17,7 @@ import (
 // decisions (count), the applier's and the workers' problems and bytes.
 type tally struct {
 	mu       sync.Mutex // guards everything below but the fields set before the pass
-	res      *Result
+	res      *record.Result
 	log      io.Writer
 	rules    Rules // nil: no class rules
 	final    bool
@@ -57,7 +59,7 @@ func (t *tally) problem(path string, err error, vanished bool) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.res.Problems = append(t.res.Problems, Problem{Path: path, Err: err.Error(), Vanished: vanished})
+	t.res.Problems = append(t.res.Problems, record.Problem{Path: path, Err: err.Error(), Vanished: vanished})
 	if vanished {
 		t.res.Stats.Vanished++
 	} else {
@@ -87,7 +89,7 @@ func (t *tally) note(path, msg string) {
 }
 
 func (t *tally) noteLocked(path, msg string) {
-	t.res.Problems = append(t.res.Problems, Problem{Path: path, Err: msg, Skipped: true})
+	t.res.Problems = append(t.res.Problems, record.Problem{Path: path, Err: msg, Skipped: true})
 	t.res.Stats.Skipped++
 	fmt.Fprintf(t.log, "msync: skipping %s: %s\n", manifest.Escape(path), manifest.EscapeLines(msg))
 }
@@ -129,7 +131,7 @@ func (t *tally) count(a *action) {
 	case actDelete:
 		st.Deleted++
 	case actHold:
-		t.res.Problems = append(t.res.Problems, Problem{Path: a.s.Path, Err: a.why, Skipped: true})
+		t.res.Problems = append(t.res.Problems, record.Problem{Path: a.s.Path, Err: a.why, Skipped: true})
 		if st.Held < maxHeldLogged {
 			fmt.Fprintf(t.log, "msync: leaving %s: %s\n", manifest.Escape(a.s.Path), a.why)
 		}

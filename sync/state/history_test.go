@@ -29,8 +29,8 @@ func TestHistoryReadsOldLinesAndAppendsVersioned(t *testing.T) {
 	}
 	defer d.Close()
 	end := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
-	q := &Queue{Src: 1, Dst: 2}
-	if err := d.AppendPass(&Pass{Kind: "catchup", End: end, OK: true, Stats: record.Stats{DataBytes: 42, Held: 3}, Queue: q}); err != nil {
+	q := &record.Queue{Src: 1, Dst: 2}
+	if err := d.AppendPass(&record.Pass{Kind: "catchup", End: end, OK: true, Stats: record.Stats{DataBytes: 42, Held: 3}, Queue: q}); err != nil {
 		t.Fatal(err)
 	}
 	ps, err := Passes(dir)
@@ -72,7 +72,7 @@ func TestHistoryRefusesAnUnknownVersion(t *testing.T) {
 // verify.json keeps its names (record.VerifyJSON).
 func TestVerifyRecordRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	v := &Verify{Time: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), Duration: time.Second, Identical: true, Method: "content", Same: 9, Bytes: 100}
+	v := &record.Verify{Time: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), Duration: time.Second, Identical: true, Method: "content", Same: 9, Bytes: 100}
 	if err := WriteVerify(dir, v); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestHistoryAppendAfterATornLine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = d.AppendPass(&Pass{Kind: "catchup", OK: true, Stats: record.Stats{Files: 5}})
+		err = d.AppendPass(&record.Pass{Kind: "catchup", OK: true, Stats: record.Stats{Files: 5}})
 		d.Close()
 		if err != nil {
 			t.Fatal(err)

@@ -215,19 +215,10 @@ func (d *Dir) OpenManifest(s Side) (*manifest.FileReader, error) {
 	return r, err
 }
 
-// The records kept here are defined in record, which also owns their
-// codecs (passes.jsonl, verify.json).
-type (
-	Pass       = record.Pass       // defined in record
-	PhaseTimes = record.PhaseTimes // defined in record
-	Queue      = record.Queue      // defined in record
-	Verify     = record.Verify     // defined in record
-)
-
 func (d *Dir) historyPath() string { return filepath.Join(d.Path, "passes.jsonl") }
 
 // AppendPass appends a pass record and fsyncs the history.
-func (d *Dir) AppendPass(p *Pass) error {
+func (d *Dir) AppendPass(p *record.Pass) error {
 	b, err := record.EncodePassLine(p)
 	if err != nil {
 		return fmt.Errorf("pass history: %w", err)
@@ -281,7 +272,7 @@ func dropTornLine(f *os.File) error {
 // Passes reads the pass history. A torn last line (a pass killed while
 // appending) is ignored; other malformed lines are errors, and so is a
 // line of a version this msync cannot read (*record.VersionError).
-func Passes(dir string) ([]Pass, error) {
+func Passes(dir string) ([]record.Pass, error) {
 	f, err := os.Open(filepath.Join(dir, "passes.jsonl"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -290,7 +281,7 @@ func Passes(dir string) ([]Pass, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var out []Pass
+	var out []record.Pass
 	r := bufio.NewReader(f)
 	for line := 1; ; line++ {
 		b, err := r.ReadBytes('\n')
@@ -319,7 +310,7 @@ func LastPassEnd(dir string) (time.Time, error) {
 
 // LastEnd returns the end time of the last successful non-dry pass of a
 // history; zero when there is none.
-func LastEnd(ps []Pass) time.Time {
+func LastEnd(ps []record.Pass) time.Time {
 	for i := len(ps) - 1; i >= 0; i-- {
 		if ps[i].OK && !ps[i].DryRun {
 			return ps[i].End
@@ -331,7 +322,7 @@ func LastEnd(ps []Pass) time.Time {
 func verifyPath(dir string) string { return filepath.Join(dir, "verify.json") }
 
 // WriteVerify replaces the record of the last verification in dir.
-func WriteVerify(dir string, v *Verify) error {
+func WriteVerify(dir string, v *record.Verify) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
@@ -346,7 +337,7 @@ func WriteVerify(dir string, v *Verify) error {
 }
 
 // LastVerify reads the record of the last verification; nil when none.
-func LastVerify(dir string) (*Verify, error) {
+func LastVerify(dir string) (*record.Verify, error) {
 	b, err := os.ReadFile(verifyPath(dir))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msync/msync/record"
 )
 
 func TestHistoryToleratesATornLastLine(t *testing.T) {
@@ -19,7 +21,7 @@ func TestHistoryToleratesATornLastLine(t *testing.T) {
 	defer d.Close()
 	end := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
 	for i := range 3 {
-		if err := d.AppendPass(&Pass{Kind: "catchup", End: end.Add(time.Duration(i) * time.Hour), OK: true}); err != nil {
+		if err := d.AppendPass(&record.Pass{Kind: "catchup", End: end.Add(time.Duration(i) * time.Hour), OK: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,7 +91,7 @@ func TestManifestTempsStayInTheStateDir(t *testing.T) {
 	if _, err := pf.Write([]byte("half a manifest")); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteVerify(sd, &Verify{}); err != nil {
+	if err := WriteVerify(sd, &record.Verify{}); err != nil {
 		t.Fatal(err)
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/msync/msync/delta"
@@ -82,7 +84,7 @@ func (h *hostilePeer) run(t *testing.T, conn net.Conn) {
 	}
 }
 
-func pullFromHostile(t *testing.T, h *hostilePeer) (string, *engine.Result, error) {
+func pullFromHostile(t *testing.T, h *hostilePeer) (string, *record.Result, error) {
 	t.Helper()
 	dst, res, setupErr, err := pullFrom(t, h)
 	if setupErr != nil {
@@ -95,7 +97,7 @@ func pullFromHostile(t *testing.T, h *hostilePeer) (string, *engine.Result, erro
 // opening the source (setupErr) instead of failing the test: a peer whose
 // first frames are hostile may be refused before the pass starts, depending
 // on when the connection's reader gets to them.
-func pullFrom(t *testing.T, h *hostilePeer) (dst string, res *engine.Result, setupErr, err error) {
+func pullFrom(t *testing.T, h *hostilePeer) (dst string, res *record.Result, setupErr, err error) {
 	a, b := net.Pipe()
 	go h.run(t, b)
 	c, err := NewConn(a, Options{Name: "evil:"})

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/internal/netx"
 	"github.com/msync/msync/internal/relpath"
@@ -121,7 +123,7 @@ func (p *pushClient) dispatch(f wire.Frame) error {
 
 // Push runs a pass on the server into path, with local (this host's tree)
 // as its source; o.Src names the source in the server's state directory.
-func (c *Conn) Push(ctx context.Context, local *tree.Local, path, token string, o PushOptions, h PushHandlers) (*engine.Result, error) {
+func (c *Conn) Push(ctx context.Context, local *tree.Local, path, token string, o PushOptions, h PushHandlers) (*record.Result, error) {
 	pc := &pushClient{h: h, done: make(chan struct{})}
 	c.push.Store(pc)
 	c.Serve(local)

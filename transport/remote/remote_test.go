@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/wire"
@@ -116,7 +118,7 @@ func TestScanDiffs(t *testing.T) {
 	}
 	writeTree(t, src, files)
 	st := filepath.Join(t.TempDir(), "st")
-	pull := func() (*engine.Result, int64, error) {
+	pull := func() (*record.Result, int64, error) {
 		c, errc := pipe(t, anyPath)
 		defer func() { c.Close(); <-errc }()
 		s, err := c.OpenSource(context.Background(), src, "")

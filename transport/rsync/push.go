@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
@@ -47,7 +49,7 @@ type PushOptions struct {
 // writes the manifests, commits them and records the pass. Only the file
 // list (pushList), which rsync's receiver indexes into, and the topmost
 // paths of what is deleted stay in memory.
-func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
+func Push(ctx context.Context, o PushOptions) (*record.Result, error) {
 	start := time.Now()
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -67,7 +69,7 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 	defer rec.Abort()
 	local := tree.NewLocal(o.Src)
 	defer local.Close()
-	res := &engine.Result{}
+	res := &record.Result{}
 	p, err := planPush(ctx, st, local, rec, o, res)
 	if err != nil {
 		return nil, err
@@ -103,11 +105,11 @@ func Push(ctx context.Context, o PushOptions) (*engine.Result, error) {
 	if c.lastErr != "" && res.Stats.Failed == 0 {
 		// The receiver reported an error it did not tie to a file we sent.
 		res.Stats.Failed++
-		res.Problems = append(res.Problems, engine.Problem{Err: "receiver: " + c.lastErr})
+		res.Problems = append(res.Problems, record.Problem{Err: "receiver: " + c.lastErr})
 	}
 	c.mu.Unlock()
 	info := engine.PassInfo{Kind: o.Kind, Final: o.Final, Start: start, Src: o.Src, Dst: ep.Name,
-		Phases: state.PhaseTimes{Transfer: time.Since(start)}}
+		Phases: record.PhaseTimes{Transfer: time.Since(start)}}
 	if o.Final {
 		if res.NotQuiet, err = p.recheck(ctx, local, o.Exclude); err != nil {
 			return res, err
@@ -152,7 +154,7 @@ type pushPlan struct {
 // entry of the new source goes to rec as both manifests' (after a
 // confirmed run the receiver holds what was sent) and to the file list,
 // every path gone from it to the deletions.
-func planPush(ctx context.Context, st *state.Dir, local *tree.Local, rec *engine.Recorder, o PushOptions, res *engine.Result) (*pushPlan, error) {
+func planPush(ctx context.Context, st *state.Dir, local *tree.Local, rec *engine.Recorder, o PushOptions, res *record.Result) (*pushPlan, error) {
 	last, err := st.OpenManifest(state.Source)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
@@ -195,7 +197,7 @@ func planPush(ctx context.Context, st *state.Dir, local *tree.Local, rec *engine
 		}
 	}
 	for _, sp := range sc.Problems() {
-		res.Problems = append(res.Problems, engine.Problem{Path: sp.Path, Err: sp.Err.Error()})
+		res.Problems = append(res.Problems, record.Problem{Path: sp.Path, Err: sp.Err.Error()})
 		res.Stats.Failed++
 	}
 	p.list.sort()
@@ -234,7 +236,7 @@ func (p *pushPlan) sendList(c *Client, o PushOptions) error {
 
 // serve reports the deletions, answers the receiver's requests and waits
 // for its goodbye, which confirms it has finished.
-func (p *pushPlan) serve(ctx context.Context, c *Client, local *tree.Local, o PushOptions, res *engine.Result) error {
+func (p *pushPlan) serve(ctx context.Context, c *Client, local *tree.Local, o PushOptions, res *record.Result) error {
 	for _, d := range p.deletions {
 		res.Stats.Deleted++
 		if o.OnItem != nil {
@@ -266,10 +268,10 @@ func (p *pushPlan) serve(ctx context.Context, c *Client, local *tree.Local, o Pu
 }
 
 // sent counts, itemizes and reports one file the receiver asked for.
-func (p *pushPlan) sent(s sentFile, local *tree.Local, o PushOptions, res *engine.Result) {
+func (p *pushPlan) sent(s sentFile, local *tree.Local, o PushOptions, res *record.Result) {
 	if s.err != nil {
 		res.Stats.Failed++
-		res.Problems = append(res.Problems, engine.Problem{Path: s.e.Path, Err: s.err.Error()})
+		res.Problems = append(res.Problems, record.Problem{Path: s.e.Path, Err: s.err.Error()})
 		fmt.Fprintf(o.Log, "%s: %s\n", manifest.Escape(local.Join(s.e.Path)), manifest.EscapeLines(s.err.Error()))
 		return
 	}
@@ -348,7 +350,7 @@ func escapeWild(p string) string {
 	return b.String()
 }
 
-func countEntry(s *engine.Stats, e *manifest.Entry) {
+func countEntry(s *record.Stats, e *manifest.Entry) {
 	s.Entries++
 	switch e.Type {
 	case manifest.TypeFile:

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/internal/rsynctest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
@@ -60,7 +62,7 @@ func TestPushDeletionsAndFinalRecheck(t *testing.T) {
 	port := rsynctest.StartDaemon(t, bin, rsynctest.Module{Name: "data", Path: base})
 	ep := Endpoint{Daemon: true, Host: "127.0.0.1", Port: port, Module: "data", Path: "dst", Name: fmt.Sprintf("rsync://127.0.0.1:%d/data/dst", port)}
 	ctx := context.Background()
-	push := func(kind engine.Kind, final bool, onItem func(engine.Item)) *engine.Result {
+	push := func(kind engine.Kind, final bool, onItem func(engine.Item)) *record.Result {
 		t.Helper()
 		res, err := Push(ctx, PushOptions{Endpoint: ep, Src: src, StateDir: sd, Kind: kind, Final: final, OnItem: onItem})
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/msync/msync/record"
+
 	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/scan"
@@ -26,7 +28,7 @@ func listClient(list []byte, ioError int32) *Client {
 }
 
 // runList runs a pass of kind from such a list into a fresh destination.
-func runList(t *testing.T, kind engine.Kind, list []byte, ioError int32) (*engine.Result, error) {
+func runList(t *testing.T, kind engine.Kind, list []byte, ioError int32) (*record.Result, error) {
 	t.Helper()
 	dir := t.TempDir()
 	c := listClient(list, ioError)

@@ -14,7 +14,8 @@ BASE/xdg), so both binaries see identical paths and their outputs compare
 byte for byte after dropping times. Run as root for devices, owners and
 trusted xattrs. Exit status 1 when any difference was found.
 
-Modes: local, nonroot (local, run as uid 65534), upgrade (OLD makes the initial copy, NEW every later pass), pull (host:path over a stand-in -e shell), push (host:path over
+Modes: cli (usage errors, refusals, daemon modules), kill (the pass after a
+killed one, from identical copies of what it left), local, nonroot (local, run as uid 65534), upgrade (OLD makes the initial copy, NEW every later pass), pull (host:path over a stand-in -e shell), push (host:path over
 -e), daemon (push to `msync serve --listen` on 127.0.0.1), rsyncpull and
 rsyncpush (from/to a stock `rsync --daemon` on 127.0.0.1), rsyncd (stock rsync
 clients pushing into and pulling from `msync serve --rsync`), classes (a plan
@@ -639,6 +640,8 @@ def run_mode(args, mode, seed):
             return run_rsyncd(args, env, rng, seed)
         if mode == "cli":
             return run_cli(args, env, rng, seed)
+        if mode == "kill":
+            return run_kill(args, env, rng, seed)
         make_tree(rng, base + "/src", n=args.objects)
         if mode == "nonroot":  # passes run as nobody: root's unreadable files fail, owners stay
             for s in (env.old, env.new):
@@ -743,6 +746,62 @@ def run_rsyncd(args, env, rng, seed):
     DONE.append("rsyncd")
 
 
+def run_kill(args, env, rng, seed):
+    """Recovery after a kill: OLD is killed in the middle of a pass, then OLD
+    and NEW each run the next pass on their own fresh copy of what the killed
+    pass left (destination and state alike)."""
+    b = env.base
+    make_tree(rng, b + "/src", n=args.objects * 2)
+    L = "kill seed %d" % seed
+    e = env.env(env.old)
+    for k, kind in enumerate(["initial", "catchup", "catchup"]):
+        if k:
+            mutate(rng, b + "/src", n=40)
+        p = subprocess.Popen([args.old, kind, b + "/src", b + "/dst", "--no-progress", "--fsync=" + rng.choice(["file", "pass", "none"])],
+                             env=e, cwd=b, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.005, 0.25))
+        p.kill()
+        p.wait()
+        if k == 2:
+            mutate(rng, b + "/src", n=10)
+        for n in ("dst", "xdg"):
+            if os.path.exists(b + "/" + n):
+                subprocess.run(["cp", "-a", b + "/" + n, b + "/snap." + n], check=True)
+        nxt = rng.choice(["initial", "catchup"]) if kind == "initial" else "catchup"
+        label = "%s kill %d in %s (rc %s), then %s" % (L, k, kind, p.returncode, nxt)
+        res = []
+        for side in (env.old, env.new):
+            for n in ("dst", "xdg"):
+                if os.path.exists(b + "/snap." + n):
+                    if os.path.exists(b + "/" + n):
+                        run(["chmod", "-R", "u+w", b + "/" + n])
+                        for x in os.listdir(b + "/" + n):
+                            rm(os.path.join(b, n, x))
+                    else:
+                        os.mkdir(b + "/" + n)
+                    subprocess.run(["cp", "-a", b + "/snap." + n + "/.", b + "/" + n + "/"], check=True)
+            res.append(run([side.binary, nxt, b + "/src", b + "/dst", "--json", "-i", "--no-progress"], env=e, cwd=b))
+            for n in ("dst", "xdg"):
+                if os.path.exists(os.path.join(side.home, n)):
+                    run(["chmod", "-R", "u+w", os.path.join(side.home, n)])
+                    shutil.rmtree(os.path.join(side.home, n))
+                if os.path.exists(b + "/" + n):
+                    subprocess.run(["cp", "-a", b + "/" + n, os.path.join(side.home, n)], check=True)
+        j = parse_json(res[1][1]) or {}
+        st = (j.get("result") or {}).get("stats") or {}
+        print("  %s: created %s deleted %s temps_removed %s exit %s" % (label, st.get("created"), st.get("deleted"),
+                                                                      st.get("temps_removed"), res[1][0]))
+        compare_pass(env, label, res, None)
+        compare_trees(label)
+        compare_records(label)
+        for n in ("dst", "xdg"):
+            if os.path.exists(b + "/snap." + n):
+                run(["chmod", "-R", "u+w", b + "/snap." + n])
+                shutil.rmtree(b + "/snap." + n)
+        # the pass after the recovery: both binaries from the state NEW left
+    DONE.append("kill")
+
+
 def run_cli(args, env, rng, seed):
     """Usage errors, refusals and unreachable ends: exit code and messages."""
     b = env.base
@@ -841,7 +900,7 @@ def main():
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--seeds", default="1-3")
-    ap.add_argument("--modes", default="cli,local,upgrade,nonroot,rsyncd,pull,push,daemon,rsyncpull,rsyncpush,classes")
+    ap.add_argument("--modes", default="cli,kill,local,upgrade,nonroot,rsyncd,pull,push,daemon,rsyncpull,rsyncpush,classes")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--objects", type=int, default=120)
     ap.add_argument("--work", default="/tmp/msync-difftest")

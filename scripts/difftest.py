@@ -495,8 +495,22 @@ def read_passes(side):
     return sorted(out, key=lambda x: x[0])
 
 
+def state_files(side):
+    """The names in every state directory, digits of temp names dropped."""
+    import re
+    top = os.path.join(side.home, "xdg")
+    if ENVX.mode in ("rsyncd", "daemon", "cli"):
+        top = os.path.join(ENVX.base, "dstate." + side.name)
+    out = []
+    for d, _, files in os.walk(top):
+        for f in files:
+            out.append(re.sub(r"\d{6,}|[0-9a-f]{16}", "N", os.path.join(os.path.relpath(d, top), f)))
+    return sorted(out)
+
+
 def compare_records(label):
     DIFF.eq(label + " passes.jsonl", read_passes(ENVX.old), read_passes(ENVX.new))
+    DIFF.eq(label + " state files", state_files(ENVX.old), state_files(ENVX.new))
 
 
 ENVX = None

@@ -17,7 +17,8 @@ trusted xattrs. Exit status 1 when any difference was found.
 Modes: cli (usage errors, refusals, daemon modules), kill (the pass after a
 killed one, from identical copies of what it left), local, nonroot (local, run as uid 65534), upgrade (OLD makes the initial copy, NEW every later pass), pull (host:path over a stand-in -e shell), push (host:path over
 -e), daemon (push to `msync serve --listen` on 127.0.0.1), rsyncpull and
-rsyncpush (from/to a stock `rsync --daemon` on 127.0.0.1), rsyncd (stock rsync
+rsyncpush (from/to a stock `rsync --daemon` on 127.0.0.1), rsyncshpull and rsyncshpush (stock `rsync --server`
+over the stand-in shell, --rsync), rsyncd (stock rsync
 clients pushing into and pulling from `msync serve --rsync`), classes (a plan
 made by `plan init` over `bench gen`, mutated by `bench mutate`).
 """
@@ -420,7 +421,7 @@ def compare_pass(ctx, label, res, state):
         i0, i1 = j0.get("items") or [], j1.get("items") or []
         d.eq(label + " items sorted", sorted(i0), sorted(i1))
         if sorted(i0) == sorted(i1):
-            if ctx.mode == "rsyncpush":  # stock rsync's receiver reports deletions in an order of its own
+            if ctx.mode in ("rsyncpush", "rsyncshpush"):  # stock rsync's receiver reports deletions in an order of its own
                 i0 = [x for x in i0 if not x.startswith("*deleting")]
                 i1 = [x for x in i1 if not x.startswith("*deleting")]
             d.eq(label + " items order", i0, i1)
@@ -443,7 +444,7 @@ def norm_text(s):
         if ENVX.mode not in ("local", "upgrade", "nonroot"):
             line = re.sub(r"^(Wire bytes[^:]*:).*", r"\1 W", line)
         out.append(line)
-    if ENVX.mode == "rsyncpush":
+    if ENVX.mode in ("rsyncpush", "rsyncshpush"):
         out = [x for x in out if not x.startswith("*deleting")] + sorted(x for x in out if x.startswith("*deleting"))
     return "\n".join(out)
 
@@ -528,6 +529,10 @@ def mode_args(mode, env, side):
         return ["localhost:" + src, dst], rem
     if mode == "push":
         return [src, "localhost:" + dst], rem
+    if mode == "rsyncshpull":
+        return ["localhost:" + src, dst], ["-e", fake, "--rsync"]
+    if mode == "rsyncshpush":
+        return [src, "localhost:" + dst], ["-e", fake, "--rsync"]
     if mode == "daemon":
         return [src, "msync://127.0.0.1:%d/m/dst" % env.daemons[side.name]], []
     if mode == "rsyncpull":
@@ -916,7 +921,7 @@ def main():
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--seeds", default="1-3")
-    ap.add_argument("--modes", default="cli,kill,local,upgrade,nonroot,rsyncd,pull,push,daemon,rsyncpull,rsyncpush,classes")
+    ap.add_argument("--modes", default="cli,kill,local,upgrade,nonroot,rsyncd,pull,push,daemon,rsyncpull,rsyncpush,rsyncshpull,rsyncshpush,classes")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--objects", type=int, default=120)
     ap.add_argument("--work", default="/tmp/msync-difftest")

@@ -53,11 +53,27 @@ def drop_times(v):
     return v
 
 
-def run(cmd, env=None, cwd=None, timeout=300):
+def run(cmd, env=None, cwd=None, timeout=60):
     if ENVX is not None and ENVX.mode == "nonroot" and cmd[0].endswith("/msync"):
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
-    p = subprocess.run(cmd, capture_output=True, env=env, cwd=cwd, timeout=timeout)
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # a hang: SIGQUIT makes a Go binary print every goroutine's stack
+        import signal
+        p.send_signal(signal.SIGQUIT)
+        out, err = p.communicate()
+        HANGS.append((cmd, err.decode("utf-8", "replace")))
+        path = "/tmp/msync-difftest-hang-%d.txt" % len(HANGS)
+        with open(path, "w") as f:
+            f.write(repr(cmd) + "\n" + err.decode("utf-8", "replace"))
+        print("HANG %r: stacks in %s" % (cmd, path), flush=True)
+        return "hang", "", "hang"
+    return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+HANGS = []
 
 
 # ---------------------------------------------------------------- trees

@@ -926,7 +926,13 @@ def norm_rsync(s):
     s = re.sub(r"sent .*|total size .*", "", s)
     # rsync's receiver sees a directory's time (in seconds) as changed or
     # not depending on when its deletions ran: seen between two runs of OLD
-    return sorted(x for x in s.splitlines() if not x.startswith(".d..t...... "))
+    out = []
+    for x in s.splitlines():
+        if x[1:2] == "d" and x[4:5] == "t":
+            x = x[:4] + "." + x[5:]
+        if not x.startswith(".d......... "):
+            out.append(x)
+    return sorted(out)
 
 
 DONE = []

@@ -174,10 +174,10 @@ func (r *Recorder) Commit(res *record.Result) error {
 	} else if err := commitFile(r.srcF, st.ManifestPath(state.Source)); err != nil {
 		return fmt.Errorf("commit source manifest: %w", err)
 	}
-	if !r.dstKept {
-		if err := r.dstF.CloseAtomicallyReplace(); err != nil {
-			return fmt.Errorf("commit destination manifest: %w", err)
-		}
+	if r.dstKept {
+		r.dstF.Cleanup() // its pending file goes, as Abort would have removed it
+	} else if err := r.dstF.CloseAtomicallyReplace(); err != nil {
+		return fmt.Errorf("commit destination manifest: %w", err)
 	}
 	r.committed = true
 	res.Committed = true

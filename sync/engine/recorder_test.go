@@ -2,6 +2,8 @@ package engine
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,6 +170,33 @@ func TestRecorderRefusesDisorder(t *testing.T) {
 	for _, side := range []state.Side{state.Source, state.Dest} {
 		if _, err := os.Stat(st.ManifestPath(side)); !os.IsNotExist(err) {
 			t.Errorf("%s manifest committed after a write error: %v", side, err)
+		}
+	}
+}
+
+// A pass that leaves a manifest as committed (nothing changed on that
+// side) removes that manifest's pending file too: whatever the kind of
+// pass, the state directory holds no temp file after it.
+func TestKeptManifestLeavesNoTemp(t *testing.T) {
+	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
+	writeFiles(t, src, 20, 2)
+	mustRun(t, Options{Kind: Initial, Src: src, Dst: dst, StateDir: st})
+	for _, o := range []Options{
+		{Kind: Catchup},
+		{Kind: Catchup, TrustDest: true},
+		{Kind: Catchup, Final: true},
+		{Kind: Initial},
+	} {
+		o.Src, o.Dst, o.StateDir = src, dst, st
+		mustRun(t, o)
+		names, err := os.ReadDir(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if strings.HasPrefix(n.Name(), ".") || strings.HasSuffix(n.Name(), ".pending") {
+				t.Errorf("%s (trust-dest %v, final %v) left %s in the state directory", o.Kind, o.TrustDest, o.Final, n.Name())
+			}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -206,21 +207,22 @@ func AppendHeader(b []byte, t Type, stream uint32, n int) []byte {
 type Reader struct {
 	r   *bufio.Reader
 	buf []byte
-	n   int64
+	n   atomic.Int64 // read by BytesRead from any goroutine
 }
 
 // NewReader returns a frame reader on r.
 func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, 256<<10)} }
 
-// BytesRead returns the bytes read so far.
-func (r *Reader) BytesRead() int64 { return r.n }
+// BytesRead returns the bytes read so far; it may be called while another
+// goroutine reads frames.
+func (r *Reader) BytesRead() int64 { return r.n.Load() }
 
 // Next reads one frame. Its payload is valid until the next call. At a
 // clean end of stream between frames it returns io.EOF.
 func (r *Reader) Next() (Frame, error) {
 	var h [HeaderSize]byte
 	n, err := io.ReadFull(r.r, h[:])
-	r.n += int64(n)
+	r.n.Add(int64(n))
 	if err != nil {
 		if err == io.EOF {
 			return Frame{}, io.EOF
@@ -243,7 +245,7 @@ func (r *Reader) Next() (Frame, error) {
 	}
 	p := r.buf[:size]
 	n, err = io.ReadFull(r.r, p)
-	r.n += int64(n)
+	r.n.Add(int64(n))
 	if err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return Frame{}, fmt.Errorf("connection closed inside a %s frame: %w", t, io.ErrUnexpectedEOF)

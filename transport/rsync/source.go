@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -153,7 +154,10 @@ func (s *listScan) Close()                    {}
 // reply is one requested file as it arrives: delta operations, then the
 // outcome. A small file is collected whole before the reader hands it over,
 // so the reader never waits for the worker that asked for it; a larger one
-// streams through a pipe once it outgrows replyBuffer.
+// streams once it outgrows replyBuffer: through a pipe when its worker is
+// reading it already, else through a spill (spill.go), so that the
+// connection's reader never waits for a reply nobody reads yet while the
+// workers wait for later ones.
 type reply struct {
 	ndx       int32
 	path      string
@@ -161,12 +165,12 @@ type reply struct {
 	head      sumHead     // the block sums sent; zero for a whole file
 	basis     io.ReaderAt // the old copy they were computed from
 	basisSize int64
-	ready     chan struct{} // list, or pr and ow when streaming, or src are set
-	list      *delta.OpList // collected operations, until streaming starts
-	pr        *io.PipeReader
-	pw        *io.PipeWriter
-	ow        *delta.OpWriter // encodes operations into pw
-	src       io.Reader       // what Read reads: the pipe, the encoded list or an error
+	ready     chan struct{}   // list, or st and ow when streaming, or src are set
+	list      *delta.OpList   // collected operations, until streaming starts
+	reading   atomic.Bool     // a worker asked for the operations (Ops)
+	st        stream          // the operations once streaming
+	ow        *delta.OpWriter // encodes operations into st
+	src       io.Reader       // what Read reads: the stream, the encoded list or an error
 	done      chan struct{}
 	res       *send.Result
 	once      sync.Once
@@ -199,14 +203,16 @@ func newReply(ndx int32, path string) *reply {
 // Ops hands the worker the reply's operations: the collected list as it
 // is, or a decoder of the stream.
 func (r *reply) Ops(basisSize int64) delta.Ops {
+	r.reading.Store(true)
 	<-r.ready
-	if r.pr == nil && r.res.Status == send.OK {
+	if r.st == nil && r.res.Status == send.OK {
 		return r.list
 	}
 	return delta.NewOpReader(r, basisSize)
 }
 
 func (r *reply) Read(p []byte) (int, error) {
+	r.reading.Store(true)
 	<-r.ready
 	if r.src == nil {
 		// Asked to read a collected list: encode it.
@@ -246,14 +252,19 @@ func (r *reply) literal(b []byte) error {
 	}
 	if r.ow == nil && r.list.DataLen()+len(b) > replyBuffer {
 		// Too big to collect: the worker reads it as it comes.
-		r.pr, r.pw = io.Pipe()
-		r.src = r.pr
-		r.ow = delta.NewOpWriter(r.pw)
+		st, err := r.newStream()
+		if err != nil {
+			r.mu.Unlock()
+			return err
+		}
+		r.st = st
+		r.src = r.st
+		r.ow = delta.NewOpWriter(r.st)
 		r.closeReady()
 		list, ow := r.list, r.ow
 		r.list = nil
 		r.mu.Unlock()
-		err := list.WriteTo(ow)
+		err = list.WriteTo(ow)
 		list.Reset()
 		opLists.Put(list)
 		if err != nil {
@@ -285,6 +296,42 @@ func (r *reply) end(size int64, hash uint64) error {
 	return nil
 }
 
+// stream carries a large reply's encoded operations from the connection's
+// reader to the worker.
+type stream interface {
+	io.Reader
+	io.Writer
+	CloseRead(err error)  // the worker abandons the rest
+	CloseWrite(err error) // the end: nil, or why the reply failed
+}
+
+// newStream picks how a reply outgrowing replyBuffer streams: a reply its
+// worker reads already goes through a pipe (the reader waits for that
+// worker, which reads until the reply's end); one nobody reads yet goes to
+// a spill, since its worker may be waiting for a later reply. Without a
+// temp file for it, the reply fails rather than risk that wait. r.mu is
+// held.
+func (r *reply) newStream() (stream, error) {
+	if !r.reading.Load() {
+		sp, err := newSpill("")
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", r.path, err)
+		}
+		return sp, nil
+	}
+	pr, pw := io.Pipe()
+	return pipeStream{pr, pw}, nil
+}
+
+type pipeStream struct {
+	*io.PipeReader
+	pw *io.PipeWriter
+}
+
+func (p pipeStream) Write(b []byte) (int, error) { return p.pw.Write(b) }
+func (p pipeStream) CloseRead(err error)         { p.PipeReader.CloseWithError(err) }
+func (p pipeStream) CloseWrite(err error)        { p.pw.CloseWithError(err) }
+
 // closeReady closes ready once; r.mu is held.
 func (r *reply) closeReady() {
 	if !r.readyOff {
@@ -296,9 +343,9 @@ func (r *reply) closeReady() {
 func (r *reply) Result() (*send.Result, error) {
 	select {
 	case <-r.ready:
-		if r.pr != nil {
+		if r.st != nil {
 			// Whatever the receiver did not read is not needed any more.
-			r.pr.CloseWithError(io.ErrClosedPipe)
+			r.st.CloseRead(io.ErrClosedPipe)
 		}
 	case <-r.done:
 	}
@@ -327,10 +374,10 @@ func (r *reply) finish(res *send.Result) {
 		r.finished = true
 		r.res = res
 		switch {
-		case r.pw != nil && res.Status == send.OK:
-			r.pw.Close()
-		case r.pw != nil:
-			r.pw.CloseWithError(res.Err)
+		case r.st != nil && res.Status == send.OK:
+			r.st.CloseWrite(nil)
+		case r.st != nil:
+			r.st.CloseWrite(res.Err)
 		case res.Status == send.OK:
 			r.closeReady()
 		default:

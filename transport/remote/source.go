@@ -504,6 +504,10 @@ func (r *fetchReply) dispatch(c *Conn, f wire.Frame) error {
 	return nil
 }
 
+// deliver waits while the reply's reader is behind: the connection's
+// reader stops meanwhile, which is safe because Source does not fetch
+// ahead (its requests come from the workers that read them at once; see
+// TestSourceDoesNotFetchAhead).
 func (r *fetchReply) deliver(c *Conn, p []byte) {
 	select {
 	case r.ch <- p:

@@ -145,14 +145,14 @@ func pull(ctx context.Context, o *Options, eo engine.Options, srcEP transport.En
 	if _, serr := os.Stat(eo.Dst); serr == nil {
 		// Scan DST while the connection to SRC is being made.
 		ps, done := transport.OpenPending(ctx, eo.Src, srcEP.Path, func() (transport.Transport, error) {
-			return o.Remote.open(ctx, o.Stderr, srcEP, false)
+			return o.Remote.openSpilling(ctx, o.Stderr, srcEP, false, eo.StateDir)
 		})
 		eo.Source = ps
 		res, err := engine.Run(ctx, eo)
 		done()
 		return res, err
 	}
-	t, err := o.Remote.open(ctx, o.Stderr, srcEP, false)
+	t, err := o.Remote.openSpilling(ctx, o.Stderr, srcEP, false, eo.StateDir)
 	if err != nil {
 		return nil, err
 	}

@@ -188,8 +188,15 @@ func VerifyState(flag, src, dst string) string {
 
 // open opens e; forVerify asks a stock rsync for every file's MD4.
 func (rm Remote) open(ctx context.Context, stderr io.Writer, e transport.Endpoint, forVerify bool) (transport.Transport, error) {
+	return rm.openSpilling(ctx, stderr, e, forVerify, "")
+}
+
+// openSpilling opens e as open does; a stock rsync source keeps the answers
+// that come before the pass reads them in spillDir (a pass's state
+// directory: on disk, where $TMPDIR may be RAM).
+func (rm Remote) openSpilling(ctx context.Context, stderr io.Writer, e transport.Endpoint, forVerify bool, spillDir string) (transport.Transport, error) {
 	o := transport.DialOptions{Rsh: rm.Rsh, RemoteMsync: rm.RemoteMsync, Compress: rm.Compress, Stderr: stderr,
-		RsyncPath: rm.RsyncPath, RsyncChecksum: forVerify}
+		RsyncPath: rm.RsyncPath, RsyncChecksum: forVerify, SpillDir: spillDir}
 	if rm.TokenFile != "" {
 		b, err := os.ReadFile(rm.TokenFile)
 		if err != nil {

@@ -32,7 +32,7 @@ func (t *RsyncTransport) Source(ctx context.Context, path string) (engine.Source
 	if re.Daemon {
 		re.Module, re.Path, _ = strings.Cut(path, "/")
 	}
-	c, err := rsync.Dial(ctx, re, rsync.Options{Log: t.Options.Stderr})
+	c, err := rsync.Dial(ctx, re, rsync.Options{Log: t.Options.Stderr, SpillDir: t.Options.SpillDir})
 	if err != nil {
 		return nil, err
 	}

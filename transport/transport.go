@@ -168,6 +168,9 @@ type DialOptions struct {
 	// RsyncChecksum opens stock rsync sources for a verification: their
 	// file list carries every file's MD4 (rsync --checksum).
 	RsyncChecksum bool
+	// SpillDir is where a stock rsync source keeps answers that arrive
+	// before the pass reads them (rsync.Options.SpillDir).
+	SpillDir string
 }
 
 // Conn is a connection to the far side of an endpoint.

@@ -101,10 +101,18 @@ func (d *Dir) PendingFile(s Side) (*renameio.PendingFile, error) {
 	return pf, nil
 }
 
+// SpillPrefix starts the names of the temp files a stock rsync source keeps
+// answers in where the file system has no O_TMPFILE (transport/rsync):
+// removed as soon as they are open, left only by a kill in between.
+const SpillPrefix = ".msync-spill-"
+
 // isStaleTemp reports whether name is the temp file of a manifest that a
 // killed pass left: PendingFile's temp names are the manifest's name with
-// a dot before it and digits after it.
+// a dot before it and digits after it; or a spill's (SpillPrefix).
 func isStaleTemp(name string) bool {
+	if strings.HasPrefix(name, SpillPrefix) {
+		return true // an answer's spill, removed at once unless killed in between
+	}
 	for _, s := range []Side{Source, Dest} {
 		rest, ok := strings.CutPrefix(name, "."+string(s)+".manifest")
 		if ok && rest != "" && strings.Trim(rest, "0123456789") == "" {

@@ -121,7 +121,7 @@ func TestManifestTempsStayInTheStateDir(t *testing.T) {
 	// and names that only look alike, must survive the next Open.
 	d.Close()
 	keep := []string{".dst.manifest", ".dst.manifestx", ".dst.manifest1x", "dst.manifest", "src.manifest.pending", ".src.manifest.interrupted.1", ".verify.json123"}
-	for _, n := range append([]string{".src.manifest0123456789"}, keep...) {
+	for _, n := range append([]string{".src.manifest0123456789", SpillPrefix + "123"}, keep...) {
 		if err := os.WriteFile(filepath.Join(sd, n), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -75,13 +75,18 @@ type Options struct {
 	// Log receives the peer's messages (rsync's info, warnings and
 	// errors) and the remote shell's stderr.
 	Log io.Writer
+	// SpillDir holds the unlinked temp files of answers that arrive before
+	// their worker reads them (spill.go); empty means $TMPDIR. A pass puts
+	// it in its state directory: on disk, where $TMPDIR may be RAM.
+	SpillDir string
 }
 
 // Client is one connection to a stock rsync sender: one file list, then
 // the files the engine asks for.
 type Client struct {
-	name string
-	log  io.Writer
+	name  string
+	log   io.Writer
+	spill string // Options.SpillDir
 
 	closer  func() error // ends the connection (and the remote shell)
 	abort   func()       // cuts the connection at once (kills the remote shell)
@@ -140,7 +145,7 @@ func Dial(ctx context.Context, e Endpoint, o Options) (*Client, error) {
 	}
 	// The sender's messages and the remote shell's stderr arrive at once.
 	o.Log = &lockedWriter{w: o.Log}
-	c := &Client{name: e.Name, log: o.Log, phase: make(chan struct{}, 4), finished: make(chan struct{}), kick: make(chan struct{}, 1), fields: allFields}
+	c := &Client{name: e.Name, log: o.Log, spill: o.SpillDir, phase: make(chan struct{}, 4), finished: make(chan struct{}), kick: make(chan struct{}, 1), fields: allFields}
 	c.fields.checksum = e.Checksum
 	var err error
 	c.fields.maxBytes = clientFileListBytes

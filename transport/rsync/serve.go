@@ -744,6 +744,7 @@ func (ss *session) serveReceiver(ctx context.Context, t *target) error {
 	if err != nil {
 		return err
 	}
+	c.spill = sd // answers that come before their worker wait on disk here
 	// rsync's semantics: nothing is deleted without --delete, and then
 	// everything the client does not have.
 	o := engine.Options{Kind: engine.Initial, Src: src, Dst: t.dir.Path, DstRoot: t.dir, DstCreated: t.created,

@@ -165,6 +165,7 @@ type reply struct {
 	head      sumHead     // the block sums sent; zero for a whole file
 	basis     io.ReaderAt // the old copy they were computed from
 	basisSize int64
+	spillDir  string          // where a spill's temp file goes ("": $TMPDIR)
 	ready     chan struct{}   // list, or st and ow when streaming, or src are set
 	list      *delta.OpList   // collected operations, until streaming starts
 	reading   atomic.Bool     // a worker asked for the operations (Ops)
@@ -313,7 +314,7 @@ type stream interface {
 // held.
 func (r *reply) newStream() (stream, error) {
 	if !r.reading.Load() {
-		sp, err := newSpill("")
+		sp, err := newSpill(r.spillDir)
 		if err != nil {
 			return nil, fmt.Errorf("%q: %w", r.path, err)
 		}
@@ -408,6 +409,7 @@ func (c *Client) Fetch(ctx context.Context, req *send.Request) (tree.Reply, erro
 		return nil, fmt.Errorf("%s: %q is not a file of the rsync file list", c.name, req.Path)
 	}
 	r := newReply(ndx, req.Path)
+	r.spillDir = c.spill
 	var sums []byte
 	if req.Mode == send.Delta && req.Basis != nil && req.BasisSize > 0 {
 		// Block sums of the old copy, computed before the lock so that

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/msync/msync/sync/state"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,7 +59,7 @@ func openUnlinked(dir string) (*os.File, error) {
 	if err == nil {
 		return os.NewFile(uintptr(fd), dir+"/(spill)"), nil
 	}
-	f, cerr := os.CreateTemp(dir, ".msync-spill-*")
+	f, cerr := os.CreateTemp(dir, state.SpillPrefix+"*")
 	if cerr != nil {
 		return nil, fmt.Errorf("temp file for an answer in %s: %w", dir, errors.Join(err, cerr))
 	}

@@ -5,8 +5,13 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A spill takes a whole stream without a reader, returns it in order, and
@@ -102,4 +107,44 @@ func TestSpillEnds(t *testing.T) {
 		t.Errorf("read %q, %v; want abc, boom", b, err)
 	}
 	sp.CloseRead(io.ErrClosedPipe)
+}
+
+// A spill's temp file goes where the client was told (a pass's state
+// directory), not to $TMPDIR, which may be RAM.
+func TestSpillGoesToItsDir(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-dir")
+	if sp, err := newSpill(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		if sp != nil {
+			sp.CloseRead(nil)
+			sp.CloseWrite(nil)
+		}
+		t.Fatalf("a spill into a missing directory: %v, want an error naming %s", err, missing)
+	}
+	dir := t.TempDir()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		t.Setenv("TMPDIR", "/dev/shm") // another file system than dir's, mostly
+	}
+	c := &Client{spill: dir}
+	r := newReply(0, "f")
+	r.spillDir = c.spill
+	st, err := r.newStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.CloseRead(nil)
+	defer st.CloseWrite(nil)
+	sp, ok := st.(*spill)
+	if !ok {
+		t.Fatalf("an answer nobody reads yet streams through %T, want a spill", st)
+	}
+	var a, b unix.Statfs_t
+	if err := unix.Fstatfs(int(sp.f.Fd()), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Statfs(dir, &b); err != nil {
+		t.Fatal(err)
+	}
+	if a.Fsid != b.Fsid {
+		t.Errorf("the spill is on file system %v, want %s's (%v)", a.Fsid, dir, b.Fsid)
+	}
 }

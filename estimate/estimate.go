@@ -69,8 +69,10 @@ type Model struct {
 	PerByte  float64 // seconds per byte
 	Recheck  time.Duration
 	Measured bool // Recheck comes from a final pass (else estimated)
-	// Spread is the relative uncertainty of a prediction (at least 10%).
-	Spread  float64
+	// Spread is the relative uncertainty of a prediction (at least 10%);
+	// CostSpread that of the cost of known changes alone (a probe's).
+	Spread     float64
+	CostSpread float64
 	Catchup int // catch-up passes the fit used
 	// A pass never changes more than the whole tree: predictions are capped
 	// at the last pass's entries and source bytes.
@@ -127,8 +129,14 @@ func Fit(pts []Point) (*Model, error) {
 	m.BytesPerSec, m.BytesBase = lineFit(gaps, bytes, weights)
 
 	// Cost: duration = fixed + perFile*files + perByte*bytes, non-negative.
+	// Too few catch-ups, or catch-ups that found nothing, say little of
+	// the cost per path and per byte: the initial copy says it.
+	quiet := true
+	for _, p := range cu {
+		quiet = quiet && p.Files == 0 && p.Bytes == 0
+	}
 	fit := cu
-	if len(cu) < 3 && initial != nil {
+	if (len(cu) < 3 || quiet) && initial != nil {
 		fit = append(append([]Point(nil), cu...), *initial)
 	}
 	rows := make([][3]float64, len(fit))
@@ -159,12 +167,13 @@ func Fit(pts []Point) (*Model, error) {
 
 	// Spread: how well the fit explains the passes it saw, change volume
 	// and cost together.
-	var ss float64
+	var ss, cs float64
 	for _, p := range cu {
 		pred := m.cost(m.Entries, p.Files, p.Bytes)
 		if pred > 0 {
 			r := ((p.Duration - p.Recheck).Seconds() - pred) / pred
 			ss += r * r
+			cs += r * r
 		}
 		pf := m.FilesBase + m.FilesPerSec*p.Gap.Seconds()
 		if pf > 0 && p.Files > 0 {
@@ -174,6 +183,10 @@ func Fit(pts []Point) (*Model, error) {
 		}
 	}
 	m.Spread = math.Max(0.10, 2*math.Sqrt(ss/float64(2*len(cu))))
+	m.CostSpread = math.Max(0.10, 2*math.Sqrt(cs/float64(len(cu))))
+	if len(cu) < 3 {
+		m.CostSpread = math.Max(m.CostSpread, 0.25)
+	}
 	if len(cu) < 3 {
 		m.Spread = math.Max(m.Spread, 0.5) // too little history to be sure
 	}
@@ -200,6 +213,10 @@ type Prediction struct {
 	// rates flatten as the same files change again).
 	Extrapolated float64
 	Capped       bool // the change volume hit the size of the tree
+	// Probed: Files and Bytes were measured (PredictMeasured), plus
+	// GrowthFiles and GrowthBytes expected during Gap.
+	Probed                   bool
+	GrowthFiles, GrowthBytes float64
 }
 
 // Predict returns the expected duration of a pass after gap, at entries
@@ -220,6 +237,15 @@ func (m *Model) Predict(gap time.Duration, entries float64, final bool) Predicti
 	if m.LongestGap > 0 && gap > 2*m.LongestGap {
 		p.Extrapolated = gap.Seconds() / m.LongestGap.Seconds()
 	}
+	m.price(&p, entries, final)
+	p.Low = secs(p.Total.Seconds() * (1 - m.Spread))
+	p.High = secs(p.Total.Seconds() * (1 + m.Spread))
+	return p
+}
+
+// price fills in the costs of p's changes at entries source entries, its
+// total and what dominates it.
+func (m *Model) price(p *Prediction, entries float64, final bool) {
 	p.Scan = secs(m.Fixed.Seconds() * safeRatio(entries, m.Entries))
 	p.FileCost = secs(m.PerFile.Seconds() * p.Files)
 	p.ByteCost = secs(m.PerByte * p.Bytes)
@@ -227,14 +253,43 @@ func (m *Model) Predict(gap time.Duration, entries float64, final bool) Predicti
 		p.Recheck = secs(m.Recheck.Seconds() * safeRatio(entries, m.Entries))
 	}
 	p.Total = p.Scan + p.FileCost + p.ByteCost + p.Recheck
-	p.Low = secs(p.Total.Seconds() * (1 - m.Spread))
-	p.High = secs(p.Total.Seconds() * (1 + m.Spread))
 	p.Dominant = "scan"
 	if p.FileCost > p.Scan+p.Recheck && p.FileCost >= p.ByteCost {
 		p.Dominant = "files"
 	} else if p.ByteCost > p.Scan+p.Recheck && p.ByteCost > p.FileCost {
 		p.Dominant = "bytes"
 	}
+}
+
+// Measured is the work a probe found pending now (the source scanned
+// against the last committed manifest).
+type Measured struct {
+	Files   float64 // pending changed paths
+	Bytes   float64 // whole sizes of the files a pass would copy
+	Entries float64 // source entries now
+}
+
+// PredictMeasured predicts a pass that finds the measured work plus what
+// changes during growth more (at the fitted rates: the time from the probe
+// to the stop); final adds the re-check. The measured part's range is the
+// cost fit's spread (CostSpread); the growth part's is nothing to twice
+// the expected, as change comes in bursts.
+func (m *Model) PredictMeasured(w Measured, growth time.Duration, final bool) Prediction {
+	if growth < 0 {
+		growth = 0
+	}
+	p := Prediction{Gap: growth, Probed: true}
+	p.GrowthFiles = m.FilesPerSec * growth.Seconds()
+	p.GrowthBytes = m.BytesPerSec * growth.Seconds()
+	p.Files, p.Bytes = w.Files+p.GrowthFiles, w.Bytes+p.GrowthBytes
+	if m.MaxFiles > 0 && p.Files > max(m.MaxFiles, w.Entries) {
+		p.Files, p.Capped = max(m.MaxFiles, w.Entries), true
+	}
+	m.price(&p, w.Entries, final)
+	g := secs(m.PerFile.Seconds()*p.GrowthFiles + m.PerByte*p.GrowthBytes)
+	measured := p.Total - g
+	p.Low = secs(max(0, measured.Seconds()*(1-m.CostSpread)))
+	p.High = secs(measured.Seconds()*(1+m.CostSpread) + 2*g.Seconds())
 	return p
 }
 
@@ -251,6 +306,9 @@ func (p Prediction) Explain() string {
 	}
 	if p.Capped {
 		s += "; capped at the whole tree changing"
+	}
+	if p.Probed {
+		s += fmt.Sprintf("; measured now, plus %.0f paths expected until the stop", p.GrowthFiles)
 	}
 	if p.Extrapolated > 0 {
 		s += fmt.Sprintf("; extrapolated to %.0fx the longest gap seen: run a catch-up at such a gap to know", p.Extrapolated)

@@ -1,0 +1,182 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/class"
+	"github.com/msync/msync/sync/engine"
+	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/sync/tree"
+)
+
+// ErrNoState is returned by Probe before a pass committed a source
+// manifest to compare with.
+var ErrNoState = errors.New("no committed source manifest yet: run msync initial and a catch-up first")
+
+// ProbeOptions say what Probe scans and compares.
+type ProbeOptions struct {
+	State    string     // the pair's state directory (where its passes record)
+	Src, Dst string     // the pair's ends, as a pass is given them
+	Class    class.Name // the dataset's class ("" generic): tells appended mbox tails apart
+	Exclude  []string   // the pass's filters (the class's are added)
+	Remote   Remote
+	Stderr   io.Writer // a remote shell's messages
+}
+
+// Pending counts paths and bytes of one kind of pending change.
+type Pending struct {
+	Paths int64 `json:"paths"`
+	Bytes int64 `json:"bytes"`
+}
+
+// ProbeResult is what is pending now: the source as scanned against the
+// last committed source manifest.
+type ProbeResult struct {
+	Entries  int64 `json:"entries_scanned"`
+	SrcBytes int64 `json:"source_bytes"`
+	// New paths, changed contents (or types, link targets), appended
+	// tails of growing files (their Bytes are the tails), deleted paths
+	// (only the top of a deleted subtree) and metadata-only changes.
+	New      Pending `json:"new"`
+	Changed  Pending `json:"changed"`
+	Appended Pending `json:"appended"`
+	Deleted  Pending `json:"deleted"`
+	Meta     Pending `json:"metadata_only"`
+	// CopyBytes are the whole sizes of the files a pass would copy: the
+	// unit of the fitted per-byte cost (a pass records a copied file's
+	// size, whatever crossed).
+	CopyBytes int64         `json:"copy_bytes"`
+	Took      time.Duration `json:"-"`
+	At        time.Time     `json:"at"`
+	Way       string        `json:"way"`
+}
+
+// Paths is the number of pending paths of every kind.
+func (p *ProbeResult) Paths() int64 {
+	return p.New.Paths + p.Changed.Paths + p.Appended.Paths + p.Deleted.Paths + p.Meta.Paths
+}
+
+// Probe scans the source of a pair (on its host, over the connection for
+// a remote one) and compares it with the last committed source manifest.
+// It writes nothing, at DST or in the state directory, and takes no lock:
+// a running pass goes on undisturbed. A push keeps its state on DST's host
+// (except to stock rsync) and is refused.
+func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
+	r, err := Resolve(o.Src, o.Dst, o.Remote.Rsync)
+	if err != nil {
+		return nil, err
+	}
+	if r.Way == Push && CapabilitiesOf(r.Dst.Kind).KeepsState {
+		return nil, usage("--probe: a push to %s keeps its state on DST's host, where the scan of SRC cannot be compared with it; run the estimate there (msync estimate --probe with SRC as the remote end)", kindName(r.Dst.Kind))
+	}
+	last, err := state.OpenCommitted(o.State, state.Source)
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", o.State, err)
+	}
+	if last == nil {
+		return nil, fmt.Errorf("state %s: %w", o.State, ErrNoState)
+	}
+	defer last.Close()
+	start := time.Now()
+	var src engine.Source
+	if r.Way == Pull {
+		t, err := o.Remote.open(ctx, o.Stderr, r.Src, false)
+		if err != nil {
+			return nil, err
+		}
+		defer t.Close()
+		s, err := t.Source(ctx, r.Src.Path)
+		if err != nil {
+			return nil, err
+		}
+		src = s
+	} else {
+		l := tree.NewLocal(r.Src.Path)
+		defer l.Close()
+		src = l
+	}
+	exclude := append(append([]string(nil), o.Exclude...), o.Class.Excludes()...)
+	// The namespaces the manifest was written with: a scan of other ones
+	// would count every path as a metadata change. No scan cache (Cache):
+	// the next pass's remote scan diffs against the one it keeps.
+	sc, err := src.Scan(ctx, tree.ScanConfig{Exclude: exclude, Xattrs: state.RecordedXattrs(o.State)})
+	if err != nil {
+		return nil, fmt.Errorf("scan source %s: %w", src, err)
+	}
+	defer sc.Close()
+	var rules engine.Rules
+	if o.Class != "" {
+		rules = o.Class.Rules(class.Config{})
+	}
+	res, err := countPending(sc, last, rules)
+	if err != nil {
+		return nil, err
+	}
+	if ps := sc.Problems(); len(ps) > 0 {
+		return nil, fmt.Errorf("scan source %s: %s: %s (and %d more)", src, ps[0].Path, ps[0].Err, len(ps)-1)
+	}
+	res.At, res.Took, res.Way = time.Now(), time.Since(start), r.Way.String()
+	return res, nil
+}
+
+// countPending merges a source scan with the last committed source
+// manifest (engine.PlanSource) and counts each path's change by kind;
+// rules (nil for none) say which files grow by appending.
+func countPending(scan, last manifest.Iterator, rules engine.Rules) (*ProbeResult, error) {
+	res := &ProbeResult{}
+	p := engine.PlanSource(scan, last)
+	for {
+		st, err := p.Next()
+		if err == io.EOF {
+			return res, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		n, m := st.New, st.Old
+		if n != nil {
+			res.Entries++
+			if n.Type == manifest.TypeFile {
+				res.SrcBytes += n.Size
+			}
+		}
+		file := n != nil && n.Type == manifest.TypeFile
+		switch st.Op {
+		case engine.OpCreate:
+			res.New.Paths++
+			if file {
+				res.New.Bytes += n.Size
+				res.CopyBytes += n.Size
+			}
+		case engine.OpUpdate:
+			if n.Type == manifest.TypeDir && m.Type == manifest.TypeDir {
+				res.Meta.Paths++ // a directory's mtime moves with its contents
+				break
+			}
+			if file && m.Type == manifest.TypeFile && rules != nil && rules.Growing(n.Path) && n.Size > m.Size {
+				res.Appended.Paths++
+				res.Appended.Bytes += n.Size - m.Size
+			} else {
+				res.Changed.Paths++
+				if file {
+					res.Changed.Bytes += n.Size
+				}
+			}
+			if file {
+				res.CopyBytes += n.Size
+			}
+		case engine.OpMeta:
+			res.Meta.Paths++
+		case engine.OpDelete:
+			res.Deleted.Paths++
+			if m.Type == manifest.TypeFile {
+				res.Deleted.Bytes += m.Size
+			}
+		}
+	}
+}

@@ -39,7 +39,7 @@ func (pf *probeFlags) run(ctx context.Context, env Env, hs []history, p *plan.Pl
 			}
 		}
 		if src == "" || dst == "" {
-			return &exitError{code: exitCodeUsage, err: fmt.Errorf("--probe: %s: no pass recorded its SRC and DST yet; give SRC DST", h.Name)}
+			return &exitError{code: exitCodeUsage, err: fmt.Errorf("--probe: %s: no pass recorded its SRC and DST yet (run msync initial first, or give SRC DST instead of --state)", h.Name)}
 		}
 		var cl class.Name
 		if h.Class != "" {

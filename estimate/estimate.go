@@ -73,7 +73,7 @@ type Model struct {
 	// CostSpread that of the cost of known changes alone (a probe's).
 	Spread     float64
 	CostSpread float64
-	Catchup int // catch-up passes the fit used
+	Catchup    int // catch-up passes the fit used
 	// A pass never changes more than the whole tree: predictions are capped
 	// at the last pass's entries and source bytes.
 	MaxFiles, MaxBytes float64

@@ -74,6 +74,12 @@ type Model struct {
 	Spread     float64
 	CostSpread float64
 	Catchup    int // catch-up passes the fit used
+	// Split: the costs per path and per byte come from the initial copy
+	// alone (the catch-ups found nothing), SplitCost seconds for
+	// SplitFiles paths and SplitBytes bytes, shared half and half.
+	Split                  bool
+	SplitCost              float64
+	SplitFiles, SplitBytes float64
 	// A pass never changes more than the whole tree: predictions are capped
 	// at the last pass's entries and source bytes.
 	MaxFiles, MaxBytes float64
@@ -153,6 +159,17 @@ func Fit(pts []Point) (*Model, error) {
 	m.Fixed = secs(c[0])
 	m.PerFile = secs(c[1])
 	m.PerByte = c[2]
+	if quiet && initial != nil && initial.Files > 0 {
+		// The initial copy alone tells what a change costs, and cannot
+		// tell a path's cost from a byte's: half each, and a prediction's
+		// range spans all of it either way (Split).
+		v := math.Max(0, (initial.Duration-initial.Recheck).Seconds()-m.Fixed.Seconds()*safeRatio(initial.Entries, m.Entries))
+		m.Split, m.SplitCost, m.SplitFiles, m.SplitBytes = true, v, initial.Files, initial.Bytes
+		m.PerFile, m.PerByte = secs(v/initial.Files), 0
+		if initial.Bytes > 0 {
+			m.PerFile, m.PerByte = secs(v/2/initial.Files), v/2/initial.Bytes
+		}
+	}
 
 	if len(recheck) > 0 {
 		var sum float64
@@ -261,6 +278,10 @@ func (m *Model) price(p *Prediction, entries float64, final bool) {
 	}
 }
 
+// splitNoise is the timing noise allowed on a cost learned from one pass
+// (the initial copy): the page cache and the machine's load sway it.
+const splitNoise = 0.15
+
 // Measured is the work a probe found pending now (the source scanned
 // against the last committed manifest).
 type Measured struct {
@@ -287,9 +308,22 @@ func (m *Model) PredictMeasured(w Measured, growth time.Duration, final bool) Pr
 	}
 	m.price(&p, w.Entries, final)
 	g := secs(m.PerFile.Seconds()*p.GrowthFiles + m.PerByte*p.GrowthBytes)
-	measured := p.Total - g
-	p.Low = secs(max(0, measured.Seconds()*(1-m.CostSpread)))
-	p.High = secs(measured.Seconds()*(1+m.CostSpread) + 2*g.Seconds())
+	measured := (p.Total - g).Seconds()
+	lo, hi := measured*max(0, 1-m.CostSpread), measured*(1+m.CostSpread)
+	if m.Split {
+		// All of the initial copy's cost per path, or all of it per byte;
+		// the spread of the quiet catch-ups applies to their fixed cost.
+		vary := m.PerFile.Seconds()*w.Files + m.PerByte*w.Bytes
+		base := measured - vary
+		vf, vb := m.SplitCost*w.Files/m.SplitFiles, m.SplitCost*w.Files/m.SplitFiles
+		if m.SplitBytes > 0 {
+			vb = m.SplitCost * w.Bytes / m.SplitBytes
+		}
+		lo = base*max(0, 1-m.CostSpread) + min(vf, vb)*(1-splitNoise)
+		hi = base*(1+m.CostSpread) + max(vf, vb)*(1+splitNoise)
+	}
+	p.Low = secs(max(0, lo))
+	p.High = secs(hi + 2*g.Seconds())
 	return p
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/msync/msync/manifest"
 	"github.com/msync/msync/sync/class"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/state"
@@ -113,10 +112,11 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 	if o.Class != "" {
 		rules = o.Class.Rules(class.Config{})
 	}
-	res, err := countPending(sc, last, rules)
+	pend, err := engine.CountPending(sc, last, rules)
 	if err != nil {
 		return nil, err
 	}
+	res := fromPending(pend)
 	if ps := sc.Problems(); len(ps) > 0 {
 		return nil, fmt.Errorf("scan source %s: %s: %s (and %d more)", src, ps[0].Path, ps[0].Err, len(ps)-1)
 	}
@@ -124,59 +124,9 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 	return res, nil
 }
 
-// countPending merges a source scan with the last committed source
-// manifest (engine.PlanSource) and counts each path's change by kind;
-// rules (nil for none) say which files grow by appending.
-func countPending(scan, last manifest.Iterator, rules engine.Rules) (*ProbeResult, error) {
-	res := &ProbeResult{}
-	p := engine.PlanSource(scan, last)
-	for {
-		st, err := p.Next()
-		if err == io.EOF {
-			return res, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		n, m := st.New, st.Old
-		if n != nil {
-			res.Entries++
-			if n.Type == manifest.TypeFile {
-				res.SrcBytes += n.Size
-			}
-		}
-		file := n != nil && n.Type == manifest.TypeFile
-		switch st.Op {
-		case engine.OpCreate:
-			res.New.Paths++
-			if file {
-				res.New.Bytes += n.Size
-				res.CopyBytes += n.Size
-			}
-		case engine.OpUpdate:
-			if n.Type == manifest.TypeDir && m.Type == manifest.TypeDir {
-				res.Meta.Paths++ // a directory's mtime moves with its contents
-				break
-			}
-			if file && m.Type == manifest.TypeFile && rules != nil && rules.Growing(n.Path) && n.Size > m.Size {
-				res.Appended.Paths++
-				res.Appended.Bytes += n.Size - m.Size
-			} else {
-				res.Changed.Paths++
-				if file {
-					res.Changed.Bytes += n.Size
-				}
-			}
-			if file {
-				res.CopyBytes += n.Size
-			}
-		case engine.OpMeta:
-			res.Meta.Paths++
-		case engine.OpDelete:
-			res.Deleted.Paths++
-			if m.Type == manifest.TypeFile {
-				res.Deleted.Bytes += m.Size
-			}
-		}
-	}
+// fromPending is the probe's record of what CountPending found.
+func fromPending(p *engine.Pending) *ProbeResult {
+	k := func(c engine.PendingKind) Pending { return Pending{Paths: c.Paths, Bytes: c.Bytes} }
+	return &ProbeResult{Entries: p.Entries, SrcBytes: p.SrcBytes, New: k(p.New), Changed: k(p.Changed), Appended: k(p.Appended),
+		Deleted: k(p.Deleted), Meta: k(p.Meta), CopyBytes: p.CopyBytes}
 }

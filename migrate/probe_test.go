@@ -26,7 +26,7 @@ func dir(path string, mtime int64) *manifest.Entry {
 	return &manifest.Entry{Path: path, Type: manifest.TypeDir, Mode: 0o755, Mtime: mtime}
 }
 
-// countPending counts each kind of change once, appended tails of growing
+// CountPending counts each kind of change once, appended tails of growing
 // files apart, and the whole size of what a pass copies.
 func TestCountPending(t *testing.T) {
 	last := []*manifest.Entry{dir("", 1), file("a", 10, 1), dir("gone", 1), file("gone/x", 5, 1), file("l.mbox", 100, 1),
@@ -35,10 +35,11 @@ func TestCountPending(t *testing.T) {
 	meta.Mode = 0o600
 	scan := []*manifest.Entry{dir("", 2), file("a", 12, 2), file("b", 20, 2), file("l.mbox", 150, 2), meta, file("same", 7, 1), file("z", 4, 2)}
 	rules := class.MailmanArchives.Rules(class.Config{})
-	got, err := countPending(&manifest.SliceIterator{Entries: scan}, &manifest.SliceIterator{Entries: last}, rules)
+	pend, err := engine.CountPending(&manifest.SliceIterator{Entries: scan}, &manifest.SliceIterator{Entries: last}, rules)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := fromPending(pend)
 	want := ProbeResult{Entries: 7, SrcBytes: 12 + 20 + 150 + 3 + 7 + 4,
 		New: Pending{1, 20}, Changed: Pending{2, 16}, Appended: Pending{1, 50}, Deleted: Pending{1, 0}, Meta: Pending{2, 0},
 		CopyBytes: 20 + 12 + 4 + 150}
@@ -49,7 +50,8 @@ func TestCountPending(t *testing.T) {
 		t.Errorf("paths %d", got.Paths())
 	}
 	// Without the class, the mbox is a changed file.
-	got, _ = countPending(&manifest.SliceIterator{Entries: scan}, &manifest.SliceIterator{Entries: last}, nil)
+	pend, _ = engine.CountPending(&manifest.SliceIterator{Entries: scan}, &manifest.SliceIterator{Entries: last}, nil)
+	got = fromPending(pend)
 	if got.Appended.Paths != 0 || got.Changed.Paths != 3 {
 		t.Errorf("no rules: %+v", *got)
 	}

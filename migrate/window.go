@@ -136,16 +136,6 @@ func EstimateWindow(hs []History, parallel int, gap time.Duration, at time.Time)
 	return w, nil
 }
 
-// verifySpread is the relative range of a predicted verification: it is
-// learned from one run (the last), whose speed the page cache sways.
-const verifySpread = 0.25
-
-// verifyFileBytes is what opening, stat-ing and comparing one entry costs
-// a verification, in bytes hashed: its time is one of work (entries x
-// this + bytes), so that a small tree's per-file time is not read as a
-// slow hash.
-const verifyFileBytes = 32 << 10
-
 // predictVerify predicts h's verification after the final pass from the
 // speed of the last one (bytes hashed per second, both sides at once) and
 // the source's size now (probed, else as the last pass found it).
@@ -165,14 +155,9 @@ func predictVerify(h History) (*Term, string) {
 			}
 		}
 	}
-	s := v.Duration.Seconds()
 	note := fmt.Sprintf("last verify hashed %.1f MiB in %s", float64(v.Bytes)/(1<<20), v.Duration.Round(time.Millisecond))
-	// Each side hashes its own copy, in parallel: one side's work.
-	then := float64(v.Same+v.Differ+v.Missing+v.Errors+v.Held)*verifyFileBytes + float64(v.Bytes)/2
-	if now := entries*verifyFileBytes + size; then > 0 && now > 0 {
-		s *= now / then
-	}
-	return &Term{Name: "verify", Seconds: s, Low: s * (1 - verifySpread), High: s * (1 + verifySpread), Note: note}, ""
+	mid, lo, hi := estimate.Verify(v, entries, size)
+	return &Term{Name: "verify", Seconds: mid.Seconds(), Low: lo.Seconds(), High: hi.Seconds(), Note: note}, ""
 }
 
 // verifyTerm is the verification of every dataset, run as the plan runs

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,14 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 	// The namespaces the manifest was written with: a scan of other ones
 	// would count every path as a metadata change. No scan cache (Cache):
 	// the next pass's remote scan diffs against the one it keeps.
-	sc, err := src.Scan(ctx, tree.ScanConfig{Exclude: exclude, Xattrs: state.RecordedXattrs(o.State)})
+	// The committed manifest again, as the local scan's xattr cache (as
+	// a pass's): an unchanged object's xattrs are not read again.
+	prev, err := state.OpenCommitted(o.State, state.Source)
+	if err != nil || prev == nil {
+		return nil, fmt.Errorf("state %s: %w", o.State, cmp.Or(err, ErrNoState))
+	}
+	defer prev.Close()
+	sc, err := src.Scan(ctx, tree.ScanConfig{Exclude: exclude, Xattrs: state.RecordedXattrs(o.State), Prev: prev})
 	if err != nil {
 		return nil, fmt.Errorf("scan source %s: %w", src, err)
 	}

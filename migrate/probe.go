@@ -67,12 +67,9 @@ func (p *ProbeResult) Paths() int64 {
 // a running pass goes on undisturbed. A push keeps its state on DST's host
 // (except to stock rsync) and is refused.
 func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
-	r, err := Resolve(o.Src, o.Dst, o.Remote.Rsync)
+	r, err := ProbeRoute(o.Src, o.Dst, o.Remote.Rsync)
 	if err != nil {
 		return nil, err
-	}
-	if r.Way == Push && CapabilitiesOf(r.Dst.Kind).KeepsState {
-		return nil, usage("--probe: a push to %s keeps its state on DST's host, where the scan of SRC cannot be compared with it; run the estimate there (msync estimate --probe with SRC as the remote end)", kindName(r.Dst.Kind))
 	}
 	last, err := state.OpenCommitted(o.State, state.Source)
 	if err != nil {
@@ -130,6 +127,19 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 	}
 	res.At, res.Took, res.Way = time.Now(), time.Since(start), r.Way.String()
 	return res, nil
+}
+
+// ProbeRoute resolves a pair for Probe, refusing a push whose state is
+// kept on DST's host (msync there); a push to stock rsync keeps it here.
+func ProbeRoute(src, dst string, rsync bool) (Route, error) {
+	r, err := Resolve(src, dst, rsync)
+	if err != nil {
+		return Route{}, err
+	}
+	if r.Way == Push && CapabilitiesOf(r.Dst.Kind).KeepsState {
+		return Route{}, usage("--probe: a push to %s keeps its state on DST's host, where this host's scan of SRC cannot be compared with it; run msync estimate --probe there, with SRC as the remote end", kindName(r.Dst.Kind))
+	}
+	return r, nil
 }
 
 // fromPending is the probe's record of what CountPending found.

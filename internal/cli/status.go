@@ -278,6 +278,11 @@ msync verify: bytes hashed per second) and a plan's fixed steps ([window] stop_s
 					return &exitError{code: exitCodeUsage, err: err}
 				}
 			}
+			if pf.probe && len(args) == 2 {
+				if _, err := migrate.ProbeRoute(args[0], args[1], pf.remote.Rsync); err != nil {
+					return &exitError{code: exitCodeUsage, err: err}
+				}
+			}
 			hs, p, err := hf.histories(args)
 			if err != nil {
 				return err

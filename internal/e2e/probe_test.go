@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/msync/msync/internal/rsynctest"
 	"github.com/msync/msync/sync/state"
 )
 
@@ -142,4 +143,97 @@ func probeBurst(t *testing.T, d string) string {
 		return fmt.Sprintf("probe predicted %.3f s (%.3f - %.3f), the final pass took %.3f s: %.0f%% off and outside the range", p.Seconds, p.Low, p.High, actual, 100*off)
 	}
 	return ""
+}
+
+// The probe reaches a remote source over the pass's connection (msync over
+// ssh, the msync daemon, stock rsync's daemon and rsync over ssh) and a
+// local one pushed to stock rsync (whose state stays here); it counts what
+// the next pass then changes, and leaves the state directory (the remote
+// scan's cache among it) as it was.
+func TestProbeRemote(t *testing.T) {
+	bin := rsynctest.Binaries(t)[0]
+	cases := []struct {
+		name string
+		ends func(t *testing.T, base string) (from, to string, flags []string)
+	}{
+		{"ssh-pull", func(t *testing.T, base string) (string, string, []string) {
+			return "127.0.0.1:" + base + "/src", base + "/dst", needSSHD(t)
+		}},
+		{"daemon-pull", func(t *testing.T, base string) (string, string, []string) {
+			return daemonURL(t, "tmp", base+"/src"), base + "/dst", nil
+		}},
+		{"rsync-daemon-pull", func(t *testing.T, base string) (string, string, []string) {
+			port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "data", Path: base, ReadOnly: true})
+			return fmt.Sprintf("rsync://127.0.0.1:%d/data/src", port), base + "/dst", nil
+		}},
+		{"rsync-ssh-pull", func(t *testing.T, base string) (string, string, []string) {
+			return "127.0.0.1:" + base + "/src", base + "/dst", append(needSSHD(t)[:2], "--rsync", "--rsync-path", bin.Path)
+		}},
+		{"rsync-daemon-push", func(t *testing.T, base string) (string, string, []string) {
+			must(t, os.Mkdir(base+"/dst", 0o755))
+			port := rsynctest.StartDaemon(t, bin.Path, rsynctest.Module{Name: "data", Path: base})
+			return base + "/src", fmt.Sprintf("rsync://127.0.0.1:%d/data/dst", port), nil
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			base := t.TempDir()
+			st := base + "/state"
+			for i := range 20 {
+				write(t, fmt.Sprintf("%s/src/d%d/f%d", base, i%3, i), strings.Repeat("x", 100*i), 0o644)
+			}
+			from, to, flags := c.ends(t, base)
+			for _, kind := range []string{"initial", "catchup", "catchup"} {
+				if code, _, errs := msync(append([]string{kind, from, to, "--state", st}, flags...)...); code != 0 {
+					t.Fatalf("%s: exit %d: %s", kind, code, errs)
+				}
+			}
+			write(t, base+"/src/d0/new1", "new", 0o644)
+			write(t, base+"/src/new2", "new2", 0o644)
+			write(t, base+"/src/d1/f1", "rewritten, longer", 0o644)
+			snap := func() map[string]string {
+				out := map[string]string{}
+				es, _ := os.ReadDir(st)
+				for _, e := range es {
+					b, _ := os.ReadFile(filepath.Join(st, e.Name()))
+					fi, _ := e.Info()
+					out[e.Name()] = fmt.Sprint(fi.ModTime(), fi.Size(), string(b))
+				}
+				return out
+			}
+			before := snap()
+			code, out, errs := msync(append([]string{"estimate", "--probe", "--json", "--state", st}, flags...)...)
+			if code != 0 {
+				t.Fatalf("estimate --probe: exit %d: %s\n%s", code, errs, out)
+			}
+			var e estimateJSON
+			must(t, json.Unmarshal([]byte(out), &e))
+			pb := e.Datasets[0].Probe
+			after := snap()
+			if len(after) != len(before) {
+				t.Errorf("state directory changed: %d -> %d files", len(before), len(after))
+			}
+			for k, v := range before {
+				if after[k] != v {
+					t.Errorf("the probe changed %s in the state directory", k)
+				}
+			}
+			if code, _, errs := msync(append([]string{"catchup", from, to, "--state", st}, flags...)...); code != 0 {
+				t.Fatalf("catchup: exit %d: %s", code, errs)
+			}
+			ps, err := state.Passes(st)
+			must(t, err)
+			s := ps[len(ps)-1].Stats
+			// A push to stock rsync does not count the directories whose
+			// mtime it sets as metadata changes.
+			meta := s.MetaOnly
+			if strings.HasSuffix(c.name, "push") {
+				meta = 2
+			}
+			if pb == nil || pb.New.Paths != 2 || pb.Changed.Paths != 1 || pb.New.Paths != s.Created || pb.Changed.Paths != s.Updated ||
+				pb.Meta.Paths != meta || pb.CopyBytes != s.DataBytes {
+				t.Errorf("probe %+v\npass %+v", pb, s)
+			}
+		})
+	}
 }

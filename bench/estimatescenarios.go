@@ -256,7 +256,7 @@ func runScenario(ctx context.Context, c ScenarioConfig, sc Scenario) (*ScenarioR
 	if err != nil {
 		return nil, err
 	}
-	prb := m.PredictMeasured(estimate.Measured{Files: float64(pend.Paths()), Bytes: float64(pend.CopyBytes), Entries: float64(pend.Entries)}, 0, true)
+	prb := m.PredictMeasured(estimate.Measured{Files: float64(pend.Paths()), Bytes: float64(pend.CopyBytes), Entries: float64(pend.Entries), Scan: took}, 0, true)
 	hv, hvLo, hvHi := estimate.Verify(rehearsal, float64(last.Stats.Entries), float64(last.Stats.SrcBytes))
 	pv, pvLo, pvHi := estimate.Verify(rehearsal, float64(pend.Entries), float64(pend.SrcBytes))
 

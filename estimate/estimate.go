@@ -288,6 +288,9 @@ type Measured struct {
 	Files   float64 // pending changed paths
 	Bytes   float64 // whole sizes of the files a pass would copy
 	Entries float64 // source entries now
+	// Scan is what the probe's scan of the source took: the re-check of a
+	// final pass is one more such scan (used until a final pass measured it).
+	Scan time.Duration
 }
 
 // PredictMeasured predicts a pass that finds the measured work plus what
@@ -307,6 +310,10 @@ func (m *Model) PredictMeasured(w Measured, growth time.Duration, final bool) Pr
 		p.Files, p.Capped = max(m.MaxFiles, w.Entries), true
 	}
 	m.price(&p, w.Entries, final)
+	if final && !m.Measured && w.Scan > 0 {
+		p.Total += w.Scan - p.Recheck
+		p.Recheck = w.Scan
+	}
 	g := secs(m.PerFile.Seconds()*p.GrowthFiles + m.PerByte*p.GrowthBytes)
 	measured := (p.Total - g).Seconds()
 	lo, hi := measured*max(0, 1-m.CostSpread), measured*(1+m.CostSpread)

@@ -49,6 +49,18 @@ func TestPredictMeasuredAddsGrowth(t *testing.T) {
 	if n := m.PredictMeasured(w, -time.Hour, true); n.Files != 100 {
 		t.Errorf("negative growth: %+v", n)
 	}
+	// The re-check of a final pass is one more scan of the source: the
+	// probe's own, until a final pass measured it.
+	w2 := w
+	w2.Scan = 2 * time.Second
+	if r := m.PredictMeasured(w2, 0, true); r.Recheck != 2*time.Second || !near(r.Total, want+1500*time.Millisecond) {
+		t.Errorf("probe's scan as the re-check: %v, total %v", r.Recheck, r.Total)
+	}
+	m.Measured = true
+	if r := m.PredictMeasured(w2, 0, true); r.Recheck != 500*time.Millisecond {
+		t.Errorf("a measured re-check replaced: %v", r.Recheck)
+	}
+	m.Measured = false
 	// More entries now cost more scanning.
 	if big := m.PredictMeasured(Measured{Files: 100, Bytes: 1e6, Entries: 2000}, 0, true); !near(big.Scan, 2*time.Second) {
 		t.Errorf("scan at twice the entries: %v", big.Scan)

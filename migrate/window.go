@@ -73,8 +73,12 @@ type Window struct {
 
 // EstimateWindow predicts the final pass of every history after gap (or,
 // with at set, after the time from each dataset's last pass to at), run
-// parallel at a time in plan order. A dataset without a prediction counts
-// as taking no time and carries its Error.
+// parallel at a time in plan order. A probed history is predicted from
+// what its probe measured plus the change expected from the probe to the
+// stop (gap, or until at). A dataset without a prediction counts as taking
+// no time and carries its Error. The window's terms are the final pass and,
+// when every dataset has a verify record, the verification (AddSteps adds
+// a plan's fixed steps).
 func EstimateWindow(hs []History, parallel int, gap time.Duration, at time.Time) (*Window, error) {
 	w := &Window{Parallel: max(1, parallel)}
 	if !at.IsZero() {

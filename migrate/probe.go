@@ -20,10 +20,11 @@ var ErrNoState = errors.New("no committed source manifest yet: run msync initial
 
 // ProbeOptions say what Probe scans and compares.
 type ProbeOptions struct {
-	State    string     // the pair's state directory (where its passes record)
-	Src, Dst string     // the pair's ends, as a pass is given them
-	Class    class.Name // the dataset's class ("" generic): tells appended mbox tails apart
-	Exclude  []string   // the pass's filters (the class's are added)
+	State    string        // the pair's state directory (where its passes record)
+	Src, Dst string        // the pair's ends, as a pass is given them
+	Class    class.Name    // the dataset's class ("" generic): tells appended mbox tails apart
+	MaxAge   time.Duration // a mailman-qfiles dataset's max_age: what the final pass leaves behind
+	Exclude  []string      // the pass's filters (the class's are added)
 	Remote   Remote
 	Stderr   io.Writer // a remote shell's messages
 }
@@ -47,6 +48,8 @@ type ProbeResult struct {
 	Appended Pending `json:"appended"`
 	Deleted  Pending `json:"deleted"`
 	Meta     Pending `json:"metadata_only"`
+	// Held are files the dataset's class leaves behind (not counted above).
+	Held int64 `json:"held,omitempty"`
 	// CopyBytes are the whole sizes of the files a pass would copy: the
 	// unit of the fitted per-byte cost (a pass records a copied file's
 	// size, whatever crossed).
@@ -115,7 +118,7 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 	defer sc.Close()
 	var rules engine.Rules
 	if o.Class != "" {
-		rules = o.Class.Rules(class.Config{})
+		rules = o.Class.Rules(class.Config{Final: true, MaxAge: o.MaxAge})
 	}
 	pend, err := engine.CountPending(sc, last, rules)
 	if err != nil {
@@ -146,5 +149,5 @@ func ProbeRoute(src, dst string, rsync bool) (Route, error) {
 func fromPending(p *engine.Pending) *ProbeResult {
 	k := func(c engine.PendingKind) Pending { return Pending{Paths: c.Paths, Bytes: c.Bytes} }
 	return &ProbeResult{Entries: p.Entries, SrcBytes: p.SrcBytes, New: k(p.New), Changed: k(p.Changed), Appended: k(p.Appended),
-		Deleted: k(p.Deleted), Meta: k(p.Meta), CopyBytes: p.CopyBytes}
+		Deleted: k(p.Deleted), Meta: k(p.Meta), Held: p.Held, CopyBytes: p.CopyBytes}
 }

@@ -49,6 +49,15 @@ func TestCountPending(t *testing.T) {
 	if got.Paths() != 7 {
 		t.Errorf("paths %d", got.Paths())
 	}
+	// A mailman-qfiles dataset's final pass leaves old bad/ entries behind.
+	old := file("bad/1.pck", 10, 1)
+	young := file("bad/2.pck", 10, time.Now().UnixNano())
+	qrules := class.MailmanQfiles.Rules(class.Config{Final: true, MaxAge: time.Hour})
+	q, err := engine.CountPending(&manifest.SliceIterator{Entries: []*manifest.Entry{dir("", 1), dir("bad", 1), old, young}},
+		&manifest.SliceIterator{Entries: []*manifest.Entry{dir("", 1), dir("bad", 1)}}, qrules)
+	if err != nil || q.Held != 1 || q.New.Paths != 1 || q.CopyBytes != 10 {
+		t.Errorf("qfiles: %v %+v", err, q)
+	}
 	// Without the class, the mbox is a changed file.
 	pend, _ = engine.CountPending(&manifest.SliceIterator{Entries: scan}, &manifest.SliceIterator{Entries: last}, nil)
 	got = fromPending(pend)

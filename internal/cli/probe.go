@@ -48,7 +48,7 @@ func (pf *probeFlags) run(ctx context.Context, env Env, hs []history, p *plan.Pl
 				return fatal(fmt.Errorf("--probe: %s: %w", h.Name, err))
 			}
 		}
-		r, err := migrate.Probe(ctx, migrate.ProbeOptions{State: h.State, Src: src, Dst: dst, Class: cl, Exclude: exclude, Remote: pf.remote, Stderr: env.Stderr})
+		r, err := migrate.Probe(ctx, migrate.ProbeOptions{State: h.State, Src: src, Dst: dst, Class: cl, MaxAge: h.maxAge, Exclude: exclude, Remote: pf.remote, Stderr: env.Stderr})
 		switch {
 		case migrate.IsUsage(err):
 			return &exitError{code: exitCodeUsage, err: fmt.Errorf("%s: %w", h.Name, err)}
@@ -68,6 +68,9 @@ func writeProbe(w io.Writer, d migrate.Prediction) {
 	fmt.Fprintf(w, "probe: %s: scanned %d entries in %.2f s (%s): pending %d new (%s), %d changed (%s), %d appended (%s of tails), %d deleted, %d metadata only\n",
 		manifest.Escape(d.Name), pb.Entries, pb.Took.Seconds(), pb.Way, pb.New.Paths, shortBytes(pb.New.Bytes), pb.Changed.Paths, shortBytes(pb.Changed.Bytes),
 		pb.Appended.Paths, shortBytes(pb.Appended.Bytes), pb.Deleted.Paths, pb.Meta.Paths)
+	if pb.Held > 0 {
+		fmt.Fprintf(w, "probe: %s: %d file(s) the final pass leaves behind (the class's rules)\n", manifest.Escape(d.Name), pb.Held)
+	}
 }
 
 // writeWindow prints the downtime window: the final pass, the verification

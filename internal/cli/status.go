@@ -31,6 +31,7 @@ type history struct {
 	after    []int // datasets this one starts after (plan order)
 	parallel int
 	exclude  []string             // a plan dataset's filters
+	maxAge   time.Duration        // a plan dataset's max_age
 	probe    *migrate.ProbeResult // estimate --probe
 }
 
@@ -71,7 +72,7 @@ func (hf *historyFlags) histories(args []string) ([]history, *plan.Plan, error) 
 		after := plan.After(ds)
 		for i, d := range ds {
 			h := history{Name: d.Name, Class: d.Class, State: p.StatePath(d), Source: d.Source, Dest: d.Dest, parallel: p.Workers()}
-			h.after, h.exclude = after[i], d.Exclude
+			h.after, h.exclude, h.maxAge = after[i], d.Exclude, d.Age()
 			if err := h.load(); err != nil {
 				return nil, nil, err
 			}

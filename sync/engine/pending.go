@@ -22,6 +22,10 @@ type Pending struct {
 	// metadata-only changes (a directory whose mtime moved with its
 	// contents among them, as the pass counts it).
 	New, Changed, Appended, Deleted, Meta PendingKind
+	// Held are source files the rules leave as they are this pass
+	// (Rules.Hold, asked without neighbours: rules that need them hold
+	// only outside a final pass); not counted above.
+	Held int64
 	// CopyBytes are the whole sizes of the files a pass would copy, the
 	// unit of its record's data bytes (a copied file counts its size,
 	// whatever crossed).
@@ -56,6 +60,11 @@ func CountPending(scan, last manifest.Iterator, rules Rules) (*Pending, error) {
 			}
 		}
 		file := n != nil && n.Type == manifest.TypeFile
+		if file && rules != nil && (st.Op == OpCreate || st.Op == OpUpdate || st.Op == OpMeta) &&
+			(m == nil || m.Type == manifest.TypeFile) && rules.Hold(n, "", "") != "" {
+			res.Held++
+			continue
+		}
 		switch st.Op {
 		case OpCreate:
 			res.New.Paths++

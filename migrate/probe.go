@@ -50,6 +50,8 @@ type ProbeResult struct {
 	Meta     Pending `json:"metadata_only"`
 	// Held are files the dataset's class leaves behind (not counted above).
 	Held int64 `json:"held,omitempty"`
+	// Problems counts the paths the scan could not read (vanished, denied).
+	Problems int `json:"scan_problems,omitempty"`
 	// CopyBytes are the whole sizes of the files a pass would copy: the
 	// unit of the fitted per-byte cost (a pass records a copied file's
 	// size, whatever crossed).
@@ -101,11 +103,11 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 		src = l
 	}
 	exclude := append(append([]string(nil), o.Exclude...), o.Class.Excludes()...)
-	// The namespaces the manifest was written with: a scan of other ones
-	// would count every path as a metadata change. No scan cache (Cache):
-	// the next pass's remote scan diffs against the one it keeps.
-	// The committed manifest again, as the local scan's xattr cache (as
-	// a pass's): an unchanged object's xattrs are not read again.
+	// The scan reads the xattr namespaces the manifest was written with
+	// (others would make every path a metadata change), and takes the
+	// committed manifest again as a local scan's xattr cache, as a pass
+	// does. No scan cache (Cache): the next pass's remote scan diffs
+	// against the one it keeps.
 	prev, err := state.OpenCommitted(o.State, state.Source)
 	if err != nil || prev == nil {
 		return nil, fmt.Errorf("state %s: %w", o.State, cmp.Or(err, ErrNoState))
@@ -125,9 +127,8 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 		return nil, err
 	}
 	res := fromPending(pend)
-	if ps := sc.Problems(); len(ps) > 0 {
-		return nil, fmt.Errorf("scan source %s: %s: %s (and %d more)", src, ps[0].Path, ps[0].Err, len(ps)-1)
-	}
+	// A live source's files vanish while it is scanned: counted, not fatal.
+	res.Problems = len(sc.Problems())
 	res.At, res.Took, res.Way = time.Now(), time.Since(start), r.Way.String()
 	return res, nil
 }

@@ -68,6 +68,9 @@ func writeProbe(w io.Writer, d migrate.Prediction) {
 	fmt.Fprintf(w, "probe: %s: scanned %d entries in %.2f s (%s): pending %d new (%s), %d changed (%s), %d appended (%s of tails), %d deleted, %d metadata only\n",
 		manifest.Escape(d.Name), pb.Entries, pb.Took.Seconds(), pb.Way, pb.New.Paths, shortBytes(pb.New.Bytes), pb.Changed.Paths, shortBytes(pb.Changed.Bytes),
 		pb.Appended.Paths, shortBytes(pb.Appended.Bytes), pb.Deleted.Paths, pb.Meta.Paths)
+	if pb.Problems > 0 {
+		fmt.Fprintf(w, "probe: %s: %d path(s) could not be scanned (vanished or unreadable): not counted\n", manifest.Escape(d.Name), pb.Problems)
+	}
 	if pb.Held > 0 {
 		fmt.Fprintf(w, "probe: %s: %d file(s) the final pass leaves behind (the class's rules)\n", manifest.Escape(d.Name), pb.Held)
 	}

@@ -307,8 +307,15 @@ func (m *Model) PredictMeasured(w Measured, growth time.Duration, final bool) Pr
 	p.GrowthFiles = m.FilesPerSec * growth.Seconds()
 	p.GrowthBytes = m.BytesPerSec * growth.Seconds()
 	p.Files, p.Bytes = w.Files+p.GrowthFiles, w.Bytes+p.GrowthBytes
-	if m.MaxFiles > 0 && p.Files > max(m.MaxFiles, w.Entries) {
-		p.Files, p.Capped = max(m.MaxFiles, w.Entries), true
+	// The growth is capped at the whole tree changing, as in Predict.
+	if limit := max(m.MaxFiles, w.Entries, w.Files); m.MaxFiles > 0 && p.Files > limit {
+		p.Files, p.GrowthFiles, p.Capped = limit, limit-w.Files, true
+	}
+	if limit := max(m.MaxBytes, w.Bytes); m.MaxBytes > 0 && p.Bytes > limit {
+		p.Bytes, p.GrowthBytes, p.Capped = limit, limit-w.Bytes, true
+	}
+	if m.LongestGap > 0 && growth > 2*m.LongestGap && p.GrowthFiles+p.GrowthBytes > 0 {
+		p.Extrapolated = growth.Seconds() / m.LongestGap.Seconds()
 	}
 	m.price(&p, w.Entries, final)
 	if final && !m.Measured && w.Scan > 0 {

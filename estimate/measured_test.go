@@ -61,6 +61,16 @@ func TestPredictMeasuredAddsGrowth(t *testing.T) {
 		t.Errorf("a measured re-check replaced: %v", r.Recheck)
 	}
 	m.Measured = false
+	// Growth stops at the whole tree changing; the range with it.
+	m.MaxFiles, m.MaxBytes, m.LongestGap = 1000, 2e6, time.Hour
+	c := m.PredictMeasured(w, 100*time.Hour, true)
+	if !c.Capped || c.Files != 1000 || c.GrowthFiles != 900 || c.Bytes != 2e6 || c.GrowthBytes != 1e6 || c.Extrapolated != 100 {
+		t.Errorf("capped growth: %+v", c)
+	}
+	if c.High > secs(c.Total.Seconds()*1.1+2*(900*0.01+1e6*1e-8)) {
+		t.Errorf("range beyond the capped growth: %v", c.High)
+	}
+	m.MaxFiles, m.MaxBytes, m.LongestGap = 0, 0, 0
 	// More entries now cost more scanning.
 	if big := m.PredictMeasured(Measured{Files: 100, Bytes: 1e6, Entries: 2000}, 0, true); !near(big.Scan, 2*time.Second) {
 		t.Errorf("scan at twice the entries: %v", big.Scan)

@@ -207,3 +207,44 @@ func TestEstimateWindowProbe(t *testing.T) {
 		t.Errorf("no verify record: %+v", w5)
 	}
 }
+
+// A mailman-archives mbox that grew is an appended tail, and the pass
+// then appends it.
+func TestProbeAppendedMbox(t *testing.T) {
+	d := t.TempDir()
+	src, dst, sd := filepath.Join(d, "src"), filepath.Join(d, "dst"), filepath.Join(d, "state")
+	mbox := filepath.Join(src, "private", "list.mbox")
+	if err := os.MkdirAll(filepath.Dir(mbox), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	msg := "From a@b Mon Jan  1 00:00:00 2026\nSubject: x\n\nbody\n\n"
+	if err := os.WriteFile(mbox, []byte(msg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	o := Options{Kind: engine.Initial, State: sd, Class: class.MailmanArchives, Fsync: "none", Delta: "auto"}
+	if _, _, err := Pass(ctx, src, dst, o); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(mbox, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(msg + msg)
+	f.Close()
+	r, err := Probe(ctx, ProbeOptions{State: sd, Src: src, Dst: dst, Class: class.MailmanArchives})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Appended != (Pending{1, int64(2 * len(msg))}) || r.Changed.Paths != 0 || r.CopyBytes != int64(3*len(msg)) {
+		t.Errorf("probe: %+v", *r)
+	}
+	o.Kind = engine.Catchup
+	res, _, err := Pass(ctx, src, dst, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Appended != 1 || res.Stats.DataBytes != r.CopyBytes || res.Stats.Changed() != r.Paths() {
+		t.Errorf("pass %+v, probe %+v", res.Stats, *r)
+	}
+}

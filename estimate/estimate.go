@@ -69,9 +69,17 @@ type Model struct {
 	PerByte  float64 // seconds per byte
 	Recheck  time.Duration
 	Measured bool // Recheck comes from a final pass (else estimated)
-	// Spread is the relative uncertainty of a prediction (at least 10%).
-	Spread  float64
-	Catchup int // catch-up passes the fit used
+	// Spread is the relative uncertainty of a prediction (at least 10%);
+	// CostSpread that of the cost of known changes alone (a probe's).
+	Spread     float64
+	CostSpread float64
+	Catchup    int // catch-up passes the fit used
+	// Split: the costs per path and per byte come from the initial copy
+	// alone (the catch-ups found nothing), SplitCost seconds for
+	// SplitFiles paths and SplitBytes bytes, shared half and half.
+	Split                  bool
+	SplitCost              float64
+	SplitFiles, SplitBytes float64
 	// A pass never changes more than the whole tree: predictions are capped
 	// at the last pass's entries and source bytes.
 	MaxFiles, MaxBytes float64
@@ -127,8 +135,14 @@ func Fit(pts []Point) (*Model, error) {
 	m.BytesPerSec, m.BytesBase = lineFit(gaps, bytes, weights)
 
 	// Cost: duration = fixed + perFile*files + perByte*bytes, non-negative.
+	// Too few catch-ups, or catch-ups that found nothing, say little of
+	// the cost per path and per byte: the initial copy says it.
+	quiet := true
+	for _, p := range cu {
+		quiet = quiet && p.Files == 0 && p.Bytes == 0
+	}
 	fit := cu
-	if len(cu) < 3 && initial != nil {
+	if (len(cu) < 3 || quiet) && initial != nil {
 		fit = append(append([]Point(nil), cu...), *initial)
 	}
 	rows := make([][3]float64, len(fit))
@@ -145,6 +159,17 @@ func Fit(pts []Point) (*Model, error) {
 	m.Fixed = secs(c[0])
 	m.PerFile = secs(c[1])
 	m.PerByte = c[2]
+	if quiet && initial != nil && initial.Files > 0 {
+		// The initial copy alone tells what a change costs, and cannot
+		// tell a path's cost from a byte's: half each, and a prediction's
+		// range spans all of it either way (Split).
+		v := math.Max(0, (initial.Duration-initial.Recheck).Seconds()-m.Fixed.Seconds()*safeRatio(initial.Entries, m.Entries))
+		m.Split, m.SplitCost, m.SplitFiles, m.SplitBytes = true, v, initial.Files, initial.Bytes
+		m.PerFile, m.PerByte = secs(v/initial.Files), 0
+		if initial.Bytes > 0 {
+			m.PerFile, m.PerByte = secs(v/2/initial.Files), v/2/initial.Bytes
+		}
+	}
 
 	if len(recheck) > 0 {
 		var sum float64
@@ -159,12 +184,13 @@ func Fit(pts []Point) (*Model, error) {
 
 	// Spread: how well the fit explains the passes it saw, change volume
 	// and cost together.
-	var ss float64
+	var ss, cs float64
 	for _, p := range cu {
 		pred := m.cost(m.Entries, p.Files, p.Bytes)
 		if pred > 0 {
 			r := ((p.Duration - p.Recheck).Seconds() - pred) / pred
 			ss += r * r
+			cs += r * r
 		}
 		pf := m.FilesBase + m.FilesPerSec*p.Gap.Seconds()
 		if pf > 0 && p.Files > 0 {
@@ -174,6 +200,10 @@ func Fit(pts []Point) (*Model, error) {
 		}
 	}
 	m.Spread = math.Max(0.10, 2*math.Sqrt(ss/float64(2*len(cu))))
+	m.CostSpread = math.Max(0.10, 2*math.Sqrt(cs/float64(len(cu))))
+	if len(cu) < 3 {
+		m.CostSpread = math.Max(m.CostSpread, 0.25)
+	}
 	if len(cu) < 3 {
 		m.Spread = math.Max(m.Spread, 0.5) // too little history to be sure
 	}
@@ -200,6 +230,10 @@ type Prediction struct {
 	// rates flatten as the same files change again).
 	Extrapolated float64
 	Capped       bool // the change volume hit the size of the tree
+	// Probed: Files and Bytes were measured (PredictMeasured), plus
+	// GrowthFiles and GrowthBytes expected during Gap.
+	Probed                   bool
+	GrowthFiles, GrowthBytes float64
 }
 
 // Predict returns the expected duration of a pass after gap, at entries
@@ -220,6 +254,15 @@ func (m *Model) Predict(gap time.Duration, entries float64, final bool) Predicti
 	if m.LongestGap > 0 && gap > 2*m.LongestGap {
 		p.Extrapolated = gap.Seconds() / m.LongestGap.Seconds()
 	}
+	m.price(&p, entries, final)
+	p.Low = secs(p.Total.Seconds() * (1 - m.Spread))
+	p.High = secs(p.Total.Seconds() * (1 + m.Spread))
+	return p
+}
+
+// price fills in the costs of p's changes at entries source entries, its
+// total and what dominates it.
+func (m *Model) price(p *Prediction, entries float64, final bool) {
 	p.Scan = secs(m.Fixed.Seconds() * safeRatio(entries, m.Entries))
 	p.FileCost = secs(m.PerFile.Seconds() * p.Files)
 	p.ByteCost = secs(m.PerByte * p.Bytes)
@@ -227,14 +270,75 @@ func (m *Model) Predict(gap time.Duration, entries float64, final bool) Predicti
 		p.Recheck = secs(m.Recheck.Seconds() * safeRatio(entries, m.Entries))
 	}
 	p.Total = p.Scan + p.FileCost + p.ByteCost + p.Recheck
-	p.Low = secs(p.Total.Seconds() * (1 - m.Spread))
-	p.High = secs(p.Total.Seconds() * (1 + m.Spread))
 	p.Dominant = "scan"
 	if p.FileCost > p.Scan+p.Recheck && p.FileCost >= p.ByteCost {
 		p.Dominant = "files"
 	} else if p.ByteCost > p.Scan+p.Recheck && p.ByteCost > p.FileCost {
 		p.Dominant = "bytes"
 	}
+}
+
+// splitNoise is the timing noise allowed on a cost learned from one pass
+// (the initial copy): the page cache and the machine's load sway it (by a
+// quarter from one pass to the next on a shared 2-core machine).
+const splitNoise = 0.25
+
+// Measured is the work a probe found pending now (the source scanned
+// against the last committed manifest).
+type Measured struct {
+	Files   float64 // pending changed paths
+	Bytes   float64 // whole sizes of the files a pass would copy
+	Entries float64 // source entries now
+	// Scan is what the probe's scan of the source took: the re-check of a
+	// final pass is one more such scan (used until a final pass measured it).
+	Scan time.Duration
+}
+
+// PredictMeasured predicts a pass that finds the measured work plus what
+// changes during growth more (at the fitted rates: the time from the probe
+// to the stop); final adds the re-check. The measured part's range is the
+// cost fit's spread (CostSpread); the growth part's is nothing to twice
+// the expected, as change comes in bursts.
+func (m *Model) PredictMeasured(w Measured, growth time.Duration, final bool) Prediction {
+	if growth < 0 {
+		growth = 0
+	}
+	p := Prediction{Gap: growth, Probed: true}
+	p.GrowthFiles = m.FilesPerSec * growth.Seconds()
+	p.GrowthBytes = m.BytesPerSec * growth.Seconds()
+	p.Files, p.Bytes = w.Files+p.GrowthFiles, w.Bytes+p.GrowthBytes
+	// The growth is capped at the whole tree changing, as in Predict.
+	if limit := max(m.MaxFiles, w.Entries, w.Files); m.MaxFiles > 0 && p.Files > limit {
+		p.Files, p.GrowthFiles, p.Capped = limit, limit-w.Files, true
+	}
+	if limit := max(m.MaxBytes, w.Bytes); m.MaxBytes > 0 && p.Bytes > limit {
+		p.Bytes, p.GrowthBytes, p.Capped = limit, limit-w.Bytes, true
+	}
+	if m.LongestGap > 0 && growth > 2*m.LongestGap && p.GrowthFiles+p.GrowthBytes > 0 {
+		p.Extrapolated = growth.Seconds() / m.LongestGap.Seconds()
+	}
+	m.price(&p, w.Entries, final)
+	if final && !m.Measured && w.Scan > 0 {
+		p.Total += w.Scan - p.Recheck
+		p.Recheck = w.Scan
+	}
+	g := secs(m.PerFile.Seconds()*p.GrowthFiles + m.PerByte*p.GrowthBytes)
+	measured := (p.Total - g).Seconds()
+	lo, hi := measured*max(0, 1-m.CostSpread), measured*(1+m.CostSpread)
+	if m.Split {
+		// All of the initial copy's cost per path, or all of it per byte;
+		// the spread of the quiet catch-ups applies to their fixed cost.
+		vary := m.PerFile.Seconds()*w.Files + m.PerByte*w.Bytes
+		base := measured - vary
+		vf, vb := m.SplitCost*w.Files/m.SplitFiles, m.SplitCost*w.Files/m.SplitFiles
+		if m.SplitBytes > 0 {
+			vb = m.SplitCost * w.Bytes / m.SplitBytes
+		}
+		lo = base*max(0, 1-m.CostSpread) + min(vf, vb)*(1-splitNoise)
+		hi = base*(1+m.CostSpread) + max(vf, vb)*(1+splitNoise)
+	}
+	p.Low = secs(max(0, lo))
+	p.High = secs(hi + 2*g.Seconds())
 	return p
 }
 
@@ -251,6 +355,9 @@ func (p Prediction) Explain() string {
 	}
 	if p.Capped {
 		s += "; capped at the whole tree changing"
+	}
+	if p.Probed {
+		s += fmt.Sprintf("; measured now, plus %.0f paths expected until the stop", p.GrowthFiles)
 	}
 	if p.Extrapolated > 0 {
 		s += fmt.Sprintf("; extrapolated to %.0fx the longest gap seen: run a catch-up at such a gap to know", p.Extrapolated)

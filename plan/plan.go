@@ -29,7 +29,21 @@ type Plan struct {
 	StateDir string    `toml:"state_dir"` // one subdirectory per dataset
 	Parallel int       `toml:"parallel"`  // datasets run at once; 0 means 2
 	Datasets []Dataset `toml:"dataset"`
+	// Window are the fixed steps of the downtime ([window] name =
+	// "duration"), e.g. stop_services = "5m"; Steps holds them parsed, in
+	// the order the file lists them.
+	Window map[string]string `toml:"window,omitempty"`
+	Steps  []Step            `toml:"-"`
 }
+
+// Step is a fixed step of the downtime window, as a plan declares it.
+type Step struct {
+	Name     string
+	Duration time.Duration
+}
+
+// maxStep bounds a window step: a week is no step of a downtime.
+const maxStep = 7 * 24 * time.Hour
 
 // Dataset is one source tree and its destination.
 type Dataset struct {
@@ -69,7 +83,30 @@ func Load(path string) (*Plan, error) {
 	if err := p.check(); err != nil {
 		return nil, fmt.Errorf("plan %s: %w", path, err)
 	}
+	if p.Steps, err = steps(md, p.Window); err != nil {
+		return nil, fmt.Errorf("plan %s: %w", path, err)
+	}
 	return &p, nil
+}
+
+// steps parses the [window] table in the order the file lists its keys.
+func steps(md toml.MetaData, window map[string]string) ([]Step, error) {
+	var out []Step
+	for _, k := range md.Keys() {
+		if len(k) != 2 || k[0] != "window" {
+			continue
+		}
+		name := k[1]
+		if !nameRE.MatchString(name) || name == "verify" {
+			return nil, fmt.Errorf("[window] %q: a step's name must be 1-64 letters, digits, '.', '_' or '-' (and not verify, which msync predicts)", name)
+		}
+		d, err := time.ParseDuration(window[name])
+		if err != nil || d <= 0 || d > maxStep {
+			return nil, fmt.Errorf("[window] %s = %q: want a duration like \"5m\" or \"1h30m\" (more than 0, at most a week)", name, window[name])
+		}
+		out = append(out, Step{Name: name, Duration: d})
+	}
+	return out, nil
 }
 
 func (p *Plan) check() error {

@@ -160,6 +160,7 @@ func newEstimateCheckCommand(env Env) *cobra.Command {
 	cfg := bench.CheckConfig{History: []int{1, 3, 2, 4}, Checks: []int{3, 1, 5, 2}}
 	var asJSON bool
 	var out string
+	var scenarios []string
 	c := &cobra.Command{
 		Use:   "estimate-check [flags]",
 		Short: "Replay catch-ups at varied gaps and compare msync estimate's predictions with the real passes",
@@ -167,7 +168,12 @@ func newEstimateCheckCommand(env Env) *cobra.Command {
 unit (--unit, 10m) stands for two bench mutate rounds of a live server's changes. After the
 learning passes (gaps 1, 3, 2, 4 units) each further pass (3, 1, 5, then 2 units as the
 final pass) is first predicted from the history so far, then run, and the two are printed
-side by side. The target is within ±25%. Timing is real; only the gaps are simulated.`,
+side by side. The target is within ±25%. Timing is real; only the gaps are simulated.
+
+--scenarios bursty,steady,shrinking (or all) instead replays shapes of change before the
+final pass (quiet catch-ups then a burst; a steady stream; a draining backlog) and compares
+the final pass, and the final pass then msync verify, with msync estimate's predictions from
+history alone and with --probe. The target with --probe: within ±20% and inside its range.`,
 		Args: usageArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfg.Dir == "" {
@@ -176,11 +182,20 @@ side by side. The target is within ±25%. Timing is real; only the gaps are simu
 			if !asJSON {
 				cfg.Log = env.Stderr
 			}
-			res, err := bench.EstimateCheck(cmd.Context(), cfg)
+			var b strings.Builder
+			var res interface{ Markdown(io.Writer) }
+			var err error
+			if len(scenarios) > 0 {
+				if len(scenarios) == 1 && scenarios[0] == "all" {
+					scenarios = nil
+				}
+				res, err = bench.EstimateScenarios(cmd.Context(), bench.ScenarioConfig{Dir: cfg.Dir, Scale: cfg.Scale, Seed: cfg.Seed, Unit: cfg.Unit, Names: scenarios, Log: cfg.Log})
+			} else {
+				res, err = bench.EstimateCheck(cmd.Context(), cfg)
+			}
 			if err != nil {
 				return fatal(fmt.Errorf("estimate-check: %w", err))
 			}
-			var b strings.Builder
 			if asJSON {
 				enc := json.NewEncoder(&b)
 				enc.SetIndent("", "  ")
@@ -203,6 +218,7 @@ side by side. The target is within ±25%. Timing is real; only the gaps are simu
 	c.Flags().DurationVar(&cfg.Unit, "unit", 10*time.Minute, "the stretch of time two mutate rounds stand for")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.Flags().StringVarP(&out, "out", "o", "", "also write the table to this file")
+	c.Flags().StringSliceVar(&scenarios, "scenarios", nil, "replay these shapes of change before the final pass: bursty, steady, shrinking, or all")
 	return c
 }
 

@@ -30,6 +30,9 @@ type history struct {
 	Dest     string
 	after    []int // datasets this one starts after (plan order)
 	parallel int
+	exclude  []string             // a plan dataset's filters
+	maxAge   time.Duration        // a plan dataset's max_age
+	probe    *migrate.ProbeResult // estimate --probe
 }
 
 // MarshalJSON is what `msync status --json` prints of a history, its
@@ -69,7 +72,7 @@ func (hf *historyFlags) histories(args []string) ([]history, *plan.Plan, error) 
 		after := plan.After(ds)
 		for i, d := range ds {
 			h := history{Name: d.Name, Class: d.Class, State: p.StatePath(d), Source: d.Source, Dest: d.Dest, parallel: p.Workers()}
-			h.after = after[i]
+			h.after, h.exclude, h.maxAge = after[i], d.Exclude, d.Age()
 			if err := h.load(); err != nil {
 				return nil, nil, err
 			}
@@ -224,7 +227,7 @@ func estimateWindow(hs []history, gap time.Duration, at time.Time) (*migrate.Win
 	in := make([]migrate.History, len(hs))
 	parallel := 1
 	for i, h := range hs {
-		in[i] = migrate.History{Name: h.Name, Class: h.Class, Passes: h.Passes, After: h.after}
+		in[i] = migrate.History{Name: h.Name, Class: h.Class, Passes: h.Passes, After: h.after, Probe: h.probe, Verify: h.Verify}
 		parallel = max(parallel, h.parallel)
 	}
 	return migrate.EstimateWindow(in, parallel, gap, at)
@@ -234,6 +237,7 @@ func newEstimateCommand(env Env) *cobra.Command {
 	hf := &historyFlags{}
 	var gap time.Duration
 	var at string
+	var pf probeFlags
 	c := &cobra.Command{
 		Use:   "estimate [flags] SRC DST | --plan FILE | --state DIR",
 		Short: "Predict how long the final pass will take",
@@ -248,7 +252,18 @@ you will leave before the final pass; the more, the tighter the range.
 
 The answer gives a range and says what dominates: scanning (fixed, grows with the number
 of files), many small changed files, or bytes to copy. With --plan, datasets are combined
-as the plan runs them (parallel, nested datasets after the ones inside them).`,
+as the plan runs them (parallel, nested datasets after the ones inside them).
+
+--probe measures what is pending now instead of guessing it from the history: it scans
+the source (on its host, over the connection for a remote source), compares it with the
+last committed source manifest and counts new, changed, appended, deleted and metadata-only
+paths. It writes nothing and takes no lock; it costs about a no-change scan of one side.
+With --probe, --gap and --at say how long from now until the final pass starts: the change
+expected meanwhile (at the fitted rate) is added.
+
+The downtime window adds the verification after the final pass (learned from the last
+msync verify: bytes hashed per second) and a plan's fixed steps ([window] stop_services =
+"5m", dns = "10m", in the order the plan lists them).`,
 		Args: historyArgs(hf),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if gap < 0 {
@@ -264,9 +279,21 @@ as the plan runs them (parallel, nested datasets after the ones inside them).`,
 					return &exitError{code: exitCodeUsage, err: err}
 				}
 			}
-			hs, _, err := hf.histories(args)
+			if pf.probe && len(args) == 2 {
+				if _, err := migrate.ProbeRoute(args[0], args[1], pf.remote.Rsync); err != nil {
+					return &exitError{code: exitCodeUsage, err: err}
+				}
+			}
+			hs, p, err := hf.histories(args)
 			if err != nil {
 				return err
+			}
+			if pf.probe {
+				if err := pf.run(cmd.Context(), env, hs, p, args); err != nil {
+					return err
+				}
+			} else if len(pf.exclude) > 0 {
+				return &exitError{code: exitCodeUsage, err: errors.New("--exclude applies to --probe")}
 			}
 			if gap == 0 && atT.IsZero() {
 				atT = time.Now()
@@ -274,6 +301,9 @@ as the plan runs them (parallel, nested datasets after the ones inside them).`,
 			w, err := estimateWindow(hs, gap, atT)
 			if err != nil {
 				return &exitError{code: exitCodeUsage, err: err}
+			}
+			if p != nil {
+				w.AddSteps(p.Steps)
 			}
 			if hf.json {
 				enc := json.NewEncoder(env.Stdout)
@@ -292,6 +322,9 @@ as the plan runs them (parallel, nested datasets after the ones inside them).`,
 	addHistoryFlags(c, hf)
 	c.Flags().DurationVar(&gap, "gap", 0, "time between the last catch-up and the final pass (e.g. 30m)")
 	c.Flags().StringVar(&at, "at", "", `when the final pass starts, "YYYY-MM-DD HH:MM" local time`)
+	c.Flags().BoolVar(&pf.probe, "probe", false, "scan the source now and measure what is pending (writes nothing)")
+	c.Flags().StringArrayVar(&pf.exclude, "exclude", nil, "with --probe: the passes' exclude patterns (a plan's are read from it)")
+	addRemoteFlags(c, &pf.remote)
 	return c
 }
 
@@ -316,6 +349,11 @@ func writeEstimate(w io.Writer, win *migrate.Window) {
 			d.Files, shortBytes(int64(d.Bytes)), shortDuration(secsDur(d.Seconds)), shortDuration(secsDur(d.Low)), shortDuration(secsDur(d.High)), d.Explain)
 	}
 	tw.Flush()
+	for _, d := range win.Datasets {
+		if d.Probe != nil {
+			writeProbe(w, d)
+		}
+	}
 	when := ""
 	if win.At != nil {
 		when = " starting " + win.At.Local().Format("2006-01-02 15:04")
@@ -325,6 +363,7 @@ func writeEstimate(w io.Writer, win *migrate.Window) {
 		fmt.Fprintf(w, ", %d dataset(s) %d at a time", len(win.Datasets), win.Parallel)
 	}
 	fmt.Fprintln(w, ", including the re-check that proves the source quiet")
+	writeWindow(w, win)
 }
 
 func secsDur(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

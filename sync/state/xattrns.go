@@ -49,3 +49,14 @@ func (d *Dir) SetXattrs(ns []string) error {
 	}
 	return nil
 }
+
+// RecordedXattrs returns the xattr namespaces the manifests in the state
+// directory dir were written with, read without taking its lock; nil when
+// none were recorded.
+func RecordedXattrs(dir string) []string {
+	b, err := os.ReadFile(filepath.Join(dir, "xattrs"))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b))
+}

@@ -148,7 +148,7 @@ func (r *scenarioRun) mutate(rounds int) error {
 	return nil
 }
 
-func (r *scenarioRun) pass(ctx context.Context, kind engine.Kind, final bool) (*engine.Result, error) {
+func (r *scenarioRun) pass(ctx context.Context, kind engine.Kind, final bool) (*record.Result, error) {
 	return engine.Run(ctx, engine.Options{Kind: kind, Src: r.src, Dst: r.dst, StateDir: r.sd, Final: final, Xattrs: r.xattrs, Owners: r.owner})
 }
 

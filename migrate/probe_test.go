@@ -126,18 +126,18 @@ func TestProbeLocal(t *testing.T) {
 // verification learned from the last one, and the plan's fixed steps.
 func TestEstimateWindowProbe(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)
-	var ps []state.Pass
-	ps = append(ps, state.Pass{Kind: "initial", OK: true, Start: t0, End: t0.Add(10 * time.Second), Duration: 10 * time.Second,
+	var ps []record.Pass
+	ps = append(ps, record.Pass{Kind: "initial", OK: true, Start: t0, End: t0.Add(10 * time.Second), Duration: 10 * time.Second,
 		Stats: record.Stats{Entries: 1000, Created: 1000, DataBytes: 1e8, SrcBytes: 1e8}})
 	for i := 1; i <= 4; i++ {
 		end := t0.Add(time.Duration(i) * time.Hour)
 		files := int64(100 * i)
-		ps = append(ps, state.Pass{Kind: "catchup", OK: true, GapSeconds: 600 * float64(i), Start: end.Add(-time.Second), End: end,
+		ps = append(ps, record.Pass{Kind: "catchup", OK: true, GapSeconds: 600 * float64(i), Start: end.Add(-time.Second), End: end,
 			Duration: time.Second + time.Duration(files)*10*time.Millisecond, Stats: record.Stats{Entries: 1000, Updated: files, SrcBytes: 1e8}})
 	}
 	last := ps[len(ps)-1].End
 	probe := &ProbeResult{Entries: 1000, SrcBytes: 1e8, New: Pending{Paths: 500}, At: last.Add(time.Hour)}
-	v := &state.Verify{Duration: 20 * time.Second, Bytes: 2e8, Same: 1000}
+	v := &record.Verify{Duration: 20 * time.Second, Bytes: 2e8, Same: 1000}
 	h := History{Name: "d", Passes: ps, Probe: probe, Verify: v}
 
 	// At the probe's time: the measured 500 paths.

@@ -19,7 +19,7 @@ type History struct {
 	Passes      []record.Pass
 	After       []int
 	Probe       *ProbeResult
-	Verify      *state.Verify
+	Verify      *record.Verify
 }
 
 // Prediction is one dataset's estimate.

@@ -165,11 +165,17 @@ func (t *tally) count(a *action) {
 }
 
 func (t *tally) countSource(s *manifest.Entry) {
-	st := &t.res.Stats
-	st.Entries++
+	CountSource(&t.res.Stats, s)
 	if t.rules != nil && t.rules.Queued(s.Path) {
 		t.queueSrc++
 	}
+}
+
+// CountSource counts one source entry in st: entries, and files (with
+// their bytes), directories, symlinks or specials. Every pass counts its
+// source this way, the push to stock rsync included.
+func CountSource(st *record.Stats, s *manifest.Entry) {
+	st.Entries++
 	switch s.Type {
 	case manifest.TypeFile:
 		st.Files++

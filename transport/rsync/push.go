@@ -191,7 +191,7 @@ func planPush(ctx context.Context, st *state.Dir, local *tree.Local, rec *engine
 		if err := p.list.add(e, step.Op == engine.OpCreate); err != nil {
 			return nil, fmt.Errorf("file list: %w", err)
 		}
-		countEntry(&res.Stats, e)
+		engine.CountSource(&res.Stats, e)
 		if e.Type != manifest.TypeFile && e.IsHardlinked() {
 			p.unlinked++
 		}
@@ -348,21 +348,6 @@ func escapeWild(p string) string {
 		b.WriteByte(r)
 	}
 	return b.String()
-}
-
-func countEntry(s *record.Stats, e *manifest.Entry) {
-	s.Entries++
-	switch e.Type {
-	case manifest.TypeFile:
-		s.Files++
-		s.SrcBytes += e.Size
-	case manifest.TypeDir:
-		s.Dirs++
-	case manifest.TypeSymlink:
-		s.Symlinks++
-	default:
-		s.Specials++
-	}
 }
 
 // identity names the destination in the state directory's pair: stock

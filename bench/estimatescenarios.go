@@ -192,24 +192,9 @@ func (r *scenarioRun) model() (*estimate.Model, *record.Pass, error) {
 // scan of the source against the last committed source manifest, no lock.
 func (r *scenarioRun) probe(ctx context.Context) (*engine.Pending, time.Duration, error) {
 	start := time.Now()
-	last, err := state.OpenCommitted(r.sd, state.Source)
-	if err != nil || last == nil {
-		return nil, 0, fmt.Errorf("probe: source manifest: %v", err)
-	}
-	defer last.Close()
-	prev, err := state.OpenCommitted(r.sd, state.Source)
-	if err != nil || prev == nil {
-		return nil, 0, fmt.Errorf("probe: source manifest: %v", err)
-	}
-	defer prev.Close()
 	l := tree.NewLocal(r.src)
 	defer l.Close()
-	sc, err := l.Scan(ctx, tree.ScanConfig{Xattrs: state.RecordedXattrs(r.sd), Prev: prev})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer sc.Close()
-	p, err := engine.CountPending(sc, last, nil)
+	p, _, err := engine.ProbeSource(ctx, l, r.sd, nil, nil)
 	return p, time.Since(start), err
 }
 

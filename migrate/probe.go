@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +75,7 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before connecting: is there a committed manifest to compare with?
 	last, err := state.OpenCommitted(o.State, state.Source)
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", o.State, err)
@@ -83,7 +83,7 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 	if last == nil {
 		return nil, fmt.Errorf("state %s: %w", o.State, ErrNoState)
 	}
-	defer last.Close()
+	last.Close()
 	start := time.Now()
 	var src engine.Source
 	if r.Way == Pull {
@@ -102,33 +102,23 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeResult, error) {
 		defer l.Close()
 		src = l
 	}
+	// No scan cache (Cache): the next pass's remote scan diffs against
+	// the one it keeps.
 	exclude := append(append([]string(nil), o.Exclude...), o.Class.Excludes()...)
-	// The scan reads the xattr namespaces the manifest was written with
-	// (others would make every path a metadata change), and takes the
-	// committed manifest again as a local scan's xattr cache, as a pass
-	// does. No scan cache (Cache): the next pass's remote scan diffs
-	// against the one it keeps.
-	prev, err := state.OpenCommitted(o.State, state.Source)
-	if err != nil || prev == nil {
-		return nil, fmt.Errorf("state %s: %w", o.State, cmp.Or(err, ErrNoState))
-	}
-	defer prev.Close()
-	sc, err := src.Scan(ctx, tree.ScanConfig{Exclude: exclude, Xattrs: state.RecordedXattrs(o.State), Prev: prev})
-	if err != nil {
-		return nil, fmt.Errorf("scan source %s: %w", src, err)
-	}
-	defer sc.Close()
 	var rules engine.Rules
 	if o.Class != "" {
 		rules = o.Class.Rules(class.Config{Final: true, MaxAge: o.MaxAge})
 	}
-	pend, err := engine.CountPending(sc, last, rules)
+	pend, problems, err := engine.ProbeSource(ctx, src, o.State, exclude, rules)
+	if errors.Is(err, engine.ErrNoCommittedSource) {
+		err = fmt.Errorf("state %s: %w", o.State, ErrNoState)
+	}
 	if err != nil {
 		return nil, err
 	}
 	res := fromPending(pend)
 	// A live source's files vanish while it is scanned: counted, not fatal.
-	res.Problems = len(sc.Problems())
+	res.Problems = problems
 	res.At, res.Took, res.Way = time.Now(), time.Since(start), r.Way.String()
 	return res, nil
 }

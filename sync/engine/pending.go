@@ -1,9 +1,14 @@
 package engine
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/sync/state"
+	"github.com/msync/msync/sync/tree"
 )
 
 // PendingKind counts the paths and bytes of one kind of pending change.
@@ -98,4 +103,45 @@ func CountPending(scan, last manifest.Iterator, rules Rules) (*Pending, error) {
 			}
 		}
 	}
+}
+
+// ErrNoCommittedSource is what ProbeSource returns when the state
+// directory has no committed source manifest yet.
+var ErrNoCommittedSource = errors.New("no committed source manifest")
+
+// ProbeSource counts what is pending now at src against the state
+// directory's last committed source manifest, writing nothing and taking
+// no lock: src is scanned with the xattr namespaces the manifest was
+// written with (others would make every path a metadata change) and the
+// manifest again as a local scan's hash cache, as a pass does. exclude
+// and rules (nil for none) are the pass's. It returns the counts and how
+// many paths the scan could not read (a live source's files vanish).
+func ProbeSource(ctx context.Context, src Source, stateDir string, exclude []string, rules Rules) (*Pending, int, error) {
+	open := func() (*manifest.FileReader, error) {
+		r, err := state.OpenCommitted(stateDir, state.Source)
+		if err == nil && r == nil {
+			err = ErrNoCommittedSource
+		}
+		if err != nil {
+			return nil, fmt.Errorf("state %s: %w", stateDir, err)
+		}
+		return r, nil
+	}
+	last, err := open()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer last.Close()
+	prev, err := open()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer prev.Close()
+	sc, err := src.Scan(ctx, tree.ScanConfig{Exclude: exclude, Xattrs: state.RecordedXattrs(stateDir), Prev: prev})
+	if err != nil {
+		return nil, 0, fmt.Errorf("scan source %s: %w", src, err)
+	}
+	defer sc.Close()
+	p, err := CountPending(sc, last, rules)
+	return p, len(sc.Problems()), err
 }

@@ -122,6 +122,9 @@ type PhaseTimesJSON struct {
 	Delete   time.Duration `json:"delete_ns"`
 	Commit   time.Duration `json:"commit_ns"`
 	Recheck  time.Duration `json:"recheck_ns,omitempty"`
+	Work     time.Duration `json:"work_ns,omitempty"`
+	Copy     time.Duration `json:"copy_ns,omitempty"`
+	Merge    time.Duration `json:"merge_ns,omitempty"`
 }
 
 // PassJSON is the JSON form of a pass record that `msync status --json`

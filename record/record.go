@@ -109,6 +109,19 @@ type PhaseTimes struct {
 	Delete   time.Duration
 	Commit   time.Duration
 	Recheck  time.Duration
+	// Work is the time the workers spent on the files they wrote, summed
+	// over the workers (so it can exceed the pass's duration), and Copy
+	// the part of it moving bytes: reading, delta and writing, against
+	// opening, creating, syncing and renaming. Copy/Work tells the cost
+	// of a pass's bytes from that of its paths (the estimate). Zero in
+	// passes recorded before they were measured.
+	Work time.Duration
+	Copy time.Duration
+	// Merge is Scan without the merge's waits for the workers and the
+	// manifest writer: the scans and their merge, which every pass pays
+	// whatever it copies (the estimate's fixed cost). Zero in passes
+	// recorded before it was measured.
+	Merge time.Duration
 }
 
 // Verify is the outcome of the last verification of a SRC and DST pair.

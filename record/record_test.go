@@ -103,6 +103,29 @@ func TestPassLineRoundTrip(t *testing.T) {
 	}
 }
 
+// The cost split a pass measures (Work, Copy, Merge) is carried by its
+// line under names of its own, and lines without it read as zero.
+func TestPassLineCarriesCostSplit(t *testing.T) {
+	p := goldenPasses()[1]
+	p.Phases.Work, p.Phases.Copy, p.Phases.Merge = 7*time.Second, 2*time.Second, time.Second
+	b, err := EncodePassLine(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{`"work_ns":7000000000`, `"copy_ns":2000000000`, `"merge_ns":1000000000`} {
+		if !bytes.Contains(b, []byte(name)) {
+			t.Errorf("line %s lacks %s", b, name)
+		}
+	}
+	got, err := DecodePassLine(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Phases != p.Phases {
+		t.Errorf("phases %+v, want %+v", got.Phases, p.Phases)
+	}
+}
+
 func TestDecodePassLineRefusesUnknownVersion(t *testing.T) {
 	for _, l := range []string{`{"v":2,"kind":"catchup","stats":{}}`, `{"v":0,"kind":"catchup"}`, `{"v":99,"stats":"a new shape"}`} {
 		_, err := DecodePassLine([]byte(l))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
@@ -31,7 +32,10 @@ type applier struct {
 	dstScan *scan.Scanner  // the destination's scan: leftover temps; nil when trusted
 	journal *state.Journal // intents of the names the pass makes visible (journal.go)
 
-	jobs     chan *fileJob
+	jobs chan *fileJob
+	// waited is the time the merge waited for the workers: to take a
+	// file, or to finish a directory's files before its deferred ones.
+	waited   time.Duration
 	workers  sync.WaitGroup
 	inflight sync.WaitGroup // dispatched transfers not yet done
 	// ahead: new files are requested when dispatched (aheadFetcher),
@@ -267,7 +271,9 @@ func (ap *applier) copy(a *action) {
 // others (a darcs repository's hashed_inventory after its patches, an
 // exim -H after its -D).
 func (ap *applier) release(deferred []*action) {
+	t := time.Now()
 	ap.inflight.Wait()
+	ap.waited += time.Since(t)
 	for _, a := range deferred {
 		j := a.job
 		if j == nil {
@@ -289,7 +295,19 @@ func (ap *applier) dispatch(j *fileJob) {
 		j.reply, j.replyErr = ap.src.Fetch(ap.aheadCtx, j.request())
 		j.ahead = true
 	}
-	ap.jobs <- j
+	sendWaiting(ap.jobs, j, &ap.waited)
+}
+
+// sendWaiting sends v on ch, adding to *waited how long it had to wait.
+func sendWaiting[T any](ch chan<- T, v T, waited *time.Duration) {
+	select {
+	case ch <- v:
+		return
+	default:
+	}
+	t := time.Now()
+	ch <- v
+	*waited += time.Since(t)
 }
 
 // finish makes the hard links, deletes and sets directory metadata, once

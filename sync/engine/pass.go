@@ -150,8 +150,10 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*record.Result, error) {
 	// by the workers) and recorded (the writer follows), path by path.
 	mergeErr := p.merge(ctx)
 	phases.Diff, phases.Scan = p.diffTime, time.Since(start)
+	phases.Merge = phases.Scan - p.apply.waited - p.feed.waited
 	p.apply.wait()
 	phases.Transfer = time.Since(start)
+	phases.Work, phases.Copy = p.t.workTimes()
 	p.scanProblems(in)
 	if mergeErr == nil && ctx.Err() != nil {
 		// Interrupted after the merge: transfers were cut short. Commit nothing;

@@ -293,6 +293,7 @@ type feed struct {
 	queueDst         int64            // Rules.Queued destination paths, counted by write
 	writer           sync.WaitGroup   // the writer goroutine (start)
 	err              error            // its error, read after stop
+	waited           time.Duration    // the merge's waits for the writer
 }
 
 // start starts the manifest writer: it hands the slots to rec.
@@ -362,14 +363,14 @@ func (f *feed) oldDstAt(path string) (*manifest.Entry, error) {
 		if o.Path == path {
 			return o, nil
 		}
-		f.slots <- &slot{dbase: o}
+		sendWaiting(f.slots, &slot{dbase: o}, &f.waited)
 	}
 }
 
 func (f *feed) put(sl *slot) {
 	sl.base, sl.dbase = f.curM, f.curD
 	f.emitted = true
-	f.slots <- sl
+	sendWaiting(f.slots, sl, &f.waited)
 }
 
 // record sends the manifests' entries that a (applied) leaves at its path.

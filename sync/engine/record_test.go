@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/msync/msync/internal/fsx"
 	"github.com/msync/msync/manifest"
@@ -87,5 +88,45 @@ func TestDiffPhaseIsRecorded(t *testing.T) {
 		if p.Phases.Diff <= 0 || p.Phases.Diff > p.Phases.Scan {
 			t.Errorf("%s pass: Diff phase %v, Scan phase %v", p.Kind, p.Phases.Diff, p.Phases.Scan)
 		}
+	}
+}
+
+// A pass records how its time divides, for the estimate: the workers' time
+// on files (Work) and the part moving bytes (Copy), and the merge's time
+// not waiting for the workers (Merge). Slow workers make the merge wait:
+// that wait is in Scan and not in Merge.
+func TestCostSplitIsRecorded(t *testing.T) {
+	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
+	const files = 300
+	writeFiles(t, src, files, 3)
+	const slow = 3 * time.Millisecond
+	TestHooks.AfterVisible = func(op, path string) {
+		if op == "rename" {
+			time.Sleep(slow)
+		}
+	}
+	t.Cleanup(func() { TestHooks.AfterVisible = nil })
+	mustRun(t, Options{Kind: Initial, Src: src, Dst: dst, StateDir: st})
+	TestHooks.AfterVisible = nil
+	mustRun(t, Options{Kind: Catchup, Src: src, Dst: dst, StateDir: st})
+	ps, err := state.Passes(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 2 {
+		t.Fatalf("%d passes recorded, want 2", len(ps))
+	}
+	in, cu := ps[0].Phases, ps[1].Phases
+	if in.Work < files*slow || in.Copy <= 0 || in.Copy > in.Work {
+		t.Errorf("initial: work %v, copy %v; want work at least %v and 0 < copy <= work", in.Work, in.Copy, files*slow)
+	}
+	if in.Merge <= 0 || in.Merge > in.Scan/2 {
+		t.Errorf("initial: merge %v of scan %v: the waits for the slow workers should be out of it", in.Merge, in.Scan)
+	}
+	if cu.Work != 0 || cu.Copy != 0 {
+		t.Errorf("catch-up that copied nothing: work %v, copy %v", cu.Work, cu.Copy)
+	}
+	if cu.Merge <= 0 || cu.Merge > cu.Scan {
+		t.Errorf("catch-up: merge %v, scan %v", cu.Merge, cu.Scan)
 	}
 }

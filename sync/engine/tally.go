@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/msync/msync/record"
 
@@ -30,6 +31,9 @@ type tally struct {
 	// held: source paths the rules left alone; the final re-check
 	// ignores them.
 	held map[string]bool
+	// copying and work sum the workers' time moving bytes and on files
+	// as a whole (record.PhaseTimes.Copy and Work).
+	copying, work time.Duration
 }
 
 // maxHeldLogged is how many entries left alone by a class's rules a pass
@@ -101,6 +105,13 @@ func (t *tally) tempRemoved() {
 }
 
 // transferred adds a worker's transfer to the statistics.
+// workTimes returns the workers' time on files and moving bytes.
+func (t *tally) workTimes() (work, copying time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.work, t.copying
+}
+
 func (t *tally) transferred(x xferStats) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -109,6 +120,8 @@ func (t *tally) transferred(x xferStats) {
 	s.Literal += x.literal
 	s.Matched += x.matched
 	s.WireBytes += x.wire
+	t.copying += x.copying
+	t.work += x.work
 	if x.appended {
 		s.Appended++
 	}

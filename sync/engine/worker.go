@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/msync/msync/delta"
@@ -109,6 +110,10 @@ var errChangedWhileRead = errors.New("changed while it was read")
 type xferStats struct {
 	written, literal, matched, wire int64
 	appended, delta                 bool
+	// copying is the time spent moving the file's bytes (read, delta,
+	// write), work the whole time spent on the file, so that a pass can
+	// tell its cost per byte from its cost per path (record.PhaseTimes).
+	copying, work time.Duration
 }
 
 func (w *worker) transfer(ctx context.Context, j *fileJob) {
@@ -116,11 +121,15 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 	var err error
 	var st xferStats
 	defer j.dropAhead()
+	start := time.Now()
+	var copying time.Duration
 	for attempt := 0; attempt <= ap.o.Retries; attempt++ {
 		st, err = w.attempt(ctx, j, j.mode)
+		copying += st.copying
 		if errors.Is(err, delta.ErrVerify) {
 			// The old copy moved under us or the delta was wrong: copy whole.
 			st, err = w.attempt(ctx, j, DeltaNever)
+			copying += st.copying
 		}
 		if !errors.Is(err, errChangedWhileRead) {
 			break
@@ -137,6 +146,7 @@ func (w *worker) transfer(ctx context.Context, j *fileJob) {
 		ap.t.problem(j.s.Path, err, vanished)
 		return
 	}
+	st.copying, st.work = copying, time.Since(start)
 	ap.t.transferred(st)
 	if c := ap.o.Counters; c != nil {
 		c.FilesDone.Add(1)
@@ -154,7 +164,9 @@ func (w *worker) attempt(ctx context.Context, j *fileJob, mode DeltaMode) (xferS
 	st, err := w.once(ctx, j, mode)
 	if err == errNotAsScanned {
 		j.careful = true
+		copying := st.copying
 		st, err = w.once(ctx, j, mode)
+		st.copying += copying
 	}
 	return st, err
 }
@@ -194,6 +206,7 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	var hash uint64
 	var n int64
 	out, finish := w.ap.target(tmpf)
+	copyStart := time.Now()
 	if r.f == nil {
 		hash, n, st, err = w.fetchCopy(ctx, j, useBasis, tmpf, out)
 	} else {
@@ -202,6 +215,7 @@ func (w *worker) once(ctx context.Context, j *fileJob, mode DeltaMode) (xferStat
 	if err == nil {
 		err = finish()
 	}
+	st.copying = time.Since(copyStart)
 	if err != nil {
 		return st, w.failedWrite(j, r, err, ctx.Err() == nil)
 	}

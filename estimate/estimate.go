@@ -28,6 +28,17 @@ type Point struct {
 	Duration time.Duration
 	Recheck  time.Duration // final passes: the source re-scan
 	Kind     string
+	// What the direct pricing uses (zero in passes recorded before they
+	// were measured): deleted paths, the wall time until the last file
+	// was written and of the end of the pass (deletions, links, directory
+	// metadata) and of the commit (DST synced: the writeback of the
+	// pass's bytes), and the workers' time on files and moving bytes.
+	Deleted                  float64
+	Transfer, Finish, Commit time.Duration
+	Work, Copy               time.Duration
+	// Merge is the pass's time not waiting for its workers or its
+	// manifest writer: its fixed cost, measured.
+	Merge time.Duration
 }
 
 // FromPass extracts a point from a pass record.
@@ -41,6 +52,13 @@ func FromPass(p *record.Pass) Point {
 		Duration: p.Duration,
 		Recheck:  p.Phases.Recheck,
 		Kind:     p.Kind,
+		Deleted:  float64(p.Stats.Deleted),
+		Transfer: p.Phases.Transfer,
+		Finish:   p.Phases.Delete,
+		Commit:   p.Phases.Commit,
+		Work:     p.Phases.Work,
+		Copy:     p.Phases.Copy,
+		Merge:    p.Phases.Merge,
 	}
 }
 
@@ -63,12 +81,15 @@ type Model struct {
 	FilesPerSec, FilesBase float64
 	BytesPerSec, BytesBase float64
 	// Cost of a pass: Fixed at Entries entries, plus per file and per byte.
-	Fixed    time.Duration
-	Entries  float64
-	PerFile  time.Duration
-	PerByte  float64 // seconds per byte
-	Recheck  time.Duration
-	Measured bool // Recheck comes from a final pass (else estimated)
+	Fixed   time.Duration
+	Entries float64
+	// FixedMeasured: Fixed is the catch-ups' measured fixed cost
+	// (Point.Merge), not the regression's intercept.
+	FixedMeasured bool
+	PerFile       time.Duration
+	PerByte       float64 // seconds per byte
+	Recheck       time.Duration
+	Measured      bool // Recheck comes from a final pass (else estimated)
 	// Spread is the relative uncertainty of a prediction (at least 10%);
 	// CostSpread that of the cost of known changes alone (a probe's).
 	Spread     float64
@@ -80,6 +101,16 @@ type Model struct {
 	Split                  bool
 	SplitCost              float64
 	SplitFiles, SplitBytes float64
+	// Direct: PerFile, PerByte and PerDelete were measured (direct.go),
+	// from the passes' own split of their time; PerFile then prices the
+	// paths a pass writes or touches, PerDelete those it deletes.
+	// DeleteMeasured: PerDelete comes from passes that deleted (else it
+	// is deletePrior of PerFile). DeletedShare is the part of the changed
+	// paths the catch-ups deleted, for predictions from history.
+	Direct         bool
+	PerDelete      time.Duration
+	DeleteMeasured bool
+	DeletedShare   float64
 	// A pass never changes more than the whole tree: predictions are capped
 	// at the last pass's entries and source bytes.
 	MaxFiles, MaxBytes float64
@@ -159,6 +190,7 @@ func Fit(pts []Point) (*Model, error) {
 	m.Fixed = secs(c[0])
 	m.PerFile = secs(c[1])
 	m.PerByte = c[2]
+	m.measuredFixed(cu, weights)
 	if quiet && initial != nil && initial.Files > 0 {
 		// The initial copy alone tells what a change costs, and cannot
 		// tell a path's cost from a byte's: half each, and a prediction's
@@ -170,6 +202,8 @@ func Fit(pts []Point) (*Model, error) {
 			m.PerFile, m.PerByte = secs(v/2/initial.Files), v/2/initial.Bytes
 		}
 	}
+
+	m.direct(cu, initial, weights)
 
 	if len(recheck) > 0 {
 		var sum float64
@@ -186,7 +220,7 @@ func Fit(pts []Point) (*Model, error) {
 	// and cost together.
 	var ss, cs float64
 	for _, p := range cu {
-		pred := m.cost(m.Entries, p.Files, p.Bytes)
+		pred := m.cost(m.Entries, p.Files, p.Deleted, p.Bytes)
 		if pred > 0 {
 			r := ((p.Duration - p.Recheck).Seconds() - pred) / pred
 			ss += r * r
@@ -194,7 +228,7 @@ func Fit(pts []Point) (*Model, error) {
 		}
 		pf := m.FilesBase + m.FilesPerSec*p.Gap.Seconds()
 		if pf > 0 && p.Files > 0 {
-			pc := m.cost(m.Entries, pf, m.BytesBase+m.BytesPerSec*p.Gap.Seconds())
+			pc := m.cost(m.Entries, pf, pf*m.DeletedShare, m.BytesBase+m.BytesPerSec*p.Gap.Seconds())
 			r := ((p.Duration - p.Recheck).Seconds() - pc) / pc
 			ss += r * r
 		}
@@ -210,14 +244,15 @@ func Fit(pts []Point) (*Model, error) {
 	return m, nil
 }
 
-func (m *Model) cost(entries, files, bytes float64) float64 {
-	return m.Fixed.Seconds()*safeRatio(entries, m.Entries) + m.PerFile.Seconds()*files + m.PerByte*bytes
+func (m *Model) cost(entries, files, deleted, bytes float64) float64 {
+	return m.Fixed.Seconds()*safeRatio(entries, m.Entries) + m.pathCost(files, deleted) + m.PerByte*bytes
 }
 
 // Prediction is the expected duration of a pass after a gap.
 type Prediction struct {
 	Gap          time.Duration
 	Files, Bytes float64 // expected changes
+	Deleted      float64 // of Files, the deletions
 	Scan         time.Duration
 	FileCost     time.Duration
 	ByteCost     time.Duration
@@ -251,12 +286,13 @@ func (m *Model) Predict(gap time.Duration, entries float64, final bool) Predicti
 	if m.MaxBytes > 0 && p.Bytes > m.MaxBytes {
 		p.Bytes, p.Capped = m.MaxBytes, true
 	}
+	p.Deleted = p.Files * m.DeletedShare
 	if m.LongestGap > 0 && gap > 2*m.LongestGap {
 		p.Extrapolated = gap.Seconds() / m.LongestGap.Seconds()
 	}
 	m.price(&p, entries, final)
-	p.Low = secs(p.Total.Seconds() * (1 - m.Spread))
-	p.High = secs(p.Total.Seconds() * (1 + m.Spread))
+	t := p.Total.Seconds()
+	p.Low, p.High = durations(noiseRange(t, t*(1-m.Spread), t*(1+m.Spread)))
 	return p
 }
 
@@ -264,7 +300,7 @@ func (m *Model) Predict(gap time.Duration, entries float64, final bool) Predicti
 // total and what dominates it.
 func (m *Model) price(p *Prediction, entries float64, final bool) {
 	p.Scan = secs(m.Fixed.Seconds() * safeRatio(entries, m.Entries))
-	p.FileCost = secs(m.PerFile.Seconds() * p.Files)
+	p.FileCost = secs(m.pathCost(p.Files, p.Deleted))
 	p.ByteCost = secs(m.PerByte * p.Bytes)
 	if final {
 		p.Recheck = secs(m.Recheck.Seconds() * safeRatio(entries, m.Entries))
@@ -287,6 +323,7 @@ const splitNoise = 0.25
 // against the last committed manifest).
 type Measured struct {
 	Files   float64 // pending changed paths
+	Deleted float64 // of Files, the deletions
 	Bytes   float64 // whole sizes of the files a pass would copy
 	Entries float64 // source entries now
 	// Scan is what the probe's scan of the source took: the re-check of a
@@ -314,6 +351,7 @@ func (m *Model) PredictMeasured(w Measured, growth time.Duration, final bool) Pr
 	if limit := max(m.MaxBytes, w.Bytes); m.MaxBytes > 0 && p.Bytes > limit {
 		p.Bytes, p.GrowthBytes, p.Capped = limit, limit-w.Bytes, true
 	}
+	p.Deleted = math.Min(p.Files, w.Deleted+p.GrowthFiles*m.DeletedShare)
 	if m.LongestGap > 0 && growth > 2*m.LongestGap && p.GrowthFiles+p.GrowthBytes > 0 {
 		p.Extrapolated = growth.Seconds() / m.LongestGap.Seconds()
 	}
@@ -322,9 +360,15 @@ func (m *Model) PredictMeasured(w Measured, growth time.Duration, final bool) Pr
 		p.Total += w.Scan - p.Recheck
 		p.Recheck = w.Scan
 	}
-	g := secs(m.PerFile.Seconds()*p.GrowthFiles + m.PerByte*p.GrowthBytes)
+	g := secs(m.pathCost(p.GrowthFiles, p.GrowthFiles*m.DeletedShare) + m.PerByte*p.GrowthBytes)
 	measured := (p.Total - g).Seconds()
-	lo, hi := measured*max(0, 1-m.CostSpread), measured*(1+m.CostSpread)
+	lo, hi := noiseRange(measured, measured*max(0, 1-m.CostSpread), measured*(1+m.CostSpread))
+	if m.Direct && !m.DeleteMeasured {
+		// What a deletion costs is a guess (deletePrior): from half to
+		// twice it.
+		d := m.PerDelete.Seconds() * math.Min(w.Deleted, w.Files)
+		lo, hi = lo-d/2, hi+d
+	}
 	if m.Split {
 		// All of the initial copy's cost per path, or all of it per byte;
 		// the spread of the quiet catch-ups applies to their fixed cost.

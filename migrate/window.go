@@ -112,7 +112,7 @@ func EstimateWindow(hs []History, parallel int, gap time.Duration, at time.Time)
 			pr.Error = err.Error()
 		case h.Probe != nil:
 			pb := h.Probe
-			p := m.PredictMeasured(estimate.Measured{Files: float64(pb.Paths()), Bytes: float64(pb.CopyBytes), Entries: float64(pb.Entries), Scan: pb.Took}, g, true)
+			p := m.PredictMeasured(estimate.Measured{Files: float64(pb.Paths()), Deleted: float64(pb.Deleted.Paths), Bytes: float64(pb.CopyBytes), Entries: float64(pb.Entries), Scan: pb.Took}, g, true)
 			pr.Passes, pr.Gap, pr.Files, pr.Bytes = m.Catchup, g.Seconds(), p.Files, p.Bytes
 			pr.Seconds, pr.Low, pr.High = p.Total.Seconds(), p.Low.Seconds(), p.High.Seconds()
 			pr.Dominant, pr.Explain, pr.Prediction = p.Dominant, p.Explain(), &p

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -152,8 +153,16 @@ func (r *scenarioRun) pass(ctx context.Context, kind engine.Kind, final bool) (*
 	return engine.Run(ctx, engine.Options{Kind: kind, Src: r.src, Dst: r.dst, StateDir: r.sd, Final: final, Xattrs: r.xattrs, Owners: r.owner})
 }
 
-// verify runs msync's verification of the pair and returns its record.
+// verify runs msync's verification of the pair and returns its record. It
+// starts with both trees in the page cache, as on a host whose memory holds
+// them: msync writes large files past the cache, so the rehearsal would
+// otherwise read them from disk and the check after the final pass would
+// not, and this VM's cold reads vary by twice from one run to the next
+// (the same rehearsal took 1.4 to 2.7 s after dropping the caches).
 func (r *scenarioRun) verify(ctx context.Context) (*record.Verify, error) {
+	if err := warm(r.src, r.dst); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	rep, err := verify.Run(ctx, verify.Options{Src: r.src, Dst: r.dst, Xattrs: r.xattrs, Owners: r.owner})
 	if err != nil {
@@ -168,6 +177,30 @@ func (r *scenarioRun) verify(ctx context.Context) (*record.Verify, error) {
 }
 
 // model fits the history with each catch-up given the gap it stands for.
+// warm reads every regular file under the roots once.
+func warm(roots ...string) error {
+	buf := make([]byte, 1<<20)
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.CopyBuffer(io.Discard, f, buf)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("warming the page cache: %w", err)
+		}
+	}
+	settle()
+	return nil
+}
+
 func (r *scenarioRun) model() (*estimate.Model, *record.Pass, error) {
 	ps, err := state.Passes(r.sd)
 	if err != nil {
@@ -200,9 +233,13 @@ func (r *scenarioRun) probe(ctx context.Context) (*engine.Pending, time.Duration
 
 func runScenario(ctx context.Context, c ScenarioConfig, sc Scenario) (*ScenarioRow, error) {
 	dir := filepath.Join(c.Dir, sc.Name)
-	if err := os.RemoveAll(dir); err != nil {
+	// A tree left by an earlier run is removed, and timing waits as
+	// bench run's does after a large deletion (Config.copyDir says why).
+	rm := &Config{Dir: c.Dir, Log: c.Log}
+	if err := rm.removeTree(dir); err != nil {
 		return nil, err
 	}
+	rm.waitAfterDeletion()
 	r := &scenarioRun{c: c, src: filepath.Join(dir, "src"), dst: filepath.Join(dir, "dst"), sd: filepath.Join(dir, "state"),
 		xattrs: true, owner: os.Geteuid() == 0}
 	fmt.Fprintf(c.Log, "estimate-check %s: %s; generating scale %g\n", sc.Name, sc.About, c.Scale)
@@ -228,6 +265,7 @@ func runScenario(ctx context.Context, c ScenarioConfig, sc Scenario) (*ScenarioR
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(c.Log, "estimate-check %s: rehearsal verify took %s (%d bytes hashed)\n", sc.Name, rehearsal.Duration.Round(time.Millisecond), rehearsal.Bytes)
 	if err := r.mutate(sc.Final.rounds); err != nil {
 		return nil, err
 	}
@@ -235,13 +273,15 @@ func runScenario(ctx context.Context, c ScenarioConfig, sc Scenario) (*ScenarioR
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(c.Log, "estimate-check %s: fitted fixed %s at %.0f entries, %s a path, %s a deletion, %.2f ns a byte (measured split: %v)\n", sc.Name,
+		m.Fixed.Round(time.Millisecond), m.Entries, m.PerFile.Round(time.Microsecond/10), m.PerDelete.Round(time.Microsecond/10), m.PerByte*1e9, m.Direct)
 	gap := time.Duration(sc.Final.units) * c.Unit
 	hist := m.Predict(gap, 0, true)
 	pend, took, err := r.probe(ctx)
 	if err != nil {
 		return nil, err
 	}
-	prb := m.PredictMeasured(estimate.Measured{Files: float64(pend.Paths()), Bytes: float64(pend.CopyBytes), Entries: float64(pend.Entries), Scan: took}, 0, true)
+	prb := m.PredictMeasured(estimate.Measured{Files: float64(pend.Paths()), Deleted: float64(pend.Deleted.Paths), Bytes: float64(pend.CopyBytes), Entries: float64(pend.Entries), Scan: took}, 0, true)
 	hv, hvLo, hvHi := estimate.Verify(rehearsal, float64(last.Stats.Entries), float64(last.Stats.SrcBytes))
 	pv, pvLo, pvHi := estimate.Verify(rehearsal, float64(pend.Entries), float64(pend.SrcBytes))
 
@@ -252,11 +292,12 @@ func runScenario(ctx context.Context, c ScenarioConfig, sc Scenario) (*ScenarioR
 		return nil, err
 	}
 	final := time.Since(t)
-	t = time.Now()
-	if _, err := r.verify(ctx); err != nil {
+	after, err := r.verify(ctx)
+	if err != nil {
 		return nil, err
 	}
-	ver := time.Since(t)
+	ver := after.Duration
+	fmt.Fprintf(c.Log, "estimate-check %s: verify after the final took %s (predicted %s)\n", sc.Name, ver.Round(time.Millisecond), pv.Round(time.Millisecond))
 	row := &ScenarioRow{Scenario: sc.Name, Entries: res.Stats.Entries, Final: final.Seconds(), FinalVerify: (final + ver).Seconds(),
 		History:      Guess{hist.Total.Seconds(), hist.Low.Seconds(), hist.High.Seconds()},
 		Probe:        Guess{prb.Total.Seconds(), prb.Low.Seconds(), prb.High.Seconds()},

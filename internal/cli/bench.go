@@ -173,7 +173,12 @@ side by side. The target is within ±25%. Timing is real; only the gaps are simu
 --scenarios bursty,steady,shrinking (or all) instead replays shapes of change before the
 final pass (quiet catch-ups then a burst; a steady stream; a draining backlog) and compares
 the final pass, and the final pass then msync verify, with msync estimate's predictions from
-history alone and with --probe. The target with --probe: within ±20% and inside its range.`,
+history alone and with --probe. The target with --probe: within ±20% and inside its range.
+Both verifications start with the trees in the page cache.
+
+Give --dir on a file system that has not just had large trees deleted (a fresh one is
+best): ext4 slows the creation of every file after a large deletion, and the initial copy
+the estimate learns from then costs up to ten times what it costs on a new disk.`,
 		Args: usageArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfg.Dir == "" {

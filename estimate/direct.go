@@ -24,6 +24,13 @@ import (
 // from half to twice this.
 const deletePrior = 0.5
 
+// initialLow is how far below its prices a change may cost when they come
+// from the initial copy alone: a whole tree written at once runs unlike a
+// catch-up, and on a file system that has just had large trees deleted
+// (ext4 then searches for inodes to reuse) the initial copy paid up to
+// eight times a catch-up's price for a path.
+const initialLow = 0.5
+
 // PassNoise is how much one pass's time sways from one run to the next
 // with the same work (page cache, the machine's other load): the medians
 // and ranges of `msync bench run`'s three runs in bench/RESULTS.md differ
@@ -109,13 +116,15 @@ func (m *Model) direct(cu []Point, initial *Point, weights []float64) {
 		changed += p.Files
 		deleted += p.Deleted
 	}
+	fromInitial := false
 	if changed < minPricedPaths && initial != nil {
 		add(*initial, 1)
+		fromInitial = changed == 0
 	}
 	if nP <= 0 {
 		return
 	}
-	m.Direct, m.Split = true, false
+	m.Direct, m.Split, m.FromInitial = true, false, fromInitial
 	m.PerFile = secs(sumP / nP)
 	m.PerByte = 0
 	if nB > 0 {

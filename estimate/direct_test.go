@@ -48,8 +48,8 @@ func TestDirectPricesFromTheInitialCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Direct || m.Split || !m.FixedMeasured || m.DeleteMeasured {
-		t.Fatalf("direct %v, split %v, fixed measured %v, delete measured %v", m.Direct, m.Split, m.FixedMeasured, m.DeleteMeasured)
+	if !m.Direct || m.Split || !m.FixedMeasured || m.DeleteMeasured || !m.FromInitial {
+		t.Fatalf("direct %v, split %v, fixed measured %v, delete measured %v, from initial %v", m.Direct, m.Split, m.FixedMeasured, m.DeleteMeasured, m.FromInitial)
 	}
 	within(t, "fixed", m.Fixed.Seconds(), c.fixed)
 	// A path: the workers' time and its block of writeback; a byte: the
@@ -62,10 +62,12 @@ func TestDirectPricesFromTheInitialCopy(t *testing.T) {
 	p := m.PredictMeasured(Measured{Files: 1000, Deleted: 400, Bytes: 1e7, Entries: 10000}, 0, false)
 	want := c.fixed + 600*m.PerFile.Seconds() + 400*m.PerDelete.Seconds() + 1e7*m.PerByte
 	within(t, "burst", p.Total.Seconds(), want)
-	// The range: the run-to-run noise, and a deletion's price from half to
-	// twice the guess.
+	// The range: the changes at half their price (priced by the initial
+	// copy alone), the run-to-run noise, and a deletion's price from half
+	// to twice the guess.
 	d := 400 * m.PerDelete.Seconds()
-	within(t, "low", p.Low.Seconds(), want*(1-PassNoise)-d/2)
+	change := want - c.fixed
+	within(t, "low", p.Low.Seconds(), min(want*(1-PassNoise), want-change*(1-initialLow))-d/2)
 	within(t, "high", p.High.Seconds(), want/(1-PassNoise)+d)
 	// The old half-and-half split would have priced the bytes at half the
 	// initial copy's time over its bytes: more than twice this.
@@ -87,8 +89,8 @@ func TestDirectPricesFromCollinearCatchups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Direct || !m.DeleteMeasured {
-		t.Fatalf("direct %v, delete measured %v", m.Direct, m.DeleteMeasured)
+	if !m.Direct || !m.DeleteMeasured || m.FromInitial {
+		t.Fatalf("direct %v, delete measured %v, from initial %v", m.Direct, m.DeleteMeasured, m.FromInitial)
 	}
 	within(t, "fixed", m.Fixed.Seconds(), c.fixed)
 	within(t, "per deletion", m.PerDelete.Seconds(), c.del)

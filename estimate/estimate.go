@@ -108,6 +108,7 @@ type Model struct {
 	// is deletePrior of PerFile). DeletedShare is the part of the changed
 	// paths the catch-ups deleted, for predictions from history.
 	Direct         bool
+	FromInitial    bool // the catch-ups changed nothing: priced by the initial copy
 	PerDelete      time.Duration
 	DeleteMeasured bool
 	DeletedShare   float64
@@ -363,6 +364,11 @@ func (m *Model) PredictMeasured(w Measured, growth time.Duration, final bool) Pr
 	g := secs(m.pathCost(p.GrowthFiles, p.GrowthFiles*m.DeletedShare) + m.PerByte*p.GrowthBytes)
 	measured := (p.Total - g).Seconds()
 	lo, hi := noiseRange(measured, measured*max(0, 1-m.CostSpread), measured*(1+m.CostSpread))
+	if m.Direct && m.FromInitial {
+		// Priced by the initial copy alone: the changes may cost half.
+		change := m.pathCost(w.Files, w.Deleted) + m.PerByte*w.Bytes
+		lo = min(lo, measured-change*(1-initialLow))
+	}
 	if m.Direct && !m.DeleteMeasured {
 		// What a deletion costs is a guess (deletePrior): from half to
 		// twice it.

@@ -124,6 +124,7 @@ type PhaseTimesJSON struct {
 	Recheck  time.Duration `json:"recheck_ns,omitempty"`
 	Work     time.Duration `json:"work_ns,omitempty"`
 	Copy     time.Duration `json:"copy_ns,omitempty"`
+	Unlink   time.Duration `json:"unlink_ns,omitempty"`
 	Merge    time.Duration `json:"merge_ns,omitempty"`
 }
 

@@ -117,6 +117,9 @@ type PhaseTimes struct {
 	// passes recorded before they were measured.
 	Work time.Duration
 	Copy time.Duration
+	// Unlink is the part of Delete spent deleting (the rest makes hard
+	// links and sets directories' metadata).
+	Unlink time.Duration
 	// Merge is Scan without the merge's waits for the workers and the
 	// manifest writer: the scans and their merge, which every pass pays
 	// whatever it copies (the estimate's fixed cost). Zero in passes

@@ -103,16 +103,16 @@ func TestPassLineRoundTrip(t *testing.T) {
 	}
 }
 
-// The cost split a pass measures (Work, Copy, Merge) is carried by its
+// The cost split a pass measures (Work, Copy, Merge, Unlink) is carried by its
 // line under names of its own, and lines without it read as zero.
 func TestPassLineCarriesCostSplit(t *testing.T) {
 	p := goldenPasses()[1]
-	p.Phases.Work, p.Phases.Copy, p.Phases.Merge = 7*time.Second, 2*time.Second, time.Second
+	p.Phases.Work, p.Phases.Copy, p.Phases.Merge, p.Phases.Unlink = 7*time.Second, 2*time.Second, time.Second, 3*time.Second
 	b, err := EncodePassLine(&p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{`"work_ns":7000000000`, `"copy_ns":2000000000`, `"merge_ns":1000000000`} {
+	for _, name := range []string{`"work_ns":7000000000`, `"copy_ns":2000000000`, `"merge_ns":1000000000`, `"unlink_ns":3000000000`} {
 		if !bytes.Contains(b, []byte(name)) {
 			t.Errorf("line %s lacks %s", b, name)
 		}

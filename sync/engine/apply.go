@@ -34,8 +34,11 @@ type applier struct {
 
 	jobs chan *fileJob
 	// waited is the time the merge waited for the workers: to take a
-	// file, or to finish a directory's files before its deferred ones.
-	waited   time.Duration
+	// file, to finish a directory's files before its deferred ones, or
+	// to let a request ahead go out (a source's Fetch of a new file).
+	waited time.Duration
+	// unlinked is the time finish spent deleting (record.PhaseTimes.Unlink).
+	unlinked time.Duration
 	workers  sync.WaitGroup
 	inflight sync.WaitGroup // dispatched transfers not yet done
 	// ahead: new files are requested when dispatched (aheadFetcher),
@@ -292,7 +295,9 @@ func (ap *applier) dispatch(j *fileJob) {
 	ap.inflight.Add(1)
 	if ap.ahead && j.d == nil {
 		// A new file: nothing to sign, the request can go now.
+		t := time.Now()
 		j.reply, j.replyErr = ap.src.Fetch(ap.aheadCtx, j.request())
+		ap.waited += time.Since(t)
 		j.ahead = true
 	}
 	sendWaiting(ap.jobs, j, &ap.waited)
@@ -327,7 +332,11 @@ func (ap *applier) finish() {
 			made("link", l.path)
 		}
 	}
-	ap.deleteAll()
+	if len(ap.deletes) > 0 {
+		t := time.Now()
+		ap.deleteAll()
+		ap.unlinked = time.Since(t)
+	}
 	for _, e := range ap.fixups {
 		if err := ap.applyDirMeta(e); err != nil {
 			ap.t.problem(e.Path, pathErr("set metadata", ap.dst.root, e.Path, err), false)

@@ -168,7 +168,7 @@ func (p *pass) run(ctx context.Context, st *state.Dir) (*record.Result, error) {
 	// every file is in place, then the manifests are complete.
 	t := time.Now()
 	p.apply.finish()
-	phases.Delete = time.Since(t)
+	phases.Delete, phases.Unlink = time.Since(t), p.apply.unlinked
 	if err := p.endWriter(ctx); err != nil {
 		return res, err
 	}

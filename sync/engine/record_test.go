@@ -92,9 +92,9 @@ func TestDiffPhaseIsRecorded(t *testing.T) {
 }
 
 // A pass records how its time divides, for the estimate: the workers' time
-// on files (Work) and the part moving bytes (Copy), and the merge's time
-// not waiting for the workers (Merge). Slow workers make the merge wait:
-// that wait is in Scan and not in Merge.
+// on files (Work) and the part moving bytes (Copy), the merge's time not
+// waiting for the workers (Merge), and the deletions' time (Unlink). Slow
+// workers make the merge wait: that wait is in Scan and not in Merge.
 func TestCostSplitIsRecorded(t *testing.T) {
 	src, dst, st := t.TempDir(), filepath.Join(t.TempDir(), "dst"), t.TempDir()
 	const files = 300
@@ -109,24 +109,29 @@ func TestCostSplitIsRecorded(t *testing.T) {
 	mustRun(t, Options{Kind: Initial, Src: src, Dst: dst, StateDir: st})
 	TestHooks.AfterVisible = nil
 	mustRun(t, Options{Kind: Catchup, Src: src, Dst: dst, StateDir: st})
+	if err := os.RemoveAll(filepath.Join(src, "d1")); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, Options{Kind: Catchup, Src: src, Dst: dst, StateDir: st})
 	ps, err := state.Passes(st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ps) != 2 {
-		t.Fatalf("%d passes recorded, want 2", len(ps))
+	if len(ps) != 3 {
+		t.Fatalf("%d passes recorded, want 3", len(ps))
 	}
-	in, cu := ps[0].Phases, ps[1].Phases
-	if in.Work < files*slow || in.Copy <= 0 || in.Copy > in.Work {
-		t.Errorf("initial: work %v, copy %v; want work at least %v and 0 < copy <= work", in.Work, in.Copy, files*slow)
+	in, cu, del := ps[0].Phases, ps[1].Phases, ps[2].Phases
+	// The sleep after each rename is the workers' time, not moving bytes.
+	if in.Work < files*slow || in.Copy <= 0 || in.Work-in.Copy < files*slow {
+		t.Errorf("initial: work %v, copy %v; want work at least %v, of which copy at most work - %v", in.Work, in.Copy, files*slow, files*slow)
 	}
 	if in.Merge <= 0 || in.Merge > in.Scan/2 {
 		t.Errorf("initial: merge %v of scan %v: the waits for the slow workers should be out of it", in.Merge, in.Scan)
 	}
-	if cu.Work != 0 || cu.Copy != 0 {
-		t.Errorf("catch-up that copied nothing: work %v, copy %v", cu.Work, cu.Copy)
+	if cu.Work != 0 || cu.Copy != 0 || cu.Unlink != 0 || cu.Merge <= 0 {
+		t.Errorf("catch-up that changed nothing: work %v, copy %v, unlink %v, merge %v", cu.Work, cu.Copy, cu.Unlink, cu.Merge)
 	}
-	if cu.Merge <= 0 || cu.Merge > cu.Scan {
-		t.Errorf("catch-up: merge %v, scan %v", cu.Merge, cu.Scan)
+	if ps[2].Stats.Deleted == 0 || del.Unlink <= 0 || del.Unlink > del.Delete {
+		t.Errorf("catch-up that deleted %d: unlink %v of the end's %v", ps[2].Stats.Deleted, del.Unlink, del.Delete)
 	}
 }

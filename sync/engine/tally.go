@@ -104,7 +104,6 @@ func (t *tally) tempRemoved() {
 	t.mu.Unlock()
 }
 
-// transferred adds a worker's transfer to the statistics.
 // workTimes returns the workers' time on files and moving bytes.
 func (t *tally) workTimes() (work, copying time.Duration) {
 	t.mu.Lock()
@@ -112,6 +111,7 @@ func (t *tally) workTimes() (work, copying time.Duration) {
 	return t.work, t.copying
 }
 
+// transferred adds a worker's transfer to the statistics.
 func (t *tally) transferred(x xferStats) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

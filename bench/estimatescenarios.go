@@ -176,7 +176,6 @@ func (r *scenarioRun) verify(ctx context.Context) (*record.Verify, error) {
 		Errors: t.Errors, Held: t.Held, Bytes: t.Bytes}, nil
 }
 
-// model fits the history with each catch-up given the gap it stands for.
 // warm reads every regular file under the roots once.
 func warm(roots ...string) error {
 	buf := make([]byte, 1<<20)
@@ -201,6 +200,7 @@ func warm(roots ...string) error {
 	return nil
 }
 
+// model fits the history with each catch-up given the gap it stands for.
 func (r *scenarioRun) model() (*estimate.Model, *record.Pass, error) {
 	ps, err := state.Passes(r.sd)
 	if err != nil {

@@ -50,22 +50,54 @@ const metaBlock = 16 << 10
 const minPricedPaths = 100
 
 // measuredFixed sets the fixed cost from what the catch-ups measured of
-// it (Point.Merge), when they all did: a regression cannot tell it from
-// the cost of changes when every catch-up changed about the same mix
-// (its intercept then swung from 82 to 248 ms in three runs of one
-// scenario, against 130 ms measured).
+// it, when they all did: a regression cannot tell it from the cost of
+// changes when every catch-up changed about the same mix (its intercept
+// then swung from 82 to 248 ms in three runs of one scenario, against 130
+// ms measured). A pass's fixed part is its merge's own time (Point.Merge)
+// and what follows the merge whatever changed: the end of the manifest
+// writer and the record, and the commit of a pass that wrote nothing (the
+// quiet catch-ups' commit, or else the intercept of the commits against
+// what they wrote back). The merge's own
+// time also grows with the changes it handles (directories made,
+// metadata set): with catch-ups of different sizes, the fixed cost is
+// the intercept of that growth, and the rest is priced per path.
 func (m *Model) measuredFixed(cu []Point, weights []float64) {
-	var sum, n float64
+	files := make([]float64, len(cu))
+	fixed := make([]float64, len(cu))
+	written := make([]float64, len(cu))
+	commits := make([]float64, len(cu))
+	var commit, quiet float64
 	for i, p := range cu {
 		if p.Merge <= 0 {
 			return
 		}
-		sum += weights[i] * p.Merge.Seconds() * safeRatio(m.Entries, p.Entries)
-		n += weights[i]
+		written[i] = p.Bytes + metaBlock*(p.Files-p.Deleted)
+		commits[i] = p.Commit.Seconds() * safeRatio(m.Entries, p.Entries)
+		if p.Files == 0 && p.Bytes == 0 {
+			commit += weights[i] * commits[i]
+			quiet += weights[i]
+		}
 	}
-	if n > 0 {
-		m.Fixed, m.FixedMeasured = secs(sum/n), true
+	if quiet > 0 {
+		commit /= quiet
+	} else if a, b := lineFit(written, commits, weights); a > 0 && b > 0 {
+		commit = b // no quiet catch-up: the commit's part that writes nothing back
 	}
+	for i, p := range cu {
+		after := (p.Duration - p.Recheck - p.Transfer - p.Finish - p.Commit).Seconds()
+		files[i] = p.Files
+		fixed[i] = ((p.Merge).Seconds()+math.Max(0, after))*safeRatio(m.Entries, p.Entries) + commit
+	}
+	a, b := lineFit(files, fixed, weights)
+	if a <= 0 || b <= 0 {
+		var sum, n float64
+		for i := range cu {
+			sum += weights[i] * fixed[i]
+			n += weights[i]
+		}
+		b = sum / n
+	}
+	m.Fixed, m.FixedMeasured = secs(b), true
 }
 
 // split divides a pass's time beyond its fixed cost among its bytes, its
@@ -80,8 +112,11 @@ func (m *Model) split(p Point) (vBytes, vDel, vPaths float64, ok bool) {
 	if v <= 0 {
 		return 0, 0, 0, false
 	}
-	if p.Deleted > 0 {
-		vDel = math.Min(v, p.Finish.Seconds())
+	switch {
+	case p.Files <= p.Deleted:
+		vDel = v // deleted only: nothing else to price
+	case p.Deleted > 0:
+		vDel = math.Min(v, p.Unlink.Seconds())
 	}
 	rest := v - vDel
 	if p.Bytes > 0 && p.Work > 0 {
@@ -109,7 +144,10 @@ func (m *Model) direct(cu []Point, initial *Point, weights []float64) {
 			return
 		}
 		sumB, sumD, sumP = sumB+w*vb, sumD+w*vd, sumP+w*vp
-		nB, nD, nP = nB+w*p.Bytes, nD+w*p.Deleted, nP+w*(p.Files-p.Deleted)
+		nD, nP = nD+w*p.Deleted, nP+w*(p.Files-p.Deleted)
+		if p.Work > 0 {
+			nB += w * p.Bytes // (a pass whose copies all failed priced no byte)
+		}
 	}
 	for i, p := range cu {
 		add(p, weights[i])
@@ -118,8 +156,9 @@ func (m *Model) direct(cu []Point, initial *Point, weights []float64) {
 	}
 	fromInitial := false
 	if changed < minPricedPaths && initial != nil {
+		before := nP
 		add(*initial, 1)
-		fromInitial = changed == 0
+		fromInitial = nP-before > nP/2 // the initial copy priced most paths
 	}
 	if nP <= 0 {
 		return

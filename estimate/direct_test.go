@@ -1,6 +1,7 @@
 package estimate
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -25,12 +26,12 @@ func (c costs) pass(kind string, gap time.Duration, paths, deleted, bytes float6
 	d := c.fixed + pathT + byteT + finish + commit
 	return Point{Kind: kind, Gap: gap, Entries: 10000, Files: paths + deleted, Deleted: deleted, Bytes: bytes, SrcBytes: 1e9,
 		Duration: secs(d), Transfer: secs(c.fixed + pathT + byteT), Finish: secs(finish), Commit: secs(commit),
-		Work: secs(2 * (pathT + byteT)), Copy: secs(2 * byteT), Merge: secs(c.fixed)}
+		Work: secs(2 * (pathT + byteT)), Copy: secs(2 * byteT), Merge: secs(c.fixed), Unlink: secs(finish)}
 }
 
 func within(t *testing.T, what string, got, want float64) {
 	t.Helper()
-	if math.Abs(got-want) > 1e-9+1e-6*math.Abs(want) {
+	if math.Abs(got-want) > 1e-9+1e-5*math.Abs(want) {
 		t.Errorf("%s: %g, want %g", what, got, want)
 	}
 }
@@ -124,5 +125,137 @@ func TestOldRecordsPriceAsBefore(t *testing.T) {
 	}
 	if m.Direct || m.FixedMeasured || !m.Split {
 		t.Fatalf("direct %v, fixed measured %v, split %v", m.Direct, m.FixedMeasured, m.Split)
+	}
+}
+
+// A catch-up that only deleted prices deletions with all of its time
+// beyond the fixed cost (its commit too): none of it is a path's.
+func TestDeletionOnlyPassPricesNoPath(t *testing.T) {
+	c := costs{fixed: 0.1, path: 40e-6, byteT: 1e-9, writeback: 0.5e-9, del: 20e-6}
+	pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
+	pts = append(pts, c.pass("catchup", time.Hour, 200, 0, 1e6), c.pass("catchup", time.Hour, 250, 0, 2e6))
+	d := c.pass("catchup", time.Hour, 0, 20000, 0)
+	d.Commit = 300 * time.Millisecond // the sync after 20,000 unlinks
+	d.Duration += d.Commit
+	pts = append(pts, d)
+	m, err := Fit(pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, "per path", m.PerFile.Seconds(), c.path+c.writeback*metaBlock)
+	within(t, "per deletion", m.PerDelete.Seconds(), c.del+0.3/20000)
+}
+
+// The end of a pass also makes hard links and sets directories'
+// metadata: only its deletions' own time (Unlink) prices a deletion.
+func TestEndOfPassIsNotAllDeletion(t *testing.T) {
+	c := costs{fixed: 0.1, path: 40e-6, byteT: 1e-9, writeback: 0.5e-9, del: 20e-6}
+	pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
+	for _, n := range []float64{2000, 1500, 2500} {
+		p := c.pass("catchup", time.Hour, n, 1, 1e6)
+		links := time.Duration(n) * 30 * time.Microsecond // n hard links made at the end
+		p.Finish += links
+		p.Duration += links
+		pts = append(pts, p)
+	}
+	m, err := Fit(pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, "per deletion", m.PerDelete.Seconds(), c.del)
+	// The links are priced as the paths they are.
+	within(t, "per path", m.PerFile.Seconds(), c.path+c.writeback*metaBlock+30e-6)
+}
+
+// What every pass pays after its merge (the commit of nothing, the
+// writer's end) is fixed cost, not the changed paths': from the quiet
+// catch-ups when there are some, else from the commits against what they
+// wrote back.
+func TestFixedIncludesTheCommitOfNothing(t *testing.T) {
+	const tail = 20 * time.Millisecond
+	c := costs{fixed: 0.1, path: 40e-6, byteT: 1e-9, writeback: 0.5e-9}
+	for _, quiet := range []bool{true, false} {
+		pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
+		for i := range 6 {
+			n := 50.0 * float64(i+1)
+			if quiet && i%2 == 0 {
+				n = 0
+			}
+			p := c.pass("catchup", time.Hour, n, 0, n*1e3)
+			p.Commit += tail
+			p.Duration += tail
+			pts = append(pts, p)
+		}
+		m, err := Fit(pts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		within(t, fmt.Sprintf("fixed (quiet catch-ups: %v)", quiet), m.Fixed.Seconds(), c.fixed+tail.Seconds())
+		truth := c.pass("final", 0, 2000, 0, 2e6).Duration + tail
+		p := m.PredictMeasured(Measured{Files: 2000, Bytes: 2e6, Entries: 10000}, 0, false)
+		within(t, fmt.Sprintf("2000 paths (quiet catch-ups: %v)", quiet), p.Total.Seconds(), truth.Seconds())
+	}
+}
+
+// The merge also does per-path work (directories made, metadata set): a
+// catch-up that changed much does not raise the fixed cost; its merge's
+// growth is priced per path.
+func TestBusyMergeIsNotFixedCost(t *testing.T) {
+	c := costs{fixed: 0.1, path: 40e-6, byteT: 1e-9, writeback: 0.5e-9}
+	const perMeta = 50 * time.Microsecond // on the merge's goroutine
+	pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
+	for _, n := range []float64{100, 3000, 200, 10000} {
+		p := c.pass("catchup", time.Hour, n, 0, n*1e3)
+		p.Merge += time.Duration(n) * perMeta
+		p.Transfer += time.Duration(n) * perMeta
+		p.Duration += time.Duration(n) * perMeta
+		pts = append(pts, p)
+	}
+	m, err := Fit(pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, "fixed", m.Fixed.Seconds(), c.fixed)
+	q := m.PredictMeasured(Measured{Entries: 10000}, 0, false)
+	if q.Low > secs(c.fixed) || q.High < secs(c.fixed) {
+		t.Errorf("a quiet pass (%v) outside %v - %v", secs(c.fixed), q.Low, q.High)
+	}
+}
+
+// A catch-up or two with a handful of changes leave the prices to the
+// initial copy, and its range reaches down as when they found nothing.
+func TestFewChangesStillPricedByTheInitialCopy(t *testing.T) {
+	c := costs{fixed: 0.1, path: 40e-6, byteT: 1e-9, writeback: 0.5e-9}
+	pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
+	for _, n := range []float64{0, 0, 1} {
+		pts = append(pts, c.pass("catchup", time.Hour, n, 0, 0))
+	}
+	m, err := Fit(pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.FromInitial {
+		t.Errorf("the initial copy priced 10,000 of 10,001 paths, but FromInitial is false")
+	}
+}
+
+// A history recorded before passes split their time still gets a range
+// at least one pass's noise wide.
+func TestOldRecordsRangeAtLeastTheNoise(t *testing.T) {
+	c := costs{fixed: 0.1, path: 40e-6, byteT: 1e-9, writeback: 0.5e-9}
+	pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
+	for range 4 {
+		pts = append(pts, c.pass("catchup", time.Hour, 0, 0, 0))
+	}
+	for i := range pts {
+		pts[i].Work, pts[i].Copy, pts[i].Merge, pts[i].Unlink = 0, 0, 0, 0
+	}
+	m, err := Fit(pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.PredictMeasured(Measured{Files: 10, Bytes: 1e4, Entries: 10000}, 0, false)
+	if !m.Split || p.Low.Seconds() > p.Total.Seconds()*(1-PassNoise)+1e-9 || p.High.Seconds() < p.Total.Seconds()/(1-PassNoise)-1e-9 {
+		t.Errorf("split %v: range %v - %v narrower than -20%%/+25%% of %v", m.Split, p.Low, p.High, p.Total)
 	}
 }

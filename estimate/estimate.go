@@ -37,8 +37,9 @@ type Point struct {
 	Transfer, Finish, Commit time.Duration
 	Work, Copy               time.Duration
 	// Merge is the pass's time not waiting for its workers or its
-	// manifest writer: its fixed cost, measured.
-	Merge time.Duration
+	// manifest writer: its fixed cost, measured; Unlink the part of
+	// Finish spent deleting.
+	Merge, Unlink time.Duration
 }
 
 // FromPass extracts a point from a pass record.
@@ -59,6 +60,7 @@ func FromPass(p *record.Pass) Point {
 		Work:     p.Phases.Work,
 		Copy:     p.Phases.Copy,
 		Merge:    p.Phases.Merge,
+		Unlink:   p.Phases.Unlink,
 	}
 }
 
@@ -386,6 +388,7 @@ func (m *Model) PredictMeasured(w Measured, growth time.Duration, final bool) Pr
 		}
 		lo = base*max(0, 1-m.CostSpread) + min(vf, vb)*(1-splitNoise)
 		hi = base*(1+m.CostSpread) + max(vf, vb)*(1+splitNoise)
+		lo, hi = noiseRange(measured, lo, hi)
 	}
 	p.Low = secs(max(0, lo))
 	p.High = secs(hi + 2*g.Seconds())

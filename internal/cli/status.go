@@ -242,9 +242,11 @@ func newEstimateCommand(env Env) *cobra.Command {
 		Use:   "estimate [flags] SRC DST | --plan FILE | --state DIR",
 		Short: "Predict how long the final pass will take",
 		Long: `Predict the duration of the final pass (catchup --final) from the passes so far: the
-change rate fitted against the gap between passes, and the scan, per-file and per-byte
-costs fitted from their durations. Run two or more catch-up passes at gaps like the one
-you will leave before the final pass; the more, the tighter the range.
+change rate fitted against the gap between passes, and what a pass costs: its fixed cost
+(the scans), per path written, per deletion and per byte, each measured by the passes
+themselves (the initial copy's too, when the catch-ups found nothing to copy). Run two or
+more catch-up passes at gaps like the one you will leave before the final pass; the more,
+the tighter the range.
 
   --gap 30m                    the last catch-up runs 30 minutes before the final pass
   --at "2026-12-01 08:00"      the final pass starts then (gap: from each dataset's last pass)

@@ -29,6 +29,21 @@ func (c costs) pass(kind string, gap time.Duration, paths, deleted, bytes float6
 		Work: secs(2 * (pathT + byteT)), Copy: secs(2 * byteT), Merge: secs(c.fixed), Unlink: secs(finish)}
 }
 
+// quiet is an initial copy then n catch-ups that found nothing; old
+// drops the split, as in passes recorded before it was measured.
+func (c costs) quiet(n int, old bool) []Point {
+	pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
+	for range n {
+		pts = append(pts, c.pass("catchup", time.Hour, 0, 0, 0))
+	}
+	if old {
+		for i := range pts {
+			pts[i].Work, pts[i].Copy, pts[i].Merge, pts[i].Unlink = 0, 0, 0, 0
+		}
+	}
+	return pts
+}
+
 func within(t *testing.T, what string, got, want float64) {
 	t.Helper()
 	if math.Abs(got-want) > 1e-9+1e-5*math.Abs(want) {
@@ -41,10 +56,7 @@ func within(t *testing.T, what string, got, want float64) {
 // at deletePrior of a path until a pass deleted something.
 func TestDirectPricesFromTheInitialCopy(t *testing.T) {
 	c := costs{fixed: 0.1, path: 40e-6, byteT: 1e-9, writeback: 0.5e-9, del: 20e-6}
-	pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
-	for range 3 {
-		pts = append(pts, c.pass("catchup", time.Hour, 0, 0, 0))
-	}
+	pts := c.quiet(3, false)
 	m, err := Fit(pts)
 	if err != nil {
 		t.Fatal(err)
@@ -112,14 +124,7 @@ func TestDirectPricesFromCollinearCatchups(t *testing.T) {
 // no direct pricing, the regression's fixed cost.
 func TestOldRecordsPriceAsBefore(t *testing.T) {
 	c := costs{fixed: 0.1, path: 40e-6, byteT: 1e-9, writeback: 0.5e-9}
-	pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
-	for range 3 {
-		pts = append(pts, c.pass("catchup", time.Hour, 0, 0, 0))
-	}
-	for i := range pts {
-		pts[i].Work, pts[i].Copy, pts[i].Merge = 0, 0, 0
-	}
-	m, err := Fit(pts)
+	m, err := Fit(c.quiet(3, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,14 +248,7 @@ func TestFewChangesStillPricedByTheInitialCopy(t *testing.T) {
 // at least one pass's noise wide.
 func TestOldRecordsRangeAtLeastTheNoise(t *testing.T) {
 	c := costs{fixed: 0.1, path: 40e-6, byteT: 1e-9, writeback: 0.5e-9}
-	pts := []Point{c.pass("initial", 0, 10000, 0, 1e8)}
-	for range 4 {
-		pts = append(pts, c.pass("catchup", time.Hour, 0, 0, 0))
-	}
-	for i := range pts {
-		pts[i].Work, pts[i].Copy, pts[i].Merge, pts[i].Unlink = 0, 0, 0, 0
-	}
-	m, err := Fit(pts)
+	m, err := Fit(c.quiet(4, true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,6 +121,7 @@ func TestCostSplitIsRecorded(t *testing.T) {
 		t.Fatalf("%d passes recorded, want 3", len(ps))
 	}
 	in, cu, del := ps[0].Phases, ps[1].Phases, ps[2].Phases
+	t.Logf("initial: scan %v, merge %v, work %v, copy %v", in.Scan, in.Merge, in.Work, in.Copy)
 	// The sleep after each rename is the workers' time, not moving bytes.
 	if in.Work < files*slow || in.Copy <= 0 || in.Work-in.Copy < files*slow {
 		t.Errorf("initial: work %v, copy %v; want work at least %v, of which copy at most work - %v", in.Work, in.Copy, files*slow, files*slow)

@@ -2,13 +2,13 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 	"testing"
 
 	"github.com/msync/msync/internal/cli"
+	"github.com/msync/msync/internal/testcache"
 )
 
 // TestMain lets the test binary double as msync: with MSYNC_E2E_MAIN=1 it
@@ -23,16 +23,8 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	// The scans serving ends cache ($XDG_CACHE_HOME/msync) stay in this
-	// run's own directory, not in the user's cache.
-	cache, err := os.MkdirTemp("", "msync-e2e-cache-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	os.Setenv("XDG_CACHE_HOME", cache)
-	code := m.Run()
+	// The scans serving ends cache stay in this run's own directory.
+	code := testcache.Run(m)
 	stopSSHD()
-	os.RemoveAll(cache)
 	os.Exit(code)
 }

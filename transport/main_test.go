@@ -4,8 +4,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/msync/msync/internal/testcache"
+	"github.com/msync/msync/internal/testkit"
 )
 
 // TestMain keeps the scans a serving end caches in the run's own directory.
-func TestMain(m *testing.M) { os.Exit(testcache.Run(m)) }
+func TestMain(m *testing.M) { os.Exit(testkit.RunWithOwnCache(m)) }

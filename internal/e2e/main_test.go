@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/msync/msync/internal/cli"
-	"github.com/msync/msync/internal/testcache"
+	"github.com/msync/msync/internal/testkit"
 )
 
 // TestMain lets the test binary double as msync: with MSYNC_E2E_MAIN=1 it
@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	// The scans serving ends cache stay in this run's own directory.
-	code := testcache.Run(m)
+	code := testkit.RunWithOwnCache(m)
 	stopSSHD()
 	os.Exit(code)
 }

@@ -9,47 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msync/msync/manifest"
+	"github.com/msync/msync/internal/testkit"
 	"github.com/msync/msync/sync/engine"
 	"github.com/msync/msync/sync/tree"
 	"github.com/msync/msync/transport/wire"
-	"golang.org/x/sys/unix"
 )
-
-// deepNames makes, beneath dir, a chain of directories of 255-byte names
-// as deep as a valid path allows, and n entries inside the deepest whose
-// paths are too long for a manifest: each is a scan problem that names its
-// path (about 32 KiB) twice. It returns the problems' count.
-func deepNames(t *testing.T, dir string, n int) int {
-	t.Helper()
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := strings.Repeat("d", manifest.MaxNameLen)
-	depth := 0
-	for (depth+1)*(len(name)+1)-1 <= manifest.MaxPathLen {
-		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-		unix.Close(fd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fd, depth = next, depth+1
-	}
-	defer unix.Close(fd)
-	for i := range n {
-		leaf := strings.Repeat("f", manifest.MaxNameLen-4) + strings.Repeat("0", 4-len(itoa(i))) + itoa(i)
-		f, err := unix.Openat(fd, leaf, unix.O_CREAT|unix.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.Close(f)
-	}
-	return n
-}
 
 // A served tree whose scan problems together exceed a frame (a few dozen
 // paths near the 32 KiB limit, which anyone who can write in the tree, or
@@ -58,7 +22,8 @@ func deepNames(t *testing.T, dir string, n int) int {
 // a panic there ends the whole daemon) nor sends an end the peer refuses.
 func TestServedScanEndWithHugeProblems(t *testing.T) {
 	dir := t.TempDir()
-	want := deepNames(t, dir, 24)
+	const want = 24 // scan problems, each naming its path (about 32 KiB) twice
+	testkit.TooLongPaths(t, dir, want)
 	c, errc := pipe(t, anyPath)
 	defer func() {
 		c.Close()

@@ -9,41 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/msync/msync/manifest"
-	"golang.org/x/sys/unix"
+	"github.com/msync/msync/internal/testkit"
 )
-
-// tooLongNames makes, beneath dir, a chain of directories of 255-byte
-// names as deep as a valid path allows and n entries in the deepest whose
-// paths are too long for a manifest: each is a scan problem naming its
-// path of about 32 KiB.
-func tooLongNames(t *testing.T, dir string, n int) {
-	t.Helper()
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := strings.Repeat("d", manifest.MaxNameLen)
-	for depth := 1; depth*(len(name)+1)-1 <= manifest.MaxPathLen; depth++ {
-		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-		unix.Close(fd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fd = next
-	}
-	defer unix.Close(fd)
-	for i := range n {
-		f, err := unix.Openat(fd, strings.Repeat("f", manifest.MaxNameLen-1)+string(rune('a'+i)), unix.O_CREAT|unix.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.Close(f)
-	}
-}
 
 // A module holding names too long to serve: stock rsync prints the
 // daemon's error for them and gets the rest (exit 23, a partial
@@ -54,7 +21,7 @@ func TestServePullTooLongNamesIsPartial(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "ok"), []byte("served"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tooLongNames(t, root, 3)
+	testkit.TooLongPaths(t, root, 3)
 	addr, _ := startServer(t, root, Limits{})
 	dst := t.TempDir()
 	out, err := exec.Command("rsync", "-a", "rsync://"+addr+"/m/", dst+"/").CombinedOutput()

@@ -1,9 +1,6 @@
 package estimate
 
-import (
-	"math"
-	"time"
-)
+import "math"
 
 // Direct pricing. A regression of durations on paths and bytes needs
 // passes that changed different mixes of both, and a history of quiet
@@ -190,8 +187,4 @@ func (m *Model) pathCost(files, deleted float64) float64 {
 // noiseRange widens [lo, hi] around mid to at least PassNoise.
 func noiseRange(mid, lo, hi float64) (float64, float64) {
 	return math.Min(lo, mid*(1-PassNoise)), math.Max(hi, mid/(1-PassNoise))
-}
-
-func durations(lo, hi float64) (time.Duration, time.Duration) {
-	return secs(math.Max(0, lo)), secs(hi)
 }

@@ -295,7 +295,8 @@ func (m *Model) Predict(gap time.Duration, entries float64, final bool) Predicti
 	}
 	m.price(&p, entries, final)
 	t := p.Total.Seconds()
-	p.Low, p.High = durations(noiseRange(t, t*(1-m.Spread), t*(1+m.Spread)))
+	lo, hi := noiseRange(t, t*(1-m.Spread), t*(1+m.Spread))
+	p.Low, p.High = secs(max(0, lo)), secs(hi)
 	return p
 }
 
